@@ -1,0 +1,40 @@
+# evse-gatekeeper: `make run` plays a vehicle session on the mock board; `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test test-unit test-integration lint format bench diagram clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet --upgrade pip && $(BIN)/pip install --quiet -e '.[dev]' && touch $(STAMP)
+
+venv: $(STAMP) ## create the venv with the dev extras
+
+run: $(STAMP) ## start the firmware in mock mode and play a scripted vehicle session
+	$(BIN)/python -m hil.demo --config config/mock.toml
+
+test: $(STAMP) ## run the whole test suite (no tests collected counts as a failure)
+	$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "make test: no tests ran" >&2; exit 1; fi; exit $$rc
+
+test-unit: $(STAMP) ## only the pure unit tests (fast)
+	$(BIN)/python -m pytest tests/unit
+
+lint: $(STAMP) ## ruff and mypy --strict
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
+format: $(STAMP) ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+bench: $(STAMP) ## interlock latency under a busy event loop (p50/p99/max)
+	$(BIN)/python -m hil.bench_interlock --config config/mock.toml
+
+diagram: $(STAMP) ## regenerate docs/charger-machine.md from the state machine
+	$(BIN)/python -m firmware.charger.diagram > docs/charger-machine.md
+
+clean: ## remove the venv, caches and the mock state directory
+	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache .hypothesis reports

@@ -1,0 +1,223 @@
+"""The composition root and supervisor: reads the config, opens the board, wires the parts.
+
+Start-up: open the board (safe state), self-test the RCD where the board can, start the
+sampler and let the interlock watch the relay feedback for its boot weld-check window, then
+run the charger on the event loop. Shutdown (a signal or a crash) opens both relays before
+anything else. Only this module catches broadly: it logs, forces safe outputs, exits non-zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from firmware.charger.controller import Charger, ChargerSettings, Note
+from firmware.charger.faults import FaultKind
+from firmware.charger.outputs import Outputs
+from firmware.config import Config
+from firmware.interlock import Interlock, Trip
+from firmware.logs import kv, log_event
+from firmware.pilot.confirm import PilotChange
+from firmware.sampler import RcdChange, Sampler, SamplerEvent
+from hal import SAFE_PILOT, Board, FeedbackKind, RcdState, Relay, open_board
+
+logger = logging.getLogger(__name__)
+
+# The sampler thread must get the GIL back quickly even while the loop parses a large XML
+# body; CPython's default hand-over interval (5 ms) alone would eat the interlock budget.
+GIL_SWITCH_INTERVAL_S = 0.0005
+RCD_SELF_TEST_S = 0.05
+MAX_LOOP_WAIT_S = 0.25
+STATS_EVERY_NS = 60_000_000_000
+
+
+class Gatekeeper:
+    def __init__(self, config: Config, clock: Callable[[], int] = time.monotonic_ns) -> None:
+        self.config = config
+        self._clock = clock
+        self.board: Board | None = None
+        self.interlock: Interlock | None = None
+        self.sampler: Sampler | None = None
+        self.charger: Charger | None = None
+        self.ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[SamplerEvent | None] | None = None
+        self._stopping = False
+        self._applied = Outputs(SAFE_PILOT, main_closed=False)
+        self._stats_at = 0
+
+    async def run(self) -> int:
+        """Run until ``request_stop``; 0 on a clean stop, 1 after a crash."""
+        self._loop = asyncio.get_running_loop()
+        self._queue = asyncio.Queue()
+        try:
+            await self._start()
+            while not self._stopping:
+                await self._step()
+            return 0
+        except Exception as err:  # the supervisor: anything unexpected ends in the safe state
+            logger.exception("%s", kv("gatekeeper.crash", [("error", repr(err))]))
+            return 1
+        finally:
+            self._shutdown()
+
+    def request_stop(self) -> None:
+        """Thread-safe: ask the loop to stop (signal handlers and tests call this)."""
+        self._stopping = True
+        if self._loop is not None and self._queue is not None:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, None)
+
+    # --- start-up -----------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        config = self.config
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        config.paths.state_dir.mkdir(parents=True, exist_ok=True)
+        board = self.board = open_board(config.board)
+        caps = board.capabilities
+        ventilation = config.charger.ventilation and caps.supports_ventilation
+        max_current_a = min(config.charger.max_current_a, caps.max_current_a)
+        log_event(logger, "board.opened", backend=config.board.backend,
+                  max_current_a=max_current_a, ventilation=ventilation)
+        for relay in Relay:
+            if caps.feedback(relay) is FeedbackKind.NONE:
+                log_event(logger, "contactor.unsupervised", logging.WARNING, relay=relay.value)
+        self_test_ok = await self._rcd_self_test(board)
+        now = self._clock()
+        interlock = self.interlock = Interlock(board, ventilation, now)
+        self.sampler = Sampler(board, interlock, config.charger.sample_rate_hz, self._post)
+        self.sampler.start()
+        while not interlock.armed(self._clock()):  # the boot weld check's window
+            await asyncio.sleep(0.01)
+        interval_ns = config.contactor.min_close_interval_ms * 1_000_000
+        self.charger = Charger(
+            ChargerSettings(max_current_a, ventilation, interval_ns), self._clock()
+        )
+        if not self_test_ok:
+            self._apply(self.charger.on_contactor_fault(FaultKind.RCD_SELF_TEST, self._clock()))
+        self._apply(self.charger.outputs)
+        self._log_notes()
+        log_event(logger, "gatekeeper.ready", sample_rate_hz=config.charger.sample_rate_hz,
+                  rig=config.board.mock.rig_link or "none")
+        self.ready.set()
+
+    async def _rcd_self_test(self, board: Board) -> bool:
+        """Inject a test current where the board can: the module must trip, then clear."""
+        if not board.capabilities.supports_rcd_self_test:
+            return True
+        board.set_rcd_test(True)
+        await asyncio.sleep(RCD_SELF_TEST_S)
+        tripped = board.read_rcd() is not RcdState.CLEAR
+        board.set_rcd_test(False)
+        await asyncio.sleep(RCD_SELF_TEST_S)
+        log_event(logger, "rcd.self_test", passed=tripped)
+        return tripped
+
+    # --- the loop -----------------------------------------------------------------------
+
+    def _post(self, event: SamplerEvent) -> None:
+        """Called from the sampler thread; never blocks it."""
+        loop, queue = self._loop, self._queue
+        if loop is not None and queue is not None:
+            loop.call_soon_threadsafe(queue.put_nowait, event)
+
+    async def _step(self) -> None:
+        assert self._queue is not None and self.charger is not None
+        deadline = self.charger.next_deadline_ns()
+        wait_s = MAX_LOOP_WAIT_S
+        if deadline is not None:
+            wait_s = min(wait_s, max(0.0, (deadline - self._clock()) / 1e9))
+        try:
+            event = await asyncio.wait_for(self._queue.get(), timeout=wait_s)
+        except TimeoutError:
+            event = None
+        now = self._clock()
+        outputs = self._dispatch(event, now) if event is not None else self.charger.poll(now)
+        self._apply(outputs)
+        self._log_notes()
+        if now - self._stats_at >= STATS_EVERY_NS:
+            self._stats_at = now
+            self.log_stats()
+
+    def _dispatch(self, event: SamplerEvent, now: int) -> Outputs:
+        charger = self.charger
+        assert charger is not None
+        if isinstance(event, PilotChange):
+            log_event(logger, "pilot.changed", **{"from": event.previous.value},
+                      to=event.current.value)
+            return charger.on_pilot(event.current, now)
+        if isinstance(event, RcdChange):
+            log_event(logger, "rcd.changed", state=event.state.value)
+            return charger.on_rcd(event.state, now)
+        assert isinstance(event, Trip)
+        log_event(logger, "interlock.trip", logging.WARNING, reason=event.reason)
+        if event.contactor_fault is not None:
+            return charger.on_contactor_fault(event.contactor_fault, now)
+        return charger.poll(now)
+
+    def _apply(self, outputs: Outputs) -> None:
+        """Drive the outputs through the interlock: relays first when opening, pilot first
+        when closing (the interlock only closes onto a running PWM)."""
+        interlock, charger = self.interlock, self.charger
+        assert interlock is not None and charger is not None
+        now = self._clock()
+        before = self._applied
+        if not outputs.discharge_closed and before.discharge_closed:
+            interlock.command(Relay.DISCHARGE, False, now)
+        if not outputs.main_closed and before.main_closed:
+            interlock.command(Relay.MAIN, False, now)
+            log_event(logger, "relay.command", relay="main", closed=False)
+        if outputs.pilot != before.pilot:
+            interlock.set_pilot(outputs.pilot)
+            log_event(logger, "pilot.output", drive=outputs.pilot.drive.value,
+                      duty_pct=outputs.pilot.duty_pct)
+        self._applied = outputs
+        if outputs.main_closed and not before.main_closed:
+            if interlock.command(Relay.MAIN, True, now):
+                log_event(logger, "relay.command", relay="main", closed=True)
+            else:
+                log_event(logger, "relay.refused", logging.WARNING, relay="main")
+                self._applied = Outputs(outputs.pilot, main_closed=False)
+                self._apply(charger.on_close_refused(self._clock()))
+
+    def _log_notes(self) -> None:
+        assert self.charger is not None
+        for note in self.charger.drain_notes():
+            self._log_note(note)
+
+    @staticmethod
+    def _log_note(note: Note) -> None:
+        level = logging.WARNING if note.event.startswith("fault.latched") else logging.INFO
+        logger.log(level, "%s", kv(note.event, note.fields))
+
+    def log_stats(self) -> None:
+        if self.sampler is not None:
+            stats = self.sampler.stats
+            log_event(logger, "sampler.stats", ticks=stats.ticks, overruns=stats.overruns,
+                      max_late_ms=round(stats.max_late_ns / 1e6, 3))
+
+    # --- shutdown -----------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        """Relays open first, each step in its own try: one failure must not skip the rest."""
+        steps: list[tuple[str, Callable[[], None]]] = []
+        if self.interlock is not None:
+            interlock = self.interlock
+            steps.append(("relays", lambda: interlock.open_all(self._clock())))
+            steps.append(("pilot", lambda: interlock.set_pilot(SAFE_PILOT)))
+        if self.sampler is not None:
+            steps.append(("stats", self.log_stats))
+            steps.append(("sampler", self.sampler.stop))
+        if self.board is not None:
+            steps.append(("board", self.board.close))
+        for name, step in steps:
+            try:
+                step()
+            except Exception as err:
+                log_event(logger, "gatekeeper.shutdown_step_failed", logging.ERROR,
+                          step=name, error=repr(err))
+        log_event(logger, "gatekeeper.stopped")

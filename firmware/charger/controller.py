@@ -1,0 +1,251 @@
+"""The charger controller: pilot events and ``now`` in, outputs out. Pure: no I/O, no clock.
+
+It owns what the state machine should not: the latched faults and their clear conditions,
+the timers (as deadlines), the advertised duty with its update rate limit, and the contact
+protection gates. The caller applies ``outputs`` to the board through the interlock and
+logs the ``notes`` it drains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from firmware.charger.faults import PILOT_FAULTS, FaultKind
+from firmware.charger.machine import ChargerMachine
+from firmware.charger.outputs import STATE_OUTPUTS, Outputs, outputs_for
+from firmware.pilot.duty import current_to_duty_permille
+from firmware.pilot.levels import PilotState
+from hal import PilotDrive, RcdState
+
+MS = 1_000_000
+FAULT_F_HOLD_NS = 300 * MS  # IEC 61851-1 Table A.5: drive F >= 300 ms after a fault
+PWM_WITHDRAWN_OPEN_NS = 6000 * MS  # Table A.6 seq 10.2: force open 6 s after PWM withdrawn
+DUTY_UPDATE_MIN_NS = 5000 * MS  # IEC 61851-1: duty changes at most every 5 s
+WELD_RECHECK_NS = 1000 * MS  # re-check the contacts >= 1 s after each opening before reclosing
+CLOSE_REQUIRED_NS = 3000 * MS  # Table A.6 seq 4: close within 3 s of C2 (logged if deferred)
+SETTLE_LIMIT = 4
+FAULT_STATES = ("fault", "fault_latched")
+RCD_FAULTS = {RcdState.DC: FaultKind.RCD_DC, RcdState.AC: FaultKind.RCD_AC}
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerSettings:
+    max_current_a: float
+    ventilation: bool  # the site has ventilation and the board can signal it
+    min_close_interval_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Something worth a log line: a stable event name and its fields."""
+
+    event: str
+    fields: tuple[tuple[str, object], ...] = ()
+
+
+class Charger:
+    def __init__(self, settings: ChargerSettings, now_ns: int) -> None:
+        self._settings = settings
+        self._now = now_ns
+        self.pilot = PilotState.A
+        self.rcd = RcdState.CLEAR
+        self.faults: dict[FaultKind, int] = {}
+        self._limit_a = settings.max_current_a
+        self._advertised: int | None = None
+        self._advertised_at = now_ns
+        self._main_closed_at: int | None = None
+        self._main_opened_at: int | None = None
+        self._fault_at = now_ns
+        self._pwm_withdrawn_at: int | None = None
+        self._deferral_noted = False
+        self._notes: list[Note] = []
+        self.machine = ChargerMachine(self)
+        self.outputs = self._compute_outputs()
+
+    # --- inputs -------------------------------------------------------------------------
+
+    @property
+    def state_id(self) -> str:
+        return str(self.machine.current_state_value)
+
+    def on_pilot(self, state: PilotState, now_ns: int) -> Outputs:
+        self._now = now_ns
+        self.pilot = state
+        if self.outputs.pilot.drive is PilotDrive.STEADY_NEGATIVE:
+            # While we drive F the pilot shows our own -12 V (or a diode short's mirror of
+            # it): it says nothing about the vehicle, so nothing is latched from it.
+            return self._step("tick")
+        kind = PILOT_FAULTS.get(state)
+        if kind is not None:
+            self._latch(kind)
+            return self._step("pilot_error")
+        if state is PilotState.D and not self.ventilation_allowed():
+            self._latch(FaultKind.VENTILATION)
+        return self._step(f"pilot_{state.value.lower()}")
+
+    def on_rcd(self, state: RcdState, now_ns: int) -> Outputs:
+        self._now = now_ns
+        self.rcd = state
+        kind = RCD_FAULTS.get(state)
+        if kind is None:
+            return self._step("tick")
+        self._latch(kind)
+        return self._step("rcd_trip")
+
+    def on_contactor_fault(self, kind: FaultKind, now_ns: int) -> Outputs:
+        self._now = now_ns
+        self._latch(kind)
+        return self._step("contactor_fault")
+
+    def on_close_refused(self, now_ns: int) -> Outputs:
+        self._now = now_ns
+        return self._step("close_refused")
+
+    def set_current_limit(self, current_a: float, now_ns: int) -> Outputs:
+        self._now = now_ns
+        self._limit_a = current_a
+        return self._step("tick")
+
+    def poll(self, now_ns: int) -> Outputs:
+        self._now = now_ns
+        return self._step("tick")
+
+    def drain_notes(self) -> list[Note]:
+        notes, self._notes = self._notes, []
+        return notes
+
+    def next_deadline_ns(self) -> int | None:
+        """The next instant at which ``poll`` may change something."""
+        state = self.state_id
+        candidates: list[int] = []
+        if state == "fault":
+            candidates.append(self._fault_at + FAULT_F_HOLD_NS)
+        if self._pwm_withdrawn_at is not None:
+            candidates.append(self._pwm_withdrawn_at + PWM_WITHDRAWN_OPEN_NS)
+        if state == "finishing" and self._main_opened_at is not None:
+            candidates.append(self._main_opened_at + WELD_RECHECK_NS)
+        if state == "connected" and self.pilot.requests_power:
+            candidates.append(self._close_gate_ns())
+        target = current_to_duty_permille(self._limit_a)
+        if self._advertised is not None and target not in (None, self._advertised):
+            candidates.append(self._advertised_at + DUTY_UPDATE_MIN_NS)
+        future = [t for t in candidates if t > self._now]
+        return min(future) if future else None
+
+    # --- guards (read by the machine; no side effects) -------------------------------------
+
+    def may_close(self) -> bool:
+        if self.faults or not self.pilot.requests_power:
+            return False
+        if self.pilot is PilotState.D and not self.ventilation_allowed():
+            return False
+        if current_to_duty_permille(self._limit_a) is None:
+            return False
+        return self._now >= self._close_gate_ns()
+
+    def ventilation_allowed(self) -> bool:
+        return self._settings.ventilation
+
+    def fault_hold_elapsed(self) -> bool:
+        return self._now >= self._fault_at + FAULT_F_HOLD_NS
+
+    def fault_clear_to_idle(self) -> bool:
+        return self.pilot is PilotState.A and self._faults_clear_in(PilotState.A)
+
+    def fault_clear_to_connected(self) -> bool:
+        return self.pilot is PilotState.B and self._faults_clear_in(PilotState.B)
+
+    def pwm_withdrawn_too_long(self) -> bool:
+        since = self._pwm_withdrawn_at
+        return since is not None and self._now >= since + PWM_WITHDRAWN_OPEN_NS
+
+    def weld_recheck_done(self) -> bool:
+        opened = self._main_opened_at
+        return opened is None or self._now >= opened + WELD_RECHECK_NS
+
+    def requests_c(self) -> bool:
+        return self.pilot is PilotState.C
+
+    def requests_d(self) -> bool:
+        return self.pilot is PilotState.D
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _faults_clear_in(self, pilot: PilotState) -> bool:
+        return self.rcd is RcdState.CLEAR and all(pilot in kind.clears_on for kind in self.faults)
+
+    def _close_gate_ns(self) -> int:
+        gates = [0]
+        if self._main_opened_at is not None:
+            gates.append(self._main_opened_at + WELD_RECHECK_NS)
+        if self._main_closed_at is not None:
+            gates.append(self._main_closed_at + self._settings.min_close_interval_ns)
+        return max(gates)
+
+    def _latch(self, kind: FaultKind) -> None:
+        if kind not in self.faults:
+            self.faults[kind] = self._now
+            clears = "/".join(sorted(s.value for s in kind.clears_on)) or "never"
+            self._notes.append(Note("fault.latched", (("kind", kind.value), ("clears_on", clears))))
+
+    def _step(self, event: str) -> Outputs:
+        before = self.state_id
+        self._send(event)
+        for _ in range(SETTLE_LIMIT):
+            if not self._send("tick"):
+                break
+        if before in FAULT_STATES and self.state_id in ("idle", "connected") and self.faults:
+            kinds = ",".join(sorted(k.value for k in self.faults))
+            self._notes.append(Note("fault.cleared", (("kinds", kinds),)))
+            self.faults.clear()
+        self._note_deferral()
+        self.outputs = self._compute_outputs()
+        return self.outputs
+
+    def _send(self, event: str) -> bool:
+        """Send one event; True when the state changed."""
+        before = self.state_id
+        self.machine.send(event)
+        after = self.state_id
+        if after == before:
+            return False
+        if after == "fault":
+            self._fault_at = self._now
+        closes_main = STATE_OUTPUTS[after][1]
+        if closes_main and not STATE_OUTPUTS[before][1]:
+            self._main_closed_at = self._now
+        elif STATE_OUTPUTS[before][1] and not closes_main:
+            self._main_opened_at = self._now
+        self._notes.append(Note("charger.state", (("from", before), ("to", after), ("on", event))))
+        return True
+
+    def _note_deferral(self) -> None:
+        waiting = self.state_id == "connected" and self.pilot.requests_power and not self.faults
+        wait_ns = self._close_gate_ns() - self._now
+        if waiting and wait_ns > 0 and not self._deferral_noted:
+            self._deferral_noted = True
+            fields: tuple[tuple[str, object], ...] = (("wait_ms", wait_ns // MS),)
+            if wait_ns > CLOSE_REQUIRED_NS:
+                fields += (("exceeds_ms", CLOSE_REQUIRED_NS // MS),)
+            self._notes.append(Note("charger.close_deferred", fields))
+        elif not waiting:
+            self._deferral_noted = False
+
+    def _compute_outputs(self) -> Outputs:
+        state = self.state_id
+        target = current_to_duty_permille(self._limit_a)
+        offering = state in ("connected", "charging", "ventilating", "finishing")
+        if not offering or target is None:
+            self._advertised = None
+        elif self._advertised is None or (
+            target != self._advertised and self._now >= self._advertised_at + DUTY_UPDATE_MIN_NS
+        ):
+            self._advertised = target
+            self._advertised_at = self._now
+        outputs = outputs_for(state, self._advertised)
+        withdrawn = outputs.main_closed and not outputs.pilot.pwm_running
+        if not withdrawn:
+            self._pwm_withdrawn_at = None
+        elif self._pwm_withdrawn_at is None:
+            self._pwm_withdrawn_at = self._now
+        return outputs

@@ -1,0 +1,151 @@
+"""The configuration: one TOML file, read once into frozen dataclasses, validated at start.
+
+Every problem is reported at once as ``section.key: why``; a config with any problem is
+refused whole, so the daemon never starts half-configured. Spec constants live in code;
+this file holds board and site facts only.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from firmware.config_reader import SectionReader
+from firmware.errors import ConfigError
+from firmware.pilot.duty import MAX_CURRENT_A, MIN_CURRENT_A
+from hal import BACKENDS, BoardSettings, FeedbackKind, MockSettings
+
+FEEDBACK_CHOICES = tuple(kind.value for kind in FeedbackKind)
+LOG_LEVELS = ("debug", "info", "warning", "error")
+SECTIONS = ("hal", "charger", "contactor", "paths", "log")
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerConfig:
+    max_current_a: float = 32.0  # the site's circuit rating, advertised by PWM
+    ventilation: bool = False  # the site has ventilation: state D may charge
+    sample_rate_hz: int = 200  # pilot sampler / interlock rate
+
+
+@dataclass(frozen=True, slots=True)
+class ContactorConfig:
+    min_close_interval_ms: int = 10_000  # contact protection: at most one closing per interval
+
+
+@dataclass(frozen=True, slots=True)
+class PathsConfig:
+    state_dir: Path = Path("/var/lib/evse-gatekeeper")
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    board: BoardSettings
+    charger: ChargerConfig
+    contactor: ContactorConfig
+    paths: PathsConfig
+    log: LogConfig
+    source: Path | None = None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate ``path``; raise ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError([f"{path}: cannot read: {getattr(err, 'strerror', None) or err}"]) from err
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError([f"{path}: not valid TOML: {err}"]) from err
+    return parse_config(data, source=path)
+
+
+def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
+    problems: list[str] = []
+    for name in sorted(set(data) - set(SECTIONS)):
+        problems.append(f"{name}: unknown section")
+    config = Config(
+        board=_board(SectionReader("hal", data.get("hal"), problems), problems),
+        charger=_charger(SectionReader("charger", data.get("charger"), problems)),
+        contactor=_contactor(SectionReader("contactor", data.get("contactor"), problems)),
+        paths=_paths(SectionReader("paths", data.get("paths"), problems)),
+        log=_log(SectionReader("log", data.get("log"), problems)),
+        source=source,
+    )
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _board(hal: SectionReader, problems: list[str]) -> BoardSettings:
+    backend = hal.string("backend", "mock", tuple(sorted(BACKENDS)))
+    main_fb = hal.string("main_feedback", FeedbackKind.NORMALLY_OPEN.value, FEEDBACK_CHOICES)
+    dis_fb = hal.string("discharge_feedback", FeedbackKind.NORMALLY_OPEN.value, FEEDBACK_CHOICES)
+    mock = _mock(SectionReader("hal.mock", hal.table("mock"), problems))
+    hal.finish()
+    return BoardSettings(
+        backend=backend,
+        main_feedback=FeedbackKind(main_fb),
+        discharge_feedback=FeedbackKind(dis_fb),
+        mock=mock,
+    )
+
+
+def _mock(section: SectionReader) -> MockSettings:
+    defaults = MockSettings()
+    settings = MockSettings(
+        rig_link=section.optional_string("rig_link"),
+        relay_delay_ms=section.number("relay_delay_ms", defaults.relay_delay_ms, 0, 1000),
+        deadman_timeout_ms=section.number(
+            "deadman_timeout_ms", defaults.deadman_timeout_ms, 10, 5000
+        ),
+        noise_mv=section.number("noise_mv", defaults.noise_mv, 0, 300),
+        seed=section.optional_integer("seed", 0, 2**63 - 1),
+        supports_rcd_self_test=section.boolean(
+            "rcd_self_test", defaults.supports_rcd_self_test
+        ),
+    )
+    section.finish()
+    return settings
+
+
+def _charger(section: SectionReader) -> ChargerConfig:
+    d = ChargerConfig()
+    config = ChargerConfig(
+        max_current_a=section.number("max_current_a", d.max_current_a, MIN_CURRENT_A, MAX_CURRENT_A),
+        ventilation=section.boolean("ventilation", d.ventilation),
+        # >= 50 Hz keeps two-sample confirmation inside the 50 ms detection budget
+        sample_rate_hz=section.integer("sample_rate_hz", d.sample_rate_hz, 50, 1000),
+    )
+    section.finish()
+    return config
+
+
+def _contactor(section: SectionReader) -> ContactorConfig:
+    config = ContactorConfig(
+        min_close_interval_ms=section.integer(
+            "min_close_interval_ms", ContactorConfig.min_close_interval_ms, 0, 3_600_000
+        )
+    )
+    section.finish()
+    return config
+
+
+def _paths(section: SectionReader) -> PathsConfig:
+    config = PathsConfig(state_dir=Path(section.string("state_dir", str(PathsConfig.state_dir))))
+    section.finish()
+    return config
+
+
+def _log(section: SectionReader) -> LogConfig:
+    config = LogConfig(level=section.string("level", LogConfig.level, LOG_LEVELS))
+    section.finish()
+    return config

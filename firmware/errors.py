@@ -1,0 +1,19 @@
+"""The firmware's error tree. Only the supervisor (``firmware.app``) catches broadly."""
+
+from __future__ import annotations
+
+
+class GatekeeperError(Exception):
+    """Base of every error the firmware raises on purpose."""
+
+
+class ConfigError(GatekeeperError):
+    """Raised when the config file is missing, unreadable or invalid; holds every problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class InterlockError(GatekeeperError):
+    """Raised when the board fails its start-up checks (welded contact, RCD self-test)."""

@@ -1,0 +1,185 @@
+"""The safety interlock: the only path from software to the relays.
+
+It runs its checks in the sampler thread, on every sample, and never waits for the event
+loop: when the confirmed pilot leaves C (or D with ventilation), on E, F, a pilot or diode
+fault, an RCD trip or a contactor feedback mismatch, it opens both relays at once. The loop
+asks it to close a relay; it refuses unless every condition holds at that instant. It keeps
+its own latches, so a fault holds even if the loop is slow to hear of it. It does no logging:
+it returns what it did and the sampler posts that to the loop.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from firmware.charger.faults import FaultKind
+from firmware.pilot.levels import PilotState
+from hal import (
+    SAFE_PILOT,
+    Board,
+    Contacts,
+    FeedbackKind,
+    PilotDrive,
+    PilotOutput,
+    RcdState,
+    Relay,
+)
+
+MS = 1_000_000
+FEEDBACK_TIMEOUT_NS = 250 * MS  # reference/j1772.md: feedback expected within 250 ms
+FEEDBACK_DEBOUNCE_NS = 10 * MS  # a mismatch must persist this long
+
+_MISMATCH = {
+    (Relay.MAIN, False): FaultKind.MAIN_WELDED,
+    (Relay.MAIN, True): FaultKind.MAIN_FAILED_TO_CLOSE,
+    (Relay.DISCHARGE, False): FaultKind.DISCHARGE_WELDED,
+    (Relay.DISCHARGE, True): FaultKind.DISCHARGE_FAILED_TO_CLOSE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Trip:
+    """The interlock opened the relays. ``reason`` is a stable word for logs and tests."""
+
+    reason: str
+    t_ns: int
+    contactor_fault: FaultKind | None = None
+
+
+class Interlock:
+    def __init__(self, board: Board, ventilation: bool, now_ns: int) -> None:
+        self._board = board
+        self._ventilation = ventilation
+        self._lock = threading.Lock()
+        self._pilot = SAFE_PILOT
+        self._commanded = dict.fromkeys(Relay, False)
+        self._commanded_at = dict.fromkeys(Relay, now_ns)
+        self._mismatch_since: dict[Relay, int | None] = dict.fromkeys(Relay)
+        self.confirmed = PilotState.A
+        self.rcd = RcdState.CLEAR
+        self.latched: set[str] = set()  # clears in A with the RCD clear
+        self.permanent: FaultKind | None = None  # contactor faults: never clears
+        self.armed_at_ns = now_ns + FEEDBACK_TIMEOUT_NS + 2 * FEEDBACK_DEBOUNCE_NS
+        self.trip_count = 0
+        for relay in Relay:
+            board.set_relay(relay, False)
+        board.set_pilot(SAFE_PILOT)
+
+    # --- called from the event loop --------------------------------------------------------
+
+    @property
+    def pilot_output(self) -> PilotOutput:
+        return self._pilot
+
+    def set_pilot(self, output: PilotOutput) -> None:
+        with self._lock:
+            self._pilot = output
+            self._board.set_pilot(output)
+
+    def command(self, relay: Relay, closed: bool, now_ns: int) -> bool:
+        """Drive one relay. Opening always succeeds; closing only when permitted now."""
+        with self._lock:
+            if not closed:
+                if relay is Relay.MAIN:
+                    self._set(Relay.DISCHARGE, False, now_ns)  # discharge never outlives main
+                self._set(relay, False, now_ns)
+                return True
+            if not self._permitted(now_ns):
+                return False
+            if relay is Relay.DISCHARGE and not self._main_confirmed_closed():
+                return False
+            self._set(relay, True, now_ns)
+            return True
+
+    def open_all(self, now_ns: int) -> None:
+        with self._lock:
+            self._open_all(now_ns)
+
+    def closed(self, relay: Relay) -> bool:
+        return self._commanded[relay]
+
+    # --- called from the sampler thread ----------------------------------------------------
+
+    def evaluate(self, now_ns: int, confirmed: PilotState, rcd: RcdState) -> Trip | None:
+        """Run every check for one sample; open both relays and report if any fails."""
+        with self._lock:
+            self.confirmed, self.rcd = confirmed, rcd
+            if confirmed.is_fault and self._pilot.drive is not PilotDrive.STEADY_NEGATIVE:
+                self.latched.add(confirmed.value)  # (while we drive F, the reading is ours)
+            if rcd is not RcdState.CLEAR:
+                self.latched.add(f"rcd_{rcd.value}")
+            elif confirmed is PilotState.A:
+                self.latched.clear()
+            fault = self._supervise_feedback(now_ns)
+            if fault is not None and self.permanent is None:
+                self.permanent = fault
+                self._open_all(now_ns)
+                self.trip_count += 1
+                return Trip("contactor_mismatch", now_ns, fault)
+            if not any(self._commanded.values()) or self._permitted(now_ns):
+                return None
+            self._open_all(now_ns)
+            self.trip_count += 1
+            return Trip(self._why_not(now_ns), now_ns)
+
+    def armed(self, now_ns: int) -> bool:
+        """True once the boot weld check has run its full window."""
+        return now_ns >= self.armed_at_ns
+
+    # --- internals (lock held) ----------------------------------------------------------
+
+    def _permitted(self, now_ns: int) -> bool:
+        return self._why_not(now_ns) == ""
+
+    def _why_not(self, now_ns: int) -> str:
+        """Empty when the main path may be closed; else the first reason it may not."""
+        if self.permanent is not None:
+            return self.permanent.value
+        if self.latched:
+            return sorted(self.latched)[0]
+        if not self.armed(now_ns):
+            return "boot_check"
+        pilot = self.confirmed
+        if pilot is PilotState.D and not self._ventilation:
+            return "ventilation_unavailable"
+        if not pilot.requests_power:
+            return f"pilot_{pilot.value.lower()}"
+        if not self._pilot.pwm_running:
+            return "pwm_off"
+        return ""
+
+    def _main_confirmed_closed(self) -> bool:
+        if not self._commanded[Relay.MAIN]:
+            return False
+        return self._board.read_feedback(Relay.MAIN) in (Contacts.CLOSED, Contacts.UNKNOWN)
+
+    def _set(self, relay: Relay, closed: bool, now_ns: int) -> None:
+        if self._commanded[relay] != closed:
+            self._commanded[relay] = closed
+            self._commanded_at[relay] = now_ns
+            self._mismatch_since[relay] = None
+        self._board.set_relay(relay, closed)
+
+    def _open_all(self, now_ns: int) -> None:
+        self._set(Relay.DISCHARGE, False, now_ns)
+        self._set(Relay.MAIN, False, now_ns)
+
+    def _supervise_feedback(self, now_ns: int) -> FaultKind | None:
+        caps = self._board.capabilities
+        for relay in Relay:
+            if caps.feedback(relay) is FeedbackKind.NONE:
+                continue
+            commanded = self._commanded[relay]
+            expected = Contacts.CLOSED if commanded else Contacts.OPEN
+            if self._board.read_feedback(relay) is expected:
+                self._mismatch_since[relay] = None
+                continue
+            if now_ns - self._commanded_at[relay] < FEEDBACK_TIMEOUT_NS:
+                continue  # the contacts may still be moving
+            since = self._mismatch_since[relay]
+            if since is None:
+                self._mismatch_since[relay] = now_ns
+            elif now_ns - since >= FEEDBACK_DEBOUNCE_NS:
+                return _MISMATCH[(relay, commanded)]
+        return None

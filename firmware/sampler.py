@@ -1,0 +1,113 @@
+"""The sampler: a fixed-rate thread on absolute monotonic deadlines.
+
+Each tick reads the pilot, toggles the dead-man, confirms the pilot state and runs the
+interlock, then posts only *changes* to the event loop. A sample that disagrees with the
+confirmed state is re-read one PWM period later instead of a whole sampling period later,
+so detection stays within a few ms while one-sample glitches are still rejected.
+Overruns (a tick starting more than one period late) are counted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from firmware.interlock import Interlock, Trip
+from firmware.pilot.confirm import PilotChange, PilotConfirmer
+from hal import Board, RcdState
+
+CONFIRM_DELAY_NS = 1_100_000  # one 1 kHz PWM period (980 Hz worst case) plus margin
+
+
+@dataclass(frozen=True, slots=True)
+class RcdChange:
+    state: RcdState
+    t_ns: int
+
+
+SamplerEvent = PilotChange | RcdChange | Trip
+
+
+@dataclass(slots=True)
+class SamplerStats:
+    ticks: int = 0
+    overruns: int = 0
+    max_late_ns: int = 0
+    last_tick_ns: int = 0
+
+
+class Sampler:
+    def __init__(
+        self,
+        board: Board,
+        interlock: Interlock,
+        rate_hz: int,
+        post: Callable[[SamplerEvent], None],
+        clock: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self._board = board
+        self._interlock = interlock
+        self.period_ns = 1_000_000_000 // rate_hz
+        self._post = post
+        self._clock = clock
+        self._confirmer = PilotConfirmer()
+        self._rcd = RcdState.CLEAR
+        self.stats = SamplerStats()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def tick(self, now_ns: int) -> bool:
+        """One sample. Returns True when a candidate state wants its confirming re-read."""
+        board = self._board
+        sample = board.read_pilot()
+        board.kick_deadman()
+        pwm = self._interlock.pilot_output.pwm_running
+        change = self._confirmer.feed(sample.high_mv, sample.low_mv, sample.t_ns, pwm)
+        rcd = board.read_rcd()
+        trip = self._interlock.evaluate(now_ns, self._confirmer.confirmed, rcd)
+        # the relays are already open when anything below is posted
+        if change is not None:
+            self._post(change)
+        if rcd is not self._rcd:
+            self._rcd = rcd
+            self._post(RcdChange(rcd, now_ns))
+        if trip is not None:
+            self._post(trip)
+        self.stats.ticks += 1
+        self.stats.last_tick_ns = now_ns
+        return self._confirmer.confirming
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="pilot-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    @property
+    def confirmed(self) -> object:
+        return self._confirmer.confirmed
+
+    def _run(self) -> None:
+        clock = self._clock
+        grid = clock()
+        confirm_at: int | None = None
+        while not self._stop.is_set():
+            wake = grid if confirm_at is None else min(grid, confirm_at)
+            delay = wake - clock()
+            if delay > 0:
+                time.sleep(delay / 1e9)
+            now = clock()
+            late = now - wake
+            self.stats.max_late_ns = max(self.stats.max_late_ns, late)
+            if late > self.period_ns:
+                self.stats.overruns += 1
+            confirm_at = now + CONFIRM_DELAY_NS if self.tick(now) else None
+            if now >= grid:
+                grid += self.period_ns
+                if grid <= now:  # missed whole periods: re-anchor instead of bursting
+                    grid = now + self.period_ns

@@ -1,0 +1,5 @@
+"""Hardware-in-the-loop tools: the rig client, the scripted demo session, benchmarks.
+
+Shipped with the firmware so that ``python -m hil...`` works after install; production code
+never imports it.
+"""

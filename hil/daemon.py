@@ -1,0 +1,104 @@
+"""Start the firmware daemon as a real process and watch its log: for demos, tests, benches.
+
+The daemon is ``python -m firmware run --config PATH``, exactly what systemd runs. Its
+stderr (the structured log) is read by a thread, kept, and optionally copied to a file.
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+
+def toml_dumps(data: dict[str, Any], prefix: str = "") -> str:
+    """A TOML writer for the config's shape: nested tables of scalars."""
+    lines: list[str] = []
+    tables: list[tuple[str, dict[str, Any]]] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            tables.append((f"{prefix}{key}", value))
+        elif isinstance(value, bool):
+            lines.append(f"{key} = {str(value).lower()}")
+        elif isinstance(value, int | float):
+            lines.append(f"{key} = {value}")
+        else:
+            escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+            lines.append(f'{key} = "{escaped}"')
+    text = "\n".join(lines) + ("\n" if lines else "")
+    for name, table in tables:
+        text += f"\n[{name}]\n" + toml_dumps(table, prefix=f"{name}.")
+    return text
+
+
+class Daemon:
+    def __init__(self, config_path: Path, log_file: Path | None = None) -> None:
+        self.config_path = config_path
+        self.lines: list[str] = []
+        self._fresh: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._log_file: TextIO | None = log_file.open("w") if log_file else None
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "firmware", "run", "--config", str(config_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            line = line.rstrip("\n")
+            self.lines.append(line)
+            self._fresh.put(line)
+            if self._log_file is not None:
+                self._log_file.write(line + "\n")
+                self._log_file.flush()
+
+    def wait_for(self, needle: str, timeout_s: float = 10.0) -> str:
+        """Block until a new log line contains ``needle``; return it."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no log line with {needle!r} within {timeout_s:g} s")
+            try:
+                line = self._fresh.get(timeout=min(remaining, 0.1))
+            except queue.Empty:
+                if self.proc.poll() is not None and self._fresh.empty():
+                    raise RuntimeError(
+                        f"daemon exited with {self.proc.returncode} while waiting for {needle!r}"
+                    ) from None
+                continue
+            if needle in line:
+                return line
+
+    def drain(self) -> list[str]:
+        """Log lines that arrived since the last drain or wait."""
+        lines = []
+        while True:
+            try:
+                lines.append(self._fresh.get_nowait())
+            except queue.Empty:
+                return lines
+
+    def stop(self, timeout_s: float = 10.0) -> int:
+        """SIGTERM, then wait; a daemon that ignores it is killed and reported as -9."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(timeout=2)
+        if self._log_file is not None:
+            self._log_file.close()
+        return self.proc.returncode
