@@ -23,7 +23,7 @@ from firmware.interlock import Interlock, Trip
 from firmware.logs import kv, log_event
 from firmware.pilot.confirm import PilotChange
 from firmware.sampler import RcdChange, Sampler, SamplerEvent
-from hal import SAFE_PILOT, Board, FeedbackKind, RcdState, Relay, open_board
+from hal import SAFE_PILOT, Board, Contacts, FeedbackKind, RcdState, Relay, open_board
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ GIL_SWITCH_INTERVAL_S = 0.0005
 RCD_SELF_TEST_S = 0.05
 MAX_LOOP_WAIT_S = 0.25
 STATS_EVERY_NS = 60_000_000_000
+SHUTDOWN_CONFIRM_S = 0.5
 
 
 class Gatekeeper:
@@ -149,7 +150,7 @@ class Gatekeeper:
         if isinstance(event, PilotChange):
             log_event(logger, "pilot.changed", **{"from": event.previous.value},
                       to=event.current.value)
-            return charger.on_pilot(event.current, now)
+            return charger.on_pilot(event.current, now, event.own_drive)
         if isinstance(event, RcdChange):
             log_event(logger, "rcd.changed", state=event.state.value)
             return charger.on_rcd(event.state, now)
@@ -209,6 +210,7 @@ class Gatekeeper:
             interlock = self.interlock
             steps.append(("relays", lambda: interlock.open_all(self._clock())))
             steps.append(("pilot", lambda: interlock.set_pilot(SAFE_PILOT)))
+            steps.append(("confirm", self._confirm_open))
         if self.sampler is not None:
             steps.append(("stats", self.log_stats))
             steps.append(("sampler", self.sampler.stop))
@@ -221,3 +223,15 @@ class Gatekeeper:
                 log_event(logger, "gatekeeper.shutdown_step_failed", logging.ERROR,
                           step=name, error=repr(err))
         log_event(logger, "gatekeeper.stopped")
+
+    def _confirm_open(self) -> None:
+        """Wait (bounded) for the feedback to show both relays open, and say what it shows."""
+        board = self.board
+        assert board is not None
+        deadline = time.monotonic() + SHUTDOWN_CONFIRM_S
+        while True:
+            seen = {relay: board.read_feedback(relay) for relay in Relay}
+            if all(c is not Contacts.CLOSED for c in seen.values()) or time.monotonic() > deadline:
+                break
+            time.sleep(0.005)
+        log_event(logger, "gatekeeper.safe_state", **{r.value: c.value for r, c in seen.items()})

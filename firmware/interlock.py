@@ -14,13 +14,13 @@ import threading
 from dataclasses import dataclass
 
 from firmware.charger.faults import FaultKind
+from firmware.pilot.confirm import PilotChange
 from firmware.pilot.levels import PilotState
 from hal import (
     SAFE_PILOT,
     Board,
     Contacts,
     FeedbackKind,
-    PilotDrive,
     PilotOutput,
     RcdState,
     Relay,
@@ -36,6 +36,11 @@ _MISMATCH = {
     (Relay.DISCHARGE, False): FaultKind.DISCHARGE_WELDED,
     (Relay.DISCHARGE, True): FaultKind.DISCHARGE_FAILED_TO_CLOSE,
 }
+
+
+def _reason(pilot: PilotState) -> str:
+    """A stable lower-case word for a pilot state: pilot_a ... pilot_f, pilot_fault, diode_fault."""
+    return f"pilot_{pilot.value.lower()}" if len(pilot.value) == 1 else pilot.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +106,18 @@ class Interlock:
 
     # --- called from the sampler thread ----------------------------------------------------
 
-    def evaluate(self, now_ns: int, confirmed: PilotState, rcd: RcdState) -> Trip | None:
-        """Run every check for one sample; open both relays and report if any fails."""
+    def evaluate(
+        self, now_ns: int, confirmed: PilotState, rcd: RcdState, change: PilotChange | None = None
+    ) -> Trip | None:
+        """Run every check for one sample; open both relays and report if any fails.
+
+        A pilot fault latches when it is newly confirmed from samples that observed the
+        vehicle (not while we drove -12 V or 0 V ourselves).
+        """
         with self._lock:
             self.confirmed, self.rcd = confirmed, rcd
-            if confirmed.is_fault and self._pilot.drive is not PilotDrive.STEADY_NEGATIVE:
-                self.latched.add(confirmed.value)  # (while we drive F, the reading is ours)
+            if change is not None and change.current.is_fault and not change.own_drive:
+                self.latched.add(_reason(change.current))
             if rcd is not RcdState.CLEAR:
                 self.latched.add(f"rcd_{rcd.value}")
             elif confirmed is PilotState.A:
@@ -144,7 +155,7 @@ class Interlock:
         if pilot is PilotState.D and not self._ventilation:
             return "ventilation_unavailable"
         if not pilot.requests_power:
-            return f"pilot_{pilot.value.lower()}"
+            return _reason(pilot)
         if not self._pilot.pwm_running:
             return "pwm_off"
         return ""

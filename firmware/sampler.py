@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from firmware.interlock import Interlock, Trip
 from firmware.pilot.confirm import PilotChange, PilotConfirmer
-from hal import Board, RcdState
+from hal import Board, PilotDrive, RcdState
 
 CONFIRM_DELAY_NS = 1_100_000  # one 1 kHz PWM period (980 Hz worst case) plus margin
 
@@ -63,10 +63,13 @@ class Sampler:
         board = self._board
         sample = board.read_pilot()
         board.kick_deadman()
-        pwm = self._interlock.pilot_output.pwm_running
-        change = self._confirmer.feed(sample.high_mv, sample.low_mv, sample.t_ns, pwm)
+        drive = self._interlock.pilot_output  # what the pilot was driven with for this sample
+        own = drive.drive in (PilotDrive.STEADY_NEGATIVE, PilotDrive.ZERO)
+        change = self._confirmer.feed(
+            sample.high_mv, sample.low_mv, sample.t_ns, drive.pwm_running, own
+        )
         rcd = board.read_rcd()
-        trip = self._interlock.evaluate(now_ns, self._confirmer.confirmed, rcd)
+        trip = self._interlock.evaluate(now_ns, self._confirmer.confirmed, rcd, change)
         # the relays are already open when anything below is posted
         if change is not None:
             self._post(change)

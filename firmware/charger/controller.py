@@ -15,7 +15,7 @@ from firmware.charger.machine import ChargerMachine
 from firmware.charger.outputs import STATE_OUTPUTS, Outputs, outputs_for
 from firmware.pilot.duty import current_to_duty_permille
 from firmware.pilot.levels import PilotState
-from hal import PilotDrive, RcdState
+from hal import RcdState
 
 MS = 1_000_000
 FAULT_F_HOLD_NS = 300 * MS  # IEC 61851-1 Table A.5: drive F >= 300 ms after a fault
@@ -68,12 +68,12 @@ class Charger:
     def state_id(self) -> str:
         return str(self.machine.current_state_value)
 
-    def on_pilot(self, state: PilotState, now_ns: int) -> Outputs:
+    def on_pilot(self, state: PilotState, now_ns: int, own_drive: bool = False) -> Outputs:
+        """A newly confirmed pilot state. ``own_drive``: confirmed while we drove F (or E)
+        ourselves; it shows our own voltage, says nothing about the vehicle, latches nothing."""
         self._now = now_ns
         self.pilot = state
-        if self.outputs.pilot.drive is PilotDrive.STEADY_NEGATIVE:
-            # While we drive F the pilot shows our own -12 V (or a diode short's mirror of
-            # it): it says nothing about the vehicle, so nothing is latched from it.
+        if own_drive:
             return self._step("tick")
         kind = PILOT_FAULTS.get(state)
         if kind is not None:

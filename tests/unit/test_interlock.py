@@ -1,0 +1,268 @@
+"""The interlock and the sampler tick, on the mock board with an injected clock (no threads)."""
+
+from __future__ import annotations
+
+import pytest
+
+from firmware.charger.faults import FaultKind
+from firmware.interlock import FEEDBACK_DEBOUNCE_NS, FEEDBACK_TIMEOUT_NS, Interlock, Trip
+from firmware.pilot.confirm import PilotChange
+from firmware.pilot.levels import PilotState as P
+from firmware.sampler import RcdChange, Sampler, SamplerEvent
+from hal import FeedbackKind, PilotDrive, PilotOutput, RcdState, Relay
+from hal.mock.board import MockBoard
+from hal.mock.circuit import VehicleSide, VehicleState
+from hal.mock.relays import FeedbackMode
+from hal.settings import BoardSettings, MockSettings
+
+MS = 1_000_000
+PWM = PilotOutput(PilotDrive.PWM, 533)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_000 * MS
+
+    def __call__(self) -> int:
+        return self.t
+
+    def advance(self, ms: float) -> int:
+        self.t += int(ms * MS)
+        return self.t
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def board_with(clock: Clock, feedback: FeedbackKind = FeedbackKind.NORMALLY_OPEN) -> MockBoard:
+    settings = BoardSettings(
+        main_feedback=feedback,
+        discharge_feedback=feedback,
+        mock=MockSettings(noise_mv=0, relay_delay_ms=10, deadman_timeout_ms=100),
+    )
+    return MockBoard(settings, clock=clock)
+
+
+def armed(clock: Clock, board: MockBoard, ventilation: bool = False) -> Interlock:
+    interlock = Interlock(board, ventilation, clock())
+    while not interlock.armed(clock()):
+        board.kick_deadman()
+        assert interlock.evaluate(clock(), P.A, RcdState.CLEAR) is None
+        clock.advance(5)
+    return interlock
+
+
+def confirm(interlock: Interlock, clock: Clock, pilot: P, rcd: RcdState = RcdState.CLEAR,
+            own_drive: bool = False) -> Trip | None:
+    """Evaluate a sample that newly confirms ``pilot`` (as the sampler reports it)."""
+    change = PilotChange(interlock.confirmed, pilot, clock(), own_drive)
+    return interlock.evaluate(clock(), pilot, rcd, change)
+
+
+def settle(clock: Clock, board: MockBoard, interlock: Interlock, pilot: P, ms: int = 30) -> None:
+    for _ in range(ms // 5):
+        board.kick_deadman()
+        clock.advance(5)
+        interlock.evaluate(clock(), pilot, board.read_rcd())
+
+
+def test_closing_is_refused_during_the_boot_weld_check(clock: Clock) -> None:
+    board = board_with(clock)
+    interlock = Interlock(board, False, clock())
+    interlock.set_pilot(PWM)
+    interlock.evaluate(clock(), P.C, RcdState.CLEAR)
+    assert not interlock.command(Relay.MAIN, True, clock())
+
+
+@pytest.mark.parametrize("pilot", [P.A, P.B, P.E, P.F, P.PILOT_FAULT, P.DIODE_FAULT])
+def test_closing_needs_the_pilot_in_c(clock: Clock, pilot: P) -> None:
+    board = board_with(clock)
+    interlock = armed(clock, board)
+    interlock.set_pilot(PWM)
+    interlock.evaluate(clock(), pilot, RcdState.CLEAR)
+    assert not interlock.command(Relay.MAIN, True, clock())
+
+
+def test_closing_needs_pwm_running(clock: Clock) -> None:
+    board = board_with(clock)
+    interlock = armed(clock, board)
+    interlock.evaluate(clock(), P.C, RcdState.CLEAR)
+    assert not interlock.command(Relay.MAIN, True, clock())  # steady +12 V
+    interlock.set_pilot(PWM)
+    assert interlock.command(Relay.MAIN, True, clock())
+
+
+def test_d_closes_only_with_ventilation(clock: Clock) -> None:
+    for ventilation in (False, True):
+        board = board_with(clock)
+        interlock = armed(clock, board, ventilation)
+        interlock.set_pilot(PWM)
+        interlock.evaluate(clock(), P.D, RcdState.CLEAR)
+        assert interlock.command(Relay.MAIN, True, clock()) is ventilation
+
+
+@pytest.mark.parametrize(
+    ("pilot", "rcd", "reason"),
+    [
+        (P.B, RcdState.CLEAR, "pilot_b"),
+        (P.A, RcdState.CLEAR, "pilot_a"),
+        (P.E, RcdState.CLEAR, "pilot_e"),
+        (P.DIODE_FAULT, RcdState.CLEAR, "diode_fault"),
+        (P.C, RcdState.AC, "rcd_ac"),
+    ],
+)
+def test_trip_opens_main_in_the_same_sample(clock: Clock, pilot: P, rcd: RcdState, reason: str) -> None:
+    board = board_with(clock)
+    interlock = armed(clock, board)
+    interlock.set_pilot(PWM)
+    interlock.evaluate(clock(), P.C, RcdState.CLEAR)
+    assert interlock.command(Relay.MAIN, True, clock())
+    settle(clock, board, interlock, P.C)
+    assert board.contacts(Relay.MAIN)[0]
+    clock.advance(5)
+    trip = confirm(interlock, clock, pilot, rcd)
+    assert trip == Trip(reason, clock())
+    assert not interlock.closed(Relay.MAIN)
+    clock.advance(10)  # the mechanical delay
+    assert not board.contacts(Relay.MAIN)[0]
+
+
+def test_latched_faults_hold_until_a_with_the_rcd_clear(clock: Clock) -> None:
+    board = board_with(clock)
+    interlock = armed(clock, board)
+    interlock.set_pilot(PWM)
+    confirm(interlock, clock, P.DIODE_FAULT, RcdState.DC)
+    confirm(interlock, clock, P.C, RcdState.DC)
+    assert not interlock.command(Relay.MAIN, True, clock())
+    confirm(interlock, clock, P.A, RcdState.DC)
+    confirm(interlock, clock, P.C, RcdState.CLEAR)
+    assert not interlock.command(Relay.MAIN, True, clock())  # RCD cleared, but not yet in A
+    confirm(interlock, clock, P.A, RcdState.CLEAR)
+    confirm(interlock, clock, P.C, RcdState.CLEAR)
+    assert interlock.command(Relay.MAIN, True, clock())
+
+
+def test_a_pilot_fault_latches_until_a(clock: Clock) -> None:
+    board = board_with(clock)
+    interlock = armed(clock, board)
+    interlock.set_pilot(PWM)
+    confirm(interlock, clock, P.DIODE_FAULT)
+    confirm(interlock, clock, P.C)
+    assert not interlock.command(Relay.MAIN, True, clock())
+    confirm(interlock, clock, P.A)
+    confirm(interlock, clock, P.C)
+    assert interlock.command(Relay.MAIN, True, clock())
+
+
+def test_readings_of_our_own_f_drive_latch_nothing(clock: Clock) -> None:
+    board = board_with(clock)
+    interlock = armed(clock, board)
+    interlock.set_pilot(PWM)
+    confirm(interlock, clock, P.F, own_drive=True)  # we drove -12 V ourselves
+    interlock.set_pilot(PWM)
+    confirm(interlock, clock, P.C)
+    assert interlock.command(Relay.MAIN, True, clock())
+
+
+def test_welded_main_at_boot_latches_permanently(clock: Clock) -> None:
+    board = board_with(clock)
+    board.set_feedback_mode(Relay.MAIN, FeedbackMode.STUCK_CLOSED)
+    interlock = Interlock(board, False, clock())
+    trips: list[Trip] = []
+    for _ in range(80):
+        board.kick_deadman()
+        trip = interlock.evaluate(clock.advance(5), P.A, RcdState.CLEAR)
+        if trip:
+            trips.append(trip)
+    assert [t.contactor_fault for t in trips] == [FaultKind.MAIN_WELDED]
+    assert FEEDBACK_TIMEOUT_NS <= trips[0].t_ns - 1_000 * MS <= FEEDBACK_TIMEOUT_NS + 2 * FEEDBACK_DEBOUNCE_NS
+    board.set_feedback_mode(Relay.MAIN, FeedbackMode.FOLLOW)
+    interlock.set_pilot(PWM)
+    interlock.evaluate(clock(), P.A, RcdState.CLEAR)
+    interlock.evaluate(clock(), P.C, RcdState.CLEAR)
+    assert not interlock.command(Relay.MAIN, True, clock())
+
+
+def test_failed_to_close_is_detected_after_the_feedback_timeout(clock: Clock) -> None:
+    board = board_with(clock, FeedbackKind.NORMALLY_CLOSED)
+    interlock = armed(clock, board)
+    interlock.set_pilot(PWM)
+    interlock.evaluate(clock(), P.C, RcdState.CLEAR)
+    board.set_feedback_mode(Relay.MAIN, FeedbackMode.STUCK_OPEN)
+    assert interlock.command(Relay.MAIN, True, clock())
+    settle(clock, board, interlock, P.C, ms=240)
+    assert interlock.permanent is None  # still inside the 250 ms window
+    settle(clock, board, interlock, P.C, ms=40)
+    assert interlock.permanent is FaultKind.MAIN_FAILED_TO_CLOSE
+    assert not interlock.closed(Relay.MAIN)
+
+
+def test_no_feedback_means_no_supervision(clock: Clock) -> None:
+    board = board_with(clock, FeedbackKind.NONE)
+    board.set_feedback_mode(Relay.MAIN, FeedbackMode.STUCK_CLOSED)
+    interlock = armed(clock, board)
+    settle(clock, board, interlock, P.A, ms=500)
+    assert interlock.permanent is None
+
+
+def test_discharge_closes_only_onto_a_confirmed_closed_main(clock: Clock) -> None:
+    board = board_with(clock)
+    interlock = armed(clock, board)
+    interlock.set_pilot(PWM)
+    interlock.evaluate(clock(), P.C, RcdState.CLEAR)
+    assert not interlock.command(Relay.DISCHARGE, True, clock())
+    assert interlock.command(Relay.MAIN, True, clock())
+    assert not interlock.command(Relay.DISCHARGE, True, clock())  # contacts still moving
+    settle(clock, board, interlock, P.C)
+    assert interlock.command(Relay.DISCHARGE, True, clock())
+    interlock.command(Relay.MAIN, False, clock())
+    assert not interlock.closed(Relay.DISCHARGE)
+
+
+def test_dead_man_drops_the_relays_when_the_sampler_stops(clock: Clock) -> None:
+    board = board_with(clock)
+    interlock = armed(clock, board)
+    interlock.set_pilot(PWM)
+    interlock.evaluate(clock(), P.C, RcdState.CLEAR)
+    interlock.command(Relay.MAIN, True, clock())
+    settle(clock, board, interlock, P.C)
+    assert board.contacts(Relay.MAIN)[0]
+    clock.advance(200)  # no kicks: the watchdog expires, the coil drops
+    assert not board.contacts(Relay.MAIN)[0]
+
+
+def test_sampler_tick_confirms_posts_changes_and_trips(clock: Clock) -> None:
+    board = board_with(clock)
+    interlock = armed(clock, board)
+    posted: list[SamplerEvent] = []
+    sampler = Sampler(board, interlock, 200, posted.append, clock=clock)
+    board.set_vehicle(VehicleSide(VehicleState.B))
+    assert sampler.tick(clock.advance(5)) is True  # a candidate asks for its re-read
+    assert posted == []
+    assert sampler.tick(clock.advance(1.1)) is False
+    assert [type(e) for e in posted] == [PilotChange]
+    assert posted[0].current is P.B  # type: ignore[union-attr]
+    board.set_rcd(RcdState.AC)
+    sampler.tick(clock.advance(5))
+    assert any(isinstance(e, RcdChange) and e.state is RcdState.AC for e in posted)
+    assert sampler.stats.ticks == 3
+
+
+def test_leaving_our_own_f_drive_latches_nothing(clock: Clock) -> None:
+    """Regression: the F confirmed while we drove -12 V was judged under the next drive."""
+    board = board_with(clock)
+    interlock = armed(clock, board)
+    posted: list[SamplerEvent] = []
+    sampler = Sampler(board, interlock, 200, posted.append, clock=clock)
+    board.set_vehicle(VehicleSide(VehicleState.B))
+    interlock.set_pilot(PilotOutput(PilotDrive.STEADY_NEGATIVE, 0))
+    for _ in range(3):
+        sampler.tick(clock.advance(5))
+    interlock.set_pilot(PWM)  # back to observing the vehicle
+    for _ in range(3):
+        sampler.tick(clock.advance(5))
+    changes = [e for e in posted if isinstance(e, PilotChange)]
+    assert [(c.current, c.own_drive) for c in changes] == [(P.F, True), (P.B, False)]
+    assert interlock.latched == set()
