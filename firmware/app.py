@@ -95,8 +95,10 @@ class Gatekeeper:
         while not interlock.armed(self._clock()):  # the boot weld check's window
             await asyncio.sleep(0.01)
         interval_ns = config.contactor.min_close_interval_ms * 1_000_000
+        # the interlock wants two samples under PWM before a closing: give it three, plus margin
+        settle_ns = 3 * self.sampler.period_ns + 5_000_000
         self.charger = Charger(
-            ChargerSettings(max_current_a, ventilation, interval_ns), self._clock()
+            ChargerSettings(max_current_a, ventilation, interval_ns, settle_ns), self._clock()
         )
         if not self_test_ok:
             self._apply(self.charger.on_contactor_fault(FaultKind.RCD_SELF_TEST, self._clock()))

@@ -29,6 +29,9 @@ from hal import (
 MS = 1_000_000
 FEEDBACK_TIMEOUT_NS = 250 * MS  # reference/j1772.md: feedback expected within 250 ms
 FEEDBACK_DEBOUNCE_NS = 10 * MS  # a mismatch must persist this long
+# The diode check needs PWM (reference/j1772.md "Low-plateau checks"): never close onto a
+# vehicle whose diode has not been seen under PWM in its present state.
+DIODE_CHECKED_SAMPLES = 2
 
 _MISMATCH = {
     (Relay.MAIN, False): FaultKind.MAIN_WELDED,
@@ -67,6 +70,7 @@ class Interlock:
         self.permanent: FaultKind | None = None  # contactor faults: never clears
         self.armed_at_ns = now_ns + FEEDBACK_TIMEOUT_NS + 2 * FEEDBACK_DEBOUNCE_NS
         self.trip_count = 0
+        self._pwm_samples = 0  # samples in the confirmed state taken under PWM
         for relay in Relay:
             board.set_relay(relay, False)
         board.set_pilot(SAFE_PILOT)
@@ -107,15 +111,25 @@ class Interlock:
     # --- called from the sampler thread ----------------------------------------------------
 
     def evaluate(
-        self, now_ns: int, confirmed: PilotState, rcd: RcdState, change: PilotChange | None = None
+        self,
+        now_ns: int,
+        confirmed: PilotState,
+        rcd: RcdState,
+        change: PilotChange | None = None,
+        pwm_running: bool = False,
     ) -> Trip | None:
         """Run every check for one sample; open both relays and report if any fails.
 
         A pilot fault latches when it is newly confirmed from samples that observed the
-        vehicle (not while we drove -12 V or 0 V ourselves).
+        vehicle (not while we drove -12 V or 0 V ourselves). ``pwm_running``: the sample
+        was taken under PWM, so the diode check ran on it.
         """
         with self._lock:
             self.confirmed, self.rcd = confirmed, rcd
+            if change is not None or not pwm_running:
+                self._pwm_samples = 0
+            else:
+                self._pwm_samples += 1
             if change is not None and change.current.is_fault and not change.own_drive:
                 self.latched.add(_reason(change.current))
             if rcd is not RcdState.CLEAR:
@@ -128,11 +142,12 @@ class Interlock:
                 self._open_all(now_ns)
                 self.trip_count += 1
                 return Trip("contactor_mismatch", now_ns, fault)
-            if not any(self._commanded.values()) or self._permitted(now_ns):
+            why = self._why_not_hold()
+            if not any(self._commanded.values()) or not why:
                 return None
             self._open_all(now_ns)
             self.trip_count += 1
-            return Trip(self._why_not(now_ns), now_ns)
+            return Trip(why, now_ns)
 
     def armed(self, now_ns: int) -> bool:
         """True once the boot weld check has run its full window."""
@@ -141,23 +156,35 @@ class Interlock:
     # --- internals (lock held) ----------------------------------------------------------
 
     def _permitted(self, now_ns: int) -> bool:
-        return self._why_not(now_ns) == ""
+        """May the main path close now? (Stricter than staying closed.)"""
+        return self._why_not_close(now_ns) == ""
 
-    def _why_not(self, now_ns: int) -> str:
-        """Empty when the main path may be closed; else the first reason it may not."""
+    def _why_not_hold(self) -> str:
+        """Empty while a closed main path may stay closed; else the first reason to open it.
+
+        A withdrawn PWM is not one: the vehicle gets 6 s to stop (the controller's timer).
+        """
         if self.permanent is not None:
             return self.permanent.value
         if self.latched:
             return sorted(self.latched)[0]
-        if not self.armed(now_ns):
-            return "boot_check"
         pilot = self.confirmed
         if pilot is PilotState.D and not self._ventilation:
             return "ventilation_unavailable"
         if not pilot.requests_power:
             return _reason(pilot)
+        return ""
+
+    def _why_not_close(self, now_ns: int) -> str:
+        why = self._why_not_hold()
+        if why:
+            return why
+        if not self.armed(now_ns):
+            return "boot_check"
         if not self._pilot.pwm_running:
             return "pwm_off"
+        if self._pwm_samples < DIODE_CHECKED_SAMPLES:
+            return "diode_unchecked"
         return ""
 
     def _main_confirmed_closed(self) -> bool:

@@ -69,7 +69,9 @@ class Sampler:
             sample.high_mv, sample.low_mv, sample.t_ns, drive.pwm_running, own
         )
         rcd = board.read_rcd()
-        trip = self._interlock.evaluate(now_ns, self._confirmer.confirmed, rcd, change)
+        trip = self._interlock.evaluate(
+            now_ns, self._confirmer.confirmed, rcd, change, drive.pwm_running
+        )
         # the relays are already open when anything below is posted
         if change is not None:
             self._post(change)

@@ -23,6 +23,7 @@ PWM_WITHDRAWN_OPEN_NS = 6000 * MS  # Table A.6 seq 10.2: force open 6 s after PW
 DUTY_UPDATE_MIN_NS = 5000 * MS  # IEC 61851-1: duty changes at most every 5 s
 WELD_RECHECK_NS = 1000 * MS  # re-check the contacts >= 1 s after each opening before reclosing
 CLOSE_REQUIRED_NS = 3000 * MS  # Table A.6 seq 4: close within 3 s of C2 (logged if deferred)
+CLOSE_RETRY_NS = 50 * MS  # back-off after the interlock refused a closing
 SETTLE_LIMIT = 4
 FAULT_STATES = ("fault", "fault_latched")
 RCD_FAULTS = {RcdState.DC: FaultKind.RCD_DC, RcdState.AC: FaultKind.RCD_AC}
@@ -33,6 +34,9 @@ class ChargerSettings:
     max_current_a: float
     ventilation: bool  # the site has ventilation and the board can signal it
     min_close_interval_ns: int
+    # how long the PWM must have run before a closing, so that the interlock has checked the
+    # vehicle's diode under PWM: a few sampling periods (the app derives it from the rate)
+    pwm_settle_ns: int = 20 * MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +57,10 @@ class Charger:
         self._limit_a = settings.max_current_a
         self._advertised: int | None = None
         self._advertised_at = now_ns
+        self._pwm_started_at = now_ns
+        self._refused_at: int | None = None
         self._main_closed_at: int | None = None
+        self._closed_before: int | None = None  # restored when a closing is refused
         self._main_opened_at: int | None = None
         self._fault_at = now_ns
         self._pwm_withdrawn_at: int | None = None
@@ -98,7 +105,9 @@ class Charger:
         return self._step("contactor_fault")
 
     def on_close_refused(self, now_ns: int) -> Outputs:
+        """The interlock said no: fall back to connected and retry after a back-off."""
         self._now = now_ns
+        self._refused_at = now_ns
         return self._step("close_refused")
 
     def set_current_limit(self, current_a: float, now_ns: int) -> Outputs:
@@ -124,7 +133,7 @@ class Charger:
             candidates.append(self._pwm_withdrawn_at + PWM_WITHDRAWN_OPEN_NS)
         if state == "finishing" and self._main_opened_at is not None:
             candidates.append(self._main_opened_at + WELD_RECHECK_NS)
-        if state == "connected" and self.pilot.requests_power:
+        if state == "connected" and self.pilot.requests_power and self._advertised is not None:
             candidates.append(self._close_gate_ns())
         target = current_to_duty_permille(self._limit_a)
         if self._advertised is not None and target not in (None, self._advertised):
@@ -139,8 +148,8 @@ class Charger:
             return False
         if self.pilot is PilotState.D and not self.ventilation_allowed():
             return False
-        if current_to_duty_permille(self._limit_a) is None:
-            return False
+        if current_to_duty_permille(self._limit_a) is None or self._advertised is None:
+            return False  # never close without the offer running (the diode is checked under it)
         return self._now >= self._close_gate_ns()
 
     def ventilation_allowed(self) -> bool:
@@ -175,6 +184,14 @@ class Charger:
         return self.rcd is RcdState.CLEAR and all(pilot in kind.clears_on for kind in self.faults)
 
     def _close_gate_ns(self) -> int:
+        """The earliest instant a closing may happen: PWM settled, back-off, protection."""
+        gates = [self._pwm_started_at + self._settings.pwm_settle_ns, self._protection_gate_ns()]
+        if self._refused_at is not None:
+            gates.append(self._refused_at + CLOSE_RETRY_NS)
+        return max(gates)
+
+    def _protection_gate_ns(self) -> int:
+        """Contact protection: the weld re-check after an opening, the minimum interval."""
         gates = [0]
         if self._main_opened_at is not None:
             gates.append(self._main_opened_at + WELD_RECHECK_NS)
@@ -212,8 +229,10 @@ class Charger:
         if after == "fault":
             self._fault_at = self._now
         closes_main = STATE_OUTPUTS[after][1]
-        if closes_main and not STATE_OUTPUTS[before][1]:
-            self._main_closed_at = self._now
+        if event == "close_refused":
+            self._main_closed_at = self._closed_before  # the contacts never moved
+        elif closes_main and not STATE_OUTPUTS[before][1]:
+            self._closed_before, self._main_closed_at = self._main_closed_at, self._now
         elif STATE_OUTPUTS[before][1] and not closes_main:
             self._main_opened_at = self._now
         self._notes.append(Note("charger.state", (("from", before), ("to", after), ("on", event))))
@@ -221,7 +240,7 @@ class Charger:
 
     def _note_deferral(self) -> None:
         waiting = self.state_id == "connected" and self.pilot.requests_power and not self.faults
-        wait_ns = self._close_gate_ns() - self._now
+        wait_ns = self._protection_gate_ns() - self._now
         if waiting and wait_ns > 0 and not self._deferral_noted:
             self._deferral_noted = True
             fields: tuple[tuple[str, object], ...] = (("wait_ms", wait_ns // MS),)
@@ -237,7 +256,10 @@ class Charger:
         offering = state in ("connected", "charging", "ventilating", "finishing")
         if not offering or target is None:
             self._advertised = None
-        elif self._advertised is None or (
+        elif self._advertised is None:
+            self._advertised = target
+            self._advertised_at = self._pwm_started_at = self._now
+        elif (
             target != self._advertised and self._now >= self._advertised_at + DUTY_UPDATE_MIN_NS
         ):
             self._advertised = target

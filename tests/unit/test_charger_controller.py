@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from firmware.charger.controller import (
+    CLOSE_RETRY_NS,
     DUTY_UPDATE_MIN_NS,
     FAULT_F_HOLD_NS,
     PWM_WITHDRAWN_OPEN_NS,
@@ -20,13 +21,21 @@ from hal import PilotDrive, RcdState
 MS = 1_000_000
 
 
+SETTLE_MS = 20  # the PWM runs this long before a closing (the diode is checked under it)
+
+
 def make(max_a: float = 32.0, ventilation: bool = False, interval_ms: int = 10_000) -> Charger:
-    return Charger(ChargerSettings(max_a, ventilation, interval_ms * MS), now_ns=0)
+    settings = ChargerSettings(max_a, ventilation, interval_ms * MS, SETTLE_MS * MS)
+    return Charger(settings, now_ns=0)
 
 
 def charging(c: Charger, at_ms: int = 10) -> None:
+    """Plug in at ``at_ms``, request charge 10 ms later; closed once the PWM has settled."""
     c.on_pilot(P.B, at_ms * MS)
     c.on_pilot(P.C, (at_ms + 10) * MS)
+    assert not c.outputs.main_closed
+    assert c.next_deadline_ns() == (at_ms + SETTLE_MS) * MS
+    c.poll((at_ms + SETTLE_MS) * MS)
     assert c.state_id == "charging" and c.outputs.main_closed
 
 
@@ -47,10 +56,20 @@ def test_b_offers_the_configured_current_as_pwm(max_a: float) -> None:
     assert not out.main_closed
 
 
-def test_c_closes_main_at_once_when_nothing_blocks() -> None:
+def test_c_closes_main_once_the_pwm_has_settled() -> None:
     c = make()
     charging(c)
     assert c.outputs.pilot.pwm_running
+
+
+def test_a_vehicle_already_in_c_gets_pwm_before_the_contactor_closes() -> None:
+    c = make()
+    out = c.on_pilot(P.C, 10 * MS)  # plugged in straight into C
+    assert c.state_id == "connected" and out.pilot.pwm_running and not out.main_closed
+    c.poll((10 + SETTLE_MS - 1) * MS)
+    assert not c.outputs.main_closed
+    c.poll((10 + SETTLE_MS) * MS)
+    assert c.outputs.main_closed
 
 
 def test_c_to_b_opens_main_then_waits_for_the_weld_recheck() -> None:
@@ -68,7 +87,7 @@ def test_c_to_b_opens_main_then_waits_for_the_weld_recheck() -> None:
 
 def test_min_close_interval_defers_the_next_closing() -> None:
     c = make(interval_ms=10_000)
-    charging(c, at_ms=0)  # closed at 10 ms
+    charging(c, at_ms=-10)  # closed at 10 ms
     c.on_pilot(P.B, 2000 * MS)
     c.poll(3100 * MS)  # weld re-check done -> connected
     assert c.state_id == "connected"
@@ -159,7 +178,8 @@ def test_d_without_ventilation_gives_no_power_and_clears_on_b() -> None:
 def test_d_with_ventilation_charges() -> None:
     c = make(ventilation=True)
     c.on_pilot(P.B, 10 * MS)
-    out = c.on_pilot(P.D, 20 * MS)
+    c.on_pilot(P.D, 20 * MS)
+    out = c.poll(30 * MS)
     assert c.state_id == "ventilating" and out.main_closed
 
 
@@ -201,11 +221,16 @@ def test_duty_changes_at_most_every_5_s() -> None:
     assert c.outputs.pilot.duty_permille == current_to_duty_permille(16.0)
 
 
-def test_close_refused_by_the_interlock_returns_to_connected() -> None:
-    c = make()
+def test_close_refused_by_the_interlock_backs_off_then_retries() -> None:
+    c = make(interval_ms=0)
     charging(c)
     out = c.on_close_refused(30 * MS)
     assert c.state_id == "connected" and not out.main_closed
+    c.poll(30 * MS + CLOSE_RETRY_NS - 1)
+    assert not c.outputs.main_closed
+    assert c.next_deadline_ns() == 30 * MS + CLOSE_RETRY_NS
+    c.poll(30 * MS + CLOSE_RETRY_NS)
+    assert c.outputs.main_closed
 
 
 def test_state_changes_and_latches_are_noted_for_the_log() -> None:

@@ -49,30 +49,40 @@ def armed(clock: Clock, board: MockBoard, ventilation: bool = False) -> Interloc
     interlock = Interlock(board, ventilation, clock())
     while not interlock.armed(clock()):
         board.kick_deadman()
-        assert interlock.evaluate(clock(), P.A, RcdState.CLEAR) is None
+        assert confirm(interlock, clock, P.A) is None
         clock.advance(5)
     return interlock
 
 
-def confirm(interlock: Interlock, clock: Clock, pilot: P, rcd: RcdState = RcdState.CLEAR,
-            own_drive: bool = False) -> Trip | None:
-    """Evaluate a sample that newly confirms ``pilot`` (as the sampler reports it)."""
+def confirm(
+    interlock: Interlock,
+    clock: Clock,
+    pilot: P,
+    rcd: RcdState = RcdState.CLEAR,
+    own_drive: bool = False,
+) -> Trip | None:
+    """A sample that newly confirms ``pilot``, then two more under the drive in force (as
+    the sampler reports them); returns what the confirming sample tripped."""
+    pwm = interlock.pilot_output.pwm_running
     change = PilotChange(interlock.confirmed, pilot, clock(), own_drive)
-    return interlock.evaluate(clock(), pilot, rcd, change)
+    trip = interlock.evaluate(clock(), pilot, rcd, change, pwm)
+    for _ in range(2):
+        interlock.evaluate(clock.advance(5), pilot, rcd, None, pwm)
+    return trip
 
 
 def settle(clock: Clock, board: MockBoard, interlock: Interlock, pilot: P, ms: int = 30) -> None:
     for _ in range(ms // 5):
         board.kick_deadman()
         clock.advance(5)
-        interlock.evaluate(clock(), pilot, board.read_rcd())
+        interlock.evaluate(clock(), pilot, board.read_rcd(), None, True)
 
 
 def test_closing_is_refused_during_the_boot_weld_check(clock: Clock) -> None:
     board = board_with(clock)
     interlock = Interlock(board, False, clock())
     interlock.set_pilot(PWM)
-    interlock.evaluate(clock(), P.C, RcdState.CLEAR)
+    confirm(interlock, clock, P.C)
     assert not interlock.command(Relay.MAIN, True, clock())
 
 
@@ -88,10 +98,38 @@ def test_closing_needs_the_pilot_in_c(clock: Clock, pilot: P) -> None:
 def test_closing_needs_pwm_running(clock: Clock) -> None:
     board = board_with(clock)
     interlock = armed(clock, board)
-    interlock.evaluate(clock(), P.C, RcdState.CLEAR)
+    confirm(interlock, clock, P.C)
     assert not interlock.command(Relay.MAIN, True, clock())  # steady +12 V
     interlock.set_pilot(PWM)
+    interlock.evaluate(clock.advance(5), P.C, RcdState.CLEAR, None, True)
+    interlock.evaluate(clock.advance(5), P.C, RcdState.CLEAR, None, True)
     assert interlock.command(Relay.MAIN, True, clock())
+
+
+def test_closing_needs_two_samples_under_pwm_in_the_present_state(clock: Clock) -> None:
+    """The diode check runs only under PWM: a vehicle already in C when the PWM starts is
+    not closed onto before its diode has been seen twice."""
+    board = board_with(clock)
+    interlock = armed(clock, board)
+    confirm(interlock, clock, P.C)  # confirmed under steady +12 V
+    interlock.set_pilot(PWM)
+    assert not interlock.command(Relay.MAIN, True, clock())
+    interlock.evaluate(clock.advance(5), P.C, RcdState.CLEAR, None, True)
+    assert not interlock.command(Relay.MAIN, True, clock())
+    interlock.evaluate(clock.advance(5), P.C, RcdState.CLEAR, None, True)
+    assert interlock.command(Relay.MAIN, True, clock())
+
+
+def test_withdrawn_pwm_does_not_trip_a_closed_contactor(clock: Clock) -> None:
+    """The vehicle gets 6 s to stop after the offer is withdrawn (the controller's timer)."""
+    board = board_with(clock)
+    interlock = armed(clock, board)
+    interlock.set_pilot(PWM)
+    confirm(interlock, clock, P.C)
+    assert interlock.command(Relay.MAIN, True, clock())
+    interlock.set_pilot(PilotOutput(PilotDrive.STEADY_POSITIVE))
+    assert interlock.evaluate(clock.advance(5), P.C, RcdState.CLEAR, None, False) is None
+    assert interlock.closed(Relay.MAIN)
 
 
 def test_d_closes_only_with_ventilation(clock: Clock) -> None:
@@ -99,7 +137,7 @@ def test_d_closes_only_with_ventilation(clock: Clock) -> None:
         board = board_with(clock)
         interlock = armed(clock, board, ventilation)
         interlock.set_pilot(PWM)
-        interlock.evaluate(clock(), P.D, RcdState.CLEAR)
+        confirm(interlock, clock, P.D)
         assert interlock.command(Relay.MAIN, True, clock()) is ventilation
 
 
@@ -117,13 +155,13 @@ def test_trip_opens_main_in_the_same_sample(clock: Clock, pilot: P, rcd: RcdStat
     board = board_with(clock)
     interlock = armed(clock, board)
     interlock.set_pilot(PWM)
-    interlock.evaluate(clock(), P.C, RcdState.CLEAR)
+    confirm(interlock, clock, P.C)
     assert interlock.command(Relay.MAIN, True, clock())
     settle(clock, board, interlock, P.C)
     assert board.contacts(Relay.MAIN)[0]
-    clock.advance(5)
+    t = clock.advance(5)
     trip = confirm(interlock, clock, pilot, rcd)
-    assert trip == Trip(reason, clock())
+    assert trip == Trip(reason, t)
     assert not interlock.closed(Relay.MAIN)
     clock.advance(10)  # the mechanical delay
     assert not board.contacts(Relay.MAIN)[0]
@@ -180,8 +218,8 @@ def test_welded_main_at_boot_latches_permanently(clock: Clock) -> None:
     assert FEEDBACK_TIMEOUT_NS <= trips[0].t_ns - 1_000 * MS <= FEEDBACK_TIMEOUT_NS + 2 * FEEDBACK_DEBOUNCE_NS
     board.set_feedback_mode(Relay.MAIN, FeedbackMode.FOLLOW)
     interlock.set_pilot(PWM)
-    interlock.evaluate(clock(), P.A, RcdState.CLEAR)
-    interlock.evaluate(clock(), P.C, RcdState.CLEAR)
+    confirm(interlock, clock, P.A)
+    confirm(interlock, clock, P.C)
     assert not interlock.command(Relay.MAIN, True, clock())
 
 
@@ -189,7 +227,7 @@ def test_failed_to_close_is_detected_after_the_feedback_timeout(clock: Clock) ->
     board = board_with(clock, FeedbackKind.NORMALLY_CLOSED)
     interlock = armed(clock, board)
     interlock.set_pilot(PWM)
-    interlock.evaluate(clock(), P.C, RcdState.CLEAR)
+    confirm(interlock, clock, P.C)
     board.set_feedback_mode(Relay.MAIN, FeedbackMode.STUCK_OPEN)
     assert interlock.command(Relay.MAIN, True, clock())
     settle(clock, board, interlock, P.C, ms=240)
@@ -211,7 +249,7 @@ def test_discharge_closes_only_onto_a_confirmed_closed_main(clock: Clock) -> Non
     board = board_with(clock)
     interlock = armed(clock, board)
     interlock.set_pilot(PWM)
-    interlock.evaluate(clock(), P.C, RcdState.CLEAR)
+    confirm(interlock, clock, P.C)
     assert not interlock.command(Relay.DISCHARGE, True, clock())
     assert interlock.command(Relay.MAIN, True, clock())
     assert not interlock.command(Relay.DISCHARGE, True, clock())  # contacts still moving
@@ -225,7 +263,7 @@ def test_dead_man_drops_the_relays_when_the_sampler_stops(clock: Clock) -> None:
     board = board_with(clock)
     interlock = armed(clock, board)
     interlock.set_pilot(PWM)
-    interlock.evaluate(clock(), P.C, RcdState.CLEAR)
+    confirm(interlock, clock, P.C)
     interlock.command(Relay.MAIN, True, clock())
     settle(clock, board, interlock, P.C)
     assert board.contacts(Relay.MAIN)[0]
