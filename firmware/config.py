@@ -130,9 +130,11 @@ def _charger(section: SectionReader) -> ChargerConfig:
 
 
 def _contactor(section: SectionReader) -> ContactorConfig:
+    # defaults come from an instance: on a slotted dataclass the class attribute is a slot
+    default = ContactorConfig()
     config = ContactorConfig(
         min_close_interval_ms=section.integer(
-            "min_close_interval_ms", ContactorConfig.min_close_interval_ms, 0, 3_600_000
+            "min_close_interval_ms", default.min_close_interval_ms, 0, 3_600_000
         )
     )
     section.finish()
@@ -140,12 +142,12 @@ def _contactor(section: SectionReader) -> ContactorConfig:
 
 
 def _paths(section: SectionReader) -> PathsConfig:
-    config = PathsConfig(state_dir=Path(section.string("state_dir", str(PathsConfig.state_dir))))
+    config = PathsConfig(state_dir=Path(section.string("state_dir", str(PathsConfig().state_dir))))
     section.finish()
     return config
 
 
 def _log(section: SectionReader) -> LogConfig:
-    config = LogConfig(level=section.string("level", LogConfig.level, LOG_LEVELS))
+    config = LogConfig(level=section.string("level", LogConfig().level, LOG_LEVELS))
     section.finish()
     return config

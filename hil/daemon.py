@@ -37,13 +37,17 @@ def toml_dumps(data: dict[str, Any], prefix: str = "") -> str:
 
 
 class Daemon:
-    def __init__(self, config_path: Path, log_file: Path | None = None) -> None:
+    def __init__(
+        self, config_path: Path, log_file: Path | None = None, argv: list[str] | None = None
+    ) -> None:
+        """``argv`` replaces the command (default: the firmware daemon on ``config_path``)."""
         self.config_path = config_path
         self.lines: list[str] = []
         self._fresh: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._log_file: TextIO | None = log_file.open("w") if log_file else None
+        command = argv or [sys.executable, "-m", "firmware", "run", "--config", str(config_path)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "firmware", "run", "--config", str(config_path)],
+            command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
