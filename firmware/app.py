@@ -82,8 +82,13 @@ class Gatekeeper:
         caps = board.capabilities
         ventilation = config.charger.ventilation and caps.supports_ventilation
         max_current_a = min(config.charger.max_current_a, caps.max_current_a)
-        log_event(logger, "board.opened", backend=config.board.backend,
-                  max_current_a=max_current_a, ventilation=ventilation)
+        log_event(
+            logger,
+            "board.opened",
+            backend=config.board.backend,
+            max_current_a=max_current_a,
+            ventilation=ventilation,
+        )
         for relay in Relay:
             if caps.feedback(relay) is FeedbackKind.NONE:
                 log_event(logger, "contactor.unsupervised", logging.WARNING, relay=relay.value)
@@ -104,8 +109,12 @@ class Gatekeeper:
             self._apply(self.charger.on_contactor_fault(FaultKind.RCD_SELF_TEST, self._clock()))
         self._apply(self.charger.outputs)
         self._log_notes()
-        log_event(logger, "gatekeeper.ready", sample_rate_hz=config.charger.sample_rate_hz,
-                  rig=config.board.mock.rig_link or "none")
+        log_event(
+            logger,
+            "gatekeeper.ready",
+            sample_rate_hz=config.charger.sample_rate_hz,
+            rig=config.board.mock.rig_link or "none",
+        )
         self.ready.set()
 
     async def _rcd_self_test(self, board: Board) -> bool:
@@ -150,8 +159,8 @@ class Gatekeeper:
         charger = self.charger
         assert charger is not None
         if isinstance(event, PilotChange):
-            log_event(logger, "pilot.changed", **{"from": event.previous.value},
-                      to=event.current.value)
+            fields = [("from", event.previous.value), ("to", event.current.value)]
+            logger.info("%s", kv("pilot.changed", fields + [("own_drive", True)] * event.own_drive))
             return charger.on_pilot(event.current, now, event.own_drive)
         if isinstance(event, RcdChange):
             log_event(logger, "rcd.changed", state=event.state.value)
@@ -176,8 +185,12 @@ class Gatekeeper:
             log_event(logger, "relay.command", relay="main", closed=False)
         if outputs.pilot != before.pilot:
             interlock.set_pilot(outputs.pilot)
-            log_event(logger, "pilot.output", drive=outputs.pilot.drive.value,
-                      duty_pct=outputs.pilot.duty_pct)
+            log_event(
+                logger,
+                "pilot.output",
+                drive=outputs.pilot.drive.value,
+                duty_pct=outputs.pilot.duty_pct,
+            )
         self._applied = outputs
         if outputs.main_closed and not before.main_closed:
             if interlock.command(Relay.MAIN, True, now):
@@ -200,8 +213,13 @@ class Gatekeeper:
     def log_stats(self) -> None:
         if self.sampler is not None:
             stats = self.sampler.stats
-            log_event(logger, "sampler.stats", ticks=stats.ticks, overruns=stats.overruns,
-                      max_late_ms=round(stats.max_late_ns / 1e6, 3))
+            log_event(
+                logger,
+                "sampler.stats",
+                ticks=stats.ticks,
+                overruns=stats.overruns,
+                max_late_ms=round(stats.max_late_ns / 1e6, 3),
+            )
 
     # --- shutdown -----------------------------------------------------------------------
 
@@ -222,8 +240,13 @@ class Gatekeeper:
             try:
                 step()
             except Exception as err:
-                log_event(logger, "gatekeeper.shutdown_step_failed", logging.ERROR,
-                          step=name, error=repr(err))
+                log_event(
+                    logger,
+                    "gatekeeper.shutdown_step_failed",
+                    logging.ERROR,
+                    step=name,
+                    error=repr(err),
+                )
         log_event(logger, "gatekeeper.stopped")
 
     def _confirm_open(self) -> None:
@@ -236,4 +259,6 @@ class Gatekeeper:
             if all(c is not Contacts.CLOSED for c in seen.values()) or time.monotonic() > deadline:
                 break
             time.sleep(0.005)
-        log_event(logger, "gatekeeper.safe_state", **{r.value: c.value for r, c in seen.items()})
+        logger.info(
+            "%s", kv("gatekeeper.safe_state", [(r.value, c.value) for r, c in seen.items()])
+        )

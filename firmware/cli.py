@@ -33,10 +33,15 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the firmware: open the board, supervise the pilot and the relays. "
         "SIGTERM or SIGINT opens the relays and exits 0.",
     )
-    run.add_argument("--config", default=DEFAULT_CONFIG, metavar="PATH",
-                     help=f"TOML config file (default: {DEFAULT_CONFIG})")
-    run.add_argument("--check", action="store_true",
-                     help="validate the config, print a summary and exit")
+    run.add_argument(
+        "--config",
+        default=DEFAULT_CONFIG,
+        metavar="PATH",
+        help=f"TOML config file (default: {DEFAULT_CONFIG})",
+    )
+    run.add_argument(
+        "--check", action="store_true", help="validate the config, print a summary and exit"
+    )
     return parser
 
 

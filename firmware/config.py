@@ -60,7 +60,9 @@ def load_config(path: str | Path) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError([f"{path}: cannot read: {getattr(err, 'strerror', None) or err}"]) from err
+        raise ConfigError(
+            [f"{path}: cannot read: {getattr(err, 'strerror', None) or err}"]
+        ) from err
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -109,9 +111,7 @@ def _mock(section: SectionReader) -> MockSettings:
         ),
         noise_mv=section.number("noise_mv", defaults.noise_mv, 0, 300),
         seed=section.optional_integer("seed", 0, 2**63 - 1),
-        supports_rcd_self_test=section.boolean(
-            "rcd_self_test", defaults.supports_rcd_self_test
-        ),
+        supports_rcd_self_test=section.boolean("rcd_self_test", defaults.supports_rcd_self_test),
     )
     section.finish()
     return settings
@@ -120,7 +120,9 @@ def _mock(section: SectionReader) -> MockSettings:
 def _charger(section: SectionReader) -> ChargerConfig:
     d = ChargerConfig()
     config = ChargerConfig(
-        max_current_a=section.number("max_current_a", d.max_current_a, MIN_CURRENT_A, MAX_CURRENT_A),
+        max_current_a=section.number(
+            "max_current_a", d.max_current_a, MIN_CURRENT_A, MAX_CURRENT_A
+        ),
         ventilation=section.boolean("ventilation", d.ventilation),
         # >= 50 Hz keeps two-sample confirmation inside the 50 ms detection budget
         sample_rate_hz=section.integer("sample_rate_hz", d.sample_rate_hz, 50, 1000),

@@ -29,7 +29,9 @@ def kv(event: str, fields: Iterable[tuple[str, object]] = ()) -> str:
     return " ".join(parts)
 
 
-def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: object) -> None:
+def log_event(
+    logger: logging.Logger, event: str, level: int = logging.INFO, **fields: object
+) -> None:
     if logger.isEnabledFor(level):
         logger.log(level, "%s", kv(event, fields.items()))
 

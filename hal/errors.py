@@ -2,4 +2,5 @@
 
 
 class HalError(Exception):
-    """Raised when a board cannot be opened or driven: unknown backend, missing device, bad wiring."""
+    """Raised when a board cannot be opened or driven: unknown backend, missing device,
+    bad wiring."""

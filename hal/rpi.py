@@ -13,4 +13,6 @@ from hal.settings import BoardSettings
 
 
 def open_rpi_board(settings: BoardSettings) -> Board:
-    raise HalError("the 'rpi' backend is not implemented yet (reference-board issue #7); use 'mock'")
+    raise HalError(
+        "the 'rpi' backend is not implemented yet (reference-board issue #7); use 'mock'"
+    )

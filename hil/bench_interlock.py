@@ -140,8 +140,10 @@ def _bench_config(base_path: str, workdir: Path) -> Path:
                 "noise_mv": base.board.mock.noise_mv,
             },
         },
-        "charger": {"max_current_a": base.charger.max_current_a,
-                    "sample_rate_hz": base.charger.sample_rate_hz},
+        "charger": {
+            "max_current_a": base.charger.max_current_a,
+            "sample_rate_hz": base.charger.sample_rate_hz,
+        },
         "contactor": {"min_close_interval_ms": 100},  # many closings in one run
         "paths": {"state_dir": str(workdir / "state")},
     }
@@ -152,16 +154,24 @@ def _bench_config(base_path: str, workdir: Path) -> Path:
 
 def _print_report(results: dict[str, list[float]], child: dict[str, Any], rate_hz: int) -> bool:
     everything = [v for values in results.values() for v in values]
-    print(f"\ninterlock latency: stimulus -> main contacts open (rig clock, relay delay "
-          f"included), sampler {rate_hz} Hz, event loop busy with XML parses")
+    print(
+        f"\ninterlock latency: stimulus -> main contacts open (rig clock, relay delay "
+        f"included), sampler {rate_hz} Hz, event loop busy with XML parses"
+    )
     print(f"  {'event':<12} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for name, values in [*sorted(results.items()), ("all", everything)]:
-        print(f"  {name:<12} {len(values):>5} {percentile(values, 50):>8.2f} "
-              f"{percentile(values, 99):>8.2f} {max(values):>8.2f}")
-    print(f"  sampler: ticks={child.get('sampler_ticks')} overruns={child.get('sampler_overruns')}"
-          f" max_late_ms={child.get('sampler_max_late_ms')}")
-    print(f"  loop load: {child.get('load_rounds')} parse+walk rounds, each holding the loop "
-          f"up to {child.get('load_max_stall_ms')} ms")
+        print(
+            f"  {name:<12} {len(values):>5} {percentile(values, 50):>8.2f} "
+            f"{percentile(values, 99):>8.2f} {max(values):>8.2f}"
+        )
+    print(
+        f"  sampler: ticks={child.get('sampler_ticks')} overruns={child.get('sampler_overruns')}"
+        f" max_late_ms={child.get('sampler_max_late_ms')}"
+    )
+    print(
+        f"  loop load: {child.get('load_rounds')} parse+walk rounds, each holding the loop "
+        f"up to {child.get('load_max_stall_ms')} ms"
+    )
     p99 = percentile(everything, 99)
     ok = p99 <= TARGET_P99_MS
     print(f"  target p99 <= {TARGET_P99_MS:g} ms: {'met' if ok else 'MISSED'} (p99 {p99:.2f} ms)")
@@ -179,8 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="evse-bench-") as tmp:
         workdir = Path(tmp)
         config_path = _bench_config(args.config, workdir)
-        child = Daemon(config_path, argv=[sys.executable, "-m", "hil.bench_interlock",
-                                          "--serve", str(config_path)])
+        child = Daemon(
+            config_path,
+            argv=[sys.executable, "-m", "hil.bench_interlock", "--serve", str(config_path)],
+        )
         results: dict[str, list[float]] = {}
         try:
             with wait_for_rig(str(workdir / "rig"), timeout_s=20) as rig:
@@ -191,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         finally:
             code = child.stop()
-        report_line = next((l for l in child.lines if l.startswith("bench.child ")), "")
+        report_line = next((ln for ln in child.lines if ln.startswith("bench.child ")), "")
         child_stats = json.loads(report_line.split(" ", 1)[1]) if report_line else {}
         if code != 0 or not results:
             print(f"bench: the firmware exited with {code}", file=sys.stderr)

@@ -48,6 +48,7 @@ def _play(rig: Rig, timeline: Timeline, duty_pct: float, max_current_a: float) -
         def check() -> str:
             duty, elapsed = rig.wait_duty(low, high, 1000)
             return f"pilot duty {duty:.1f} % after {elapsed / 1000:.1f} ms"
+
         return check
 
     def expect_relay(position: str, limit_ms: int) -> Callable[[], str]:
@@ -55,6 +56,7 @@ def _play(rig: Rig, timeline: Timeline, duty_pct: float, max_current_a: float) -
             elapsed = rig.wait_relay("MAIN", position, limit_ms)
             assert elapsed <= limit_ms * 1000, f"took {elapsed / 1000:.1f} ms > {limit_ms} ms"
             return f"main {position.lower()} after {elapsed / 1000:.1f} ms (limit {limit_ms} ms)"
+
         return check
 
     def send(*commands: str) -> Callable[[], str]:
@@ -62,6 +64,7 @@ def _play(rig: Rig, timeline: Timeline, duty_pct: float, max_current_a: float) -
             for command in commands:
                 rig.command(command)
             return " ; ".join(commands)
+
         return run
 
     step = timeline.step

@@ -259,9 +259,7 @@ class Charger:
         elif self._advertised is None:
             self._advertised = target
             self._advertised_at = self._pwm_started_at = self._now
-        elif (
-            target != self._advertised and self._now >= self._advertised_at + DUTY_UPDATE_MIN_NS
-        ):
+        elif target != self._advertised and self._now >= self._advertised_at + DUTY_UPDATE_MIN_NS:
             self._advertised = target
             self._advertised_at = self._now
         outputs = outputs_for(state, self._advertised)

@@ -34,7 +34,14 @@ class PilotState(enum.Enum):
         )
 
 
-A, B, C, D, E, F = PilotState.A, PilotState.B, PilotState.C, PilotState.D, PilotState.E, PilotState.F
+A, B, C, D, E, F = (
+    PilotState.A,
+    PilotState.B,
+    PilotState.C,
+    PilotState.D,
+    PilotState.E,
+    PilotState.F,
+)
 FAULT = PilotState.PILOT_FAULT
 
 # Low-plateau checks (reference/j1772.md): only meaningful while PWM runs.

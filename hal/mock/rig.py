@@ -97,9 +97,8 @@ class VirtualRig:
         high_v, _ = board.pilot_plateaus_v()
         output, _ = board.pilot_output()
         contacts = {relay: board.contacts(relay) for relay in Relay}
-        seen = (rig_state_letter(high_v), f"{output.duty_pct:.1f}") + tuple(
-            "CLOSED" if closed else "OPEN" for closed, _ in contacts.values()
-        )
+        positions = ("CLOSED" if closed else "OPEN" for closed, _ in contacts.values())
+        seen = (rig_state_letter(high_v), f"{output.duty_pct:.1f}", *positions)
         if not self._last_seen:
             self._last_seen = seen
             return

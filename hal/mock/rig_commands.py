@@ -92,7 +92,9 @@ class RigInterpreter:
         keyword, _, arg = line.partition(" ")
         handler = self._handlers.get(keyword.upper())
         if handler is None:
-            return f"ERR SYNTAX unknown command {keyword[:40]!r}" if line else "ERR SYNTAX empty line"
+            return (
+                f"ERR SYNTAX unknown command {keyword[:40]!r}" if line else "ERR SYNTAX empty line"
+            )
         try:
             reply = handler(arg)
         except RigError as err:
@@ -108,8 +110,8 @@ class RigInterpreter:
 
     def _idn(self, arg: str) -> str:
         self._no_arg(arg)
-        serial = f"mock-{os.getpid()}"
-        return f"OK vendor=evse-gatekeeper model=virtual-rig serial={serial} fw={_firmware_version()}"
+        serial, version = f"mock-{os.getpid()}", _firmware_version()
+        return f"OK vendor=evse-gatekeeper model=virtual-rig serial={serial} fw={version}"
 
     def _reset(self, arg: str) -> str:
         self._no_arg(arg)
@@ -199,8 +201,9 @@ class RigInterpreter:
 
         since_ns = self._poll(reached, timeout_ms)
         if since_ns is None:
-            raise RigError("TIMEOUT", f"{relay.value} not {parts[1].strip().upper()} "
-                           f"within {timeout_ms:g} ms")
+            raise RigError(
+                "TIMEOUT", f"{relay.value} not {parts[1].strip().upper()} within {timeout_ms:g} ms"
+            )
         return f"OK elapsed_us={self._elapsed_us(since_ns)}"
 
     def _wait_duty(self, arg: str) -> str:
@@ -218,8 +221,9 @@ class RigInterpreter:
         since_ns = self._poll(reached, timeout_ms)
         if since_ns is None:
             duty = self.board.pilot_output()[0].duty_pct
-            raise RigError("TIMEOUT", f"duty {duty:.1f} % not in {low:g}..{high:g} "
-                           f"within {timeout_ms:g} ms")
+            raise RigError(
+                "TIMEOUT", f"duty {duty:.1f} % not in {low:g}..{high:g} within {timeout_ms:g} ms"
+            )
         duty = self.board.pilot_output()[0].duty_pct
         return f"OK duty_pct={duty:.1f} elapsed_us={self._elapsed_us(since_ns)}"
 
