@@ -23,7 +23,16 @@ from firmware.interlock import Interlock, Trip
 from firmware.logs import kv, log_event
 from firmware.pilot.confirm import PilotChange
 from firmware.sampler import RcdChange, Sampler, SamplerEvent
-from hal import SAFE_PILOT, Board, Contacts, FeedbackKind, RcdState, Relay, open_board
+from hal import (
+    SAFE_PILOT,
+    Board,
+    Contacts,
+    FeedbackKind,
+    HalError,
+    RcdState,
+    Relay,
+    open_board,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +69,8 @@ class Gatekeeper:
             while not self._stopping:
                 await self._step()
             return 0
+        except HalError:
+            raise  # the board could not be opened or driven: the CLI says why in one line
         except Exception as err:  # the supervisor: anything unexpected ends in the safe state
             logger.exception("%s", kv("gatekeeper.crash", [("error", repr(err))]))
             return 1
