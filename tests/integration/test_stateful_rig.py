@@ -65,8 +65,9 @@ class Harness:
 
     def fresh(self) -> Running:
         running = self.running
-        if running is not None and any("kind=main_" in l or "kind=discharge_" in l
-                                       for l in running.daemon.lines):
+        if running is not None and any(
+            "kind=main_" in ln or "kind=discharge_" in ln for ln in running.daemon.lines
+        ):
             assert running.stop() == 0
             running = None
         if running is None:
@@ -112,8 +113,10 @@ class RigStimuli(RuleBasedStateMachine):
     def rcd(self, kind: str) -> None:
         self._stimulus(f"RCD:TRIP {kind}", rcd=kind)
 
-    @rule(relay=st.sampled_from(["MAIN", "DISCHARGE"]),
-          mode=st.sampled_from(["FOLLOW", "FOLLOW", "FOLLOW", "STUCK_CLOSED", "STUCK_OPEN"]))
+    @rule(
+        relay=st.sampled_from(["MAIN", "DISCHARGE"]),
+        mode=st.sampled_from(["FOLLOW", "FOLLOW", "FOLLOW", "STUCK_CLOSED", "STUCK_OPEN"]),
+    )
     def feedback(self, relay: str, mode: str) -> None:
         self._stimulus(f"FB:{relay} {mode}")
 
