@@ -167,3 +167,24 @@ def test_changes_only_on_the_second_of_two_agreeing_classifications(
             assert change is None
             assert confirmer.confirmed is before
         previous_class = this_class
+
+
+@pytest.mark.parametrize(
+    ("first_own", "second_own", "expected"),
+    [(False, False, False), (True, False, True), (False, True, True), (True, True, True)],
+)
+def test_change_records_whether_a_sample_was_taken_under_own_drive(
+    first_own: bool, second_own: bool, expected: bool
+) -> None:
+    confirmer = PilotConfirmer(B)
+    assert confirmer.feed(0, 0, 1, pwm_running=False, own_drive=first_own) is None
+    change = confirmer.feed(0, 0, 2, pwm_running=False, own_drive=second_own)
+    assert change == PilotChange(B, E, 2, own_drive=expected)
+
+
+def test_own_drive_of_an_older_sample_does_not_leak_into_a_later_change() -> None:
+    confirmer = PilotConfirmer(B)
+    confirmer.feed(8980, -12000, 1, pwm_running=True, own_drive=True)  # agrees with B
+    confirmer.feed(6000, -12000, 2, pwm_running=True)
+    change = confirmer.feed(6000, -12000, 3, pwm_running=True)
+    assert change == PilotChange(B, C, 3, own_drive=False)

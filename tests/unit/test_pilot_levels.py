@@ -11,6 +11,7 @@ The low-plateau rules (diode fault, pilot short, only while PWM runs) are a seco
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,7 +21,14 @@ from hypothesis import strategies as st
 
 from firmware.pilot.levels import PilotState, classify, classify_high
 
-A, B, C, D, E, F = PilotState.A, PilotState.B, PilotState.C, PilotState.D, PilotState.E, PilotState.F
+A, B, C, D, E, F = (
+    PilotState.A,
+    PilotState.B,
+    PilotState.C,
+    PilotState.D,
+    PilotState.E,
+    PilotState.F,
+)
 FAULT = PilotState.PILOT_FAULT
 DIODE = PilotState.DIODE_FAULT
 ALL_PREV = tuple(PilotState)
@@ -107,7 +115,7 @@ def _mid_band_cases() -> list[object]:
 
 def test_band_table_is_contiguous_and_covers_every_millivolt() -> None:
     # guards the generator itself: the rows tile the whole axis with no gap or overlap
-    for upper, lower in zip(BAND_TABLE, BAND_TABLE[1:], strict=False):
+    for upper, lower in itertools.pairwise(BAND_TABLE):
         assert lower.high_mv == upper.low_mv
 
 

@@ -1,0 +1,372 @@
+"""The configuration file (firmware/config.py): defaults, every key, and every problem at once.
+
+A config with any problem is refused whole; ``ConfigError.problems`` lists each problem as
+``section.key: reason`` (or ``section: reason`` for a whole section), so an operator can fix
+them all in one pass.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from firmware.config import Config, load_config, parse_config
+from firmware.errors import ConfigError
+from hal import FeedbackKind
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PROBLEM = re.compile(r"^(?P<where>[a-z_]+(?:\.[a-z_]+)*): (?P<reason>\S.*)$")
+
+
+def problems_of(data: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert info.value.problems, "a ConfigError must carry at least one problem"
+    for problem in info.value.problems:
+        assert PROBLEM.match(problem), problem
+    return info.value.problems
+
+
+def where(problems: list[str]) -> list[str]:
+    return [problem.split(": ", 1)[0] for problem in problems]
+
+
+# --- defaults and accepted values ------------------------------------------------------------
+
+
+def test_defaults_of_an_empty_file() -> None:
+    config = parse_config({})
+    assert config.board.backend == "mock"
+    assert config.board.main_feedback is FeedbackKind.NORMALLY_OPEN
+    assert config.board.discharge_feedback is FeedbackKind.NORMALLY_OPEN
+    mock = config.board.mock
+    assert mock.rig_link is None
+    assert mock.relay_delay_ms == 10.0  # reference/rig-protocol.md: default mechanical delay
+    assert mock.deadman_timeout_ms == 100.0
+    assert mock.noise_mv == 15.0
+    assert mock.seed is None
+    assert mock.supports_rcd_self_test is True
+    assert config.charger.max_current_a == 32.0
+    assert config.charger.ventilation is False
+    assert config.charger.sample_rate_hz == 200
+    assert config.contactor.min_close_interval_ms == 10_000  # reference: ~10 s per closing
+    assert config.paths.state_dir == Path("/var/lib/evse-gatekeeper")
+    assert config.log.level == "info"
+    assert config.source is None
+
+
+def test_empty_sections_are_the_defaults() -> None:
+    empty = {name: {} for name in ("hal", "charger", "contactor", "paths", "log")}
+    assert parse_config(empty) == parse_config({})
+
+
+@pytest.mark.parametrize("backend", ["mock", "rpi"])
+def test_hal_backend(backend: str) -> None:
+    assert parse_config({"hal": {"backend": backend}}).board.backend == backend
+
+
+@pytest.mark.parametrize("kind", list(FeedbackKind))
+def test_hal_feedback_kinds(kind: FeedbackKind) -> None:
+    config = parse_config({"hal": {"main_feedback": kind.value, "discharge_feedback": kind.value}})
+    assert config.board.main_feedback is kind
+    assert config.board.discharge_feedback is kind
+
+
+def test_hal_mock_keys() -> None:
+    table = {
+        "rig_link": ".state/rig",
+        "relay_delay_ms": 25,
+        "deadman_timeout_ms": 50.5,
+        "noise_mv": 0,
+        "seed": 1234,
+        "rcd_self_test": False,
+    }
+    mock = parse_config({"hal": {"mock": table}}).board.mock
+    assert mock.rig_link == ".state/rig"
+    assert mock.relay_delay_ms == 25.0
+    assert mock.deadman_timeout_ms == 50.5
+    assert mock.noise_mv == 0.0
+    assert mock.seed == 1234
+    assert mock.supports_rcd_self_test is False
+
+
+def test_charger_keys() -> None:
+    data = {"charger": {"max_current_a": 16, "ventilation": True, "sample_rate_hz": 100}}
+    charger = parse_config(data).charger
+    assert charger.max_current_a == 16.0
+    assert charger.ventilation is True
+    assert charger.sample_rate_hz == 100
+
+
+def test_max_current_accepts_a_float() -> None:
+    assert parse_config({"charger": {"max_current_a": 13.5}}).charger.max_current_a == 13.5
+
+
+def test_contactor_paths_and_log_keys() -> None:
+    data = {
+        "contactor": {"min_close_interval_ms": 5000},
+        "paths": {"state_dir": "/tmp/evse"},
+        "log": {"level": "debug"},
+    }
+    config = parse_config(data)
+    assert config.contactor.min_close_interval_ms == 5000
+    assert config.paths.state_dir == Path("/tmp/evse")
+    assert config.log.level == "debug"
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("charger", "max_current_a", 6),  # J1772 minimum
+        ("charger", "max_current_a", 80),  # J1772 maximum
+        ("charger", "sample_rate_hz", 50),
+        ("charger", "sample_rate_hz", 1000),
+        ("contactor", "min_close_interval_ms", 0),
+        ("hal.mock", "relay_delay_ms", 0),
+        ("hal.mock", "relay_delay_ms", 1000),
+        ("hal.mock", "deadman_timeout_ms", 10),
+        ("hal.mock", "deadman_timeout_ms", 5000),
+        ("hal.mock", "noise_mv", 300),
+    ],
+)
+def test_range_limits_are_inclusive(section: str, key: str, value: float) -> None:
+    parse_config(_nest(section, {key: value}))
+
+
+# --- single problems -------------------------------------------------------------------------
+
+
+def _nest(section: str, table: dict[str, Any]) -> dict[str, Any]:
+    if section == "hal.mock":
+        return {"hal": {"mock": table}}
+    return {section: table}
+
+
+def test_unknown_section() -> None:
+    assert problems_of({"bogus": {"x": 1}}) == ["bogus: unknown section"]
+
+
+@pytest.mark.parametrize("section", ["hal", "hal.mock", "charger", "contactor", "paths", "log"])
+def test_unknown_key_in_each_section(section: str) -> None:
+    assert problems_of(_nest(section, {"colour": "blue"})) == [f"{section}.colour: unknown key"]
+
+
+@pytest.mark.parametrize("section", ["hal", "charger", "contactor", "paths", "log"])
+def test_a_section_that_is_not_a_table(section: str) -> None:
+    assert where(problems_of({section: 5})) == [section]
+
+
+def test_hal_mock_that_is_not_a_table() -> None:
+    assert where(problems_of({"hal": {"mock": "yes"}})) == ["hal.mock"]
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        # bool where an integer or number is expected: TOML true is not 1
+        ("charger", "sample_rate_hz", True),
+        ("charger", "max_current_a", True),
+        ("contactor", "min_close_interval_ms", False),
+        ("hal.mock", "relay_delay_ms", True),
+        ("hal.mock", "deadman_timeout_ms", True),
+        ("hal.mock", "noise_mv", False),
+        ("hal.mock", "seed", True),
+        # string where a number is expected
+        ("charger", "max_current_a", "32"),
+        ("charger", "sample_rate_hz", "200"),
+        ("contactor", "min_close_interval_ms", "10000"),
+        ("hal.mock", "relay_delay_ms", "10"),
+        # float where an integer is expected
+        ("charger", "sample_rate_hz", 200.5),
+        # NaN is not a number of amps
+        ("charger", "max_current_a", float("nan")),
+        # non-bool where a bool is expected
+        ("charger", "ventilation", 1),
+        ("charger", "ventilation", "yes"),
+        ("hal.mock", "rcd_self_test", "true"),
+        # non-string where a string is expected
+        ("hal", "backend", 1),
+        ("hal", "main_feedback", True),
+        ("hal.mock", "rig_link", 5),
+        ("paths", "state_dir", 5),
+        ("log", "level", 3),
+    ],
+)
+def test_wrong_types_are_refused(section: str, key: str, value: Any) -> None:
+    assert where(problems_of(_nest(section, {key: value}))) == [f"{section}.{key}"]
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("charger", "max_current_a", 5.9),  # below J1772's 6 A
+        ("charger", "max_current_a", 80.5),  # above J1772's 80 A
+        ("charger", "max_current_a", 0),
+        ("charger", "sample_rate_hz", 49),  # too slow for the 50 ms detection budget
+        ("charger", "sample_rate_hz", 1001),
+        ("contactor", "min_close_interval_ms", -1),
+        ("contactor", "min_close_interval_ms", 3_600_001),
+        ("hal.mock", "relay_delay_ms", -1),
+        ("hal.mock", "relay_delay_ms", 1001),
+        ("hal.mock", "deadman_timeout_ms", 9),
+        ("hal.mock", "deadman_timeout_ms", 5001),
+        ("hal.mock", "noise_mv", -0.5),
+        ("hal.mock", "noise_mv", 301),
+        ("hal.mock", "seed", -1),
+    ],
+)
+def test_out_of_range_values_are_refused(section: str, key: str, value: float) -> None:
+    (problem,) = problems_of(_nest(section, {key: value}))
+    assert problem.startswith(f"{section}.{key}: must be between")
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("hal", "backend", "arduino"),
+        ("hal", "main_feedback", "sometimes"),
+        ("hal", "discharge_feedback", "NORMALLY-OPEN"),
+        ("log", "level", "loud"),
+        ("paths", "state_dir", ""),
+        ("paths", "state_dir", "   "),
+        ("hal.mock", "rig_link", ""),
+    ],
+)
+def test_bad_string_values_are_refused(section: str, key: str, value: str) -> None:
+    assert where(problems_of(_nest(section, {key: value}))) == [f"{section}.{key}"]
+
+
+def test_backend_problem_names_the_choices() -> None:
+    (problem,) = problems_of({"hal": {"backend": "arduino"}})
+    assert "mock" in problem
+    assert "rpi" in problem
+    assert "arduino" in problem
+
+
+# --- every problem at once -------------------------------------------------------------------
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    data = {
+        "hal": {
+            "backend": "arduino",
+            "led": True,
+            "mock": {"relay_delay_ms": True, "noise_mv": 999, "warp": 9},
+        },
+        "charger": {"max_current_a": 100, "sample_rate_hz": "fast", "ventilation": 1},
+        "contactor": {"min_close_interval_ms": -5},
+        "paths": {"state_dir": ""},
+        "log": {"level": "loud", "colour": "blue"},
+        "extras": {},
+        "zzz": 1,
+    }
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    problems = info.value.problems
+    for problem in problems:
+        assert PROBLEM.match(problem), problem
+    assert sorted(where(problems)) == sorted(
+        [
+            "extras",
+            "zzz",
+            "hal.backend",
+            "hal.led",
+            "hal.mock.relay_delay_ms",
+            "hal.mock.noise_mv",
+            "hal.mock.warp",
+            "charger.max_current_a",
+            "charger.sample_rate_hz",
+            "charger.ventilation",
+            "contactor.min_close_interval_ms",
+            "paths.state_dir",
+            "log.level",
+            "log.colour",
+        ]
+    )
+    reasons = dict(problem.split(": ", 1) for problem in problems)
+    assert reasons["extras"] == "unknown section"
+    assert reasons["hal.led"] == "unknown key"
+    assert reasons["hal.mock.warp"] == "unknown key"
+    assert reasons["log.colour"] == "unknown key"
+    assert reasons["hal.mock.noise_mv"].startswith("must be between")
+    assert reasons["charger.max_current_a"].startswith("must be between")
+    assert reasons["contactor.min_close_interval_ms"].startswith("must be between")
+    # the exception's message carries them all too
+    for problem in problems:
+        assert problem in str(info.value)
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+def test_load_config_reads_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text(
+        '[hal]\nbackend = "rpi"\n\n[charger]\nmax_current_a = 16\nventilation = true\n',
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    assert isinstance(config, Config)
+    assert config.board.backend == "rpi"
+    assert config.charger.max_current_a == 16.0
+    assert config.charger.ventilation is True
+    assert config.source == path
+
+
+def test_load_config_reports_problems_from_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[charger]\nmax_current_a = 100\nsample_rate_hz = true\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    assert sorted(where(info.value.problems)) == ["charger.max_current_a", "charger.sample_rate_hz"]
+
+
+def _single_line_problem(path: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    (problem,) = info.value.problems
+    assert "\n" not in problem
+    assert str(path) in problem
+    return problem
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    assert "cannot read" in _single_line_problem(tmp_path / "nowhere.toml")
+
+
+def test_a_directory_is_not_readable(tmp_path: Path) -> None:
+    assert "cannot read" in _single_line_problem(tmp_path)
+
+
+def test_a_file_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b'[paths]\nstate_dir = "/tmp/\xe9t\xe9"\n')
+    assert "cannot read" in _single_line_problem(path)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[charger\nmax_current_a = 16\n",
+        "max_current_a 16\n",
+        '[hal]\nbackend = "mock"\n[hal]\nbackend = "rpi"\n',  # duplicate table
+        '[log]\nlevel = "info\n',  # unterminated string
+    ],
+)
+def test_invalid_toml(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text(text, encoding="utf-8")
+    assert "not valid TOML" in _single_line_problem(path)
+
+
+def test_the_shipped_mock_config_loads() -> None:
+    path = REPO_ROOT / "config" / "mock.toml"
+    config = load_config(path)
+    assert config.board.backend == "mock"
+    assert config.board.mock.rig_link == ".state/rig"
+    assert config.board.mock.relay_delay_ms == 10.0
+    assert config.charger.max_current_a == 32.0
+    assert config.source == path
