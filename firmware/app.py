@@ -19,10 +19,11 @@ from firmware.charger.controller import Charger, ChargerSettings, Note
 from firmware.charger.faults import FaultKind
 from firmware.charger.outputs import Outputs
 from firmware.config import Config
+from firmware.errors import SamplerError
 from firmware.interlock import Interlock, Trip
 from firmware.logs import kv, log_event
 from firmware.pilot.confirm import PilotChange
-from firmware.sampler import RcdChange, Sampler, SamplerEvent
+from firmware.sampler import RcdChange, Sampler, SamplerEvent, SamplerFailed
 from hal import (
     SAFE_PILOT,
     Board,
@@ -176,7 +177,8 @@ class Gatekeeper:
         if isinstance(event, RcdChange):
             log_event(logger, "rcd.changed", state=event.state.value)
             return charger.on_rcd(event.state, now)
-        assert isinstance(event, Trip)
+        if isinstance(event, SamplerFailed):
+            raise SamplerError(f"the sampler thread failed: {event.error}")
         log_event(logger, "interlock.trip", logging.WARNING, reason=event.reason)
         if event.contactor_fault is not None:
             return charger.on_contactor_fault(event.contactor_fault, now)

@@ -15,5 +15,5 @@ class ConfigError(GatekeeperError):
         self.problems = problems
 
 
-class InterlockError(GatekeeperError):
-    """Raised when the board fails its start-up checks (welded contact, RCD self-test)."""
+class SamplerError(GatekeeperError):
+    """Raised when the sampler thread has failed; the daemon stops with the relays open."""

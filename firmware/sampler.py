@@ -27,7 +27,14 @@ class RcdChange:
     t_ns: int
 
 
-SamplerEvent = PilotChange | RcdChange | Trip
+@dataclass(frozen=True, slots=True)
+class SamplerFailed:
+    """The sampler thread hit an unexpected error; it opened the relays and stopped."""
+
+    error: str
+
+
+SamplerEvent = PilotChange | RcdChange | Trip | SamplerFailed
 
 
 @dataclass(slots=True)
@@ -98,6 +105,15 @@ class Sampler:
         return self._confirmer.confirmed
 
     def _run(self) -> None:
+        try:
+            self._loop_on_deadlines()
+        except Exception as err:  # never die silently: relays open, the supervisor hears
+            try:
+                self._interlock.open_all(self._clock())
+            finally:
+                self._post(SamplerFailed(repr(err)))
+
+    def _loop_on_deadlines(self) -> None:
         clock = self._clock
         grid = clock()
         confirm_at: int | None = None
