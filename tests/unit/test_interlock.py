@@ -151,7 +151,9 @@ def test_d_closes_only_with_ventilation(clock: Clock) -> None:
         (P.C, RcdState.AC, "rcd_ac"),
     ],
 )
-def test_trip_opens_main_in_the_same_sample(clock: Clock, pilot: P, rcd: RcdState, reason: str) -> None:
+def test_trip_opens_main_in_the_same_sample(
+    clock: Clock, pilot: P, rcd: RcdState, reason: str
+) -> None:
     board = board_with(clock)
     interlock = armed(clock, board)
     interlock.set_pilot(PWM)
@@ -215,7 +217,11 @@ def test_welded_main_at_boot_latches_permanently(clock: Clock) -> None:
         if trip:
             trips.append(trip)
     assert [t.contactor_fault for t in trips] == [FaultKind.MAIN_WELDED]
-    assert FEEDBACK_TIMEOUT_NS <= trips[0].t_ns - 1_000 * MS <= FEEDBACK_TIMEOUT_NS + 2 * FEEDBACK_DEBOUNCE_NS
+    assert (
+        FEEDBACK_TIMEOUT_NS
+        <= trips[0].t_ns - 1_000 * MS
+        <= FEEDBACK_TIMEOUT_NS + 2 * FEEDBACK_DEBOUNCE_NS
+    )
     board.set_feedback_mode(Relay.MAIN, FeedbackMode.FOLLOW)
     interlock.set_pilot(PWM)
     confirm(interlock, clock, P.A)
