@@ -20,7 +20,7 @@ from firmware.charger.faults import FaultKind
 from firmware.charger.outputs import Outputs
 from firmware.config import Config
 from firmware.errors import SamplerError
-from firmware.interlock import Interlock, Trip
+from firmware.interlock import Interlock
 from firmware.logs import kv, log_event
 from firmware.pilot.confirm import PilotChange
 from firmware.sampler import RcdChange, Sampler, SamplerEvent, SamplerFailed
