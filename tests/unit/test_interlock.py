@@ -148,6 +148,8 @@ def test_d_closes_only_with_ventilation(clock: Clock) -> None:
         (P.A, RcdState.CLEAR, "pilot_a"),
         (P.E, RcdState.CLEAR, "pilot_e"),
         (P.DIODE_FAULT, RcdState.CLEAR, "diode_fault"),
+        (P.F, RcdState.CLEAR, "pilot_f"),  # -12 V not of our making: no rig stimulus makes it
+        (P.PILOT_FAULT, RcdState.CLEAR, "pilot_fault"),
         (P.C, RcdState.AC, "rcd_ac"),
     ],
 )
