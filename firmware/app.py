@@ -14,12 +14,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from firmware.charger.controller import Charger, ChargerSettings, Note
 from firmware.charger.faults import FaultKind
 from firmware.charger.outputs import Outputs
 from firmware.config import Config
 from firmware.errors import SamplerError
+from firmware.fault_store import FaultStore, FaultStoreError, PermanentFault
 from firmware.interlock import Interlock
 from firmware.logs import kv, log_event
 from firmware.pilot.confirm import PilotChange
@@ -55,6 +57,7 @@ class Gatekeeper:
         self.sampler: Sampler | None = None
         self.charger: Charger | None = None
         self.ready = threading.Event()
+        self._fault_store = FaultStore(config.paths.state_dir)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[SamplerEvent | None] | None = None
         self._stopping = False
@@ -117,8 +120,11 @@ class Gatekeeper:
         self.charger = Charger(
             ChargerSettings(max_current_a, ventilation, interval_ns, settle_ns), self._clock()
         )
+        recorded = self._recorded_fault()
+        if recorded is not None:
+            self._apply(self._latch_permanent(recorded))
         if not self_test_ok:
-            self._apply(self.charger.on_contactor_fault(FaultKind.RCD_SELF_TEST, self._clock()))
+            self._apply(self._latch_permanent(FaultKind.RCD_SELF_TEST))
         self._apply(self.charger.outputs)
         self._log_notes()
         log_event(
@@ -181,8 +187,41 @@ class Gatekeeper:
             raise SamplerError(f"the sampler thread failed: {event.error}")
         log_event(logger, "interlock.trip", logging.WARNING, reason=event.reason)
         if event.contactor_fault is not None:
-            return charger.on_contactor_fault(event.contactor_fault, now)
+            return self._latch_permanent(event.contactor_fault)
         return charger.poll(now)
+
+    def _recorded_fault(self) -> FaultKind | None:
+        """A permanent fault recorded before this start (an unreadable record counts)."""
+        try:
+            recorded = self._fault_store.load()
+        except FaultStoreError as err:
+            log_event(logger, "fault.record_unreadable", logging.ERROR, error=str(err))
+            return FaultKind.RECORD_UNREADABLE
+        if recorded is not None:
+            log_event(
+                logger,
+                "fault.recorded",
+                logging.WARNING,
+                kind=recorded.kind.value,
+                at=recorded.at,
+                clear_with="evse-gatekeeper faults clear",
+            )
+            return recorded.kind
+        return None
+
+    def _latch_permanent(self, kind: FaultKind) -> Outputs:
+        """Record the fault (before it is reported), then make the EVSE inoperative."""
+        assert self.interlock is not None and self.charger is not None
+        now = self._clock()
+        self.interlock.latch_permanent(kind, now)
+        if kind is not FaultKind.RECORD_UNREADABLE:
+            try:
+                if self._fault_store.load() is None:
+                    at = datetime.now(UTC).isoformat(timespec="seconds")
+                    self._fault_store.save(PermanentFault(kind, at))
+            except FaultStoreError as err:
+                log_event(logger, "fault.record_failed", logging.ERROR, error=str(err))
+        return self.charger.on_permanent_fault(kind, now)
 
     def _apply(self, outputs: Outputs) -> None:
         """Drive the outputs through the interlock: relays first when opening, pilot first

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from firmware import __version__
 from firmware.errors import ConfigError
+from firmware.fault_store import FaultStoreError
 from firmware.logs import flush_logging, setup_logging
 from hal import HalError
 
@@ -42,6 +43,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--check", action="store_true", help="validate the config, print a summary and exit"
     )
+    faults = commands.add_parser(
+        "faults",
+        help="show or clear the recorded permanent fault",
+        description="A welded or failed-to-close contactor (or a failed RCD self-test) makes "
+        "the EVSE inoperative across restarts. After the hardware is repaired, clear the "
+        "record; it takes effect at the daemon's next start.",
+    )
+    action = faults.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for name, text in (
+        ("show", "print the recorded fault, if any"),
+        ("clear", "remove the record (after repair)"),
+    ):
+        sub = action.add_parser(name, help=text, description=text)
+        sub.add_argument(
+            "--config",
+            default=DEFAULT_CONFIG,
+            metavar="PATH",
+            help=f"TOML config file (default: {DEFAULT_CONFIG})",
+        )
     return parser
 
 
@@ -68,10 +88,33 @@ def _run(args: argparse.Namespace) -> int:
         flush_logging()
 
 
+def _faults(args: argparse.Namespace) -> int:
+    from firmware.config import load_config
+    from firmware.fault_store import FaultStore
+
+    store = FaultStore(load_config(args.config).paths.state_dir)
+    if args.action == "show":
+        recorded = store.load()
+        print(f"{recorded.kind.value} at={recorded.at}" if recorded else "none")
+        return 0
+    try:
+        recorded = store.load()
+    except FaultStoreError:
+        recorded = None  # a damaged record is cleared all the same
+    if store.clear():
+        print(f"cleared {recorded.kind.value if recorded else 'unreadable record'}")
+    else:
+        print("no permanent fault recorded")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return _run(args)
+        return _faults(args) if args.command == "faults" else _run(args)
+    except FaultStoreError as err:
+        print(f"evse-gatekeeper: {err}", file=sys.stderr)
+        return 2
     except ConfigError as err:
         for problem in err.problems:
             print(f"evse-gatekeeper: config: {problem}", file=sys.stderr)

@@ -101,6 +101,13 @@ class Interlock:
             self._set(relay, True, now_ns)
             return True
 
+    def latch_permanent(self, kind: FaultKind, now_ns: int) -> None:
+        """A permanent fault from outside the interlock (the record, the RCD self-test)."""
+        with self._lock:
+            if self.permanent is None:
+                self.permanent = kind
+            self._open_all(now_ns)
+
     def open_all(self, now_ns: int) -> None:
         with self._lock:
             self._open_all(now_ns)

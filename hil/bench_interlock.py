@@ -76,10 +76,10 @@ async def _busy_loop(stats: dict[str, float]) -> None:
 
 async def _serve(config_path: str) -> int:
     from firmware.app import Gatekeeper
-    from firmware.logs import setup_logging
+    from firmware.logs import flush_logging, setup_logging
 
     config = load_config(config_path)
-    setup_logging("info")
+    setup_logging("warning")
     app = Gatekeeper(config)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -96,7 +96,9 @@ async def _serve(config_path: str) -> int:
         "sampler_overruns": sampler.overruns if sampler else -1,
         "sampler_max_late_ms": round(sampler.max_late_ns / 1e6, 3) if sampler else -1,
     }
-    print("bench.child " + json.dumps(report), file=sys.stderr, flush=True)
+    flush_logging()  # the log listener must not write into the summary line
+    sys.stderr.write("bench.child " + json.dumps(report) + "\n")
+    sys.stderr.flush()
     return code
 
 
@@ -204,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             code = child.stop()
         report_line = next((ln for ln in child.lines if ln.startswith("bench.child ")), "")
-        child_stats = json.loads(report_line.split(" ", 1)[1]) if report_line else {}
+        child_stats: dict[str, Any] = {}
+        if report_line:
+            child_stats, _ = json.JSONDecoder().raw_decode(report_line.split(" ", 1)[1])
         if code != 0 or not results:
             print(f"bench: the firmware exited with {code}", file=sys.stderr)
             return 1

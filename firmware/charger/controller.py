@@ -99,7 +99,7 @@ class Charger:
         self._latch(kind)
         return self._step("rcd_trip")
 
-    def on_contactor_fault(self, kind: FaultKind, now_ns: int) -> Outputs:
+    def on_permanent_fault(self, kind: FaultKind, now_ns: int) -> Outputs:
         self._now = now_ns
         self._latch(kind)
         return self._step("contactor_fault")

@@ -24,6 +24,7 @@ class FaultKind(enum.Enum):
     DISCHARGE_WELDED = "discharge_welded"
     DISCHARGE_FAILED_TO_CLOSE = "discharge_failed_to_close"
     RCD_SELF_TEST = "rcd_self_test_failed"
+    RECORD_UNREADABLE = "fault_record_unreadable"  # the permanent-fault record is damaged
 
     @property
     def permanent(self) -> bool:
@@ -42,6 +43,7 @@ PERMANENT = frozenset(
         FaultKind.DISCHARGE_WELDED,
         FaultKind.DISCHARGE_FAILED_TO_CLOSE,
         FaultKind.RCD_SELF_TEST,
+        FaultKind.RECORD_UNREADABLE,
     }
 )
 

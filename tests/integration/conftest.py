@@ -60,7 +60,7 @@ def start_daemon(tmp_path: Path) -> Iterator[StartDaemon]:
         rig_link = tmp_path / f"rig{index}"
         config = merged(BASE_CONFIG, overrides)
         config["hal"]["mock"]["rig_link"] = str(rig_link)
-        config["paths"] = {"state_dir": str(tmp_path / f"state{index}")}
+        config.setdefault("paths", {}).setdefault("state_dir", str(tmp_path / f"state{index}"))
         path = tmp_path / f"config{index}.toml"
         path.write_text(toml_dumps(config))
         daemon = Daemon(path)

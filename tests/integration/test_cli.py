@@ -28,7 +28,12 @@ def cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
 def test_version_and_help() -> None:
     version = cli("--version")
     assert version.returncode == 0 and version.stdout.startswith("evse-gatekeeper ")
-    for args in (["--help"], ["run", "--help"]):
+    for args in (
+        ["--help"],
+        ["run", "--help"],
+        ["faults", "--help"],
+        ["faults", "clear", "--help"],
+    ):
         shown = cli(*args)
         assert shown.returncode == 0 and "usage:" in shown.stdout
 

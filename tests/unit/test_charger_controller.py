@@ -186,7 +186,7 @@ def test_d_with_ventilation_charges() -> None:
 def test_contactor_fault_is_permanent() -> None:
     c = make(interval_ms=0)
     charging(c)
-    out = c.on_contactor_fault(FaultKind.MAIN_WELDED, 100 * MS)
+    out = c.on_permanent_fault(FaultKind.MAIN_WELDED, 100 * MS)
     assert c.state_id == "inoperative"
     assert out.pilot.drive is PilotDrive.STEADY_NEGATIVE and not out.main_closed
     t = 200
