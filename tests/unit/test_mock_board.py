@@ -27,6 +27,7 @@ from hal.mock.board import MockBoard
 from hal.mock.circuit import VehicleSide, VehicleState, plateaus_v, rig_state_letter
 from hal.mock.relays import FeedbackMode, RelayModel
 from hal.settings import BoardSettings, MockSettings
+from tests.fakes import FakeClock
 
 MS = 1_000_000  # ns
 DELAY_MS = 10
@@ -59,21 +60,6 @@ LOAD_OHM = {
     VehicleState.C: parallel(2740.0, 1300.0),  # ~882 Ohm
     VehicleState.D: parallel(2740.0, 270.0),  # ~246 Ohm
 }
-
-
-class FakeClock:
-    def __init__(self, start_ns: int = 1_000 * MS) -> None:
-        self.t_ns = start_ns
-
-    def __call__(self) -> int:
-        return self.t_ns
-
-    def advance_ms(self, ms: float) -> int:
-        self.t_ns += int(ms * MS)
-        return self.t_ns
-
-    def at(self, t_ns: int) -> None:
-        self.t_ns = t_ns
 
 
 def make_board(

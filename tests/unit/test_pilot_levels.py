@@ -19,17 +19,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from firmware.pilot.levels import PilotState, classify, classify_high
+from firmware.pilot.levels import FAULT, A, B, C, D, E, F, PilotState, classify, classify_high
 
-A, B, C, D, E, F = (
-    PilotState.A,
-    PilotState.B,
-    PilotState.C,
-    PilotState.D,
-    PilotState.E,
-    PilotState.F,
-)
-FAULT = PilotState.PILOT_FAULT
 DIODE = PilotState.DIODE_FAULT
 ALL_PREV = tuple(PilotState)
 

@@ -19,6 +19,7 @@ from hal.mock.board import MockBoard
 from hal.mock.circuit import VehicleSide, VehicleState
 from hal.mock.rig_commands import MAX_LINE, RigInterpreter
 from hal.settings import BoardSettings, MockSettings
+from tests.fakes import FakeClock
 
 MS = 1_000_000  # ns
 DELAY_MS = 10
@@ -30,26 +31,11 @@ OK_FIELDS = re.compile(r"^OK( [a-z_]+=\S+)*$")
 ERR = re.compile(r"^ERR (SYNTAX|RANGE|TIMEOUT|STATE|UNSUPPORTED)( .*)?$")
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t_ns = 5_000 * MS
-
-    def __call__(self) -> int:
-        return self.t_ns
-
-    def advance_ms(self, ms: float) -> int:
-        self.t_ns += int(ms * MS)
-        return self.t_ns
-
-    def sleep(self, seconds: float) -> None:
-        self.t_ns += int(seconds * 1e9)
-
-
 class Rig:
     """An interpreter on a fake-clock board, with helpers that play the firmware's part."""
 
     def __init__(self) -> None:
-        self.clock = FakeClock()
+        self.clock = FakeClock(5_000 * MS)
         self.board = MockBoard(SETTINGS, clock=self.clock)
         self.interp = RigInterpreter(self.board, sleep=self.clock.sleep)
 
