@@ -107,26 +107,11 @@ class Gatekeeper:
         for relay in Relay:
             if caps.feedback(relay) is FeedbackKind.NONE:
                 log_event(logger, "contactor.unsupervised", logging.WARNING, relay=relay.value)
-        self_test_ok = await self._rcd_self_test(board)
-        now = self._clock()
-        interlock = self.interlock = Interlock(board, ventilation, now)
-        self.sampler = Sampler(board, interlock, config.charger.sample_rate_hz, self._post)
-        self.sampler.start()
-        while not interlock.armed(self._clock()):  # the boot weld check's window
-            await asyncio.sleep(0.01)
-        interval_ns = config.contactor.min_close_interval_ms * 1_000_000
-        # the interlock wants two samples under PWM before a closing: give it three, plus margin
-        settle_ns = 3 * self.sampler.period_ns + 5_000_000
-        self.charger = Charger(
-            ChargerSettings(max_current_a, ventilation, interval_ns, settle_ns), self._clock()
-        )
-        recorded = self._recorded_fault()
-        if recorded is not None:
-            self._apply(self._latch_permanent(recorded))
-        if not self_test_ok:
-            self._apply(self._latch_permanent(FaultKind.RCD_SELF_TEST))
-        self._apply(self.charger.outputs)
-        self._log_notes()
+        permanent = self._recorded_fault()
+        if not await self._rcd_self_test(board):
+            permanent = permanent or FaultKind.RCD_SELF_TEST
+        await self._start_safety(board, ventilation, permanent)
+        self._start_charger(max_current_a, ventilation, permanent)
         log_event(
             logger,
             "gatekeeper.ready",
@@ -135,8 +120,37 @@ class Gatekeeper:
         )
         self.ready.set()
 
+    async def _start_safety(
+        self, board: Board, ventilation: bool, permanent: FaultKind | None
+    ) -> None:
+        """The interlock (told of any permanent fault before its first sample), the sampler,
+        and the boot weld check's window."""
+        interlock = self.interlock = Interlock(board, ventilation, self._clock())
+        if permanent is not None:
+            interlock.latch_permanent(permanent, self._clock())
+        self.sampler = Sampler(board, interlock, self.config.charger.sample_rate_hz, self._post)
+        self.sampler.start()
+        while not interlock.armed(self._clock()):
+            await asyncio.sleep(0.01)
+
+    def _start_charger(
+        self, max_current_a: float, ventilation: bool, permanent: FaultKind | None
+    ) -> None:
+        assert self.sampler is not None
+        interval_ns = self.config.contactor.min_close_interval_ms * 1_000_000
+        # the interlock wants two samples under PWM before a closing: give it three, plus margin
+        settle_ns = 3 * self.sampler.period_ns + 5_000_000
+        self.charger = Charger(
+            ChargerSettings(max_current_a, ventilation, interval_ns, settle_ns), self._clock()
+        )
+        if permanent is not None:
+            self._apply(self._latch_permanent(permanent))
+        self._apply(self.charger.outputs)
+        self._log_notes()
+
     async def _rcd_self_test(self, board: Board) -> bool:
-        """Inject a test current where the board can: the module must trip, then clear."""
+        """Inject a test current where the board can: the module must trip. (If it then
+        stays tripped, the sampler latches an RCD fault like any other trip.)"""
         if not board.capabilities.supports_rcd_self_test:
             return True
         board.set_rcd_test(True)

@@ -12,11 +12,14 @@ import pytest
 
 from firmware import app as app_module
 from firmware.app import Gatekeeper
+from firmware.charger.faults import FaultKind
 from firmware.config import parse_config
+from firmware.fault_store import FaultStore
 from firmware.interlock import Interlock
 from firmware.sampler import Sampler, SamplerEvent, SamplerFailed
-from hal import PilotSample, Relay
+from hal import PilotDrive, PilotSample, RcdState, Relay
 from hal.mock.board import MockBoard
+from hal.mock.circuit import VehicleSide, VehicleState
 from hal.settings import BoardSettings, MockSettings
 
 pytestmark = pytest.mark.integration
@@ -82,3 +85,38 @@ def test_the_daemon_stops_non_zero_when_its_sampler_fails(
     assert code == 1
     assert time.monotonic() - started < 5
     assert all(not board.contacts(relay)[0] for relay in Relay)
+
+
+class DeadRcdBoard(MockBoard):
+    """An RCD module whose test winding does nothing: the self-test cannot trip it."""
+
+    def __init__(self) -> None:
+        super().__init__(BoardSettings(mock=MockSettings(noise_mv=0)))
+
+    def read_rcd(self) -> RcdState:
+        return RcdState.CLEAR
+
+
+def test_a_failed_rcd_self_test_makes_the_evse_inoperative(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    board = DeadRcdBoard()
+    monkeypatch.setattr(app_module, "open_board", lambda settings: board)
+    gatekeeper = Gatekeeper(parse_config({"paths": {"state_dir": str(tmp_path)}}))
+
+    async def scenario() -> int:
+        task = asyncio.create_task(gatekeeper.run())
+        while not gatekeeper.ready.is_set():
+            await asyncio.sleep(0.01)
+        board.set_vehicle(VehicleSide(VehicleState.C))
+        await asyncio.sleep(0.3)
+        assert gatekeeper.charger is not None
+        assert gatekeeper.charger.state_id == "inoperative"
+        assert not board.contacts(Relay.MAIN)[0]
+        assert board.pilot_output()[0].drive is PilotDrive.STEADY_NEGATIVE
+        gatekeeper.request_stop()
+        return await task
+
+    assert asyncio.run(asyncio.wait_for(scenario(), timeout=10)) == 0
+    recorded = FaultStore(tmp_path).load()
+    assert recorded is not None and recorded.kind is FaultKind.RCD_SELF_TEST
