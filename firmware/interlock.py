@@ -30,7 +30,8 @@ MS = 1_000_000
 FEEDBACK_TIMEOUT_NS = 250 * MS  # reference/j1772.md: feedback expected within 250 ms
 FEEDBACK_DEBOUNCE_NS = 10 * MS  # a mismatch must persist this long
 # The diode check needs PWM (reference/j1772.md "Low-plateau checks"): never close onto a
-# vehicle whose diode has not been seen under PWM in its present state.
+# vehicle whose diode has not been seen under PWM; a sample that failed the check shows as
+# an unconfirmed reading, which also blocks a closing.
 DIODE_CHECKED_SAMPLES = 2
 
 _MISMATCH = {
@@ -70,7 +71,8 @@ class Interlock:
         self.permanent: FaultKind | None = None  # contactor faults: never clears
         self.armed_at_ns = now_ns + FEEDBACK_TIMEOUT_NS + 2 * FEEDBACK_DEBOUNCE_NS
         self.trip_count = 0
-        self._pwm_samples = 0  # samples in the confirmed state taken under PWM
+        self._pwm_samples = 0  # consecutive samples taken under PWM
+        self._settled = True
         for relay in Relay:
             board.set_relay(relay, False)
         board.set_pilot(SAFE_PILOT)
@@ -123,20 +125,20 @@ class Interlock:
         confirmed: PilotState,
         rcd: RcdState,
         change: PilotChange | None = None,
+        *,
         pwm_running: bool = False,
+        settled: bool = True,
     ) -> Trip | None:
         """Run every check for one sample; open both relays and report if any fails.
 
         A pilot fault latches when it is newly confirmed from samples that observed the
-        vehicle (not while we drove -12 V or 0 V ourselves). ``pwm_running``: the sample
-        was taken under PWM, so the diode check ran on it.
+        vehicle (not while we drove -12 V or 0 V ourselves). ``pwm_running``: the sample was
+        taken under PWM, so the diode check ran on it. ``settled``: no different reading is
+        waiting for its confirming sample.
         """
         with self._lock:
-            self.confirmed, self.rcd = confirmed, rcd
-            if change is not None or not pwm_running:
-                self._pwm_samples = 0
-            else:
-                self._pwm_samples += 1
+            self.confirmed, self.rcd, self._settled = confirmed, rcd, settled
+            self._pwm_samples = self._pwm_samples + 1 if pwm_running else 0
             if change is not None and change.current.is_fault and not change.own_drive:
                 self.latched.add(_reason(change.current))
             if rcd is not RcdState.CLEAR:
@@ -192,6 +194,8 @@ class Interlock:
             return "pwm_off"
         if self._pwm_samples < DIODE_CHECKED_SAMPLES:
             return "diode_unchecked"
+        if not self._settled:
+            return "pilot_unsettled"
         return ""
 
     def _main_confirmed_closed(self) -> bool:

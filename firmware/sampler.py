@@ -16,9 +16,18 @@ from dataclasses import dataclass
 
 from firmware.interlock import Interlock, Trip
 from firmware.pilot.confirm import PilotChange, PilotConfirmer
+from firmware.pilot.levels import shows_short_to_pe
 from hal import Board, PilotDrive, RcdState
 
 CONFIRM_DELAY_NS = 1_100_000  # one 1 kHz PWM period (980 Hz worst case) plus margin
+
+
+def _explained_by_own_drive(drive: PilotDrive, high_mv: int) -> bool:
+    """True when our own -12 V or 0 V drive explains the reading, so it says nothing about
+    the vehicle. 0 V under our -12 V is not ours: the pilot is shorted to PE."""
+    if drive is PilotDrive.ZERO:
+        return True
+    return drive is PilotDrive.STEADY_NEGATIVE and not shows_short_to_pe(high_mv)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +80,18 @@ class Sampler:
         sample = board.read_pilot()
         board.kick_deadman()
         drive = self._interlock.pilot_output  # what the pilot was driven with for this sample
-        own = drive.drive in (PilotDrive.STEADY_NEGATIVE, PilotDrive.ZERO)
+        own = _explained_by_own_drive(drive.drive, sample.high_mv)
         change = self._confirmer.feed(
             sample.high_mv, sample.low_mv, sample.t_ns, drive.pwm_running, own
         )
         rcd = board.read_rcd()
         trip = self._interlock.evaluate(
-            now_ns, self._confirmer.confirmed, rcd, change, drive.pwm_running
+            now_ns,
+            self._confirmer.confirmed,
+            rcd,
+            change,
+            pwm_running=drive.pwm_running,
+            settled=not self._confirmer.confirming,
         )
         # the relays are already open when anything below is posted
         if change is not None:

@@ -85,6 +85,11 @@ def classify_high(high_mv: int, prev: PilotState) -> PilotState:
     return FAULT
 
 
+def shows_short_to_pe(high_mv: int) -> bool:
+    """Near 0 V: while the EVSE drives -12 V itself, only a pilot shorted to PE reads so."""
+    return -1000 <= high_mv < 2000
+
+
 def classify(high_mv: int, low_mv: int, prev: PilotState, pwm_running: bool) -> PilotState:
     """One sample -> a state, applying the low-plateau checks while PWM runs.
 

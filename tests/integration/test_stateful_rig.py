@@ -143,6 +143,7 @@ class RigStimuli(RuleBasedStateMachine):
         assert not latched, f"main closed with latched faults {latched}"
 
 
+@pytest.mark.timeout(900)  # real time: shrinking a failure takes minutes, let it finish
 @pytest.mark.parametrize("ventilation", [False, True])
 def test_random_rig_stimuli_keep_the_invariants(
     start_daemon: StartDaemon, ventilation: bool

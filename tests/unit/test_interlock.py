@@ -61,9 +61,9 @@ def confirm(
     the sampler reports them); returns what the confirming sample tripped."""
     pwm = interlock.pilot_output.pwm_running
     change = PilotChange(interlock.confirmed, pilot, clock(), own_drive)
-    trip = interlock.evaluate(clock(), pilot, rcd, change, pwm)
+    trip = interlock.evaluate(clock(), pilot, rcd, change, pwm_running=pwm)
     for _ in range(2):
-        interlock.evaluate(clock.advance(5), pilot, rcd, None, pwm)
+        interlock.evaluate(clock.advance(5), pilot, rcd, pwm_running=pwm)
     return trip
 
 
@@ -71,7 +71,7 @@ def settle(clock: Clock, board: MockBoard, interlock: Interlock, pilot: P, ms: i
     for _ in range(ms // 5):
         board.kick_deadman()
         clock.advance(5)
-        interlock.evaluate(clock(), pilot, board.read_rcd(), None, True)
+        interlock.evaluate(clock(), pilot, board.read_rcd(), pwm_running=True)
 
 
 def test_closing_is_refused_during_the_boot_weld_check(clock: Clock) -> None:
@@ -97,8 +97,8 @@ def test_closing_needs_pwm_running(clock: Clock) -> None:
     confirm(interlock, clock, P.C)
     assert not interlock.command(Relay.MAIN, True, clock())  # steady +12 V
     interlock.set_pilot(PWM)
-    interlock.evaluate(clock.advance(5), P.C, RcdState.CLEAR, None, True)
-    interlock.evaluate(clock.advance(5), P.C, RcdState.CLEAR, None, True)
+    interlock.evaluate(clock.advance(5), P.C, RcdState.CLEAR, pwm_running=True)
+    interlock.evaluate(clock.advance(5), P.C, RcdState.CLEAR, pwm_running=True)
     assert interlock.command(Relay.MAIN, True, clock())
 
 
@@ -110,9 +110,34 @@ def test_closing_needs_two_samples_under_pwm_in_the_present_state(clock: Clock) 
     confirm(interlock, clock, P.C)  # confirmed under steady +12 V
     interlock.set_pilot(PWM)
     assert not interlock.command(Relay.MAIN, True, clock())
-    interlock.evaluate(clock.advance(5), P.C, RcdState.CLEAR, None, True)
+    interlock.evaluate(clock.advance(5), P.C, RcdState.CLEAR, pwm_running=True)
     assert not interlock.command(Relay.MAIN, True, clock())
-    interlock.evaluate(clock.advance(5), P.C, RcdState.CLEAR, None, True)
+    interlock.evaluate(clock.advance(5), P.C, RcdState.CLEAR, pwm_running=True)
+    assert interlock.command(Relay.MAIN, True, clock())
+
+
+def test_no_closing_while_a_different_reading_awaits_confirmation(clock: Clock) -> None:
+    """The first sample of a diode fault (or any change) leaves C confirmed for one more
+    sample: a closing in that window is refused."""
+    board = board_with(clock)
+    interlock = armed(clock, board)
+    interlock.set_pilot(PWM)
+    confirm(interlock, clock, P.C)
+    interlock.evaluate(clock.advance(5), P.C, RcdState.CLEAR, pwm_running=True, settled=False)
+    assert not interlock.command(Relay.MAIN, True, clock())
+    interlock.evaluate(clock.advance(1), P.C, RcdState.CLEAR, pwm_running=True)
+    assert interlock.command(Relay.MAIN, True, clock())
+
+
+def test_a_c_confirmed_under_pwm_may_close_at_once(clock: Clock) -> None:
+    """B -> C under PWM: the two confirming samples passed the diode check already."""
+    board = board_with(clock)
+    interlock = armed(clock, board)
+    interlock.set_pilot(PWM)
+    confirm(interlock, clock, P.B)
+    interlock.evaluate(clock.advance(5), P.B, RcdState.CLEAR, pwm_running=True, settled=False)
+    change = PilotChange(P.B, P.C, clock.advance(1))
+    interlock.evaluate(clock(), P.C, RcdState.CLEAR, change, pwm_running=True)
     assert interlock.command(Relay.MAIN, True, clock())
 
 
@@ -124,7 +149,7 @@ def test_withdrawn_pwm_does_not_trip_a_closed_contactor(clock: Clock) -> None:
     confirm(interlock, clock, P.C)
     assert interlock.command(Relay.MAIN, True, clock())
     interlock.set_pilot(PilotOutput(PilotDrive.STEADY_POSITIVE))
-    assert interlock.evaluate(clock.advance(5), P.C, RcdState.CLEAR, None, False) is None
+    assert interlock.evaluate(clock.advance(5), P.C, RcdState.CLEAR, pwm_running=False) is None
     assert interlock.closed(Relay.MAIN)
 
 
@@ -308,3 +333,22 @@ def test_leaving_our_own_f_drive_latches_nothing(clock: Clock) -> None:
     changes = [e for e in posted if isinstance(e, PilotChange)]
     assert [(c.current, c.own_drive) for c in changes] == [(P.F, True), (P.B, False)]
     assert interlock.latched == set()
+
+
+def test_a_short_to_pe_while_we_signal_f_still_latches(clock: Clock) -> None:
+    """Found by the stateful test: a pilot short that came and went during our F hold was
+    ignored as 'our own drive'. 0 V under our -12 V can only be a short."""
+    board = board_with(clock)
+    interlock = armed(clock, board)
+    posted: list[SamplerEvent] = []
+    sampler = Sampler(board, interlock, 200, posted.append, clock=clock)
+    board.set_vehicle(VehicleSide(VehicleState.B))
+    interlock.set_pilot(PilotOutput(PilotDrive.STEADY_NEGATIVE, 0))
+    for _ in range(3):
+        sampler.tick(clock.advance(5))
+    board.set_vehicle(VehicleSide(VehicleState.B, pilot_shorted=True))
+    for _ in range(3):
+        sampler.tick(clock.advance(5))
+    changes = [e for e in posted if isinstance(e, PilotChange)]
+    assert [(c.current, c.own_drive) for c in changes] == [(P.F, True), (P.E, False)]
+    assert interlock.latched == {"pilot_e"}
