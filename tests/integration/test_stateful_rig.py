@@ -12,6 +12,7 @@ hazard gone, and while it counts the contactor must be open.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -151,7 +152,7 @@ def test_random_rig_stimuli_keep_the_invariants(
     RigStimuli.harness = Harness(start_daemon, ventilation)
     runner = RigStimuli.TestCase
     runner.settings = settings(
-        max_examples=12,
+        max_examples=int(os.environ.get("STATEFUL_EXAMPLES", "12")),  # nightly: more
         stateful_step_count=18,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
