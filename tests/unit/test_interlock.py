@@ -67,6 +67,15 @@ def confirm(
     return trip
 
 
+def pwm_sample(
+    interlock: Interlock, clock: Clock, pilot: P, ms: float = 5, settled: bool = True
+) -> Trip | None:
+    """One more sample under PWM in an unchanged confirmed state."""
+    return interlock.evaluate(
+        clock.advance(ms), pilot, RcdState.CLEAR, pwm_running=True, settled=settled
+    )
+
+
 def settle(clock: Clock, board: MockBoard, interlock: Interlock, pilot: P, ms: int = 30) -> None:
     for _ in range(ms // 5):
         board.kick_deadman()
@@ -97,8 +106,8 @@ def test_closing_needs_pwm_running(clock: Clock) -> None:
     confirm(interlock, clock, P.C)
     assert not interlock.command(Relay.MAIN, True, clock())  # steady +12 V
     interlock.set_pilot(PWM)
-    interlock.evaluate(clock.advance(5), P.C, RcdState.CLEAR, pwm_running=True)
-    interlock.evaluate(clock.advance(5), P.C, RcdState.CLEAR, pwm_running=True)
+    pwm_sample(interlock, clock, P.C)
+    pwm_sample(interlock, clock, P.C)
     assert interlock.command(Relay.MAIN, True, clock())
 
 
@@ -110,9 +119,9 @@ def test_closing_needs_two_samples_under_pwm_in_the_present_state(clock: Clock) 
     confirm(interlock, clock, P.C)  # confirmed under steady +12 V
     interlock.set_pilot(PWM)
     assert not interlock.command(Relay.MAIN, True, clock())
-    interlock.evaluate(clock.advance(5), P.C, RcdState.CLEAR, pwm_running=True)
+    pwm_sample(interlock, clock, P.C)
     assert not interlock.command(Relay.MAIN, True, clock())
-    interlock.evaluate(clock.advance(5), P.C, RcdState.CLEAR, pwm_running=True)
+    pwm_sample(interlock, clock, P.C)
     assert interlock.command(Relay.MAIN, True, clock())
 
 
@@ -123,9 +132,9 @@ def test_no_closing_while_a_different_reading_awaits_confirmation(clock: Clock) 
     interlock = armed(clock, board)
     interlock.set_pilot(PWM)
     confirm(interlock, clock, P.C)
-    interlock.evaluate(clock.advance(5), P.C, RcdState.CLEAR, pwm_running=True, settled=False)
+    pwm_sample(interlock, clock, P.C, settled=False)
     assert not interlock.command(Relay.MAIN, True, clock())
-    interlock.evaluate(clock.advance(1), P.C, RcdState.CLEAR, pwm_running=True)
+    pwm_sample(interlock, clock, P.C, ms=1)
     assert interlock.command(Relay.MAIN, True, clock())
 
 
@@ -135,7 +144,7 @@ def test_a_c_confirmed_under_pwm_may_close_at_once(clock: Clock) -> None:
     interlock = armed(clock, board)
     interlock.set_pilot(PWM)
     confirm(interlock, clock, P.B)
-    interlock.evaluate(clock.advance(5), P.B, RcdState.CLEAR, pwm_running=True, settled=False)
+    pwm_sample(interlock, clock, P.B, settled=False)
     change = PilotChange(P.B, P.C, clock.advance(1))
     interlock.evaluate(clock(), P.C, RcdState.CLEAR, change, pwm_running=True)
     assert interlock.command(Relay.MAIN, True, clock())
