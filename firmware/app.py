@@ -25,7 +25,13 @@ from firmware.fault_store import FaultStore, FaultStoreError, PermanentFault
 from firmware.interlock import Interlock
 from firmware.logs import kv, log_event
 from firmware.pilot.confirm import PilotChange
-from firmware.sampler import RcdChange, Sampler, SamplerEvent, SamplerFailed
+from firmware.sampler import (
+    ProximityChange,
+    RcdChange,
+    Sampler,
+    SamplerEvent,
+    SamplerFailed,
+)
 from hal import (
     SAFE_PILOT,
     Board,
@@ -128,7 +134,14 @@ class Gatekeeper:
         interlock = self.interlock = Interlock(board, ventilation, self._clock())
         if permanent is not None:
             interlock.latch_permanent(permanent, self._clock())
-        self.sampler = Sampler(board, interlock, self.config.charger.sample_rate_hz, self._post)
+        charger_config = self.config.charger
+        self.sampler = Sampler(
+            board,
+            interlock,
+            charger_config.sample_rate_hz,
+            self._post,
+            proximity=charger_config.proximity,
+        )
         self.sampler.start()
         while not interlock.armed(self._clock()):
             await asyncio.sleep(0.01)
@@ -141,7 +154,10 @@ class Gatekeeper:
         # the interlock wants two samples under PWM before a closing: give it three, plus margin
         settle_ns = 3 * self.sampler.period_ns + 5_000_000
         self.charger = Charger(
-            ChargerSettings(max_current_a, ventilation, interval_ns, settle_ns), self._clock()
+            ChargerSettings(
+                max_current_a, ventilation, interval_ns, settle_ns, self.config.charger.proximity
+            ),
+            self._clock(),
         )
         if permanent is not None:
             self._apply(self._latch_permanent(permanent))
@@ -197,6 +213,15 @@ class Gatekeeper:
         if isinstance(event, RcdChange):
             log_event(logger, "rcd.changed", state=event.state.value)
             return charger.on_rcd(event.state, now)
+        if isinstance(event, ProximityChange):
+            reading = event.reading
+            log_event(
+                logger,
+                "proximity.changed",
+                state=reading.state.value,
+                cable_a=reading.cable_a if reading.cable_a is not None else "none",
+            )
+            return charger.on_proximity(reading, now)
         if isinstance(event, SamplerFailed):
             raise SamplerError(f"the sampler thread failed: {event.error}")
         log_event(logger, "interlock.trip", logging.WARNING, reason=event.reason)

@@ -15,6 +15,7 @@ from typing import Any
 from firmware.config_reader import SectionReader
 from firmware.errors import ConfigError
 from firmware.pilot.duty import MAX_CURRENT_A, MIN_CURRENT_A
+from firmware.pilot.proximity import ProximityMode
 from hal import BACKENDS, BoardSettings, FeedbackKind, MockSettings
 
 FEEDBACK_CHOICES = tuple(kind.value for kind in FeedbackKind)
@@ -27,6 +28,7 @@ class ChargerConfig:
     max_current_a: float = 32.0  # the site's circuit rating, advertised by PWM
     ventilation: bool = False  # the site has ventilation: state D may charge
     sample_rate_hz: int = 200  # pilot sampler / interlock rate
+    proximity: ProximityMode = ProximityMode.NONE  # what the PP circuit is wired to
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +128,9 @@ def _charger(section: SectionReader) -> ChargerConfig:
         ventilation=section.boolean("ventilation", d.ventilation),
         # >= 50 Hz keeps two-sample confirmation inside the 50 ms detection budget
         sample_rate_hz=section.integer("sample_rate_hz", d.sample_rate_hz, 50, 1000),
+        proximity=ProximityMode(
+            section.string("proximity", d.proximity.value, tuple(m.value for m in ProximityMode))
+        ),
     )
     section.finish()
     return config

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from firmware.charger.faults import FaultKind
 from firmware.pilot.confirm import PilotChange
 from firmware.pilot.levels import PilotState
+from firmware.pilot.proximity import Proximity
 from hal import (
     SAFE_PILOT,
     Board,
@@ -73,6 +74,7 @@ class Interlock:
         self.trip_count = 0
         self._pwm_samples = 0  # consecutive samples taken under PWM
         self._settled = True
+        self.proximity = Proximity.UNMONITORED
         for relay in Relay:
             board.set_relay(relay, False)
         board.set_pilot(SAFE_PILOT)
@@ -128,16 +130,18 @@ class Interlock:
         *,
         pwm_running: bool = False,
         settled: bool = True,
+        proximity: Proximity = Proximity.UNMONITORED,
     ) -> Trip | None:
         """Run every check for one sample; open both relays and report if any fails.
 
         A pilot fault latches when it is newly confirmed from samples that observed the
         vehicle (not while we drove -12 V or 0 V ourselves). ``pwm_running``: the sample was
         taken under PWM, so the diode check ran on it. ``settled``: no different reading is
-        waiting for its confirming sample.
+        waiting for its confirming sample. ``proximity``: the confirmed PP reading.
         """
         with self._lock:
             self.confirmed, self.rcd, self._settled = confirmed, rcd, settled
+            self.proximity = proximity
             self._pwm_samples = self._pwm_samples + 1 if pwm_running else 0
             if change is not None and change.current.is_fault and not change.own_drive:
                 self.latched.add(_reason(change.current))
@@ -182,6 +186,8 @@ class Interlock:
             return "ventilation_unavailable"
         if not pilot.requests_power:
             return _reason(pilot)
+        if not self.proximity.allows_power:
+            return f"pp_{self.proximity.value}"  # e.g. the latch release is pressed
         return ""
 
     def _why_not_close(self, now_ns: int) -> str:

@@ -17,6 +17,12 @@ from dataclasses import dataclass
 from firmware.interlock import Interlock, Trip
 from firmware.pilot.confirm import PilotChange, PilotConfirmer
 from firmware.pilot.levels import shows_short_to_pe
+from firmware.pilot.proximity import (
+    ProximityConfirmer,
+    ProximityMode,
+    ProximityReading,
+    read_proximity,
+)
 from hal import Board, PilotDrive, RcdState
 
 CONFIRM_DELAY_NS = 1_100_000  # one 1 kHz PWM period (980 Hz worst case) plus margin
@@ -37,13 +43,19 @@ class RcdChange:
 
 
 @dataclass(frozen=True, slots=True)
+class ProximityChange:
+    reading: ProximityReading
+    t_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class SamplerFailed:
     """The sampler thread hit an unexpected error; it opened the relays and stopped."""
 
     error: str
 
 
-SamplerEvent = PilotChange | RcdChange | Trip | SamplerFailed
+SamplerEvent = PilotChange | RcdChange | ProximityChange | Trip | SamplerFailed
 
 
 @dataclass(slots=True)
@@ -62,8 +74,11 @@ class Sampler:
         rate_hz: int,
         post: Callable[[SamplerEvent], None],
         clock: Callable[[], int] = time.monotonic_ns,
+        proximity: ProximityMode = ProximityMode.NONE,
     ) -> None:
         self._board = board
+        self._pp_mode = proximity
+        self._pp = ProximityConfirmer(read_proximity(proximity, None))
         self._interlock = interlock
         self.period_ns = 1_000_000_000 // rate_hz
         self._post = post
@@ -85,6 +100,9 @@ class Sampler:
             sample.high_mv, sample.low_mv, sample.t_ns, drive.pwm_running, own
         )
         rcd = board.read_rcd()
+        pp_change = None
+        if self._pp_mode is not ProximityMode.NONE:
+            pp_change = self._pp.feed(read_proximity(self._pp_mode, board.read_proximity_ohm()))
         trip = self._interlock.evaluate(
             now_ns,
             self._confirmer.confirmed,
@@ -92,6 +110,7 @@ class Sampler:
             change,
             pwm_running=drive.pwm_running,
             settled=not self._confirmer.confirming,
+            proximity=self._pp.confirmed.state,
         )
         # the relays are already open when anything below is posted
         if change is not None:
@@ -99,6 +118,8 @@ class Sampler:
         if rcd is not self._rcd:
             self._rcd = rcd
             self._post(RcdChange(rcd, now_ns))
+        if pp_change is not None:
+            self._post(ProximityChange(pp_change, now_ns))
         if trip is not None:
             self._post(trip)
         self.stats.ticks += 1

@@ -15,6 +15,7 @@ from firmware.charger.machine import ChargerMachine
 from firmware.charger.outputs import STATE_OUTPUTS, Outputs, outputs_for
 from firmware.pilot.duty import current_to_duty_permille
 from firmware.pilot.levels import PilotState
+from firmware.pilot.proximity import ProximityMode, ProximityReading, read_proximity
 from hal import RcdState
 
 MS = 1_000_000
@@ -37,6 +38,7 @@ class ChargerSettings:
     # how long the PWM must have run before a closing, so that the interlock has checked the
     # vehicle's diode under PWM: a few sampling periods (the app derives it from the rate)
     pwm_settle_ns: int = 20 * MS
+    proximity: ProximityMode = ProximityMode.NONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,7 @@ class Charger:
         self.rcd = RcdState.CLEAR
         self.faults: dict[FaultKind, int] = {}
         self._limit_a = settings.max_current_a
+        self.proximity = read_proximity(settings.proximity, None)  # until the sampler says
         self._advertised: int | None = None
         self._advertised_at = now_ns
         self._pwm_started_at = now_ns
@@ -104,6 +107,13 @@ class Charger:
         self._latch(kind)
         return self._step("contactor_fault")
 
+    def on_proximity(self, reading: ProximityReading, now_ns: int) -> Outputs:
+        """A newly confirmed PP reading: the latch release or a missing cable stops power
+        (the interlock has already opened the contactor); a type 2 cable limits the current."""
+        self._now = now_ns
+        self.proximity = reading
+        return self._step("tick" if reading.state.allows_power else "proximity_lost")
+
     def on_close_refused(self, now_ns: int) -> Outputs:
         """The interlock said no: fall back to connected and retry after a back-off."""
         self._now = now_ns
@@ -135,7 +145,7 @@ class Charger:
             candidates.append(self._main_opened_at + WELD_RECHECK_NS)
         if state == "connected" and self.pilot.requests_power and self._advertised is not None:
             candidates.append(self._close_gate_ns())
-        target = current_to_duty_permille(self._limit_a)
+        target = self._target_duty()
         if self._advertised is not None and target not in (None, self._advertised):
             candidates.append(self._advertised_at + DUTY_UPDATE_MIN_NS)
         future = [t for t in candidates if t > self._now]
@@ -148,7 +158,7 @@ class Charger:
             return False
         if self.pilot is PilotState.D and not self.ventilation_allowed():
             return False
-        if current_to_duty_permille(self._limit_a) is None or self._advertised is None:
+        if self._target_duty() is None or self._advertised is None:
             return False  # never close without the offer running (the diode is checked under it)
         return self._now >= self._close_gate_ns()
 
@@ -250,9 +260,18 @@ class Charger:
         elif not waiting:
             self._deferral_noted = False
 
+    def _target_duty(self) -> int | None:
+        """The duty to advertise: the site limit, capped by a type 2 cable; none when PP
+        forbids power."""
+        if not self.proximity.state.allows_power:
+            return None
+        cable_a = self.proximity.cable_a
+        limit_a = self._limit_a if cable_a is None else min(self._limit_a, cable_a)
+        return current_to_duty_permille(limit_a)
+
     def _compute_outputs(self) -> Outputs:
         state = self.state_id
-        target = current_to_duty_permille(self._limit_a)
+        target = self._target_duty()
         offering = state in ("connected", "charging", "ventilating", "finishing")
         if not offering or target is None:
             self._advertised = None

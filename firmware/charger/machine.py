@@ -101,6 +101,11 @@ class ChargerMachine(StateMachine):
     pilot_error = _each_to(_alive, fault) | _each_to(_faulted, None) | inoperative.to.itself()
     rcd_trip = _each_to(_alive, fault) | _each_to(_faulted, None) | inoperative.to.itself()
     contactor_fault = _each_to((*_alive, *_faulted), inoperative) | inoperative.to.itself()
+    proximity_lost = (
+        charging.to(finishing)
+        | ventilating.to(finishing)
+        | _each_to((idle, connected, finishing, fault, fault_latched, inoperative), None)
+    )
     close_refused = (
         charging.to(connected)
         | ventilating.to(connected)

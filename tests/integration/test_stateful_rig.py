@@ -3,7 +3,8 @@ checked after every step on what the rig measures:
 
 - main closed => the pilot is in C (or D where the site has ventilation), the PWM runs, no
   fault is latched (neither in the firmware's own log nor in an independent hazard model);
-- discharge closed => main closed.
+- discharge closed => main closed;
+- with a type 1 handle monitored: main closed => the latch is seen closed (PP 150 Ohm).
 
 The model is deliberately conservative: a hazard (residual current, pilot short, a shorted
 diode on a plugged-in vehicle) counts until the vehicle could be seen unplugged with every
@@ -36,6 +37,7 @@ class Model:
     pilot_short: bool = False
     pe: bool = True
     rcd: str = "NONE"
+    pp: str = "OPEN"
     hazard: bool = False
 
     def update(self) -> None:
@@ -59,9 +61,10 @@ def firmware_latched(lines: list[str]) -> set[str]:
 class Harness:
     """One daemon, restarted only when an example leaves it permanently inoperative."""
 
-    def __init__(self, start: StartDaemon, ventilation: bool) -> None:
+    def __init__(self, start: StartDaemon, ventilation: bool, proximity: str) -> None:
         self._start = start
         self.ventilation = ventilation
+        self.proximity = proximity
         self.running: Running | None = None
 
     def fresh(self) -> Running:
@@ -72,7 +75,9 @@ class Harness:
             assert running.stop() == 0
             running = None
         if running is None:
-            running = self._start(charger={"ventilation": self.ventilation})
+            running = self._start(
+                charger={"ventilation": self.ventilation, "proximity": self.proximity}
+            )
             self.running = running
         return running
 
@@ -85,8 +90,9 @@ class RigStimuli(RuleBasedStateMachine):
         self.run = self.harness.fresh()
         self.rig = self.run.rig
         self.rig.command("*RST")
+        self.rig.command("PP:RES 150")  # a type 1 handle, latched
         time.sleep(0.4)  # any F hold from the last example ends; the firmware sees A
-        self.model = Model()
+        self.model = Model(pp="150")
 
     def _stimulus(self, command: str, **change: object) -> None:
         self.rig.command(command)
@@ -121,6 +127,10 @@ class RigStimuli(RuleBasedStateMachine):
     def feedback(self, relay: str, mode: str) -> None:
         self._stimulus(f"FB:{relay} {mode}")
 
+    @rule(ohm=st.sampled_from(["150", "150", "480", "OPEN", "30"]))
+    def proximity(self, ohm: str) -> None:
+        self._stimulus(f"PP:RES {ohm}", pp=ohm)
+
     @rule(ms=st.integers(min_value=50, max_value=1300))
     def wait(self, ms: int) -> None:
         time.sleep(ms / 1000)  # lets timers fire: F hold, weld re-check, contact protection
@@ -140,16 +150,20 @@ class RigStimuli(RuleBasedStateMachine):
         assert pilot["state"] in allowed, f"main closed with the pilot in {pilot['state']}"
         assert 0.0 < float(pilot["duty_pct"]) < 100.0, f"main closed without PWM: {pilot}"
         assert not self.model.hazard, f"main closed during a hazard: {self.model}"
+        if self.harness.proximity == "type1":
+            assert self.model.pp == "150", f"main closed with PP at {self.model.pp}"
         latched = firmware_latched(self.run.daemon.lines)
         assert not latched, f"main closed with latched faults {latched}"
 
 
 @pytest.mark.timeout(900)  # real time: shrinking a failure takes minutes, let it finish
-@pytest.mark.parametrize("ventilation", [False, True])
+@pytest.mark.parametrize(
+    ("ventilation", "proximity"), [(False, "none"), (True, "none"), (False, "type1")]
+)
 def test_random_rig_stimuli_keep_the_invariants(
-    start_daemon: StartDaemon, ventilation: bool
+    start_daemon: StartDaemon, ventilation: bool, proximity: str
 ) -> None:
-    RigStimuli.harness = Harness(start_daemon, ventilation)
+    RigStimuli.harness = Harness(start_daemon, ventilation, proximity)
     runner = RigStimuli.TestCase
     runner.settings = settings(
         max_examples=int(os.environ.get("STATEFUL_EXAMPLES", "12")),  # nightly: more
