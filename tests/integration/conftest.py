@@ -79,3 +79,11 @@ def start_daemon(tmp_path: Path) -> Iterator[StartDaemon]:
 def gatekeeper(start_daemon: StartDaemon) -> Running:
     """A daemon with the base config."""
     return start_daemon()
+
+
+def charge(rig: Rig) -> int:
+    """Plug in, request charge, and return how long the contactor took to close (us)."""
+    rig.command("EV:STATE B")
+    rig.wait_duty(1, 99, 1000)
+    rig.command("EV:STATE C")
+    return rig.wait_relay("MAIN", "CLOSED", 3000)

@@ -7,7 +7,7 @@ import pytest
 
 from firmware.pilot.duty import current_to_duty_permille
 from hil.rig import RigError
-from tests.integration.conftest import StartDaemon
+from tests.integration.conftest import StartDaemon, charge
 
 pytestmark = pytest.mark.integration
 
@@ -15,10 +15,7 @@ pytestmark = pytest.mark.integration
 def test_type1_latch_release_opens_main_and_holds_it_open(start_daemon: StartDaemon) -> None:
     rig = start_daemon(charger={"proximity": "type1"}).rig
     rig.command("PP:RES 150")
-    rig.command("EV:STATE B")
-    rig.wait_duty(1, 99, 1000)
-    rig.command("EV:STATE C")
-    rig.wait_relay("MAIN", "CLOSED", 3000)
+    charge(rig)
     rig.command("PP:RES 480")  # the user presses the latch release
     assert rig.wait_relay("MAIN", "OPEN", 100) <= 100_000
     with pytest.raises(RigError) as refused:  # the vehicle still asks: no closing
@@ -51,9 +48,6 @@ def test_type2_cable_coding_caps_the_duty(
 def test_type2_out_of_range_coding_stops_charging(start_daemon: StartDaemon) -> None:
     rig = start_daemon(charger={"proximity": "type2"}).rig
     rig.command("PP:RES 220")
-    rig.command("EV:STATE B")
-    rig.wait_duty(1, 99, 1000)
-    rig.command("EV:STATE C")
-    rig.wait_relay("MAIN", "CLOSED", 3000)
+    charge(rig)
     rig.command("PP:RES 30")  # below 60 Ohm: a fault reading
     assert rig.wait_relay("MAIN", "OPEN", 100) <= 100_000

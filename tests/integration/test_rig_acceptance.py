@@ -11,20 +11,12 @@ import time
 import pytest
 
 from firmware.pilot.duty import current_to_duty_permille
-from hil.rig import Rig, RigError
-from tests.integration.conftest import Running, StartDaemon
+from hil.rig import RigError
+from tests.integration.conftest import Running, StartDaemon, charge
 
 pytestmark = pytest.mark.integration
 
 OPEN_LIMIT_US = 100_000  # IEC 61851-1 Table A.6 seq 8.1 / "immediately" for faults
-
-
-def charge(rig: Rig) -> int:
-    """Plug in, request charge, and return how long the contactor took to close (us)."""
-    rig.command("EV:STATE B")
-    rig.wait_duty(1, 99, 1000)
-    rig.command("EV:STATE C")
-    return rig.wait_relay("MAIN", "CLOSED", 3000)
 
 
 @pytest.mark.parametrize("max_current_a", [6, 32, 48, 80])
