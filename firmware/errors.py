@@ -17,3 +17,7 @@ class ConfigError(GatekeeperError):
 
 class SamplerError(GatekeeperError):
     """Raised when the sampler thread has failed; the daemon stops with the relays open."""
+
+
+class ProtocolError(GatekeeperError):
+    """Raised when a frame or message is malformed: wrong length, type, version or fields."""

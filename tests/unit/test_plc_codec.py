@@ -1,0 +1,221 @@
+"""The MME codec against reference/homeplug-slac.md, both directions.
+
+Golden frames are built byte by byte at the reference's offsets ("Frame header" and
+"Payloads"), independently of the codec's layouts: encode must produce them exactly and
+decode must read them back. Hypothesis: pack then unpack is the identity for every message,
+and no byte string makes decode raise anything but ProtocolError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from firmware.errors import ProtocolError
+from firmware.plc import cm_messages as cm
+from firmware.plc import vs_messages as vs
+from firmware.plc.codec import REGISTRY, Message, decode, encode
+from firmware.plc.frame import LOCALCAST
+from firmware.plc.keys import new_nmk, nid_from_nmk, nmk_from_passphrase
+
+EV = bytes.fromhex("0A1B2C3D4E5F")
+EVSE = bytes.fromhex("02AABBCCDDEE")
+RUN = bytes.fromhex("1122334455667788")
+NMK = bytes.fromhex("B59319D7E8157BA001B018669CCEE30D")
+NID = bytes.fromhex("026BCBA5354E08")
+AAG = bytes(range(10, 68))  # 58 groups
+PEV_ID = b"P" * 17
+EVSE_ID = b"E" * 17
+
+
+def golden(dst: bytes, src: bytes, mmtype: int, length: int, fields: dict[int, bytes]) -> bytes:
+    """A frame built by hand: the header at its offsets, each field at its frame offset."""
+    frame = bytearray(max(60, length))
+    frame[0:6], frame[6:12], frame[12:14] = dst, src, b"\x88\xe1"
+    frame[15], frame[16] = mmtype & 0xFF, mmtype >> 8  # MMTYPE little-endian
+    if 0xA000 <= mmtype <= 0xBFFF:
+        frame[14] = 0x00  # MMV for Qualcomm vendor messages
+        frame[17:20] = b"\x00\xb0\x52"  # OUI
+    else:
+        frame[14] = 0x01  # MMV for HomePlug messages; FMI 17-18 stays 0
+    for offset, value in fields.items():
+        frame[offset : offset + len(value)] = value
+    return bytes(frame)
+
+
+CASES: list[tuple[Message, int, dict[int, bytes]]] = [
+    (cm.SlacParmReq(0, 0, RUN), 60, {19: b"\x00", 20: b"\x00", 21: RUN}),
+    (
+        cm.SlacParmCnf(b"\xff" * 6, 10, 6, 1, EV, 0, 0, RUN),
+        60,
+        {19: b"\xff" * 6, 25: b"\x0a", 26: b"\x06", 27: b"\x01", 28: EV, 34: b"\0", 36: RUN},
+    ),
+    (
+        cm.StartAttenCharInd(0, 0, 10, 6, 1, EV, RUN),
+        60,
+        {21: b"\x0a", 22: b"\x06", 23: b"\x01", 24: EV, 30: RUN},
+    ),
+    (
+        cm.MnbcSoundInd(0, 0, bytes(17), 9, RUN, bytes(8), b"\x5a" * 16),
+        71,
+        {38: b"\x09", 39: RUN, 55: b"\x5a" * 16},
+    ),
+    (cm.AttenProfileInd(EV, 58, 0, AAG), 85, {19: EV, 25: b"\x3a", 27: AAG}),
+    (
+        cm.AttenCharInd(0, 0, EV, RUN, bytes(17), bytes(17), 10, 58, AAG),
+        129,
+        {21: EV, 27: RUN, 69: b"\x0a", 70: b"\x3a", 71: AAG},
+    ),
+    (cm.AttenCharRsp(0, 0, EV, RUN, bytes(17), bytes(17), 0), 70, {21: EV, 27: RUN, 69: b"\0"}),
+    (cm.ValidateReq(0, 5, 1), 60, {20: b"\x05", 21: b"\x01"}),
+    (cm.ValidateCnf(0, 0, 4), 60, {21: b"\x04"}),
+    (
+        cm.SlacMatchReq(0, 0, 0x3E, PEV_ID, EV, EVSE_ID, EVSE, RUN, bytes(8)),
+        85,
+        {21: b"\x3e\x00", 23: PEV_ID, 40: EV, 46: EVSE_ID, 63: EVSE, 69: RUN},
+    ),
+    (
+        cm.SlacMatchCnf(0, 0, 0x56, PEV_ID, EV, EVSE_ID, EVSE, RUN, bytes(8), NID, 0, NMK),
+        109,
+        {21: b"\x56\x00", 23: PEV_ID, 40: EV, 46: EVSE_ID, 63: EVSE, 69: RUN, 85: NID, 93: NMK},
+    ),
+    (
+        cm.SetKeyReq(1, 0, 0, 4, 0, 0, 0, NID, 1, NMK),
+        60,
+        {19: b"\x01", 28: b"\x04", 33: NID, 40: b"\x01", 41: NMK},
+    ),
+    (
+        cm.SetKeyCnf(1, 0x04030201, 0, 4, 0x0102, 0, 0),
+        60,
+        {19: b"\x01", 20: b"\x01\x02\x03\x04", 28: b"\x04", 29: b"\x02\x01"},
+    ),
+    (vs.VsSwVerReq(), 60, {}),
+    (
+        vs.VsSwVerCnf(0, 0x20, "MAC-QCA7000-1.1.0"),
+        23 + 128,
+        {20: b"\x00", 21: b"\x20", 22: bytes([18]), 23: b"MAC-QCA7000-1.1.0\x00"},
+    ),
+    (vs.VsRsDevReq(), 60, {}),
+    (vs.VsRsDevCnf(0), 60, {20: b"\x00"}),
+    (vs.VsNwInfoReq(), 60, {}),
+    (vs.VsPlLinkStatusReq(), 60, {}),
+    (vs.VsPlLinkStatusCnf(0, 1), 60, {20: b"\x00", 21: b"\x01"}),
+]
+
+
+def test_every_registered_message_has_a_golden_vector() -> None:
+    assert {type(msg) for msg, _, _ in CASES} == set(REGISTRY.values())
+
+
+@pytest.mark.parametrize(("msg", "length", "fields"), CASES, ids=lambda c: type(c).__name__)
+def test_golden_frames_both_directions(msg: Message, length: int, fields: dict[int, bytes]) -> None:
+    expected = golden(LOCALCAST, EVSE, msg.MMTYPE, length, fields)
+    assert encode(msg, LOCALCAST, EVSE) == expected
+    header, decoded = decode(expected)
+    assert decoded == msg
+    assert (header.dst, header.src, header.mmtype) == (LOCALCAST, EVSE, msg.MMTYPE)
+
+
+def test_mmtype_variants_follow_the_low_two_bits() -> None:
+    assert cm.SlacParmReq.MMTYPE & 3 == 0 and cm.SlacParmCnf.MMTYPE & 3 == 1
+    assert cm.StartAttenCharInd.MMTYPE & 3 == 2 and cm.AttenCharRsp.MMTYPE & 3 == 3
+    assert cm.SlacParmReq.MMTYPE & ~3 == 0x6064 and vs.VsPlLinkStatusCnf.MMTYPE & ~3 == 0xA0B8
+
+
+def test_nmk_and_nid_golden_vector() -> None:
+    nmk = nmk_from_passphrase("HomePlugAV0123")
+    assert nmk == NMK
+    assert nid_from_nmk(nmk) == NID
+
+
+def test_fresh_nmks_are_random_and_sized() -> None:
+    keys = {new_nmk() for _ in range(64)}
+    assert len(keys) == 64 and all(len(k) == 16 for k in keys)
+    assert nid_from_nmk(new_nmk())[6] >> 4 == 0  # security level 0
+
+
+VALID = encode(cm.SlacParmReq(0, 0, RUN), LOCALCAST, EV)
+
+
+@pytest.mark.parametrize(
+    ("frame", "why"),
+    [
+        (VALID[:59], "shorter than 60"),
+        (VALID + b"\x00", "expected 60"),
+        (VALID[:12] + b"\x08\x00" + VALID[14:], "ethertype"),
+        (VALID[:14] + b"\x00" + VALID[15:], "MMV 0"),
+        (VALID[:17] + b"\x01\x00" + VALID[19:], "fragmented"),
+        (VALID[:15] + b"\x04\x60" + VALID[17:], "unknown MMTYPE"),
+        (encode(vs.VsRsDevCnf(0), LOCALCAST, EV)[:17] + b"\x00\x11\x22" + bytes(40), "OUI"),
+        (
+            encode(
+                cm.AttenCharInd(0, 0, EV, RUN, bytes(17), bytes(17), 10, 58, AAG), LOCALCAST, EV
+            )[:-1],
+            "expected 129",
+        ),
+    ],
+)
+def test_malformed_frames_are_refused_with_a_reason(frame: bytes, why: str) -> None:
+    with pytest.raises(ProtocolError, match=why):
+        decode(frame)
+
+
+def test_a_version_length_that_overruns_the_frame_is_refused() -> None:
+    frame = bytearray(encode(vs.VsSwVerCnf(0, 0, "x"), LOCALCAST, EV))
+    frame[22] = 200
+    with pytest.raises(ProtocolError, match="overruns"):
+        decode(bytes(frame))
+
+
+def _value(code: str) -> st.SearchStrategy[object]:
+    if code.endswith("s"):
+        size = int(code[:-1])
+        return st.binary(min_size=size, max_size=size)
+    return st.integers(min_value=0, max_value={"B": 0xFF, "H": 0xFFFF, "I": 0xFFFF_FFFF}[code])
+
+
+def _messages() -> st.SearchStrategy[Message]:
+    fixed = [cls for cls in REGISTRY.values() if cls is not vs.VsSwVerCnf]
+    builders = [st.builds(cls, *[_value(code) for code in cls.LAYOUT]) for cls in fixed]
+    versions = st.text(
+        alphabet=st.characters(min_codepoint=1, max_codepoint=127), max_size=127
+    ).map(lambda text: vs.VsSwVerCnf(0, 0, text))
+    return st.one_of(*builders, versions)
+
+
+@given(
+    msg=_messages(), dst=st.binary(min_size=6, max_size=6), src=st.binary(min_size=6, max_size=6)
+)
+def test_pack_then_unpack_is_the_identity(msg: Message, dst: bytes, src: bytes) -> None:
+    header, decoded = decode(encode(msg, dst, src))
+    assert decoded == msg and (header.dst, header.src) == (dst, src)
+
+
+@given(st.binary(max_size=300))
+def test_random_bytes_raise_only_protocol_error(data: bytes) -> None:
+    with contextlib.suppress(ProtocolError):
+        decode(data)
+
+
+@given(msg=_messages(), position=st.integers(min_value=0, max_value=150), byte=st.integers(0, 255))
+def test_corrupted_valid_frames_raise_only_protocol_error(
+    msg: Message, position: int, byte: int
+) -> None:
+    frame = bytearray(encode(msg, LOCALCAST, EV))
+    frame[position % len(frame)] = byte
+    for candidate in (bytes(frame), bytes(frame[: position % len(frame)])):
+        with contextlib.suppress(ProtocolError):
+            decode(candidate)
+
+
+def test_fields_are_validated_on_construction() -> None:
+    with pytest.raises(ValueError, match="run_id must be 8 bytes"):
+        cm.SlacParmReq(0, 0, b"short")
+    with pytest.raises(ValueError, match="app must fit"):
+        cm.SlacParmReq(256, 0, RUN)
+    with pytest.raises(ValueError):
+        dataclasses.replace(cm.SetKeyReq(1, 0, 0, 4, 0, 0, 0, NID, 1, NMK), my_nonce=-1)
