@@ -28,7 +28,7 @@ class PlcPort:
     def __init__(self, link: Link, on_message: Callable[[Header, Message], None]) -> None:
         self.link = link
         self._on_message = on_message
-        self._waiting: dict[type[Message], asyncio.Future[Message]] = {}
+        self._waiting: dict[type[Message], asyncio.Future[tuple[Header, Message]]] = {}
         self.malformed = 0
         self.last_error = ""
 
@@ -44,7 +44,7 @@ class PlcPort:
                 continue
             waiter = self._waiting.get(type(message))
             if waiter is not None and not waiter.done():
-                waiter.set_result(message)
+                waiter.set_result((header, message))
             else:
                 self._on_message(header, message)
 
@@ -55,9 +55,15 @@ class PlcPort:
         self, dst: bytes, message: Message, reply: type[Message], timeout_s: float
     ) -> Message:
         """Send and wait for the reply type. One request per reply type at a time."""
+        return (await self.exchange(dst, message, reply, timeout_s))[1]
+
+    async def exchange(
+        self, dst: bytes, message: Message, reply: type[Message], timeout_s: float
+    ) -> tuple[Header, Message]:
+        """As ``request``, with the reply's header (who answered)."""
         if reply in self._waiting:
             raise RuntimeError(f"a request for {reply.__name__} is already in flight")
-        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[Header, Message]] = asyncio.get_running_loop().create_future()
         self._waiting[reply] = future
         try:
             self.send(dst, message)
