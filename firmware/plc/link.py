@@ -82,10 +82,14 @@ class InProcessLink(_Queued):
         self.up = False
 
 
+ETH_P_ALL = 0x0003  # every ethertype: only the mock modem, which forwards IPv6 too
+
+
 class RawSocketLink(_Queued):
-    def __init__(self, ifname: str) -> None:
+    def __init__(self, ifname: str, ethertype: int = ETHERTYPE_HOMEPLUG) -> None:
         super().__init__()
         self.ifname = ifname
+        self.ethertype = ethertype
         self._loop = asyncio.get_running_loop()
         self._sock = self._open()
         self.mac: bytes = self._sock.getsockname()[4]
@@ -94,13 +98,11 @@ class RawSocketLink(_Queued):
 
     def _open(self) -> socket.socket:
         try:
-            sock = socket.socket(
-                socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETHERTYPE_HOMEPLUG)
-            )
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(self.ethertype))
         except OSError as err:
             raise LinkError(f"cannot open a raw socket: {err.strerror}") from err
         try:
-            sock.bind((self.ifname, ETHERTYPE_HOMEPLUG))
+            sock.bind((self.ifname, self.ethertype))
         except OSError as err:
             sock.close()
             raise LinkError(f"cannot bind to {self.ifname}: {err.strerror}") from err
@@ -118,8 +120,10 @@ class RawSocketLink(_Queued):
                 if err.errno in _GONE:
                     self._start_reopen()
                 return
-            if address[2] == socket.PACKET_OUTGOING or address[1] != ETHERTYPE_HOMEPLUG:
-                continue  # our own frames, and (belt and braces) anything but HomePlug
+            if address[2] == socket.PACKET_OUTGOING:
+                continue  # our own frames
+            if self.ethertype != ETH_P_ALL and address[1] != self.ethertype:
+                continue  # belt and braces: the bound ethertype only
             self._deliver(frame)
 
     def send(self, frame: bytes) -> None:

@@ -1,0 +1,100 @@
+"""The three parties of the PLC link as processes, for network-namespace tests:
+``python -m hil.plc.roles modem|evse|pev ...``, each run under ``ip netns exec``.
+
+- modem: the mock modem pair between two interfaces (raw sockets, every ethertype);
+- evse:  the EVSE's SLAC service on its PLC interface; prints ``MATCHED <ev mac>`` and
+         ``REKEYED``; SIGUSR1 = the vehicle unplugged;
+- pev:   the vehicle's SLAC client; prints ``PEV MATCHED <nid>`` and exits 0, or exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from firmware.plc.keys import new_nmk
+from firmware.plc.link import ETH_P_ALL, RawSocketLink
+from firmware.plc.modem import ModemClient
+from firmware.plc.port import PlcPort
+from firmware.plc.service import SlacService
+from firmware.plc.slac import Matched, SlacEvse
+from hil.plc.mock_modem import MockModemPair
+from hil.plc.pev import PevSlacClient, PevSlacError
+
+SETTLE_S = 0.05
+
+
+def say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+async def modem(evse_if: str, pev_if: str) -> int:
+    mock = MockModemPair(RawSocketLink(evse_if, ETH_P_ALL), RawSocketLink(pev_if, ETH_P_ALL))
+    say("MODEM READY")
+    await mock.run()
+    return 0
+
+
+async def evse(ifname: str) -> int:
+    link = RawSocketLink(ifname)
+    port = PlcPort(link, lambda h, m: service.on_message(h, m))
+    modem_client = ModemClient(port, settle_s=SETTLE_S)
+
+    def on_event(event: object) -> None:
+        if isinstance(event, Matched):
+            say(f"MATCHED {event.ev_mac.hex()}")
+
+    service = SlacService(SlacEvse(link.mac, new_nmk, 40_000_000_000), port, modem_client, on_event)
+    loop = asyncio.get_running_loop()
+
+    def unplug() -> None:
+        service.unplugged()
+        loop.call_later(0.3, say, "REKEYED")
+
+    loop.add_signal_handler(signal.SIGUSR1, unplug)
+    reader = asyncio.create_task(port.run())
+    runner = asyncio.create_task(service.run())
+    await asyncio.sleep(0.2)  # the boot SET_KEY
+    service.plugged_in()
+    say("EVSE READY")
+    await asyncio.gather(reader, runner)
+    return 0
+
+
+async def pev(ifname: str) -> int:
+    link = RawSocketLink(ifname)
+    port = PlcPort(link, lambda h, m: client.on_message(h, m))
+    client = PevSlacClient(port, ModemClient(port, settle_s=SETTLE_S))
+    reader = asyncio.create_task(port.run())
+    try:
+        match = await client.match()
+    except PevSlacError as err:
+        say(f"PEV FAILED {err}")
+        return 1
+    finally:
+        reader.cancel()
+    say(f"PEV MATCHED {match.nid.hex()}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hil.plc.roles", description=__doc__)
+    roles = parser.add_subparsers(dest="role", required=True)
+    m = roles.add_parser("modem")
+    m.add_argument("--evse-if", required=True)
+    m.add_argument("--pev-if", required=True)
+    for name in ("evse", "pev"):
+        roles.add_parser(name).add_argument("--if", dest="ifname", required=True)
+    args = parser.parse_args(argv)
+    if args.role == "modem":
+        return asyncio.run(modem(args.evse_if, args.pev_if))
+    if args.role == "evse":
+        return asyncio.run(evse(args.ifname))
+    return asyncio.run(pev(args.ifname))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
