@@ -30,6 +30,8 @@ class PevMatch:
     evse_mac: bytes
     nid: bytes
     nmk: bytes
+    parm_to_match_s: float  # our SLAC_PARM.REQ sent -> the EVSE's SLAC_MATCH.CNF received
+    sound_to_char_s: float  # our 10th sound sent -> the EVSE's ATTEN_CHAR.IND received
 
 
 class PevSlacClient:
@@ -45,23 +47,31 @@ class PevSlacClient:
 
     async def match(self) -> PevMatch:
         me, run = self.port.link.mac, self.run_id
+        clock = asyncio.get_running_loop().time
+        started = clock()
         evse_mac = await self._parm(me, run)
         for _ in range(3):
             self.port.send(BROADCAST, cm.StartAttenCharInd(0, 0, 10, 6, 1, me, run))
         for count in range(9, -1, -1):
             rnd = secrets.token_bytes(16)
             self.port.send(BROADCAST, cm.MnbcSoundInd(0, 0, bytes(17), count, run, bytes(8), rnd))
-            await asyncio.sleep(SOUND_GAP_S)
+            if count:
+                await asyncio.sleep(SOUND_GAP_S)
+        last_sound = clock()
         await self._expect(cm.AttenCharInd, CHAR_TIMEOUT_S)
+        characterized = clock()
         self.port.send(evse_mac, cm.AttenCharRsp(0, 0, me, run, bytes(17), bytes(17), 0))
         request = cm.SlacMatchReq(0, 0, cm.MVF_MATCH_REQ, bytes(17), me, bytes(17), evse_mac, run,
                                   bytes(8))  # fmt: skip
         reply = await self.port.request(evse_mac, request, cm.SlacMatchCnf, MATCH_TIMEOUT_S)
+        matched = clock()
         assert isinstance(reply, cm.SlacMatchCnf)
         if reply.run_id != run or reply.pev_mac != me:
             raise PevSlacError("SLAC_MATCH.CNF names another session")
         await self.modem.set_key(reply.nmk)
-        return PevMatch(evse_mac, reply.nid, reply.nmk)
+        return PevMatch(
+            evse_mac, reply.nid, reply.nmk, matched - started, characterized - last_sound
+        )
 
     async def _parm(self, me: bytes, run: bytes) -> bytes:
         for _ in range(PARM_ATTEMPTS):

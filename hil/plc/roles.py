@@ -3,7 +3,7 @@
 
 - modem: the mock modem pair between two interfaces (raw sockets, every ethertype);
 - evse:  the EVSE's SLAC service on its PLC interface; prints ``MATCHED <ev mac>`` and
-         ``REKEYED``; SIGUSR1 = the vehicle unplugged;
+         ``REKEYED``; SIGUSR1 = the vehicle unplugged, SIGUSR2 = plugged in again;
 - pev:   the vehicle's SLAC client; prints ``PEV MATCHED <nid>`` and exits 0, or exits 1.
 """
 
@@ -54,7 +54,12 @@ async def evse(ifname: str) -> int:
         service.unplugged()
         loop.call_later(0.3, say, "REKEYED")
 
+    def plug_in() -> None:
+        service.plugged_in()
+        say("PLUGGED")
+
     loop.add_signal_handler(signal.SIGUSR1, unplug)
+    loop.add_signal_handler(signal.SIGUSR2, plug_in)
     reader = asyncio.create_task(port.run())
     runner = asyncio.create_task(service.run())
     await asyncio.sleep(0.2)  # the boot SET_KEY
@@ -76,7 +81,10 @@ async def pev(ifname: str) -> int:
         return 1
     finally:
         reader.cancel()
-    say(f"PEV MATCHED {match.nid.hex()}")
+    say(
+        f"PEV MATCHED {match.nid.hex()} parm_to_match_ms={match.parm_to_match_s * 1000:.2f} "
+        f"sound_to_char_ms={match.sound_to_char_s * 1000:.2f}"
+    )
     return 0
 
 
