@@ -109,10 +109,12 @@ class Topology:
         threading.Thread(target=read, daemon=True).start()
         return started
 
-    def start_modem_and_evse(self) -> tuple[Role, Role]:
-        modem = self.start("modem", "--evse-if", "m-e", "--pev-if", "m-p")
+    def start_modem_and_evse(
+        self, modem_args: tuple[str, ...] = (), evse_args: tuple[str, ...] = ()
+    ) -> tuple[Role, Role]:
+        modem = self.start("modem", "--evse-if", "m-e", "--pev-if", "m-p", *modem_args)
         modem.wait_for("MODEM READY", 10)
-        evse = self.start("evse", "--if", "evse0")
+        evse = self.start("evse", "--if", "evse0", *evse_args)
         evse.wait_for("EVSE READY", 10)
         return modem, evse
 

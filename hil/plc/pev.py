@@ -35,10 +35,21 @@ class PevMatch:
 
 
 class PevSlacClient:
-    def __init__(self, port: PlcPort, modem: ModemClient, run_id: bytes | None = None) -> None:
+    def __init__(
+        self,
+        port: PlcPort,
+        modem: ModemClient,
+        run_id: bytes | None = None,
+        ignore_chars: int = 0,
+        stop_after_sounds: bool = False,
+    ) -> None:
         self.port = port
         self.modem = modem
         self.run_id = run_id or secrets.token_bytes(8)
+        self.ignore_chars = (
+            ignore_chars  # fault knob: pretend the first N ATTEN_CHAR.INDs were lost
+        )
+        self.stop_after_sounds = stop_after_sounds  # fault knob: the vehicle leaves mid-match
         self.inbox: asyncio.Queue[tuple[Header, Message]] = asyncio.Queue()
 
     def on_message(self, header: Header, message: Message) -> None:
@@ -58,7 +69,10 @@ class PevSlacClient:
             if count:
                 await asyncio.sleep(SOUND_GAP_S)
         last_sound = clock()
-        await self._expect(cm.AttenCharInd, CHAR_TIMEOUT_S)
+        if self.stop_after_sounds:
+            raise PevSlacError("stopped after sounding (fault knob)")
+        for _ in range(self.ignore_chars + 1):
+            await self._expect(cm.AttenCharInd, CHAR_TIMEOUT_S)
         characterized = clock()
         self.port.send(evse_mac, cm.AttenCharRsp(0, 0, me, run, bytes(17), bytes(17), 0))
         request = cm.SlacMatchReq(0, 0, cm.MVF_MATCH_REQ, bytes(17), me, bytes(17), evse_mac, run,

@@ -19,8 +19,8 @@ from firmware.plc.link import ETH_P_ALL, RawSocketLink
 from firmware.plc.modem import ModemClient
 from firmware.plc.port import PlcPort
 from firmware.plc.service import SlacService
-from firmware.plc.slac import Matched, SlacEvse
-from hil.plc.mock_modem import MockModemPair
+from firmware.plc.slac import GaveUp, Matched, PilotWakeUp, SlacEvse
+from hil.plc.mock_modem import Knobs, MockModemPair
 from hil.plc.pev import PevSlacClient, PevSlacError
 
 SETTLE_S = 0.05
@@ -31,14 +31,14 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
-async def modem(evse_if: str, pev_if: str) -> int:
-    mock = MockModemPair(RawSocketLink(evse_if, ETH_P_ALL), RawSocketLink(pev_if, ETH_P_ALL))
+async def modem(evse_if: str, pev_if: str, knobs: Knobs) -> int:
+    mock = MockModemPair(RawSocketLink(evse_if, ETH_P_ALL), RawSocketLink(pev_if, ETH_P_ALL), knobs)
     say("MODEM READY")
     await mock.run()
     return 0
 
 
-async def evse(ifname: str) -> int:
+async def evse(ifname: str, init_timeout_ms: int) -> int:
     link = RawSocketLink(ifname)
     port = PlcPort(link, lambda h, m: service.on_message(h, m))
     modem_client = ModemClient(port, settle_s=SETTLE_S)
@@ -46,13 +46,22 @@ async def evse(ifname: str) -> int:
     def on_event(event: object) -> None:
         if isinstance(event, Matched):
             say(f"MATCHED {event.ev_mac.hex()}")
+        elif isinstance(event, PilotWakeUp):
+            say("WAKEUP")
+        elif isinstance(event, GaveUp):
+            say("GAVE UP")
 
-    service = SlacService(SlacEvse(link.mac, new_nmk, 40_000_000_000), port, modem_client, on_event)
+    slac = SlacEvse(link.mac, new_nmk, init_timeout_ms * 1_000_000)
+    service = SlacService(slac, port, modem_client, on_event)
     loop = asyncio.get_running_loop()
 
     def unplug() -> None:
+        rekey = slac.matched is not None
         service.unplugged()
-        loop.call_later(0.3, say, "REKEYED")
+        if rekey:
+            loop.call_later(0.3, say, "REKEYED")
+        else:
+            say("UNPLUGGED no re-key")
 
     def plug_in() -> None:
         service.plugged_in()
@@ -69,10 +78,13 @@ async def evse(ifname: str) -> int:
     return 0
 
 
-async def pev(ifname: str) -> int:
+async def pev(ifname: str, ignore_chars: int, stop_after_sounds: bool) -> int:
     link = RawSocketLink(ifname)
     port = PlcPort(link, lambda h, m: client.on_message(h, m))
-    client = PevSlacClient(port, ModemClient(port, settle_s=SETTLE_S))
+    modem_client = ModemClient(port, settle_s=SETTLE_S)
+    client = PevSlacClient(
+        port, modem_client, ignore_chars=ignore_chars, stop_after_sounds=stop_after_sounds
+    )
     reader = asyncio.create_task(port.run())
     try:
         match = await client.match()
@@ -94,14 +106,23 @@ def main(argv: list[str] | None = None) -> int:
     m = roles.add_parser("modem")
     m.add_argument("--evse-if", required=True)
     m.add_argument("--pev-if", required=True)
-    for name in ("evse", "pev"):
-        roles.add_parser(name).add_argument("--if", dest="ifname", required=True)
+    m.add_argument("--drop-sounds", default="", help="CNT values to drop, e.g. 2,5")
+    m.add_argument("--duplicate-sounds", action="store_true")
+    e = roles.add_parser("evse")
+    e.add_argument("--if", dest="ifname", required=True)
+    e.add_argument("--init-timeout-ms", type=int, default=40_000)
+    p = roles.add_parser("pev")
+    p.add_argument("--if", dest="ifname", required=True)
+    p.add_argument("--ignore-chars", type=int, default=0)
+    p.add_argument("--stop-after-sounds", action="store_true")
     args = parser.parse_args(argv)
     if args.role == "modem":
-        return asyncio.run(modem(args.evse_if, args.pev_if))
+        drops = {int(n) for n in args.drop_sounds.split(",") if n}
+        knobs = Knobs(drop_sounds=drops, duplicate_sounds=args.duplicate_sounds)
+        return asyncio.run(modem(args.evse_if, args.pev_if, knobs))
     if args.role == "evse":
-        return asyncio.run(evse(args.ifname))
-    return asyncio.run(pev(args.ifname))
+        return asyncio.run(evse(args.ifname, args.init_timeout_ms))
+    return asyncio.run(pev(args.ifname, args.ignore_chars, args.stop_after_sounds))
 
 
 if __name__ == "__main__":
