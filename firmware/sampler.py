@@ -135,10 +135,6 @@ class Sampler:
         if self._thread is not None:
             self._thread.join(timeout=2)
 
-    @property
-    def confirmed(self) -> object:
-        return self._confirmer.confirmed
-
     def _run(self) -> None:
         try:
             self._loop_on_deadlines()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import struct
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 from firmware.errors import ProtocolError
 from firmware.plc.frame import MIN_FRAME, Header, build_frame, parse_header
@@ -87,7 +87,3 @@ def decode(frame: bytes) -> tuple[Header, Message]:
         return header, cls.unpack_frame_body(body, header.payload_at)
     except (struct.error, ValueError, UnicodeDecodeError) as err:
         raise ProtocolError(f"{cls.__name__}: {err}") from err
-
-
-def fields_of(msg: Message) -> dict[str, Any]:
-    return dataclasses.asdict(msg)  # type: ignore[call-overload, no-any-return]
