@@ -9,22 +9,26 @@ anything else. Only this module catches broadly: it logs, forces safe outputs, e
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from typing import Any
 
-from firmware.charger.controller import Charger, ChargerSettings, Note
+from firmware.charger.controller import Charger, ChargerSettings, Note, PlcPolicy
 from firmware.charger.faults import FaultKind
 from firmware.charger.outputs import Outputs
-from firmware.config import Config
+from firmware.config import PLC_MOCK, Config
 from firmware.errors import SamplerError
 from firmware.fault_store import FaultStore, FaultStoreError, PermanentFault
 from firmware.interlock import Interlock
 from firmware.logs import kv, log_event
 from firmware.pilot.confirm import PilotChange
+from firmware.plc.slac import GaveUp, Matched, PilotWakeUp
+from firmware.plc.stack import LinkChange, PlcEvent, PlcStack
 from firmware.sampler import (
     ProximityChange,
     RcdChange,
@@ -52,6 +56,9 @@ RCD_SELF_TEST_S = 0.05
 MAX_LOOP_WAIT_S = 0.25
 STATS_EVERY_NS = 60_000_000_000
 SHUTDOWN_CONFIRM_S = 0.5
+MOCK_PLC_WORLD = "hil.plc.mock_world"  # imported only for [plc] interface = "mock"
+
+LoopEvent = SamplerEvent | PlcEvent
 
 
 class Gatekeeper:
@@ -65,7 +72,10 @@ class Gatekeeper:
         self.ready = threading.Event()
         self._fault_store = FaultStore(config.paths.state_dir)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: asyncio.Queue[SamplerEvent | None] | None = None
+        self._queue: asyncio.Queue[LoopEvent | None] | None = None
+        self.plc: PlcStack | None = None
+        self._plc_plugged = False
+        self._background: list[asyncio.Task[None]] = []
         self._stopping = False
         self._applied = Outputs(SAFE_PILOT, main_closed=False)
         self._stats_at = 0
@@ -118,11 +128,13 @@ class Gatekeeper:
             permanent = permanent or FaultKind.RCD_SELF_TEST
         await self._start_safety(board, ventilation, permanent)
         self._start_charger(max_current_a, ventilation, permanent)
+        await self._start_plc(board)
         log_event(
             logger,
             "gatekeeper.ready",
             sample_rate_hz=config.charger.sample_rate_hz,
             rig=config.board.mock.rig_link or "none",
+            plc=config.plc.interface or "none",
         )
         self.ready.set()
 
@@ -153,9 +165,16 @@ class Gatekeeper:
         interval_ns = self.config.contactor.min_close_interval_ms * 1_000_000
         # the interlock wants two samples under PWM before a closing: give it three, plus margin
         settle_ns = 3 * self.sampler.period_ns + 5_000_000
+        plc = self.config.plc
+        policy = PlcPolicy(plc.duty, plc.fallback) if plc.enabled else None
         self.charger = Charger(
             ChargerSettings(
-                max_current_a, ventilation, interval_ns, settle_ns, self.config.charger.proximity
+                max_current_a,
+                ventilation,
+                interval_ns,
+                settle_ns,
+                self.config.charger.proximity,
+                policy,
             ),
             self._clock(),
         )
@@ -163,6 +182,47 @@ class Gatekeeper:
             self._apply(self._latch_permanent(permanent))
         self._apply(self.charger.outputs)
         self._log_notes()
+
+    async def _start_plc(self, board: Board) -> None:
+        """The PLC stack on its netdev, or on the in-process mock world (which lives with the
+        simulators in ``hil`` and follows the mock board's virtual rig)."""
+        plc = self.config.plc
+        if plc.interface is None:
+            return
+        link = None
+        if plc.interface == PLC_MOCK:
+            world = importlib.import_module(MOCK_PLC_WORLD).MockPlcWorld(board)
+            self._background.append(self._watched(world.run(), "plc.mock_world"))
+            link = world.evse_link
+        self.plc = PlcStack(plc.interface, plc.slac_init_timeout_s, self._post_plc, link)
+        await self.plc.start()
+        log_event(
+            logger,
+            "plc.configured",
+            interface=plc.interface,
+            duty=plc.duty.value,
+            fallback=plc.fallback.value,
+            slac_init_timeout_s=plc.slac_init_timeout_s,
+        )
+
+    def _watched(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """A background task whose failure is logged (and, for safety, changes nothing: the
+        charger and the interlock do not depend on it)."""
+        task = asyncio.create_task(coro, name=name)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            if not finished.cancelled() and finished.exception() is not None:
+                error = finished.exception()
+                log_event(logger, "gatekeeper.task_failed", logging.ERROR, task=name,
+                          error=repr(error))  # fmt: skip
+
+        task.add_done_callback(done)
+        return task
+
+    def _post_plc(self, event: PlcEvent) -> None:
+        """Called on the loop by the PLC stack: the charger hears it in order with the pilot."""
+        if self._queue is not None:
+            self._queue.put_nowait(event)
 
     async def _rcd_self_test(self, board: Board) -> bool:
         """Inject a test current where the board can: the module must trip. (If it then
@@ -199,13 +259,33 @@ class Gatekeeper:
         outputs = self._dispatch(event, now) if event is not None else self.charger.poll(now)
         self._apply(outputs)
         self._log_notes()
+        self._follow_plug()
         if now - self._stats_at >= STATS_EVERY_NS:
             self._stats_at = now
             self.log_stats()
 
-    def _dispatch(self, event: SamplerEvent, now: int) -> Outputs:
+    def _follow_plug(self) -> None:
+        """SLAC listens from plug-in (B) and stops when the vehicle leaves (A)."""
+        assert self.charger is not None
+        present = self.charger.vehicle_present
+        if self.plc is not None and present != self._plc_plugged:
+            self._plc_plugged = present
+            if present:
+                self.plc.plugged_in()
+            else:
+                self.plc.unplugged()
+
+    def _dispatch(self, event: LoopEvent, now: int) -> Outputs:
         charger = self.charger
         assert charger is not None
+        if isinstance(event, Matched):
+            return charger.on_slac_matched(now)
+        if isinstance(event, GaveUp):
+            return charger.on_slac_gave_up(event.reason, now)
+        if isinstance(event, PilotWakeUp):
+            return charger.on_slac_wakeup(event.duration_ns, now)
+        if isinstance(event, LinkChange):
+            return charger.poll(now)
         if isinstance(event, PilotChange):
             fields = [("from", event.previous.value), ("to", event.current.value)]
             logger.info("%s", kv("pilot.changed", fields + [("own_drive", True)] * event.own_drive))
@@ -298,7 +378,8 @@ class Gatekeeper:
 
     @staticmethod
     def _log_note(note: Note) -> None:
-        level = logging.WARNING if note.event.startswith("fault.latched") else logging.INFO
+        warn = note.event.startswith(("fault.latched", "plc.fallback"))
+        level = logging.WARNING if warn else logging.INFO
         logger.log(level, "%s", kv(note.event, note.fields))
 
     def log_stats(self) -> None:
@@ -322,6 +403,10 @@ class Gatekeeper:
             steps.append(("relays", lambda: interlock.open_all(self._clock())))
             steps.append(("pilot", lambda: interlock.set_pilot(SAFE_PILOT)))
             steps.append(("confirm", self._confirm_open))
+        if self.plc is not None:
+            steps.append(("plc", self.plc.close))
+        for task in self._background:
+            task.cancel()
         if self.sampler is not None:
             steps.append(("stats", self.log_stats))
             steps.append(("sampler", self.sampler.stop))

@@ -7,6 +7,7 @@ this file holds board and site facts only.
 
 from __future__ import annotations
 
+import enum
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,8 @@ from hal import BACKENDS, BoardSettings, FeedbackKind, MockSettings
 
 FEEDBACK_CHOICES = tuple(kind.value for kind in FeedbackKind)
 LOG_LEVELS = ("debug", "info", "warning", "error")
-SECTIONS = ("hal", "charger", "contactor", "paths", "log")
+SECTIONS = ("hal", "charger", "contactor", "plc", "paths", "log")
+PLC_MOCK = "mock"  # [plc] interface: the in-process simulated modem and vehicle
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,32 @@ class ChargerConfig:
 @dataclass(frozen=True, slots=True)
 class ContactorConfig:
     min_close_interval_ms: int = 10_000  # contact protection: at most one closing per interval
+
+
+class PlcDuty(enum.Enum):
+    """The pilot duty while SLAC runs (reference/homeplug-slac.md, issue #3)."""
+
+    NOMINAL = "nominal"  # the ampacity: basic charging may start while matching runs
+    FIVE_PCT = "5%"  # IEC 61851-1: digital communication required, no ampacity offered
+
+
+class PlcFallback(enum.Enum):
+    """What the EVSE does when no vehicle matches within the SLAC init timeout."""
+
+    BASIC_CHARGING = "basic-charging"  # J1772 charging by PWM alone
+    NO_CHARGING = "no-charging"  # no offer: the pilot stays at steady +12 V
+
+
+@dataclass(frozen=True, slots=True)
+class PlcConfig:
+    interface: str | None = None  # a netdev (e.g. "eth1" from qcaspi), "mock", or none
+    slac_init_timeout_s: float = 40.0  # TT_EVSE_SLAC_init: 20..50 s, default 40
+    duty: PlcDuty = PlcDuty.NOMINAL
+    fallback: PlcFallback = PlcFallback.BASIC_CHARGING
+
+    @property
+    def enabled(self) -> bool:
+        return self.interface is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +81,7 @@ class Config:
     contactor: ContactorConfig
     paths: PathsConfig
     log: LogConfig
+    plc: PlcConfig = PlcConfig()
     source: Path | None = None
 
 
@@ -76,12 +105,14 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
     problems: list[str] = []
     for name in sorted(set(data) - set(SECTIONS)):
         problems.append(f"{name}: unknown section")
+    board = _board(SectionReader("hal", data.get("hal"), problems), problems)
     config = Config(
-        board=_board(SectionReader("hal", data.get("hal"), problems), problems),
+        board=board,
         charger=_charger(SectionReader("charger", data.get("charger"), problems)),
         contactor=_contactor(SectionReader("contactor", data.get("contactor"), problems)),
         paths=_paths(SectionReader("paths", data.get("paths"), problems)),
         log=_log(SectionReader("log", data.get("log"), problems)),
+        plc=_plc(SectionReader("plc", data.get("plc"), problems), board, problems),
         source=source,
     )
     if problems:
@@ -146,6 +177,35 @@ def _contactor(section: SectionReader) -> ContactorConfig:
     )
     section.finish()
     return config
+
+
+def _plc(section: SectionReader, board: BoardSettings, problems: list[str]) -> PlcConfig:
+    d = PlcConfig()
+    interface = section.optional_string("interface")
+    if interface and not _valid_ifname(interface):
+        problems.append(f"plc.interface: {interface!r} is not a network interface name")
+    if interface == PLC_MOCK and board.backend != "mock":
+        problems.append('plc.interface: "mock" needs hal.backend = "mock" (its rig drives it)')
+    config = PlcConfig(
+        interface=interface,
+        # ISO 15118-3 TT_EVSE_SLAC_init is 20..50 s; shorter values are for the HIL rigs
+        slac_init_timeout_s=section.number("slac_init_timeout_s", d.slac_init_timeout_s, 0.5, 50.0),
+        duty=PlcDuty(section.string("duty", d.duty.value, tuple(m.value for m in PlcDuty))),
+        fallback=PlcFallback(
+            section.string("fallback", d.fallback.value, tuple(m.value for m in PlcFallback))
+        ),
+    )
+    section.finish()
+    return config
+
+
+def _valid_ifname(name: str) -> bool:
+    """Linux netdev names: 1..15 bytes, no '/', ':' or whitespace, not '.' or '..'."""
+    return (
+        0 < len(name.encode()) < 16
+        and name not in (".", "..")
+        and not any(c in "/:" or c.isspace() for c in name)
+    )
 
 
 def _paths(section: SectionReader) -> PathsConfig:

@@ -84,6 +84,21 @@ class Daemon:
             if needle in line:
                 return line
 
+    def wait_for_all(self, needles: tuple[str, ...], since: int, timeout_s: float = 5.0) -> None:
+        """Block until every needle is in some line after line ``since``, in any order (for
+        events that race each other); does not consume lines from ``drain``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            lines = self.lines[since:]
+            missing = [n for n in needles if not any(n in line for line in lines)]
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no log line with {missing} within {timeout_s:g} s")
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited with {self.proc.returncode}")
+            time.sleep(0.02)
+
     def drain(self) -> list[str]:
         """Log lines that arrived since the last drain or wait."""
         lines = []

@@ -19,7 +19,19 @@ from firmware.pilot.duty import current_to_duty_permille
 from hil.daemon import Daemon
 from hil.rig import Rig, RigError, wait_for_rig
 
-SHOWN_EVENTS = ("charger.state", "fault.", "interlock.trip", "relay.refused", "close_deferred")
+SHOWN_EVENTS = (
+    "charger.state",
+    "fault.",
+    "interlock.trip",
+    "relay.refused",
+    "close_deferred",
+    "plc.slac_",
+    "plc.link",
+    "plc.fallback",
+    "plc.wakeup",
+    "set_key modem=evse",
+    "mock.pev_matched",
+)
 
 
 class Timeline:
@@ -38,12 +50,17 @@ class Timeline:
         mark = "ok " if ok else "FAIL"
         print(f"  {stamp:7.3f} s  [{mark}] {what:<38} {result}")
         time.sleep(0.05)  # let the firmware's log lines for this step arrive
-        for line in self.daemon.drain():
-            if any(key in line for key in SHOWN_EVENTS):
-                print(f"{'':22}firmware: {line.split(' ', 2)[-1]}")
+        self.show_firmware()
+
+    def show_firmware(self, heading: str = "") -> None:
+        shown = [line for line in self.daemon.drain() if any(k in line for k in SHOWN_EVENTS)]
+        if shown and heading:
+            print(f"  {heading}:")
+        for line in shown:
+            print(f"{'':22}firmware: {line.split(' ', 2)[-1]}")
 
 
-def _play(rig: Rig, timeline: Timeline, duty_pct: float, max_current_a: float) -> None:
+def _play(rig: Rig, timeline: Timeline, duty_pct: float, max_current_a: float, plc: bool) -> None:
     def expect_duty(low: float, high: float) -> Callable[[], str]:
         def check() -> str:
             duty, elapsed = rig.wait_duty(low, high, 1000)
@@ -67,16 +84,32 @@ def _play(rig: Rig, timeline: Timeline, duty_pct: float, max_current_a: float) -
 
         return run
 
+    def expect_log(*needles: str) -> Callable[[], str]:
+        since = len(timeline.daemon.lines)
+
+        def check() -> str:
+            timeline.daemon.wait_for_all(needles, since, timeout_s=5)
+            return "firmware log: " + ", ".join(needles)
+
+        return check
+
     step = timeline.step
     rig.reset()
     step("vehicle plugs in", send("EV:STATE B"))
     step(f"EVSE offers {max_current_a:g} A", expect_duty(duty_pct - 0.05, duty_pct + 0.05))
+    if plc:
+        joined = expect_log("plc.slac_matched", "plc.link state=up")
+        step("vehicle's PLC modem joins", send("EV:PLC ON"))
+        step("SLAC matches, the PLC link is up", joined)
     step("vehicle requests charge", send("EV:STATE C"))
     step("EVSE closes the contactor", expect_relay("CLOSED", 3000))
     step("vehicle stops charging", send("EV:STATE B"))
     step("EVSE opens the contactor", expect_relay("OPEN", 100))
-    step("vehicle unplugs", send("EV:STATE A"))
+    left = expect_log("plc.link state=down", "set_key modem=evse")
+    step("vehicle unplugs", send("EV:STATE A", "EV:PLC OFF"))
     step("pilot back to steady +12 V", expect_duty(100, 100))
+    if plc:
+        step("PLC link down, EVSE re-keys its modem", left)
     print("\n  -- a fault while charging, and its recovery --")
     step("vehicle plugs in and requests charge", send("EV:STATE B", "EV:STATE C"))
     step("EVSE closes (after contact protection)", expect_relay("CLOSED", 15000))
@@ -115,8 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         daemon.wait_for("gatekeeper.ready", timeout_s=15)
         with wait_for_rig(rig_link) as rig:
-            print(f"  rig: {' '.join(f'{k}={v}' for k, v in rig.identify().items())}\n")
-            _play(rig, timeline, duty / 10, config.charger.max_current_a)
+            print(f"  rig: {' '.join(f'{k}={v}' for k, v in rig.identify().items())}")
+            timeline.show_firmware("start-up")
+            print()
+            _play(rig, timeline, duty / 10, config.charger.max_current_a, config.plc.enabled)
     except (TimeoutError, RuntimeError, RigError) as err:
         timeline.failures.append(str(err))
     finally:

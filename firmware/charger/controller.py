@@ -8,15 +8,17 @@ logs the ``notes`` it drains.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from firmware.charger.faults import PILOT_FAULTS, FaultKind
 from firmware.charger.machine import ChargerMachine
 from firmware.charger.outputs import STATE_OUTPUTS, Outputs, outputs_for
+from firmware.config import PlcDuty, PlcFallback
 from firmware.pilot.duty import current_to_duty_permille
 from firmware.pilot.levels import PilotState
 from firmware.pilot.proximity import ProximityMode, ProximityReading, read_proximity
-from hal import RcdState
+from hal import PilotDrive, PilotOutput, RcdState
 
 MS = 1_000_000
 FAULT_F_HOLD_NS = 300 * MS  # IEC 61851-1 Table A.5: drive F >= 300 ms after a fault
@@ -25,9 +27,24 @@ DUTY_UPDATE_MIN_NS = 5000 * MS  # IEC 61851-1: duty changes at most every 5 s
 WELD_RECHECK_NS = 1000 * MS  # re-check the contacts >= 1 s after each opening before reclosing
 CLOSE_REQUIRED_NS = 3000 * MS  # Table A.6 seq 4: close within 3 s of C2 (logged if deferred)
 CLOSE_RETRY_NS = 50 * MS  # back-off after the interlock refused a closing
+FIVE_PCT_PERMILLE = 50  # IEC 61851-1 Table A.7: 5 % = digital communication required
 SETTLE_LIMIT = 4
 FAULT_STATES = ("fault", "fault_latched")
 RCD_FAULTS = {RcdState.DC: FaultKind.RCD_DC, RcdState.AC: FaultKind.RCD_AC}
+
+
+class SlacPhase(enum.Enum):
+    """Where SLAC stands for the vehicle plugged in now (reference/homeplug-slac.md)."""
+
+    WAITING = "waiting"  # no match yet (or no vehicle)
+    MATCHED = "matched"
+    GAVE_UP = "gave_up"  # no match within the init timeout: the configured fallback applies
+
+
+@dataclass(frozen=True, slots=True)
+class PlcPolicy:
+    duty: PlcDuty = PlcDuty.NOMINAL
+    fallback: PlcFallback = PlcFallback.BASIC_CHARGING
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +56,7 @@ class ChargerSettings:
     # vehicle's diode under PWM: a few sampling periods (the app derives it from the rate)
     pwm_settle_ns: int = 20 * MS
     proximity: ProximityMode = ProximityMode.NONE
+    plc: PlcPolicy | None = None  # None: no PLC, plain J1772
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +86,9 @@ class Charger:
         self._fault_at = now_ns
         self._pwm_withdrawn_at: int | None = None
         self._deferral_noted = False
+        self.vehicle_present = False  # B, C or D seen since the last A
+        self.slac = SlacPhase.WAITING
+        self._wakeup_until: int | None = None
         self._notes: list[Note] = []
         self.machine = ChargerMachine(self)
         self.outputs = self._compute_outputs()
@@ -83,9 +104,13 @@ class Charger:
         ourselves; it shows our own voltage, says nothing about the vehicle, latches nothing."""
         self._now = now_ns
         self.pilot = state
-        if own_drive:
-            return self._step("tick")
         kind = PILOT_FAULTS.get(state)
+        if own_drive and kind is not None:
+            return self._step("tick")
+        if state is PilotState.A:
+            self.vehicle_present, self.slac, self._wakeup_until = False, SlacPhase.WAITING, None
+        elif state.requests_power or state is PilotState.B:
+            self.vehicle_present = True
         if kind is not None:
             self._latch(kind)
             return self._step("pilot_error")
@@ -120,6 +145,44 @@ class Charger:
         self._refused_at = now_ns
         return self._step("close_refused")
 
+    # --- SLAC (the PLC service reports; the pilot is ours to drive) -------------------------
+
+    def on_slac_matched(self, now_ns: int) -> Outputs:
+        """A vehicle matched: with the 5 % convention the nominal duty now takes over."""
+        self._now = now_ns
+        if self._settings.plc is not None and self.slac is SlacPhase.WAITING:
+            self.slac = SlacPhase.MATCHED
+            self._notes.append(Note("plc.matched"))
+        return self._step("tick")
+
+    def on_slac_gave_up(self, reason: str, now_ns: int) -> Outputs:
+        """No match within the init timeout and its wake-ups: apply the configured fallback.
+        A session that once matched keeps its power (a lost link is not an unplug)."""
+        self._now = now_ns
+        policy = self._settings.plc
+        if policy is not None and self.slac is SlacPhase.WAITING:
+            self.slac = SlacPhase.GAVE_UP
+            fields = (("mode", policy.fallback.value), ("reason", reason))
+            self._notes.append(Note("plc.fallback", fields))
+        return self._step("tick")
+
+    def on_slac_wakeup(self, duration_ns: int, now_ns: int) -> Outputs:
+        """ISO 15118-3 wake-up: state F for ``duration_ns``, then the PWM again. Only in B
+        with the contactor open (it would cut a basic charge otherwise)."""
+        self._now = now_ns
+        idle_in_b = self.state_id == "connected" and self.pilot is PilotState.B
+        if idle_in_b and not self.faults and self._wakeup_until is None:
+            self._wakeup_until = now_ns + duration_ns
+            self._notes.append(Note("plc.wakeup", (("duration_ms", duration_ns // MS),)))
+        else:
+            fields = (("state", self.state_id), ("pilot", self.pilot.value))
+            self._notes.append(Note("plc.wakeup_skipped", fields))
+        return self._step("tick")
+
+    @property
+    def waking(self) -> bool:
+        return self._wakeup_until is not None
+
     def set_current_limit(self, current_a: float, now_ns: int) -> Outputs:
         self._now = now_ns
         self._limit_a = current_a
@@ -139,6 +202,8 @@ class Charger:
         candidates: list[int] = []
         if state == "fault":
             candidates.append(self._fault_at + FAULT_F_HOLD_NS)
+        if self._wakeup_until is not None:
+            candidates.append(self._wakeup_until)
         if self._pwm_withdrawn_at is not None:
             candidates.append(self._pwm_withdrawn_at + PWM_WITHDRAWN_OPEN_NS)
         if state == "finishing" and self._main_opened_at is not None:
@@ -154,12 +219,14 @@ class Charger:
     # --- guards (read by the machine; no side effects) -------------------------------------
 
     def may_close(self) -> bool:
-        if self.faults or not self.pilot.requests_power:
+        if self.faults or not self.pilot.requests_power or self._wakeup_until is not None:
+            return False
+        if not self._plc_allows_power():
             return False
         if self.pilot is PilotState.D and not self.ventilation_allowed():
             return False
-        if self._target_duty() is None or self._advertised is None:
-            return False  # never close without the offer running (the diode is checked under it)
+        if self._target_duty() is None or self._advertised in (None, FIVE_PCT_PERMILLE):
+            return False  # never close without an ampacity offered (the diode is checked under it)
         return self._now >= self._close_gate_ns()
 
     def ventilation_allowed(self) -> bool:
@@ -189,6 +256,24 @@ class Charger:
         return self.pilot is PilotState.D
 
     # --- internals ----------------------------------------------------------------------
+
+    def _plc_allows_power(self) -> bool:
+        """With PLC: after a match; after giving up only with the basic-charging fallback;
+        while waiting only on a nominal duty with that fallback (5 % offers no ampacity)."""
+        policy = self._settings.plc
+        if policy is None or self.slac is SlacPhase.MATCHED:
+            return True
+        basic = policy.fallback is PlcFallback.BASIC_CHARGING
+        if self.slac is SlacPhase.GAVE_UP:
+            return basic
+        return basic and policy.duty is PlcDuty.NOMINAL
+
+    def _end_wakeup(self) -> None:
+        """The wake-up ends at its deadline, or at once when the state leaves connected."""
+        until = self._wakeup_until
+        if until is not None and (self._now >= until or self.state_id != "connected"):
+            self._wakeup_until = None
+            self._notes.append(Note("plc.wakeup_done"))
 
     def _faults_clear_in(self, pilot: PilotState) -> bool:
         return self.rcd is RcdState.CLEAR and all(pilot in kind.clears_on for kind in self.faults)
@@ -225,6 +310,7 @@ class Charger:
             kinds = ",".join(sorted(k.value for k in self.faults))
             self._notes.append(Note("fault.cleared", (("kinds", kinds),)))
             self.faults.clear()
+        self._end_wakeup()
         self._note_deferral()
         self.outputs = self._compute_outputs()
         return self.outputs
@@ -267,20 +353,33 @@ class Charger:
             return None
         cable_a = self.proximity.cable_a
         limit_a = self._limit_a if cable_a is None else min(self._limit_a, cable_a)
-        return current_to_duty_permille(limit_a)
+        nominal = current_to_duty_permille(limit_a)
+        policy = self._settings.plc
+        if policy is None or self.slac is SlacPhase.MATCHED:
+            return nominal
+        if self.slac is SlacPhase.GAVE_UP:
+            return nominal if policy.fallback is PlcFallback.BASIC_CHARGING else None
+        return FIVE_PCT_PERMILLE if policy.duty is PlcDuty.FIVE_PCT else nominal
 
     def _compute_outputs(self) -> Outputs:
         state = self.state_id
         target = self._target_duty()
         offering = state in ("connected", "charging", "ventilating", "finishing")
-        if not offering or target is None:
+        # entering or leaving 5 % changes the convention, not the current: not rate-limited
+        convention = FIVE_PCT_PERMILLE in (target, self._advertised)
+        due = convention or self._now >= self._advertised_at + DUTY_UPDATE_MIN_NS
+        if not offering or target is None or self._wakeup_until is not None:
             self._advertised = None
         elif self._advertised is None:
             self._advertised = target
             self._advertised_at = self._pwm_started_at = self._now
-        elif target != self._advertised and self._now >= self._advertised_at + DUTY_UPDATE_MIN_NS:
+        elif target != self._advertised and due:
             self._advertised = target
             self._advertised_at = self._now
+            if convention:  # the vehicle sees its first ampacity: let it settle as at plug-in
+                self._pwm_started_at = self._now
+        if self._wakeup_until is not None:  # the wake-up: F, then the PWM starts afresh
+            return Outputs(PilotOutput(PilotDrive.STEADY_NEGATIVE, 0), main_closed=False)
         outputs = outputs_for(state, self._advertised)
         withdrawn = outputs.main_closed and not outputs.pilot.pwm_running
         if not withdrawn:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 
 from firmware.errors import GatekeeperError
+from firmware.logs import log_event
 from firmware.plc import cm_messages as cm
 from firmware.plc import vs_messages as vs
 from firmware.plc.frame import LOCALCAST
@@ -36,8 +37,11 @@ class ModemError(GatekeeperError):
 
 
 class ModemClient:
-    def __init__(self, port: PlcPort, settle_s: float = SET_KEY_SETTLE_S) -> None:
+    def __init__(
+        self, port: PlcPort, settle_s: float = SET_KEY_SETTLE_S, name: str = "evse"
+    ) -> None:
         self._port = port
+        self.name = name  # whose modem, in the log (the mock mode runs the vehicle's too)
         self._settle_s = settle_s
         self._keying = asyncio.Lock()
 
@@ -52,7 +56,7 @@ class ModemClient:
             meaning = SET_KEY_RESULTS.get(reply.result)
             if meaning is None:
                 raise ModemError(f"SET_KEY refused with result {reply.result}")
-            logger.info("plc.set_key result=%d meaning=%r", reply.result, meaning)
+            log_event(logger, "plc.set_key", modem=self.name, result=reply.result, meaning=meaning)
             await asyncio.sleep(self._settle_s)
             return reply.result
 

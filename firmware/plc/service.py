@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from firmware.errors import GatekeeperError
+from firmware.logs import kv
 from firmware.plc.frame import Header
 from firmware.plc.messages import Message
 from firmware.plc.modem import ModemClient
@@ -54,6 +55,9 @@ class SlacService:
     def unplugged(self) -> None:
         self._apply(self.slac.unplugged())
 
+    def link_lost(self) -> None:
+        self._apply(self.slac.link_lost(self._clock()))
+
     async def run(self) -> None:
         """Key the modem, then keep the machine's timers; until cancelled."""
         keyer = asyncio.create_task(self._key_modem())
@@ -78,7 +82,7 @@ class SlacService:
             elif isinstance(action, SetKey):
                 self._keys.put_nowait(action.nmk)
             else:
-                logger.info("plc.slac %s", action)
+                logger.info("%s", kv(f"plc.slac_{_NAMES[type(action)]}", _describe(action)))
                 self._on_event(action)
         self._wake.set()  # a new deadline may be sooner
 
@@ -91,3 +95,14 @@ class SlacService:
             except GatekeeperError as err:  # a modem fault is logged; the service goes on
                 self.key_failures += 1
                 logger.error("plc.set_key_failed error=%r", err)
+
+
+_NAMES = {Matched: "matched", PilotWakeUp: "wakeup", GaveUp: "gave_up"}
+
+
+def _describe(event: Matched | PilotWakeUp | GaveUp) -> list[tuple[str, object]]:
+    if isinstance(event, Matched):
+        return [("ev_mac", event.ev_mac.hex(":")), ("nid", event.nid.hex())]
+    if isinstance(event, PilotWakeUp):
+        return [("duration_ms", event.duration_ns // 1_000_000)]
+    return [("reason", event.reason)]

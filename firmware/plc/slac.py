@@ -141,6 +141,14 @@ class SlacEvse:
         self.nmk = self._nmk_source()
         return [SetKey(self.nmk)]
 
+    def link_lost(self, now_ns: int) -> list[Action]:
+        """The keyed link went down while the vehicle stays plugged in: that session is over.
+        Re-key (the old key must not let it back in unmatched) and listen for a new SLAC."""
+        if self.state is not SlacState.MATCHED:
+            return []
+        actions = self.unplugged()
+        return actions + self.plugged_in(now_ns)
+
     # --- frames -------------------------------------------------------------------------
 
     def on_message(self, src: bytes, msg: Message, now_ns: int) -> list[Action]:

@@ -47,6 +47,7 @@ class VehicleSide:
     diode_shorted: bool = False
     pilot_shorted: bool = False
     pe_connected: bool = True
+    plc: bool = False  # the vehicle's PLC modem is on the line (it performs SLAC as a PEV)
 
 
 def pilot_node_v(source_v: float, vehicle: VehicleSide) -> float:

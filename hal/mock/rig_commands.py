@@ -143,8 +143,8 @@ class RigInterpreter:
         return self._vehicle(pe_connected=_choice(arg, ("ON", "OFF")) == "ON")
 
     def _ev_plc(self, arg: str) -> str:
-        _choice(arg, ("ON", "OFF"))
-        raise RigError("UNSUPPORTED", "PLC is not modelled yet (arrives with the PLC issue)")
+        # the vehicle's modem joins or leaves; who answers it is the firmware's business
+        return self._vehicle(plc=_choice(arg, ("ON", "OFF")) == "ON")
 
     def _pp_res(self, arg: str) -> str:
         if arg.strip().upper() == "OPEN":

@@ -33,6 +33,7 @@ class Knobs:
     duplicate_sounds: bool = False
     delay_s: float = 0.0
     attenuation_db: int = 20
+    line_connected: bool = True  # the cable is plugged in: nothing crosses otherwise
 
 
 class MockModemPair:
@@ -45,7 +46,8 @@ class MockModemPair:
 
     @property
     def keyed(self) -> bool:
-        return self.nmk["evse"] is not None and self.nmk["evse"] == self.nmk["pev"]
+        same = self.nmk["evse"] is not None and self.nmk["evse"] == self.nmk["pev"]
+        return same and self.knobs.line_connected
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
@@ -86,7 +88,7 @@ class MockModemPair:
             host.send(encode(reply, dst, me))
 
     async def _sound(self, msg: cm.MnbcSoundInd, frame: bytes, pev_mac: bytes) -> None:
-        if msg.cnt in self.knobs.drop_sounds:
+        if msg.cnt in self.knobs.drop_sounds or not self.knobs.line_connected:
             return
         for _ in range(2 if self.knobs.duplicate_sounds else 1):
             await self._cross(self.evse_side, frame)
@@ -97,5 +99,7 @@ class MockModemPair:
     async def _cross(self, line: Link, frame: bytes) -> None:
         if self.knobs.delay_s:
             await asyncio.sleep(self.knobs.delay_s)
+        if not self.knobs.line_connected:
+            return
         self.crossed += 1
         line.send(frame)

@@ -156,9 +156,3 @@ def test_rig_reports_events_when_asked(gatekeeper: Running) -> None:
     closed_at = next(e.t_us for e in events if e.words == ("relay", "main=CLOSED"))
     opened_at = next(e.t_us for e in events if e.words == ("relay", "main=OPEN"))
     assert 0 < closed_at < opened_at
-
-
-def test_plc_answers_unsupported_until_the_plc_issue(gatekeeper: Running) -> None:
-    with pytest.raises(RigError) as refused:
-        gatekeeper.rig.command("EV:PLC ON")
-    assert refused.value.code == "UNSUPPORTED"

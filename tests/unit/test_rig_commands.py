@@ -186,8 +186,12 @@ def test_events(rig: Rig, word: str, on: bool) -> None:
     assert rig.interp.events_on is on
 
 
-def test_plc_is_unsupported(rig: Rig) -> None:
-    assert code(rig("EV:PLC ON")) == "UNSUPPORTED"
+def test_plc_joins_and_leaves_and_reset_turns_it_off(rig: Rig) -> None:
+    assert rig("EV:PLC ON") == "OK"
+    assert rig.board.vehicle.plc
+    assert rig("EV:PLC OFF") == "OK" and not rig.board.vehicle.plc
+    rig("EV:PLC ON")
+    assert rig("*RST") == "OK" and not rig.board.vehicle.plc
 
 
 # --- framing ---------------------------------------------------------------------------------

@@ -172,3 +172,18 @@ def test_unplug_before_a_match_does_not_rekey() -> None:
     slac = evse()
     sound_and_characterize(slac, EV1, RUN1, 0)
     assert slac.unplugged() == []
+
+
+def test_a_lost_link_rekeys_and_listens_again_while_plugged_in() -> None:
+    slac = evse()
+    assert slac.link_lost(50 * MS) == [], "no keyed session: nothing to end"
+    sound_and_characterize(slac, EV1, RUN1, 100)
+    slac.on_message(EV1, match_req(EV1, RUN1), 300 * MS)
+    assert slac.link_lost(1000 * MS) == [SetKey(b"\x02" * 16)]
+    assert slac.state is SlacState.LISTENING and slac.matched is None
+    assert slac.next_deadline_ns() == 1000 * MS + INIT_NS, "the init timer runs again"
+    # the same vehicle may come back with a new run and gets the new key
+    sound_and_characterize(slac, EV1, RUN2, 2000)
+    cnf = slac.on_message(EV1, match_req(EV1, RUN2), 2100 * MS)[0]
+    assert isinstance(cnf, Send) and isinstance(cnf.message, cm.SlacMatchCnf)
+    assert cnf.message.nmk == b"\x02" * 16
