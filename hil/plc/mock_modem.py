@@ -3,27 +3,32 @@
 Each host talks to its own modem on the localcast address (SET_KEY, link status, version,
 reset). SLAC frames cross the line unkeyed, as they do for real; for every MNBC_SOUND.IND
 from the PEV, the EVSE's modem reports one ATTEN_PROFILE.IND to its host. Anything that is
-not an MME (IPv6) crosses only while both modems hold the same NMK. Fault knobs: drop or
-duplicate sounds, and a delay on every crossing. reference/homeplug-slac.md "Testing
-without hardware".
+not an MME (IPv6) crosses only while both modems hold the same NMK. Fault knobs: drop,
+duplicate or reorder sounds, a delay on every crossing, and a second EV: a vehicle at the
+neighbouring charger whose SLAC crosstalks onto our line at the same time as ours (weaker,
+and matching with its own EVSE). reference/homeplug-slac.md "Testing without hardware".
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from dataclasses import dataclass, field
 
 from firmware.errors import ProtocolError
 from firmware.plc import cm_messages as cm
 from firmware.plc import vs_messages as vs
 from firmware.plc.codec import decode, encode
-from firmware.plc.frame import BROADCAST, ETHERTYPE_HOMEPLUG, LOCALCAST
+from firmware.plc.frame import BROADCAST, ETHERTYPE_HOMEPLUG, LOCALCAST, Header
 from firmware.plc.link import Link
 from firmware.plc.messages import Message
 
 MODEM_EVSE = bytes.fromhex("00B052000E5E")
 MODEM_PEV = bytes.fromhex("00B0520000EF")
+SECOND_EV = bytes.fromhex("0A5ECE000002")  # the neighbour's vehicle
+SECOND_EVSE = bytes.fromhex("02E5E0000002")  # the neighbour's charger, which it matches
+SECOND_EV_ATTENUATION_DB = 45  # crosstalk: much weaker than our own vehicle
 
 
 @dataclass
@@ -31,6 +36,8 @@ class Knobs:
     set_key_result: int = 1
     drop_sounds: set[int] = field(default_factory=set)  # by CNT (9 .. 0)
     duplicate_sounds: bool = False
+    reorder_sounds: bool = False  # swap each pair of sounds on the line
+    second_ev: bool = False
     delay_s: float = 0.0
     attenuation_db: int = 20
     line_connected: bool = True  # the cable is plugged in: nothing crosses otherwise
@@ -43,6 +50,9 @@ class MockModemPair:
         self.nmk: dict[str, bytes | None] = {"evse": None, "pev": None}
         self.host_mac: dict[str, bytes] = {"evse": BROADCAST, "pev": BROADCAST}
         self.crossed = 0
+        self.second_ev: SecondEv | None = None
+        self._second_ev_task: asyncio.Task[None] | None = None
+        self._held: tuple[cm.MnbcSoundInd, bytes, bytes] | None = None
 
     @property
     def keyed(self) -> bool:
@@ -69,7 +79,11 @@ class MockModemPair:
                     self._answer(side, host, header.src, modem_mac, msg)
                 elif side == "pev" and isinstance(msg, cm.MnbcSoundInd):
                     await self._sound(msg, frame, header.src)
+                elif side == "evse" and header.dst == SECOND_EV and self.second_ev:
+                    self.second_ev.inbox.put_nowait((header, msg))  # to the neighbour's car
                 else:
+                    if side == "pev" and isinstance(msg, cm.SlacParmReq):
+                        self._start_second_ev()
                     await self._cross(line, frame)
 
     def _answer(self, side: str, host: Link, dst: bytes, me: bytes, msg: Message) -> None:
@@ -87,14 +101,32 @@ class MockModemPair:
         if reply is not None:
             host.send(encode(reply, dst, me))
 
+    def _start_second_ev(self) -> None:
+        if self.knobs.second_ev and self.second_ev is None:
+            self.second_ev = SecondEv(self)
+            self._second_ev_task = asyncio.get_running_loop().create_task(self.second_ev.run())
+
     async def _sound(self, msg: cm.MnbcSoundInd, frame: bytes, pev_mac: bytes) -> None:
         if msg.cnt in self.knobs.drop_sounds or not self.knobs.line_connected:
             return
+        if self.knobs.reorder_sounds:
+            held, self._held = self._held, None
+            if held is None and msg.cnt != 0:
+                self._held = (msg, frame, pev_mac)  # goes out after the next one
+                return
+            await self.deliver_sound(frame, pev_mac, self.knobs.attenuation_db)
+            if held is not None:
+                await self.deliver_sound(held[1], held[2], self.knobs.attenuation_db)
+            return
         for _ in range(2 if self.knobs.duplicate_sounds else 1):
-            await self._cross(self.evse_side, frame)
-            aag = bytes([self.knobs.attenuation_db]) * cm.NUM_GROUPS
-            profile = cm.AttenProfileInd(pev_mac, cm.NUM_GROUPS, 0, aag)
-            self.evse_side.send(encode(profile, self.host_mac["evse"], MODEM_EVSE))
+            await self.deliver_sound(frame, pev_mac, self.knobs.attenuation_db)
+
+    async def deliver_sound(self, frame: bytes, pev_mac: bytes, attenuation_db: int) -> None:
+        """The sound reaches the EVSE host, and our modem reports what it measured on it."""
+        await self._cross(self.evse_side, frame)
+        aag = bytes([attenuation_db]) * cm.NUM_GROUPS
+        profile = cm.AttenProfileInd(pev_mac, cm.NUM_GROUPS, 0, aag)
+        self.evse_side.send(encode(profile, self.host_mac["evse"], MODEM_EVSE))
 
     async def _cross(self, line: Link, frame: bytes) -> None:
         if self.knobs.delay_s:
@@ -103,3 +135,57 @@ class MockModemPair:
             return
         self.crossed += 1
         line.send(frame)
+
+
+class SecondEv:
+    """The neighbour's vehicle, heard through crosstalk: it runs its whole SLAC against the
+    EVSE host at the same time as ours, then asks its own charger for the match. It records
+    what our EVSE answered it; a correct EVSE never sends it a SLAC_MATCH.CNF."""
+
+    PARM_TIMEOUT_S = 1.0
+    CHAR_TIMEOUT_S = 2.0
+    MATCH_WAIT_S = 1.0
+
+    def __init__(self, pair: MockModemPair) -> None:
+        self.pair = pair
+        self.run_id = secrets.token_bytes(8)
+        self.inbox: asyncio.Queue[tuple[Header, Message]] = asyncio.Queue()
+        self.received: dict[str, int] = {}
+        self.done = asyncio.Event()
+
+    def _send(self, message: Message) -> None:
+        self.pair.evse_side.send(encode(message, BROADCAST, SECOND_EV))
+
+    async def run(self) -> None:
+        me, run = SECOND_EV, self.run_id
+        try:
+            self._send(cm.SlacParmReq(0, 0, run))
+            await self._expect(cm.SlacParmCnf, self.PARM_TIMEOUT_S)
+            for _ in range(3):
+                self._send(cm.StartAttenCharInd(0, 0, 10, 6, 1, me, run))
+            for count in range(9, -1, -1):
+                sound = cm.MnbcSoundInd(0, 0, bytes(17), count, run, bytes(8), bytes(16))
+                frame = encode(sound, BROADCAST, me)
+                await self.pair.deliver_sound(frame, me, SECOND_EV_ATTENUATION_DB)
+                await asyncio.sleep(0.004)
+            await self._expect(cm.AttenCharInd, self.CHAR_TIMEOUT_S)
+            rsp = cm.AttenCharRsp(0, 0, me, run, bytes(17), bytes(17), 0)
+            self.pair.evse_side.send(encode(rsp, self.pair.host_mac["evse"], me))
+            request = cm.SlacMatchReq(0, 0, cm.MVF_MATCH_REQ, bytes(17), me, bytes(17),
+                                      SECOND_EVSE, run, bytes(8))  # fmt: skip
+            self.pair.evse_side.send(encode(request, self.pair.host_mac["evse"], me))
+            with contextlib.suppress(TimeoutError):  # a correct EVSE stays silent now
+                await self._expect(cm.SlacMatchCnf, self.MATCH_WAIT_S)
+        except TimeoutError:
+            pass
+        finally:
+            self.done.set()
+
+    async def _expect(self, kind: type[Message], timeout_s: float) -> None:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                _header, message = await self.inbox.get()
+                name = type(message).__name__
+                self.received[name] = self.received.get(name, 0) + 1
+                if isinstance(message, kind):
+                    return

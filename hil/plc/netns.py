@@ -3,6 +3,7 @@ PEV host, each party a process under ``ip netns exec`` (see ``hil.plc.roles``)."
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -117,6 +118,11 @@ class Topology:
         evse = self.start("evse", "--if", "evse0", *evse_args)
         evse.wait_for("EVSE READY", 10)
         return modem, evse
+
+    def mac(self, role: str, dev: str) -> str:
+        """The interface's MAC as lowercase hex without separators (as the roles print it)."""
+        shown = run("ip", "-n", self.ns[role], "-j", "link", "show", "dev", dev)
+        return str(json.loads(shown.stdout)[0]["address"]).replace(":", "")
 
     def ping_works(self) -> bool:
         """One ICMPv6 echo from the PEV host to the EVSE host's link-local address."""

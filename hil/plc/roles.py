@@ -34,8 +34,20 @@ def say(line: str) -> None:
 async def modem(evse_if: str, pev_if: str, knobs: Knobs) -> int:
     mock = MockModemPair(RawSocketLink(evse_if, ETH_P_ALL), RawSocketLink(pev_if, ETH_P_ALL), knobs)
     say("MODEM READY")
+    reporter = asyncio.create_task(report_second_ev(mock)) if knobs.second_ev else None
     await mock.run()
+    if reporter is not None:
+        reporter.cancel()
     return 0
+
+
+async def report_second_ev(mock: MockModemPair) -> None:
+    """Print what our EVSE answered the neighbour's vehicle, once its SLAC is over."""
+    while mock.second_ev is None:
+        await asyncio.sleep(0.01)
+    await mock.second_ev.done.wait()
+    received = " ".join(f"{k}={v}" for k, v in sorted(mock.second_ev.received.items()))
+    say(f"SECOND EV DONE {received}")
 
 
 async def evse(ifname: str, init_timeout_ms: int) -> int:
@@ -108,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--pev-if", required=True)
     m.add_argument("--drop-sounds", default="", help="CNT values to drop, e.g. 2,5")
     m.add_argument("--duplicate-sounds", action="store_true")
+    m.add_argument("--reorder-sounds", action="store_true")
+    m.add_argument("--second-ev", action="store_true", help="a neighbour's vehicle sounds too")
     e = roles.add_parser("evse")
     e.add_argument("--if", dest="ifname", required=True)
     e.add_argument("--init-timeout-ms", type=int, default=40_000)
@@ -118,7 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.role == "modem":
         drops = {int(n) for n in args.drop_sounds.split(",") if n}
-        knobs = Knobs(drop_sounds=drops, duplicate_sounds=args.duplicate_sounds)
+        knobs = Knobs(
+            drop_sounds=drops,
+            duplicate_sounds=args.duplicate_sounds,
+            reorder_sounds=args.reorder_sounds,
+            second_ev=args.second_ev,
+        )
         return asyncio.run(modem(args.evse_if, args.pev_if, knobs))
     if args.role == "evse":
         return asyncio.run(evse(args.ifname, args.init_timeout_ms))

@@ -117,3 +117,32 @@ def test_duplicated_sounds_do_not_break_the_match() -> None:
         assert (await bench.pev.match()).nmk == bench.mock.nmk["evse"]
 
     run(scenario, Knobs(duplicate_sounds=True))
+
+
+def test_reordered_sounds_all_count() -> None:
+    async def scenario(bench: Bench) -> None:
+        bench.service.plugged_in()
+        assert (await bench.pev.match()).nmk == bench.mock.nmk["evse"]
+        session = bench.service.slac.matched
+        assert session is not None and len(session.profiles) == 10
+
+    run(scenario, Knobs(reorder_sounds=True))
+
+
+def test_a_second_ev_sounding_at_once_is_characterized_apart_and_never_matched() -> None:
+    async def scenario(bench: Bench) -> None:
+        bench.service.plugged_in()
+        match = await bench.pev.match()
+        assert match.nmk == bench.mock.nmk["evse"]
+        second = bench.mock.second_ev
+        assert second is not None
+        await asyncio.wait_for(second.done.wait(), 5)
+        assert second.received.get("AttenCharInd") == 1, "its own characterization"
+        assert "SlacMatchCnf" not in second.received
+        matched = [e for e in bench.events if isinstance(e, Matched)]
+        assert [e.ev_mac for e in matched] == [PEV_MAC]
+        session = bench.service.slac.matched
+        assert session is not None and len(session.profiles) == 10, "no profile of the other"
+        assert set(session.atten_char.aag if session.atten_char else b"") == {20}
+
+    run(scenario, Knobs(second_ev=True))

@@ -42,9 +42,10 @@ def test_match_then_ipv6_then_rekey_isolates(topology: Topology) -> None:
     [
         (("--drop-sounds", "1,4,8"), ()),  # lost sounds: characterized on the 600 ms deadline
         (("--duplicate-sounds",), ()),  # duplicated sounds (and three START_ATTEN_CHARs)
+        (("--reorder-sounds",), ()),  # sounds arrive out of order
         ((), ("--ignore-chars", "2")),  # two lost ATTEN_CHAR exchanges: the resends carry it
     ],
-    ids=["lost-sounds", "duplicate-sounds", "lost-atten-char-rsp"],
+    ids=["lost-sounds", "duplicate-sounds", "reordered-sounds", "lost-atten-char-rsp"],
 )
 def test_faults_on_the_line_still_match(
     topology: Topology, modem_args: tuple[str, ...], pev_args: tuple[str, ...]
@@ -53,6 +54,20 @@ def test_faults_on_the_line_still_match(
     pev = topology.start("pev", "--if", "pev0", *pev_args)
     pev.wait_for("PEV MATCHED", 10)
     evse.wait_for("MATCHED", 5)
+    assert topology.ping_works()
+
+
+def test_a_second_ev_sounding_at_the_same_time_does_not_match(topology: Topology) -> None:
+    modem, evse = topology.start_modem_and_evse(("--second-ev",))
+    pev = topology.start("pev", "--if", "pev0")
+    pev.wait_for("PEV MATCHED", 10)
+    matched = evse.wait_for("MATCHED", 5)
+    report = modem.wait_for("SECOND EV DONE", 10)
+    # the neighbour's car was served like any vehicle up to the characterization...
+    assert "SlacParmCnf=1" in report and "AttenCharInd=1" in report, report
+    # ...but it asked its own charger for the match, and only ours matched here
+    assert "SlacMatchCnf" not in report, report
+    assert matched.split()[-1] == topology.mac("pev", "pev0")
     assert topology.ping_works()
 
 
