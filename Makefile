@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-unit test-integration lint format bench bench-slac diagram clean
+.PHONY: help venv run test test-unit test-integration lint format bench bench-flood bench-slac diagram clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 
 bench: $(STAMP) ## interlock latency under a busy event loop (p50/p99/max)
 	$(BIN)/python -m hil.bench_interlock --config config/mock.toml
+
+bench-flood: $(STAMP) ## interlock latency while the PLC socket is flooded (needs root)
+	$(BIN)/python -m hil.bench_interlock --config config/mock.toml --load flood
 
 bench-slac: $(STAMP) ## SLAC timings over veth in network namespaces (needs root)
 	$(BIN)/python -m hil.plc.bench_slac --runs 50

@@ -383,6 +383,15 @@ class Gatekeeper:
         logger.log(level, "%s", kv(note.event, note.fields))
 
     def log_stats(self) -> None:
+        if self.plc is not None:
+            link = self.plc.link
+            log_event(
+                logger,
+                "plc.stats",
+                malformed=self.plc.malformed,
+                dropped=link.dropped if link is not None else 0,
+                link="up" if self.plc.link_up else "down",
+            )
         if self.sampler is not None:
             stats = self.sampler.stats
             log_event(

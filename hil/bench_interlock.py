@@ -1,17 +1,26 @@
-"""``make bench``: interlock latency, stimulus -> main contacts open, under a busy event loop.
+"""``make bench``: interlock latency, stimulus -> main contacts open, under load.
 
-The firmware runs in a child process (the real ``Gatekeeper`` on the mock board) whose
-asyncio loop is kept busy by repeated large XML parses and tree walks, the kind of work the
-2030.5 server will do. This process drives the virtual rig: for each event it gets the
-vehicle charging, applies the stimulus (C->B or a fault) and reads ``WAIT:RELAY MAIN,OPEN``,
-i.e. the time on the rig's clock until the contacts opened, the 10 ms relay delay included.
-It prints p50/p99/max per kind and overall and the sampler's overrun count.
+The firmware runs in a child process (the real ``Gatekeeper`` on the mock board). The load
+(``--load``) is one of:
+
+- ``xml`` (``make bench``): its asyncio loop kept busy by repeated large XML parses and tree
+  walks, the kind of work the 2030.5 server will do;
+- ``flood`` (``make bench-flood``, root): its PLC stack on a veth in a network namespace,
+  with the mock modem on the far end, while a flooder there sends malformed MMEs (plus one
+  IPv4 frame in ten) without pause at ``--flood-rate`` frames per second;
+- ``none``: the baseline.
+
+This process drives the virtual rig: for each event it gets the vehicle charging, applies
+the stimulus (C->B or a fault) and reads ``WAIT:RELAY MAIN,OPEN``, i.e. the time on the
+rig's clock until the contacts opened, the 10 ms relay delay included. It prints p50/p99/max
+per kind and overall and the sampler's overrun count.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import signal
@@ -25,6 +34,7 @@ from lxml import etree
 
 from firmware.config import load_config
 from hil.daemon import Daemon, toml_dumps
+from hil.plc.netns import Topology
 from hil.rig import Rig, wait_for_rig
 
 TARGET_P99_MS = 20.0
@@ -74,7 +84,7 @@ async def _busy_loop(stats: dict[str, float]) -> None:
         await asyncio.sleep(0)
 
 
-async def _serve(config_path: str) -> int:
+async def _serve(config_path: str, load_kind: str) -> int:
     from firmware.app import Gatekeeper
     from firmware.logs import flush_logging, setup_logging
 
@@ -85,11 +95,15 @@ async def _serve(config_path: str) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, app.request_stop)
     stats = {"rounds": 0.0, "max_stall_ms": 0.0, "checksum": 0.0}
-    load = asyncio.create_task(_busy_loop(stats))
+    load = asyncio.create_task(_busy_loop(stats)) if load_kind == "xml" else None
     code = await app.run()
-    load.cancel()
+    if load is not None:
+        load.cancel()
     sampler = app.sampler.stats if app.sampler else None
+    plc = app.plc
     report = {
+        "plc_malformed": plc.malformed if plc else 0,
+        "plc_dropped": plc.link.dropped if plc and plc.link else 0,
         "load_rounds": int(stats["rounds"]),
         "load_max_stall_ms": round(stats["max_stall_ms"], 1),
         "sampler_ticks": sampler.ticks if sampler else 0,
@@ -131,7 +145,7 @@ def _measure(rig: Rig, count: int) -> dict[str, list[float]]:
     return results
 
 
-def _bench_config(base_path: str, workdir: Path) -> Path:
+def _bench_config(base_path: str, workdir: Path, plc_interface: str | None) -> Path:
     base = load_config(base_path)
     config: dict[str, Any] = {
         "hal": {
@@ -149,16 +163,27 @@ def _bench_config(base_path: str, workdir: Path) -> Path:
         "contactor": {"min_close_interval_ms": 100},  # many closings in one run
         "paths": {"state_dir": str(workdir / "state")},
     }
+    if plc_interface:
+        config["plc"] = {"interface": plc_interface}
     path = workdir / "bench.toml"
     path.write_text(toml_dumps(config))
     return path
 
 
-def _print_report(results: dict[str, list[float]], child: dict[str, Any], rate_hz: int) -> bool:
+LOAD_WORDS = {
+    "xml": "event loop busy with XML parses",
+    "flood": "PLC socket flooded with malformed MMEs",
+    "none": "no load",
+}
+
+
+def _print_report(
+    results: dict[str, list[float]], child: dict[str, Any], rate_hz: int, load: str
+) -> bool:
     everything = [v for values in results.values() for v in values]
     print(
         f"\ninterlock latency: stimulus -> main contacts open (rig clock, relay delay "
-        f"included), sampler {rate_hz} Hz, event loop busy with XML parses"
+        f"included), sampler {rate_hz} Hz, {LOAD_WORDS[load]}"
     )
     print(f"  {'event':<12} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for name, values in [*sorted(results.items()), ("all", everything)]:
@@ -170,10 +195,16 @@ def _print_report(results: dict[str, list[float]], child: dict[str, Any], rate_h
         f"  sampler: ticks={child.get('sampler_ticks')} overruns={child.get('sampler_overruns')}"
         f" max_late_ms={child.get('sampler_max_late_ms')}"
     )
-    print(
-        f"  loop load: {child.get('load_rounds')} parse+walk rounds, each holding the loop "
-        f"up to {child.get('load_max_stall_ms')} ms"
-    )
+    if load == "xml":
+        print(
+            f"  loop load: {child.get('load_rounds')} parse+walk rounds, each holding the loop "
+            f"up to {child.get('load_max_stall_ms')} ms"
+        )
+    if load == "flood":
+        print(
+            f"  flood: the firmware read and refused {child.get('plc_malformed')} malformed MMEs"
+            f" and dropped {child.get('plc_dropped')} in its bounded queue"
+        )
     p99 = percentile(everything, 99)
     ok = p99 <= TARGET_P99_MS
     print(f"  target p99 <= {TARGET_P99_MS:g} ms: {'met' if ok else 'MISSED'} (p99 {p99:.2f} ms)")
@@ -184,20 +215,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hil.bench_interlock", description=__doc__)
     parser.add_argument("--config", default="config/mock.toml", help="base config (mock)")
     parser.add_argument("--events", type=int, default=240, help="events to measure (>= 200)")
+    parser.add_argument("--load", choices=sorted(LOAD_WORDS), default="xml")
+    parser.add_argument("--flood-rate", type=float, default=10_000, help="frames/s (flood)")
     parser.add_argument("--serve", metavar="CONFIG", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        return asyncio.run(_serve(args.serve))
-    with tempfile.TemporaryDirectory(prefix="evse-bench-") as tmp:
-        workdir = Path(tmp)
-        config_path = _bench_config(args.config, workdir)
-        child = Daemon(
-            config_path,
-            argv=[sys.executable, "-m", "hil.bench_interlock", "--serve", str(config_path)],
-        )
+        return asyncio.run(_serve(args.serve, args.load))
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="evse-bench-")))
+        topology = stack.enter_context(Topology()) if args.load == "flood" else None
+        config_path = _bench_config(args.config, workdir, "evse0" if topology else None)
+        command = [sys.executable, "-m", "hil.bench_interlock", "--serve", str(config_path)]
+        command += ["--load", args.load]
+        if topology is not None:
+            modem = topology.start("modem", "--evse-if", "m-e", "--pev-if", "m-p")
+            modem.wait_for("MODEM READY", 10)
+            command = topology.in_ns("evse", *command)
+        child = Daemon(config_path, argv=command)
         results: dict[str, list[float]] = {}
         try:
             with wait_for_rig(str(workdir / "rig"), timeout_s=20) as rig:
+                if topology is not None:
+                    flooder = topology.spawn(
+                        "modem", "hil.plc.flood", "--if", "m-e", "--forever",
+                        "--rate", str(args.flood_rate),
+                    )  # fmt: skip
+                    flooder.wait_for("FLOOD STARTED", 10)
                 print(f"measuring {args.events} events ...", flush=True)
                 results = _measure(rig, args.events)
         except Exception:
@@ -213,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: the firmware exited with {code}", file=sys.stderr)
             return 1
         rate = load_config(config_path).charger.sample_rate_hz
-        return 0 if _print_report(results, child_stats, rate) else 1
+        return 0 if _print_report(results, child_stats, rate, args.load) else 1
 
 
 if __name__ == "__main__":

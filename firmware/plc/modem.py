@@ -67,6 +67,12 @@ class ModemClient:
             raise ModemError(f"link status request failed with status {reply.status}")
         return reply.link == 1
 
+    async def network_info(self) -> tuple[vs.NwNetwork, ...]:
+        """The networks the modem belongs to, with their stations (who shares our key)."""
+        reply = await self._request(vs.VsNwInfoReq(), vs.VsNwInfoCnf)
+        assert isinstance(reply, vs.VsNwInfoCnf)
+        return reply.networks
+
     async def software_version(self) -> str:
         reply = await self._request(vs.VsSwVerReq(), vs.VsSwVerCnf)
         assert isinstance(reply, vs.VsSwVerCnf)

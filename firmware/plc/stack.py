@@ -132,6 +132,17 @@ class PlcStack:
             self._wire(self.link)
             return
 
+    async def _log_network(self, modem: ModemClient) -> None:
+        """Who shares the link: what an engineer bringing up a board wants to see."""
+        try:
+            networks = await modem.network_info()
+        except GatekeeperError as err:
+            log_event(logger, "plc.network_unknown", logging.WARNING, error=str(err))
+            return
+        for net in networks:
+            peers = ",".join(sta.mac.hex(":") for sta in net.stations) or "none"
+            log_event(logger, "plc.network", nid=net.nid.hex(), role=net.role, peers=peers)
+
     async def _supervise(self, modem: ModemClient) -> None:
         """Poll the modem's link status; log changes; end a keyed session whose link drops."""
         silent = False
@@ -149,6 +160,8 @@ class PlcStack:
                 continue
             was_up, self.link_up = self.link_up, up
             log_event(logger, "plc.link", state="up" if up else "down")
+            if up:
+                await self._log_network(modem)
             self._on_event(LinkChange(up))
             service = self.service
             if was_up and not up and service is not None:

@@ -21,6 +21,7 @@ from firmware.plc import cm_messages as cm
 from firmware.plc import vs_messages as vs
 from firmware.plc.codec import decode, encode
 from firmware.plc.frame import BROADCAST, ETHERTYPE_HOMEPLUG, LOCALCAST, Header
+from firmware.plc.keys import nid_from_nmk
 from firmware.plc.link import Link
 from firmware.plc.messages import Message
 
@@ -94,12 +95,27 @@ class MockModemPair:
             reply = cm.SetKeyCnf(self.knobs.set_key_result, 0, 0, 4, 0, 0, 0)
         elif isinstance(msg, vs.VsPlLinkStatusReq):
             reply = vs.VsPlLinkStatusCnf(0, 1 if self.keyed else 0)
+        elif isinstance(msg, vs.VsNwInfoReq):
+            reply = vs.VsNwInfoCnf(self._networks(side))
         elif isinstance(msg, vs.VsSwVerReq):
             reply = vs.VsSwVerCnf(0, 0x20, "MOCK-QCA7000-1.0")
         elif isinstance(msg, vs.VsRsDevReq):
             reply = vs.VsRsDevCnf(0)
         if reply is not None:
             host.send(encode(reply, dst, me))
+
+    def _networks(self, side: str) -> tuple[vs.NwNetwork, ...]:
+        """One network once keyed, its other member the far modem; none before."""
+        nmk = self.nmk[side]
+        if nmk is None:
+            return ()
+        me, peer = ("evse", "pev") if side == "evse" else ("pev", "evse")
+        stations: tuple[vs.NwStation, ...] = ()
+        if self.keyed:
+            peer_modem = MODEM_PEV if peer == "pev" else MODEM_EVSE
+            stations = (vs.NwStation(peer_modem, 2, self.host_mac[peer], 9, 9),)
+        cco = MODEM_EVSE if me == "evse" else MODEM_PEV
+        return (vs.NwNetwork(nid_from_nmk(nmk), 1, 1, 2, cco, 1, stations),)
 
     def _start_second_ev(self) -> None:
         if self.knobs.second_ev and self.second_ev is None:

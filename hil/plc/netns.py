@@ -95,7 +95,12 @@ class Topology:
         return ["ip", "netns", "exec", self.ns[role], *args]
 
     def start(self, role: str, *args: str) -> Role:
-        command = self.in_ns(role, sys.executable, "-m", "hil.plc.roles", role, *args)
+        """A party of the link (``hil.plc.roles``) in its namespace."""
+        return self.spawn(role, "hil.plc.roles", role, *args)
+
+    def spawn(self, ns_role: str, module: str, *args: str) -> Role:
+        """``python -m module args`` in the namespace of ``ns_role``; its output collected."""
+        command = self.in_ns(ns_role, sys.executable, "-m", module, *args)
         proc = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )

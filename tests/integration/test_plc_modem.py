@@ -24,6 +24,10 @@ pytestmark = pytest.mark.integration
 HOST = bytes.fromhex("020000000010")
 MODEM = bytes.fromhex("00B052AABBCC")
 NMK = bytes(range(16))
+PEER = bytes.fromhex("00B0520000EF")
+NETWORKS = (
+    vs.NwNetwork(nid_from_nmk(NMK), 1, 1, 2, MODEM, 1, (vs.NwStation(PEER, 2, HOST, 9, 9),)),
+)
 
 
 class ScriptedModem:
@@ -54,6 +58,7 @@ class ScriptedModem:
             vs.VsPlLinkStatusReq: vs.VsPlLinkStatusCnf(0, 1),
             vs.VsSwVerReq: vs.VsSwVerCnf(0, 0x20, "MAC-QCA7000-1.2.5"),
             vs.VsRsDevReq: vs.VsRsDevCnf(0),
+            vs.VsNwInfoReq: vs.VsNwInfoCnf(NETWORKS),
         }
         if isinstance(msg, cm.SetKeyReq):
             self.keys_in_flight -= 1
@@ -121,6 +126,7 @@ def test_link_status_version_and_reset() -> None:
     async def scenario(client: ModemClient, fake: ScriptedModem, port: PlcPort) -> None:
         assert await client.link_up() is True
         assert await client.software_version() == "MAC-QCA7000-1.2.5"
+        assert await client.network_info() == NETWORKS
         await client.reset()
         assert all(dst == LOCALCAST for dst, _ in fake.seen)
 

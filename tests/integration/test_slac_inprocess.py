@@ -87,6 +87,9 @@ def test_a_full_match_keys_both_modems_and_opens_ipv6() -> None:
         assert match.nmk == bench.mock.nmk["evse"] and bench.mock.keyed
         assert any(isinstance(e, Matched) and e.ev_mac == PEV_MAC for e in bench.events)
         assert await bench.pev.modem.link_up() is True
+        (network,) = await bench.service.modem.network_info()
+        assert network.nid == match.nid, "our modem's network is the one the vehicle joined"
+        assert [sta.mac for sta in network.stations] == [MODEM_PEV]
         assert await ipv6_crosses(bench)
         old_key = bench.mock.nmk["evse"]
         bench.service.unplugged()  # re-key: the vehicle is evicted

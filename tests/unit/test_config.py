@@ -149,12 +149,14 @@ def test_unknown_section() -> None:
     assert problems_of({"bogus": {"x": 1}}) == ["bogus: unknown section"]
 
 
-@pytest.mark.parametrize("section", ["hal", "hal.mock", "charger", "contactor", "paths", "log"])
+@pytest.mark.parametrize(
+    "section", ["hal", "hal.mock", "charger", "contactor", "plc", "paths", "log"]
+)
 def test_unknown_key_in_each_section(section: str) -> None:
     assert problems_of(_nest(section, {"colour": "blue"})) == [f"{section}.colour: unknown key"]
 
 
-@pytest.mark.parametrize("section", ["hal", "charger", "contactor", "paths", "log"])
+@pytest.mark.parametrize("section", ["hal", "charger", "contactor", "plc", "paths", "log"])
 def test_a_section_that_is_not_a_table(section: str) -> None:
     assert where(problems_of({section: 5})) == [section]
 
@@ -233,6 +235,12 @@ def test_out_of_range_values_are_refused(section: str, key: str, value: float) -
         ("paths", "state_dir", ""),
         ("paths", "state_dir", "   "),
         ("hal.mock", "rig_link", ""),
+        ("plc", "duty", "10%"),
+        ("plc", "fallback", "maybe"),
+        ("plc", "interface", "eth0/1"),
+        ("plc", "interface", "a-very-long-ifname"),
+        ("plc", "interface", "eth 1"),
+        ("plc", "interface", ""),
     ],
 )
 def test_bad_string_values_are_refused(section: str, key: str, value: str) -> None:
@@ -362,6 +370,33 @@ def test_invalid_toml(tmp_path: Path, text: str) -> None:
     assert "not valid TOML" in _single_line_problem(path)
 
 
+def test_plc_keys() -> None:
+    from firmware.config import PlcDuty, PlcFallback
+
+    assert not parse_config({}).plc.enabled
+    plc = parse_config(
+        {
+            "plc": {
+                "interface": "eth1",
+                "slac_init_timeout_s": 20,
+                "duty": "5%",
+                "fallback": "no-charging",
+            }
+        }
+    ).plc
+    assert plc.enabled and plc.interface == "eth1" and plc.slac_init_timeout_s == 20.0
+    assert plc.duty is PlcDuty.FIVE_PCT and plc.fallback is PlcFallback.NO_CHARGING
+    for bad in (0.1, 51):
+        assert where(problems_of({"plc": {"slac_init_timeout_s": bad}})) == [
+            "plc.slac_init_timeout_s"
+        ]
+
+
+def test_the_mock_plc_needs_the_mock_board() -> None:
+    (problem,) = problems_of({"hal": {"backend": "rpi"}, "plc": {"interface": "mock"}})
+    assert problem.startswith("plc.interface:") and "mock" in problem
+
+
 def test_the_shipped_mock_config_loads() -> None:
     path = REPO_ROOT / "config" / "mock.toml"
     config = load_config(path)
@@ -369,4 +404,5 @@ def test_the_shipped_mock_config_loads() -> None:
     assert config.board.mock.rig_link == ".state/rig"
     assert config.board.mock.relay_delay_ms == 10.0
     assert config.charger.max_current_a == 32.0
+    assert config.plc.interface == "mock", "make run shows SLAC in its timeline"
     assert config.source == path

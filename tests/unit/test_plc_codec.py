@@ -102,9 +102,60 @@ CASES: list[tuple[Message, int, dict[int, bytes]]] = [
     (vs.VsRsDevReq(), 60, {}),
     (vs.VsRsDevCnf(0), 60, {20: b"\x00"}),
     (vs.VsNwInfoReq(), 60, {}),
+    (
+        vs.VsNwInfoCnf(
+            (
+                vs.NwNetwork(
+                    NID,
+                    0x05,
+                    0x02,
+                    0x00,
+                    EVSE,
+                    0x01,
+                    (
+                        vs.NwStation(EV, 0x03, bytes(6), 0x9A, 0x9B),
+                        vs.NwStation(EVSE, 0x01, b"\x02" * 6, 0x10, 0x11),
+                    ),
+                ),
+            )
+        ),
+        20 + 1 + 18 + 2 * 15,
+        {
+            20: b"\x01",  # one network
+            21: NID,
+            28: b"\x05",
+            29: b"\x02",
+            30: b"\x00",
+            31: EVSE,
+            37: b"\x01",
+            38: b"\x02",
+            39: EV,
+            45: b"\x03",
+            46: bytes(6),
+            52: b"\x9a",
+            53: b"\x9b",
+            54: EVSE,
+            60: b"\x01",
+            61: b"\x02" * 6,
+            67: b"\x10",
+            68: b"\x11",
+        },
+    ),
+    (vs.VsNwInfoCnf(()), 60, {20: b"\x00"}),
     (vs.VsPlLinkStatusReq(), 60, {}),
     (vs.VsPlLinkStatusCnf(0, 1), 60, {20: b"\x00", 21: b"\x01"}),
 ]
+
+
+def test_network_info_counts_must_match_the_frame() -> None:
+    one = vs.NwNetwork(NID, 1, 2, 0, EVSE, 1, (vs.NwStation(EV, 3, bytes(6), 1, 1),) * 3)
+    frame = encode(vs.VsNwInfoCnf((one,)), LOCALCAST, EV)
+    with pytest.raises(ProtocolError, match="overruns"):
+        decode(frame[:-15])  # a station short of what NUMSTAS says
+    with pytest.raises(ProtocolError, match="expected"):
+        decode(frame + bytes(15))  # a station more than it says
+    with pytest.raises(ProtocolError, match="networks"):
+        decode(frame[:20] + b"\x09" + frame[21:])
 
 
 def test_every_registered_message_has_a_golden_vector() -> None:
@@ -179,12 +230,19 @@ def _value(code: str) -> st.SearchStrategy[object]:
 
 
 def _messages() -> st.SearchStrategy[Message]:
-    fixed = [cls for cls in REGISTRY.values() if cls is not vs.VsSwVerCnf]
+    fixed = [cls for cls in REGISTRY.values() if cls not in (vs.VsSwVerCnf, vs.VsNwInfoCnf)]
     builders = [st.builds(cls, *[_value(code) for code in cls.LAYOUT]) for cls in fixed]
     versions = st.text(
         alphabet=st.characters(min_codepoint=1, max_codepoint=127), max_size=127
     ).map(lambda text: vs.VsSwVerCnf(0, 0, text))
-    return st.one_of(*builders, versions)
+    byte = st.integers(min_value=0, max_value=0xFF)
+    station = st.builds(vs.NwStation, _value("6s"), byte, _value("6s"), byte, byte)
+    network = st.builds(
+        vs.NwNetwork, _value("7s"), byte, byte, byte, _value("6s"), byte,
+        st.lists(station, max_size=5).map(tuple),
+    )  # fmt: skip
+    infos = st.lists(network, max_size=3).map(lambda nets: vs.VsNwInfoCnf(tuple(nets)))
+    return st.one_of(*builders, versions, infos)
 
 
 @given(
@@ -219,3 +277,14 @@ def test_fields_are_validated_on_construction() -> None:
         cm.SlacParmReq(256, 0, RUN)
     with pytest.raises(ValueError):
         dataclasses.replace(cm.SetKeyReq(1, 0, 0, 4, 0, 0, 0, NID, 1, NMK), my_nonce=-1)
+
+
+def test_every_flood_frame_is_refused_with_a_protocol_error() -> None:
+    from hil.plc.flood import malformed_mmes
+
+    reasons = set()
+    for frame in malformed_mmes(600, b"\xff" * 6):
+        with pytest.raises(ProtocolError) as refused:
+            decode(frame)
+        reasons.add(str(refused.value).split()[0])
+    assert len(reasons) >= 4, f"the six kinds of damage reach different checks: {reasons}"
