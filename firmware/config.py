@@ -9,11 +9,21 @@ from __future__ import annotations
 
 import enum
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from firmware.config_reader import SectionReader
+from firmware.config_site import (
+    MappingConfig,
+    Sep2Config,
+    SiteConfig,
+    TlsConfig,
+    read_mapping,
+    read_sep2,
+    read_site,
+    read_tls,
+)
 from firmware.errors import ConfigError
 from firmware.pilot.duty import MAX_CURRENT_A, MIN_CURRENT_A
 from firmware.pilot.proximity import ProximityMode
@@ -21,7 +31,7 @@ from hal import BACKENDS, BoardSettings, FeedbackKind, MockSettings
 
 FEEDBACK_CHOICES = tuple(kind.value for kind in FeedbackKind)
 LOG_LEVELS = ("debug", "info", "warning", "error")
-SECTIONS = ("hal", "charger", "contactor", "plc", "paths", "log")
+SECTIONS = ("hal", "charger", "contactor", "plc", "tls", "sep2", "site", "j3072", "paths", "log")
 PLC_MOCK = "mock"  # [plc] interface: the in-process simulated modem and vehicle
 
 
@@ -82,6 +92,10 @@ class Config:
     paths: PathsConfig
     log: LogConfig
     plc: PlcConfig = PlcConfig()
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    sep2: Sep2Config = field(default_factory=Sep2Config)
+    site: SiteConfig = field(default_factory=SiteConfig)
+    mapping: MappingConfig = field(default_factory=MappingConfig)
     source: Path | None = None
 
 
@@ -106,6 +120,10 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
     for name in sorted(set(data) - set(SECTIONS)):
         problems.append(f"{name}: unknown section")
     board = _board(SectionReader("hal", data.get("hal"), problems), problems)
+    tls = read_tls(SectionReader("tls", data.get("tls"), problems))
+    j3072 = SectionReader("j3072", data.get("j3072"), problems)
+    mapping = read_mapping(SectionReader("j3072.mapping", j3072.table("mapping"), problems))
+    j3072.finish()
     config = Config(
         board=board,
         charger=_charger(SectionReader("charger", data.get("charger"), problems)),
@@ -113,6 +131,10 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
         paths=_paths(SectionReader("paths", data.get("paths"), problems)),
         log=_log(SectionReader("log", data.get("log"), problems)),
         plc=_plc(SectionReader("plc", data.get("plc"), problems), board, problems),
+        tls=tls,
+        sep2=read_sep2(SectionReader("sep2", data.get("sep2"), problems), tls, problems),
+        site=read_site(SectionReader("site", data.get("site"), problems), problems),
+        mapping=mapping,
         source=source,
     )
     if problems:

@@ -30,6 +30,14 @@ class SectionReader:
         self._read.add(key)
         return self._table.get(key, _MISSING)
 
+    def has(self, key: str) -> bool:
+        return key in self._table
+
+    def raw_list(self, key: str) -> Any:
+        """An array (of tables or values) for the caller to check; None when absent."""
+        self._read.add(key)
+        return self._table.get(key)
+
     def _problem(self, key: str, why: str) -> None:
         self.problems.append(f"{self.name}.{key}: {why}")
 

@@ -18,7 +18,9 @@ from firmware.errors import ConfigError
 from hal import FeedbackKind
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PROBLEM = re.compile(r"^(?P<where>[a-z_]+(?:\.[a-z_]+)*): (?P<reason>\S.*)$")
+PROBLEM = re.compile(
+    r"^(?P<where>[a-z_0-9]+(?:\[\d+\])?(?:\.[a-z_0-9]+(?:\[\d+\])?)*): (?P<reason>\S.*)$"
+)
 
 
 def problems_of(data: dict[str, Any]) -> list[str]:

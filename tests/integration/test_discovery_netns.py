@@ -1,0 +1,89 @@
+"""DNS-SD for the 2030.5 server on the PLC interface only: a vehicle on the PLC link finds
+``_smartenergy._tcp.local`` with its TXT keys; a host on the site side of the same EVSE does
+not. Network namespaces made by the test (skipped with the kernel's reason if refused)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from hil.plc.netns import run
+
+pytestmark = pytest.mark.integration
+
+PORT = 8443
+
+
+class Hosts:
+    """EVSE <-veth-> PEV on the "PLC" side, EVSE <-veth-> site host on the other."""
+
+    def __init__(self) -> None:
+        tag = f"egd{os.getpid() % 100000}"
+        self.ns = {name: f"{tag}-{name}" for name in ("evse", "pev", "site")}
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def build(self) -> None:
+        for name in self.ns.values():
+            made = run("ip", "netns", "add", name, check=False)
+            if made.returncode != 0:
+                raise RuntimeError(made.stderr.strip())
+        for dev, peer, host in (("evse0", "pev0", "pev"), ("site0", "lan0", "site")):
+            run("ip", "link", "add", dev, "netns", self.ns["evse"], "type", "veth",
+                "peer", "name", peer, "netns", self.ns[host])  # fmt: skip
+        for host, dev in (("evse", "evse0"), ("evse", "site0"), ("pev", "pev0"), ("site", "lan0")):
+            for scope in ("all", "default", dev):
+                run(*self.exec(host, "sysctl", "-qw", f"net.ipv6.conf.{scope}.accept_dad=0"),
+                    check=False)  # fmt: skip
+            run(*self.exec(host, "ip", "link", "set", "lo", "up"))
+            run(*self.exec(host, "ip", "link", "set", dev, "multicast", "on", "up"))
+
+    def exec(self, host: str, *args: str) -> list[str]:
+        return ["ip", "netns", "exec", self.ns[host], *args]
+
+    def python(self, host: str, *args: str) -> list[str]:
+        return self.exec(host, sys.executable, "-m", "hil.pev.discover", *args)
+
+    def teardown(self) -> None:
+        for proc in self.procs:
+            proc.kill()
+            proc.wait(5)
+        for name in self.ns.values():
+            run("ip", "netns", "del", name, check=False)
+
+
+@pytest.fixture
+def hosts() -> Iterator[Hosts]:
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces need root")
+    made = Hosts()
+    try:
+        made.build()
+    except RuntimeError as err:
+        made.teardown()
+        pytest.skip(f"the kernel refuses network namespaces or veth: {err}")
+    try:
+        yield made
+    finally:
+        made.teardown()
+
+
+def test_the_vehicle_finds_the_server_and_the_site_does_not(hosts: Hosts) -> None:
+    announcer = subprocess.Popen(
+        hosts.python("evse", "announce", "--if", "evse0", "--port", str(PORT)),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    hosts.procs.append(announcer)
+    assert announcer.stdout is not None
+    first = announcer.stdout.readline()
+    assert first.startswith("ANNOUNCED"), first
+    pev = run(*hosts.python("pev", "find", "--if", "pev0", "--timeout", "5"), check=False)
+    assert pev.returncode == 0, pev.stdout + pev.stderr
+    words = pev.stdout.split()
+    assert words[0] == "FOUND" and words[1].startswith("fe80::") and words[2] == str(PORT)
+    assert {"dcap=/dcap", f"https={PORT}", "txtvers=1"} <= set(words[3:])
+    site = run(*hosts.python("site", "find", "--if", "lan0", "--timeout", "3"), check=False)
+    assert site.returncode == 1 and "NOT FOUND" in site.stdout, site.stdout + site.stderr
