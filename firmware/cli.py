@@ -11,11 +11,16 @@ import asyncio
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from firmware import __version__
 from firmware.errors import ConfigError
 from firmware.fault_store import FaultStoreError
 from firmware.logs import flush_logging, setup_logging
+from firmware.sep2.identity import PkiError, lfdi, load_certificate, sfdi
+from firmware.sep2.pki import init_pki
 from hal import HalError
 
 DEFAULT_CONFIG = "/etc/evse-gatekeeper/config.toml"
@@ -62,7 +67,29 @@ def _parser() -> argparse.ArgumentParser:
             metavar="PATH",
             help=f"TOML config file (default: {DEFAULT_CONFIG})",
         )
+    _add_pki_parser(commands)
     return parser
+
+
+def _add_pki_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    pki = commands.add_parser(
+        "pki",
+        help="make TEST 2030.5 credentials, show a certificate's identity",
+        description="IEEE 2030.5 device certificates: a TEST PKI for the bench, and the "
+        "LFDI/SFDI by which a device is known.",
+    )
+    action = pki.add_subparsers(dest="action", metavar="ACTION", required=True)
+    init = action.add_parser(
+        "init",
+        help="write a TEST PKI into DIR",
+        description="Write TEST credentials (SERCA, MCA, MICA, the EVSE, test PEVs and bad "
+        "ones) into DIR, keys with mode 0600. Not for production. Refuses a DIR that already "
+        "holds a serca.pem.",
+    )
+    init.add_argument("directory", metavar="DIR", type=Path)
+    text = "print the LFDI and SFDI of a certificate (PEM or DER; the first one of a chain)"
+    lfdi = action.add_parser("lfdi", help=text, description=text)
+    lfdi.add_argument("cert", metavar="CERT", type=Path)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -108,11 +135,24 @@ def _faults(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pki(args: argparse.Namespace) -> int:
+    if args.action == "init":
+        layout = init_pki(args.directory)
+        for path in layout.files:
+            print(f"wrote {path}")
+        print(f"TEST credentials only, not for production: see {args.directory / 'README.txt'}")
+        return 0
+    value = lfdi(load_certificate(args.cert).public_bytes(Encoding.DER))
+    print(f"lfdi={value} sfdi={sfdi(value)}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    command = {"run": _run, "faults": _faults, "pki": _pki}[args.command]
     try:
-        return _faults(args) if args.command == "faults" else _run(args)
-    except FaultStoreError as err:
+        return command(args)
+    except (FaultStoreError, PkiError) as err:
         print(f"evse-gatekeeper: {err}", file=sys.stderr)
         return 2
     except ConfigError as err:

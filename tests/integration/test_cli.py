@@ -3,12 +3,17 @@ a bad config refused whole before anything starts, and the ``make run`` demo."""
 
 from __future__ import annotations
 
+import hashlib
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
+from firmware.sep2.identity import sfdi
 from hil.daemon import toml_dumps
 from tests.integration.conftest import BASE_CONFIG, merged
 
@@ -144,3 +149,53 @@ def test_the_make_run_demo_passes(tmp_path: Path) -> None:
     assert "session behaved as expected" in result.stdout
     assert "[FAIL]" not in result.stdout
     assert (tmp_path / "state" / "demo-daemon.log").stat().st_size > 0
+
+
+def test_pki_help_and_bad_usage() -> None:
+    for args in (["pki", "--help"], ["pki", "init", "--help"], ["pki", "lfdi", "--help"]):
+        shown = cli(*args)
+        assert shown.returncode == 0 and "usage:" in shown.stdout
+    assert cli("pki").returncode == 2
+    assert cli("pki", "init").returncode == 2
+
+
+def test_pki_init_writes_test_credentials_and_never_overwrites(tmp_path: Path) -> None:
+    directory = tmp_path / "pki"
+    first = cli("pki", "init", str(directory))
+    assert first.returncode == 0, first.stderr
+    assert f"wrote {directory / 'serca.pem'}\n" in first.stdout
+    assert f"wrote {directory / 'bad' / 'pev-rsa.key'}\n" in first.stdout
+    assert "TEST" in first.stdout and first.stderr == ""
+    key = directory / "evse.key"
+    before = key.read_bytes()
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    again = cli("pki", "init", str(directory))
+    assert again.returncode == 2 and again.stdout == ""
+    assert len(again.stderr.splitlines()) == 1
+    assert again.stderr.startswith("evse-gatekeeper: ") and "already holds" in again.stderr
+    assert key.read_bytes() == before
+
+
+def test_pki_lfdi_prints_the_identity_of_a_pem_or_der_certificate(tmp_path: Path) -> None:
+    assert cli("pki", "init", str(tmp_path / "pki")).returncode == 0
+    chain = tmp_path / "pki" / "pev-silent.pem"
+    der = x509.load_pem_x509_certificates(chain.read_bytes())[0].public_bytes(Encoding.DER)
+    (tmp_path / "silent.der").write_bytes(der)
+    lfdi = hashlib.sha256(der).hexdigest()[:40].upper()
+    expected = f"lfdi={lfdi} sfdi={sfdi(lfdi)}\n"
+    for path in (chain, tmp_path / "silent.der"):
+        shown = cli("pki", "lfdi", str(path))
+        assert (shown.returncode, shown.stdout, shown.stderr) == (0, expected, "")
+
+
+@pytest.mark.parametrize(("content", "needle"), [(None, "cannot read"), ("hello\n", "not a PEM")])
+def test_pki_lfdi_of_a_bad_file_is_one_line(
+    tmp_path: Path, content: str | None, needle: str
+) -> None:
+    path = tmp_path / "cert.pem"
+    if content is not None:
+        path.write_text(content)
+    result = cli("pki", "lfdi", str(path))
+    assert result.returncode == 2 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(f"evse-gatekeeper: {path}: ") and needle in result.stderr
