@@ -1,4 +1,4 @@
-"""2030.5 identities and the TEST PKI (firmware/sep2/identity.py, pki.py) against reference/j3072-v2g-ac.md.
+"""2030.5 identities and the TEST PKI (firmware/sep2/identity.py, pki.py), per the reference.
 
 LFDI = first 160 bits of SHA-256 over the DER certificate; SFDI = its first 36 bits in decimal,
 times 10, plus a check digit making the digit sum a multiple of 10. Device certificates: empty
