@@ -1,0 +1,135 @@
+"""What each vehicle has told the server, by LFDI, and what the server has shown it.
+
+A vehicle gets its EndDevice index on its first request and keeps it until the daemon
+stops (URIs stay fixed for the session). The store records the PEV's PUTs (DeviceInformation,
+PowerStatus, DERCapability, DERSettings, DERAvailability), its DERStatus heartbeats with their
+arrival time, its Responses, subscriptions and mirrored meter readings, and which of the
+profile's reads it has made; every change is reported as a ``PevEvent`` to whoever decides
+(the J3072 session, issue #5). It holds no policy.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from firmware.sep2.der import DERCapability, DERSettings
+from firmware.sep2.der_status import DERAvailability, DERStatus
+from firmware.sep2.device import DeviceInformation, PowerStatus
+from firmware.sep2.metering import MirrorMeterReading, MirrorUsagePoint
+from firmware.sep2.pubsub import Subscription
+from firmware.sep2.response import Response
+from firmware.sep2.tls import PeerIdentity
+
+MAX_RESPONSES = 256  # per vehicle; the oldest go first
+MAX_SUBSCRIPTIONS = 8
+MAX_MIRRORS = 8
+MAX_READINGS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class PevEvent:
+    """``what`` happened for the vehicle ``lfdi`` (a resource name, or a read of one)."""
+
+    lfdi: str
+    what: str
+
+
+@dataclass(slots=True)
+class PevRecord:
+    identity: PeerIdentity
+    n: int  # the EndDevice index: /edev/<n>
+    device_information: DeviceInformation | None = None
+    power_status: PowerStatus | None = None
+    der_capability: DERCapability | None = None
+    der_settings: DERSettings | None = None
+    der_availability: DERAvailability | None = None
+    der_status: DERStatus | None = None
+    status_at_ns: int | None = None  # when the last DERStatus arrived (monotonic)
+    responses: deque[Response] = field(default_factory=lambda: deque(maxlen=MAX_RESPONSES))
+    subscriptions: dict[int, Subscription] = field(default_factory=dict)
+    reads: set[str] = field(default_factory=set)
+    energize: bool = False  # DefaultDERControl.opModEnergize as this vehicle sees it
+    _next_sub: itertools.count[int] = field(default_factory=itertools.count)
+
+    @property
+    def lfdi(self) -> str:
+        return self.identity.lfdi
+
+
+@dataclass(slots=True)
+class MirrorRecord:
+    owner_lfdi: str
+    point: MirrorUsagePoint
+    readings: deque[MirrorMeterReading] = field(default_factory=lambda: deque(maxlen=MAX_READINGS))
+
+
+class StoreFull(Exception):
+    """Raised when a vehicle asks for more subscriptions or mirrors than the server keeps."""
+
+
+class Sep2Store:
+    def __init__(self, on_event: Callable[[PevEvent], None] = lambda event: None) -> None:
+        self._on_event = on_event
+        self._by_lfdi: dict[str, PevRecord] = {}
+        self._by_n: dict[int, PevRecord] = {}
+        self.mirrors: dict[int, MirrorRecord] = {}
+        self._next_mirror = itertools.count()
+
+    def record_for(self, identity: PeerIdentity) -> PevRecord:
+        record = self._by_lfdi.get(identity.lfdi)
+        if record is None:
+            record = PevRecord(identity, len(self._by_n))
+            self._by_lfdi[identity.lfdi] = record
+            self._by_n[record.n] = record
+            self._on_event(PevEvent(identity.lfdi, "connected"))
+        return record
+
+    def get(self, lfdi: str) -> PevRecord | None:
+        return self._by_lfdi.get(lfdi)
+
+    def records(self) -> list[PevRecord]:
+        return list(self._by_n.values())
+
+    def note_read(self, record: PevRecord, what: str) -> None:
+        if what not in record.reads:
+            record.reads.add(what)
+            self._on_event(PevEvent(record.lfdi, f"read:{what}"))
+
+    def put(self, record: PevRecord, what: str, value: object, now_ns: int) -> None:
+        """Store one of the PEV's resources (``what`` is the record's field name)."""
+        setattr(record, what, value)
+        if what == "der_status":
+            record.status_at_ns = now_ns
+        self._on_event(PevEvent(record.lfdi, what))
+
+    def add_response(self, record: PevRecord, response: Response) -> None:
+        record.responses.append(response)
+        self._on_event(PevEvent(record.lfdi, "response"))
+
+    def subscribe(self, record: PevRecord, subscription: Subscription) -> int:
+        if len(record.subscriptions) >= MAX_SUBSCRIPTIONS:
+            raise StoreFull(f"at most {MAX_SUBSCRIPTIONS} subscriptions per vehicle")
+        k = next(record._next_sub)
+        record.subscriptions[k] = subscription
+        return k
+
+    def add_mirror(self, record: PevRecord, point: MirrorUsagePoint) -> int:
+        """A new mirror, or the existing one with the same mRID (2030.5: POST is idempotent
+        by mRID)."""
+        for k, mirror in self.mirrors.items():
+            if mirror.owner_lfdi == record.lfdi and mirror.point.mrid == point.mrid:
+                return k
+        mine = [m for m in self.mirrors.values() if m.owner_lfdi == record.lfdi]
+        if len(mine) >= MAX_MIRRORS:
+            raise StoreFull(f"at most {MAX_MIRRORS} mirror usage points per vehicle")
+        k = next(self._next_mirror)
+        self.mirrors[k] = MirrorRecord(record.lfdi, point)
+        self._on_event(PevEvent(record.lfdi, "mirror_usage_point"))
+        return k
+
+    def add_reading(self, record: PevRecord, k: int, reading: MirrorMeterReading) -> None:
+        self.mirrors[k].readings.append(reading)
+        self._on_event(PevEvent(record.lfdi, "meter_reading"))
