@@ -16,13 +16,13 @@ import threading
 import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from firmware.charger.controller import Charger, ChargerSettings, Note, PlcPolicy
 from firmware.charger.faults import FaultKind
 from firmware.charger.outputs import Outputs
 from firmware.config import PLC_MOCK, Config
-from firmware.errors import SamplerError
+from firmware.errors import ConfigError, SamplerError
 from firmware.fault_store import FaultStore, FaultStoreError, PermanentFault
 from firmware.interlock import Interlock
 from firmware.logs import kv, log_event
@@ -46,6 +46,9 @@ from hal import (
     Relay,
     open_board,
 )
+
+if TYPE_CHECKING:
+    from firmware.sep2.service import Sep2Service
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,7 @@ class Gatekeeper:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[LoopEvent | None] | None = None
         self.plc: PlcStack | None = None
+        self.sep2: Sep2Service | None = None
         self._plc_plugged = False
         self._background: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -89,13 +93,14 @@ class Gatekeeper:
             while not self._stopping:
                 await self._step()
             return 0
-        except HalError:
-            raise  # the board could not be opened or driven: the CLI says why in one line
+        except (HalError, ConfigError):
+            raise  # the board or the credentials are unusable: the CLI says why in one line
         except Exception as err:  # the supervisor: anything unexpected ends in the safe state
             logger.exception("%s", kv("gatekeeper.crash", [("error", repr(err))]))
             return 1
         finally:
             self._shutdown()
+            await self._stop_services()
 
     def request_stop(self) -> None:
         """Thread-safe: ask the loop to stop (signal handlers and tests call this)."""
@@ -129,12 +134,14 @@ class Gatekeeper:
         await self._start_safety(board, ventilation, permanent)
         self._start_charger(max_current_a, ventilation, permanent)
         await self._start_plc(board)
+        await self._start_sep2()
         log_event(
             logger,
             "gatekeeper.ready",
             sample_rate_hz=config.charger.sample_rate_hz,
             rig=config.board.mock.rig_link or "none",
             plc=config.plc.interface or "none",
+            sep2=f"[{config.sep2.host}]:{self.sep2.server.port}" if self.sep2 else "off",
         )
         self.ready.set()
 
@@ -218,6 +225,23 @@ class Gatekeeper:
 
         task.add_done_callback(done)
         return task
+
+    async def _start_sep2(self) -> None:
+        """The 2030.5 server (after the board is safe and the interlock runs)."""
+        if not self.config.sep2.enabled:
+            return
+        from firmware.sep2.service import Sep2Service  # aiohttp only when the server is on
+
+        self.sep2 = Sep2Service(self.config)
+        await self.sep2.start()
+
+    async def _stop_services(self) -> None:
+        if self.sep2 is not None:
+            try:
+                await self.sep2.stop()
+            except Exception as err:  # the relays are already open; report and go on
+                log_event(logger, "gatekeeper.shutdown_step_failed", logging.ERROR,
+                          step="sep2", error=repr(err))  # fmt: skip
 
     def _post_plc(self, event: PlcEvent) -> None:
         """Called on the loop by the PLC stack: the charger hears it in order with the pilot."""

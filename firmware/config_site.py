@@ -126,7 +126,7 @@ def read_sep2(section: SectionReader, tls: TlsConfig, problems: list[str]) -> Se
     config = Sep2Config(
         enabled=section.boolean("enabled", d.enabled),
         host=section.string("host", d.host),
-        port=section.integer("port", d.port, 1, 65535),
+        port=section.integer("port", d.port, 0, 65535),  # 0: any free port (tests)
         discovery=section.boolean("discovery", d.discovery),
     )
     section.finish()

@@ -124,6 +124,16 @@ def _play(rig: Rig, timeline: Timeline, duty_pct: float, max_current_a: float, p
     step("pilot back to steady +12 V", expect_duty(100, 100))
 
 
+def _ensure_test_pki(ca_file: Path | None) -> None:
+    """The mock config points at TEST credentials under the state dir: make them once."""
+    if ca_file is None or ca_file.exists():
+        return
+    from firmware.sep2.pki import init_pki
+
+    init_pki(ca_file.parent)
+    print(f"made TEST credentials in {ca_file.parent} (not for production)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hil.demo", description=__doc__)
     parser.add_argument("--config", default="config/mock.toml")
@@ -141,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     assert duty is not None  # the config loader range-checks max_current_a
     state_dir = Path(config.paths.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
+    _ensure_test_pki(config.tls.ca_file)
     log_path = state_dir / "demo-daemon.log"
     print(f"evse-gatekeeper demo: mock board, virtual rig at {rig_link}\n")
     daemon = Daemon(Path(args.config), log_file=log_path)

@@ -118,7 +118,7 @@ def test_functions_must_be_an_array_of_tables() -> None:
         ({"site": {"max_w": 0}}, "site.max_w"),
         ({"site": {"enter_service": {"low_freq_hz": 40}}}, "site.enter_service.low_freq_hz"),
         ({"site": {"service_area": ""}}, "site.service_area"),
-        ({"sep2": {"port": 0}}, "sep2.port"),
+        ({"sep2": {"port": -1}}, "sep2.port"),
         ({"j3072": {"mapping": {"vin": "lFDI"}}}, "j3072.mapping.vin"),
         ({"j3072": {"colour": 1}}, "j3072.colour"),
         ({"tls": {"ca_file": ""}}, "tls.ca_file"),

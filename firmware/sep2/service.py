@@ -1,0 +1,113 @@
+"""The 2030.5 side of the daemon as one part: the server, the per-vehicle store, the
+notifier and the DNS-SD announcement, built from the config.
+
+It reports what vehicles send as ``PevEvent``s and takes one decision back:
+``set_energize(lfdi, value)``, the DefaultDERControl.opModEnergize that vehicle sees
+(subscribers are notified). Credentials that cannot be used, or a port that is taken, stop
+the start with a ``ConfigError`` naming the key: the daemon refuses to run half-configured.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from firmware.config import PLC_MOCK, Config
+from firmware.errors import ConfigError
+from firmware.logs import log_event
+from firmware.sep2 import paths
+from firmware.sep2.discovery import Announcement, Discovery, DiscoveryError
+from firmware.sep2.identity import PkiError, lfdi, load_certificate, sfdi
+from firmware.sep2.notify import Notifier
+from firmware.sep2.server import Sep2Server, ServerSettings
+from firmware.sep2.site import SiteResources
+from firmware.sep2.store import PevEvent, Sep2Store
+from firmware.sep2.tls import PeerIdentity, TlsError, client_context, probe_ccm8
+
+logger = logging.getLogger(__name__)
+
+
+def credentials(config: Config) -> tuple[Path, Path, Path]:
+    """(ca_file, cert_file, key_file): the loader requires all three when sep2.enabled."""
+    tls = config.tls
+    assert tls.ca_file is not None and tls.cert_file is not None and tls.key_file is not None
+    return tls.ca_file, tls.cert_file, tls.key_file
+
+
+def evse_identity(config: Config) -> PeerIdentity:
+    path = config.tls.cert_file
+    assert path is not None  # the loader requires it when sep2.enabled
+    try:
+        der = load_certificate(path).public_bytes(Encoding.DER)
+    except PkiError as err:
+        raise ConfigError([f"tls.cert_file: {err}"]) from err
+    value = lfdi(der)
+    return PeerIdentity(value, sfdi(value), der, None)
+
+
+class Sep2Service:
+    def __init__(
+        self,
+        config: Config,
+        on_event: Callable[[PevEvent], None] = lambda event: None,
+        clock_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self.config = config
+        self.evse = evse_identity(config)
+        self.site = SiteResources(config.site, self.evse.lfdi, int(time.time()))
+        self.store = Sep2Store(on_event)
+        sep2 = config.sep2
+        settings = ServerSettings(sep2.host, sep2.port, *credentials(config))
+        self.server = Sep2Server(settings, self.site, self.store, self.evse, clock_ns)
+        self.notifier: Notifier | None = None
+        self.discovery: Discovery | None = None
+
+    async def start(self) -> None:
+        sep2 = self.config.sep2
+        try:
+            ciphers = probe_ccm8()
+            self.notifier = Notifier(client_context(*credentials(self.config)))
+            await self.server.start()
+        except TlsError as err:
+            raise ConfigError([f"tls: {err}"]) from err
+        except OSError as err:
+            where = f"[{sep2.host}]:{sep2.port}"
+            raise ConfigError([f"sep2.port: cannot listen on {where}: {err.strerror}"]) from err
+        log_event(logger, "sep2.tls", ciphers=ciphers, seclevel0="@SECLEVEL=0" in ciphers,
+                  evse_lfdi=self.evse.lfdi, evse_sfdi=self.evse.sfdi)  # fmt: skip
+        await self._announce()
+
+    async def _announce(self) -> None:
+        ifname = self.config.plc.interface
+        if not self.config.sep2.discovery or ifname in (None, PLC_MOCK):
+            log_event(logger, "sep2.discovery_off", plc=ifname or "none")
+            return
+        assert ifname is not None
+        self.discovery = Discovery(Announcement(ifname, self.server.port, f"evse-{self.evse.sfdi}"))
+        try:
+            await self.discovery.start()
+        except (DiscoveryError, OSError) as err:  # the server still answers a known address
+            log_event(logger, "sep2.discovery_failed", logging.WARNING, error=str(err))
+            self.discovery = None
+
+    def set_energize(self, vehicle_lfdi: str, energize: bool) -> None:
+        """The J3072 decision for one vehicle: DefaultDERControl.opModEnergize."""
+        record = self.store.get(vehicle_lfdi)
+        if record is None or record.energize == energize:
+            return
+        record.energize = energize
+        log_event(logger, "sep2.energize", lfdi=vehicle_lfdi, value=energize)
+        if self.notifier is not None:
+            href = paths.under(record.n, paths.DEFAULT_CONTROL)
+            self.notifier.changed(record, href, self.site.default_control(record.n, energize))
+
+    async def stop(self) -> None:
+        if self.discovery is not None:
+            await self.discovery.stop()
+        await self.server.stop()
+        if self.notifier is not None:
+            await self.notifier.close()
