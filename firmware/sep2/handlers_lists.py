@@ -42,6 +42,7 @@ from firmware.sep2.values import Link, ListLink
 from firmware.sep2.xml import MEDIA_TYPE, Sep2InputError
 
 POLL_RATE_S = 1
+IDENTITY = web.RequestKey("identity", PeerIdentity)  # set by the server's TLS middleware
 SUBSCRIBABLE = (paths.FSA_LIST, paths.PROGRAM_LIST, paths.DEFAULT_CONTROL, paths.CONTROL_LIST)
 
 
@@ -95,8 +96,7 @@ class ListHandlers:
     # --- whose request is this ---------------------------------------------------------
 
     def record(self, request: web.Request) -> PevRecord:
-        identity: PeerIdentity = request["identity"]
-        return self.store.record_for(identity)
+        return self.store.record_for(request[IDENTITY])
 
     def mine(self, request: web.Request) -> PevRecord:
         """The caller's record, if the ``n`` in the path is the caller's; else 404."""

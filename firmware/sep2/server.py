@@ -13,12 +13,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
 from aiohttp import web
 
 from firmware.logs import log_event
 from firmware.sep2.handlers import Handlers
+from firmware.sep2.handlers_lists import IDENTITY
 from firmware.sep2.site import SiteResources
 from firmware.sep2.store import Sep2Store, StoreFull
 from firmware.sep2.tls import PeerIdentity, TlsError, peer_identity, server_context
@@ -26,7 +27,6 @@ from firmware.sep2.xml import MAX_BODY_BYTES, MEDIA_TYPE, Sep2InputError
 
 logger = logging.getLogger(__name__)
 
-IDENTITY = "identity"  # the request key the peer identity is stored under
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -34,9 +34,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class ServerSettings:
     host: str
     port: int
-    ca_file: Any  # Path
-    cert_file: Any
-    key_file: Any
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
 
 
 @web.middleware
