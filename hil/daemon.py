@@ -17,23 +17,36 @@ from typing import Any, TextIO
 
 
 def toml_dumps(data: dict[str, Any], prefix: str = "") -> str:
-    """A TOML writer for the config's shape: nested tables of scalars."""
+    """A TOML writer for the config's shape: nested tables, arrays of tables, scalars and
+    (nested) arrays of scalars."""
     lines: list[str] = []
     tables: list[tuple[str, dict[str, Any]]] = []
+    arrays: list[tuple[str, list[dict[str, Any]]]] = []
     for key, value in data.items():
         if isinstance(value, dict):
             tables.append((f"{prefix}{key}", value))
-        elif isinstance(value, bool):
-            lines.append(f"{key} = {str(value).lower()}")
-        elif isinstance(value, int | float):
-            lines.append(f"{key} = {value}")
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            arrays.append((f"{prefix}{key}", value))
         else:
-            escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-            lines.append(f'{key} = "{escaped}"')
+            lines.append(f"{key} = {_toml_value(value)}")
     text = "\n".join(lines) + ("\n" if lines else "")
     for name, table in tables:
         text += f"\n[{name}]\n" + toml_dumps(table, prefix=f"{name}.")
+    for name, items in arrays:
+        for item in items:
+            text += f"\n[[{name}]]\n" + toml_dumps(item, prefix=f"{name}.")
     return text
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
 
 
 class Daemon:
