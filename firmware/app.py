@@ -9,26 +9,24 @@ anything else. Only this module catches broadly: it logs, forces safe outputs, e
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
 
 from firmware.charger.controller import Charger, ChargerSettings, Note, PlcPolicy
 from firmware.charger.faults import FaultKind
 from firmware.charger.outputs import Outputs
-from firmware.config import PLC_MOCK, Config
+from firmware.config import Config
 from firmware.errors import ConfigError, SamplerError
 from firmware.fault_store import FaultStore, FaultStoreError, PermanentFault
 from firmware.interlock import Interlock
 from firmware.logs import kv, log_event
 from firmware.pilot.confirm import PilotChange
 from firmware.plc.slac import GaveUp, Matched, PilotWakeUp
-from firmware.plc.stack import LinkChange, PlcEvent, PlcStack
+from firmware.plc.stack import LinkChange, PlcEvent
 from firmware.sampler import (
     ProximityChange,
     RcdChange,
@@ -36,6 +34,7 @@ from firmware.sampler import (
     SamplerEvent,
     SamplerFailed,
 )
+from firmware.services import Services
 from hal import (
     SAFE_PILOT,
     Board,
@@ -47,9 +46,6 @@ from hal import (
     open_board,
 )
 
-if TYPE_CHECKING:
-    from firmware.sep2.service import Sep2Service
-
 logger = logging.getLogger(__name__)
 
 # The sampler thread must get the GIL back quickly even while the loop parses a large XML
@@ -59,7 +55,6 @@ RCD_SELF_TEST_S = 0.05
 MAX_LOOP_WAIT_S = 0.25
 STATS_EVERY_NS = 60_000_000_000
 SHUTDOWN_CONFIRM_S = 0.5
-MOCK_PLC_WORLD = "hil.plc.mock_world"  # imported only for [plc] interface = "mock"
 
 LoopEvent = SamplerEvent | PlcEvent
 
@@ -76,10 +71,7 @@ class Gatekeeper:
         self._fault_store = FaultStore(config.paths.state_dir)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[LoopEvent | None] | None = None
-        self.plc: PlcStack | None = None
-        self.sep2: Sep2Service | None = None
-        self._plc_plugged = False
-        self._background: list[asyncio.Task[None]] = []
+        self.services = Services(config, self._post_plc)
         self._stopping = False
         self._applied = Outputs(SAFE_PILOT, main_closed=False)
         self._stats_at = 0
@@ -101,6 +93,13 @@ class Gatekeeper:
         finally:
             self._shutdown()
             await self._stop_services()
+
+    async def _stop_services(self) -> None:
+        try:
+            await self.services.stop()
+        except Exception as err:  # the relays are already open; report and go on
+            log_event(logger, "gatekeeper.shutdown_step_failed", logging.ERROR,
+                      step="services", error=repr(err))  # fmt: skip
 
     def request_stop(self) -> None:
         """Thread-safe: ask the loop to stop (signal handlers and tests call this)."""
@@ -133,16 +132,13 @@ class Gatekeeper:
             permanent = permanent or FaultKind.RCD_SELF_TEST
         await self._start_safety(board, ventilation, permanent)
         self._start_charger(max_current_a, ventilation, permanent)
-        await self._start_plc(board)
-        await self._start_sep2()
-        log_event(
-            logger,
-            "gatekeeper.ready",
-            sample_rate_hz=config.charger.sample_rate_hz,
-            rig=config.board.mock.rig_link or "none",
-            plc=config.plc.interface or "none",
-            sep2=f"[{config.sep2.host}]:{self.sep2.server.port}" if self.sep2 else "off",
-        )
+        await self.services.start(board)
+        fields = [
+            ("sample_rate_hz", config.charger.sample_rate_hz),
+            ("rig", config.board.mock.rig_link or "none"),
+            *self.services.describe().items(),
+        ]
+        logger.info("%s", kv("gatekeeper.ready", fields))
         self.ready.set()
 
     async def _start_safety(
@@ -190,59 +186,6 @@ class Gatekeeper:
         self._apply(self.charger.outputs)
         self._log_notes()
 
-    async def _start_plc(self, board: Board) -> None:
-        """The PLC stack on its netdev, or on the in-process mock world (which lives with the
-        simulators in ``hil`` and follows the mock board's virtual rig)."""
-        plc = self.config.plc
-        if plc.interface is None:
-            return
-        link = None
-        if plc.interface == PLC_MOCK:
-            world = importlib.import_module(MOCK_PLC_WORLD).MockPlcWorld(board)
-            self._background.append(self._watched(world.run(), "plc.mock_world"))
-            link = world.evse_link
-        self.plc = PlcStack(plc.interface, plc.slac_init_timeout_s, self._post_plc, link)
-        await self.plc.start()
-        log_event(
-            logger,
-            "plc.configured",
-            interface=plc.interface,
-            duty=plc.duty.value,
-            fallback=plc.fallback.value,
-            slac_init_timeout_s=plc.slac_init_timeout_s,
-        )
-
-    def _watched(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        """A background task whose failure is logged (and, for safety, changes nothing: the
-        charger and the interlock do not depend on it)."""
-        task = asyncio.create_task(coro, name=name)
-
-        def done(finished: asyncio.Task[None]) -> None:
-            if not finished.cancelled() and finished.exception() is not None:
-                error = finished.exception()
-                log_event(logger, "gatekeeper.task_failed", logging.ERROR, task=name,
-                          error=repr(error))  # fmt: skip
-
-        task.add_done_callback(done)
-        return task
-
-    async def _start_sep2(self) -> None:
-        """The 2030.5 server (after the board is safe and the interlock runs)."""
-        if not self.config.sep2.enabled:
-            return
-        from firmware.sep2.service import Sep2Service  # aiohttp only when the server is on
-
-        self.sep2 = Sep2Service(self.config)
-        await self.sep2.start()
-
-    async def _stop_services(self) -> None:
-        if self.sep2 is not None:
-            try:
-                await self.sep2.stop()
-            except Exception as err:  # the relays are already open; report and go on
-                log_event(logger, "gatekeeper.shutdown_step_failed", logging.ERROR,
-                          step="sep2", error=repr(err))  # fmt: skip
-
     def _post_plc(self, event: PlcEvent) -> None:
         """Called on the loop by the PLC stack: the charger hears it in order with the pilot."""
         if self._queue is not None:
@@ -283,21 +226,11 @@ class Gatekeeper:
         outputs = self._dispatch(event, now) if event is not None else self.charger.poll(now)
         self._apply(outputs)
         self._log_notes()
-        self._follow_plug()
+        assert self.charger is not None
+        self.services.follow_plug(self.charger.vehicle_present)
         if now - self._stats_at >= STATS_EVERY_NS:
             self._stats_at = now
             self.log_stats()
-
-    def _follow_plug(self) -> None:
-        """SLAC listens from plug-in (B) and stops when the vehicle leaves (A)."""
-        assert self.charger is not None
-        present = self.charger.vehicle_present
-        if self.plc is not None and present != self._plc_plugged:
-            self._plc_plugged = present
-            if present:
-                self.plc.plugged_in()
-            else:
-                self.plc.unplugged()
 
     def _dispatch(self, event: LoopEvent, now: int) -> Outputs:
         charger = self.charger
@@ -407,15 +340,7 @@ class Gatekeeper:
         logger.log(level, "%s", kv(note.event, note.fields))
 
     def log_stats(self) -> None:
-        if self.plc is not None:
-            link = self.plc.link
-            log_event(
-                logger,
-                "plc.stats",
-                malformed=self.plc.malformed,
-                dropped=link.dropped if link is not None else 0,
-                link="up" if self.plc.link_up else "down",
-            )
+        self.services.log_stats()
         if self.sampler is not None:
             stats = self.sampler.stats
             log_event(
@@ -436,10 +361,7 @@ class Gatekeeper:
             steps.append(("relays", lambda: interlock.open_all(self._clock())))
             steps.append(("pilot", lambda: interlock.set_pilot(SAFE_PILOT)))
             steps.append(("confirm", self._confirm_open))
-        if self.plc is not None:
-            steps.append(("plc", self.plc.close))
-        for task in self._background:
-            task.cancel()
+        steps.append(("services", self.services.close))
         if self.sampler is not None:
             steps.append(("stats", self.log_stats))
             steps.append(("sampler", self.sampler.stop))

@@ -100,7 +100,7 @@ async def _serve(config_path: str, load_kind: str) -> int:
     if load is not None:
         load.cancel()
     sampler = app.sampler.stats if app.sampler else None
-    plc = app.plc
+    plc = app.services.plc
     report = {
         "plc_malformed": plc.malformed if plc else 0,
         "plc_dropped": plc.link.dropped if plc and plc.link else 0,

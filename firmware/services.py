@@ -1,0 +1,123 @@
+"""The communication parts around the safety core: the PLC stack (on its netdev, or on the
+mock world in mock mode) and the 2030.5 service.
+
+None of them drives a relay or the pilot: what they learn reaches the charger as events on
+its queue, in order with the pilot's. A background task that fails is logged and changes
+nothing else. The composition root starts them after the interlock runs and stops them
+after the relays are open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from firmware.config import PLC_MOCK, Config
+from firmware.logs import log_event
+from firmware.plc.stack import PlcEvent, PlcStack
+from hal import Board
+
+if TYPE_CHECKING:
+    from firmware.sep2.service import Sep2Service
+
+logger = logging.getLogger(__name__)
+
+MOCK_PLC_WORLD = "hil.plc.mock_world"  # imported only for [plc] interface = "mock"
+
+
+class Services:
+    def __init__(self, config: Config, post: Callable[[PlcEvent], None]) -> None:
+        self.config = config
+        self._post = post
+        self.plc: PlcStack | None = None
+        self.sep2: Sep2Service | None = None
+        self._plugged = False
+        self._background: list[asyncio.Task[None]] = []
+
+    async def start(self, board: Board) -> None:
+        await self._start_plc(board)
+        await self._start_sep2()
+
+    def describe(self) -> dict[str, str]:
+        """For the ready line: where each part is."""
+        sep2 = self.config.sep2
+        return {
+            "plc": self.config.plc.interface or "none",
+            "sep2": f"[{sep2.host}]:{self.sep2.server.port}" if self.sep2 else "off",
+        }
+
+    def follow_plug(self, present: bool) -> None:
+        """SLAC listens from plug-in (B) and stops when the vehicle leaves (A)."""
+        if self.plc is not None and present != self._plugged:
+            self._plugged = present
+            if present:
+                self.plc.plugged_in()
+            else:
+                self.plc.unplugged()
+
+    def log_stats(self) -> None:
+        if self.plc is not None:
+            link = self.plc.link
+            log_event(
+                logger,
+                "plc.stats",
+                malformed=self.plc.malformed,
+                dropped=link.dropped if link is not None else 0,
+                link="up" if self.plc.link_up else "down",
+            )
+
+    def close(self) -> None:
+        """The synchronous part of the shutdown: the PLC link and the background tasks."""
+        if self.plc is not None:
+            self.plc.close()
+        for task in self._background:
+            task.cancel()
+
+    async def stop(self) -> None:
+        if self.sep2 is not None:
+            await self.sep2.stop()
+
+    async def _start_plc(self, board: Board) -> None:
+        """The PLC stack on its netdev, or on the in-process mock world (which lives with the
+        simulators in ``hil`` and follows the mock board's virtual rig)."""
+        plc = self.config.plc
+        if plc.interface is None:
+            return
+        link = None
+        if plc.interface == PLC_MOCK:
+            world = importlib.import_module(MOCK_PLC_WORLD).MockPlcWorld(board)
+            self._background.append(self._watched(world.run(), "plc.mock_world"))
+            link = world.evse_link
+        self.plc = PlcStack(plc.interface, plc.slac_init_timeout_s, self._post, link)
+        await self.plc.start()
+        log_event(
+            logger,
+            "plc.configured",
+            interface=plc.interface,
+            duty=plc.duty.value,
+            fallback=plc.fallback.value,
+            slac_init_timeout_s=plc.slac_init_timeout_s,
+        )
+
+    async def _start_sep2(self) -> None:
+        """The 2030.5 server (after the board is safe and the interlock runs)."""
+        if not self.config.sep2.enabled:
+            return
+        from firmware.sep2.service import Sep2Service  # aiohttp only when the server is on
+
+        self.sep2 = Sep2Service(self.config)
+        await self.sep2.start()
+
+    def _watched(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro, name=name)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            if not finished.cancelled() and finished.exception() is not None:
+                log_event(logger, "gatekeeper.task_failed", logging.ERROR, task=name,
+                          error=repr(finished.exception()))  # fmt: skip
+
+        task.add_done_callback(done)
+        return task
