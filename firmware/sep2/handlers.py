@@ -199,7 +199,7 @@ class Handlers(ListHandlers):
             lfdi=record.lfdi,
             power_status_link=Link(href=paths.under(n, paths.POWER_STATUS)),
             sfdi=record.identity.sfdi,
-            changed_time=int(self.wall_clock()),
+            changed_time=record.created_at,
             enabled=True,
             function_set_assignments_list_link=ListLink(href=paths.under(n, paths.FSA_LIST), all=1),
             post_rate=POLL_RATE_S,

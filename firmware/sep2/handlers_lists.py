@@ -88,6 +88,7 @@ class ListHandlers:
         router.add_get(paths.RESPONSE_SET, self.response_set)
         router.add_get(paths.RESPONSES, self.responses)
         router.add_post(paths.RESPONSES, self.respond)
+        router.add_get(paths.RESPONSES + "/{k:\\d+}", self.response)
         router.add_get(paths.MIRRORS, self.mirrors)
         router.add_post(paths.MIRRORS, self.add_mirror)
         router.add_get(paths.MIRRORS + "/{k:\\d+}", self.mirror)
@@ -96,7 +97,7 @@ class ListHandlers:
     # --- whose request is this ---------------------------------------------------------
 
     def record(self, request: web.Request) -> PevRecord:
-        return self.store.record_for(request[IDENTITY])
+        return self.store.record_for(request[IDENTITY], int(self.wall_clock()))
 
     def mine(self, request: web.Request) -> PevRecord:
         """The caller's record, if the ``n`` in the path is the caller's; else 404."""
@@ -228,22 +229,30 @@ class ListHandlers:
                            response_list_link=ListLink(href=paths.RESPONSES))  # fmt: skip
 
     async def responses(self, request: web.Request) -> web.Response:
-        mine = tuple(self.record(request).responses)
+        mine = tuple(self.record(request).responses.values())
         return xml(ResponseList(href=paths.RESPONSES, all=len(mine), results=len(mine),
                                 responses=mine))  # fmt: skip
 
     async def respond(self, request: web.Request) -> web.Response:
         record = self.record(request)
         body = await request.read()
-        response: Response = (
-            DERControlResponse.from_xml(body)
-            if b"<DERControlResponse" in body[:256]
-            else Response.from_xml(body)
-        )
+        response: Response
+        try:
+            response = Response.from_xml(body)
+        except Sep2InputError as err:  # a DERControlResponse is a Response by another name
+            if "DERControlResponse" not in err.reason:
+                raise
+            response = DERControlResponse.from_xml(body)
         if response.end_device_lfdi.upper() != record.lfdi:
             raise Sep2InputError("endDeviceLFDI is not the certificate's LFDI")
-        self.store.add_response(record, response)
-        return created(f"{paths.RESPONSES}/{len(record.responses) - 1}")
+        k = self.store.add_response(record, response)
+        return created(f"{paths.RESPONSES}/{k}")
+
+    async def response(self, request: web.Request) -> web.Response:
+        found = self.record(request).responses.get(int(request.match_info["k"]))
+        if found is None:
+            raise web.HTTPNotFound(text="no such Response")
+        return xml(found)
 
     # --- mirrored metering -------------------------------------------------------------
 

@@ -48,11 +48,13 @@ class PevRecord:
     der_availability: DERAvailability | None = None
     der_status: DERStatus | None = None
     status_at_ns: int | None = None  # when the last DERStatus arrived (monotonic)
-    responses: deque[Response] = field(default_factory=lambda: deque(maxlen=MAX_RESPONSES))
+    responses: dict[int, Response] = field(default_factory=dict)  # by id, oldest first
+    created_at: int = 0  # wall-clock seconds of the first request (EndDevice.changedTime)
     subscriptions: dict[int, Subscription] = field(default_factory=dict)
     reads: set[str] = field(default_factory=set)
     energize: bool = False  # DefaultDERControl.opModEnergize as this vehicle sees it
     _next_sub: itertools.count[int] = field(default_factory=itertools.count)
+    _next_response: itertools.count[int] = field(default_factory=itertools.count)
 
     @property
     def lfdi(self) -> str:
@@ -78,10 +80,10 @@ class Sep2Store:
         self.mirrors: dict[int, MirrorRecord] = {}
         self._next_mirror = itertools.count()
 
-    def record_for(self, identity: PeerIdentity) -> PevRecord:
+    def record_for(self, identity: PeerIdentity, now_s: int = 0) -> PevRecord:
         record = self._by_lfdi.get(identity.lfdi)
         if record is None:
-            record = PevRecord(identity, len(self._by_n))
+            record = PevRecord(identity, len(self._by_n), created_at=now_s)
             self._by_lfdi[identity.lfdi] = record
             self._by_n[record.n] = record
             self._on_event(PevEvent(identity.lfdi, "connected"))
@@ -105,9 +107,14 @@ class Sep2Store:
             record.status_at_ns = now_ns
         self._on_event(PevEvent(record.lfdi, what))
 
-    def add_response(self, record: PevRecord, response: Response) -> None:
-        record.responses.append(response)
+    def add_response(self, record: PevRecord, response: Response) -> int:
+        """Keep it under a new id (the oldest go beyond MAX_RESPONSES); returns the id."""
+        k = next(record._next_response)
+        record.responses[k] = response
+        while len(record.responses) > MAX_RESPONSES:
+            del record.responses[next(iter(record.responses))]
         self._on_event(PevEvent(record.lfdi, "response"))
+        return k
 
     def subscribe(self, record: PevRecord, subscription: Subscription) -> int:
         if len(record.subscriptions) >= MAX_SUBSCRIPTIONS:

@@ -25,6 +25,7 @@ from firmware.sep2.device import DeviceInformation
 from firmware.sep2.identity import lfdi, load_certificate, sfdi
 from firmware.sep2.pki import PkiLayout, init_pki
 from firmware.sep2.pubsub import Notification, Subscription
+from firmware.sep2.response import Response
 from firmware.sep2.server import Sep2Server, ServerSettings
 from firmware.sep2.site import SiteResources
 from firmware.sep2.store import PevEvent, Sep2Store
@@ -368,3 +369,34 @@ def test_every_emitted_body_validates_against_the_official_schema(pki: PkiLayout
             "shipped; point it at a local sep.xsd to run"
         )
     test_the_profile_tree_from_dcap(pki)
+
+
+def test_responses_are_kept_under_their_location(pki: PkiLayout) -> None:
+    owner = pev_lfdi(pki)
+    plain = Response(end_device_lfdi=owner, status=1, subject="AB" * 16).to_xml()
+    prefixed = (
+        b'<sep:DERControlResponse xmlns:sep="urn:ieee:std:2030.5:ns">'
+        b"<sep:endDeviceLFDI>" + owner.encode() + b"</sep:endDeviceLFDI>"
+        b"<sep:status>2</sep:status><sep:subject>" + b"CD" * 16 + b"</sep:subject>"
+        b"</sep:DERControlResponse>"
+    )
+
+    async def scenario(bench: Bench) -> None:
+        async with bench.client() as pev:
+            _, first = await bench.get(pev, "/edev")
+            locations = []
+            for body in (plain, prefixed):
+                status, reason, location = await bench.send(pev, "POST", "/rsps/0/rsp", body)
+                assert status == 201, reason
+                locations.append(location)
+            assert locations == ["/rsps/0/rsp/0", "/rsps/0/rsp/1"]
+            status, body = await bench.get(pev, locations[1])
+            assert status == 200 and b"CDCD" in body
+            await asyncio.sleep(1.1)
+            _, again = await bench.get(pev, "/edev")
+            assert first == again, "the EndDevice (changedTime included) does not move"
+            other = Response(end_device_lfdi="AB" * 20, status=1, subject="AB" * 16).to_xml()
+            status, reason, _ = await bench.send(pev, "POST", "/rsps/0/rsp", other)
+            assert status == 400 and "endDeviceLFDI" in reason
+
+    run(pki, scenario)
