@@ -8,17 +8,21 @@ when every step behaved as J1772 requires; the daemon's full log is kept in the 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from firmware.config import load_config
+from firmware.config import Config, load_config
 from firmware.errors import ConfigError
 from firmware.pilot.duty import current_to_duty_permille
 from hil.daemon import Daemon
+from hil.pev.report import Step
 from hil.rig import Rig, RigError, wait_for_rig
 
+PEV_PROFILE = "certified-4q"
+PEV_SESSION_S = 2.5  # heartbeats after the exchange (the decision itself is issue #5)
 SHOWN_EVENTS = (
     "charger.state",
     "fault.",
@@ -60,7 +64,41 @@ class Timeline:
             print(f"{'':22}firmware: {line.split(' ', 2)[-1]}")
 
 
-def _play(rig: Rig, timeline: Timeline, duty_pct: float, max_current_a: float, plc: bool) -> None:
+def _pev_exchange(config: Config) -> Callable[[], str]:
+    """The simulated vehicle's 2030.5 client against the daemon's server, over real TLS."""
+
+    def run() -> str:
+        from hil.pev.client import PevClient
+        from hil.pev.profiles import PROFILES
+
+        assert config.tls.ca_file is not None
+        server = f"https://[{config.sep2.host}]:{config.sep2.port}"
+        steps: list[str] = []
+
+        def shown(step: Step) -> None:
+            if not step.routine:
+                status = step.status or "ok"
+                steps.append(f"{step.method:<4} {step.href:<24} {status} "
+                             f"{step.latency_ms:6.1f} ms  {step.name}")  # fmt: skip
+
+        client = PevClient(server, config.tls.ca_file.parent, PROFILES[PEV_PROFILE],
+                           on_step=shown)  # fmt: skip
+        report = asyncio.run(client.run(PEV_SESSION_S))
+        for line in steps:
+            print(f"{'':22}vehicle:  {line}")
+        if not report.ok:
+            raise AssertionError("; ".join(report.summary()[1:]))
+        counts = f"{len(steps)} requests, {report.responses_posted} Responses"
+        return f"{counts}, {report.heartbeats_sent} heartbeats, opModEnergize={report.energize}"
+
+    return run
+
+
+def _play(
+    rig: Rig, timeline: Timeline, duty_pct: float, max_current_a: float, config: Config
+) -> None:
+    plc = config.plc.enabled
+
     def expect_duty(low: float, high: float) -> Callable[[], str]:
         def check() -> str:
             duty, elapsed = rig.wait_duty(low, high, 1000)
@@ -101,6 +139,8 @@ def _play(rig: Rig, timeline: Timeline, duty_pct: float, max_current_a: float, p
         joined = expect_log("plc.slac_matched", "plc.link state=up")
         step("vehicle's PLC modem joins", send("EV:PLC ON"))
         step("SLAC matches, the PLC link is up", joined)
+    if config.sep2.enabled:
+        step("vehicle runs the J3072 exchange (TLS)", _pev_exchange(config))
     step("vehicle requests charge", send("EV:STATE C"))
     step("EVSE closes the contactor", expect_relay("CLOSED", 3000))
     step("vehicle stops charging", send("EV:STATE B"))
@@ -162,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  rig: {' '.join(f'{k}={v}' for k, v in rig.identify().items())}")
             timeline.show_firmware("start-up")
             print()
-            _play(rig, timeline, duty / 10, config.charger.max_current_a, config.plc.enabled)
+            _play(rig, timeline, duty / 10, config.charger.max_current_a, config)
     except (TimeoutError, RuntimeError, RigError) as err:
         timeline.failures.append(str(err))
     finally:
