@@ -1,0 +1,159 @@
+"""The J3072 decision table: may this vehicle's inverter discharge at this site?
+
+Pure: what the vehicle reported, what the site allows and what the approval list says in,
+a ``Decision`` out — a grant with the authorized limit, or a denial with **every** reason,
+never a bare false. Criteria (reference/j3072-v2g-ac.md, "The session", step 5, and "Our
+interpretation where the public text is thin"):
+
+- the J3072 certification (in the mapped DeviceInformation element);
+- DERCapability type 81 (PEV);
+- 2Q/4Q: the vehicle offers at least what the site requires (4Q = reactive both ways);
+- the ISM number approved on a valid approval list;
+- every reported setting within the site limits;
+- the profile's order: the site limits read before the vehicle's settings were PUT;
+- a "received" and a "started" Response for every control in effect.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from firmware.config_site import MappingConfig, Quadrants, SiteConfig
+from firmware.sep2.der import DERCapability, DERSettings
+from firmware.sep2.device import DeviceInformation
+from firmware.sep2.response import STATUS_RECEIVED, STATUS_STARTED, Response
+from firmware.sep2.site import DER_TYPE_PEV, watts
+
+CERTIFIED = re.compile(r"^J3072(;.*)?$", re.IGNORECASE)
+APPROVED = "approved"
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """What the approval list says of one ISM: ``approved``, ``revoked``, ``not listed`` or
+    ``no valid list``, and the entry's own cap if any."""
+
+    status: str
+    max_discharge_w: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionInputs:
+    site: SiteConfig
+    mapping: MappingConfig
+    device_information: DeviceInformation | None
+    der_capability: DERCapability | None
+    der_settings: DERSettings | None
+    site_limits_read_first: bool
+    control_mrids: tuple[str, ...]
+    responses: tuple[Response, ...]
+    approval: Approval
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    granted: bool
+    reasons: tuple[str, ...]  # empty for a grant
+    limit_w: int | None = None  # the authorized discharge limit (grants only)
+    ism: str | None = None
+
+
+def decide(inputs: DecisionInputs) -> Decision:
+    reasons: list[str] = []
+    ism = _field(inputs.device_information, inputs.mapping.ism)
+    reasons += _certification(inputs)
+    reasons += _capability(inputs)
+    reasons += _approval(ism, inputs.approval)
+    reasons += _settings(inputs)
+    reasons += _responses(inputs)
+    if reasons:
+        return Decision(False, tuple(reasons), None, ism)
+    return Decision(True, (), _limit_w(inputs), ism)
+
+
+def is_four_quadrant(capability: DERCapability) -> bool:
+    var, var_neg = capability.rtg_max_var, capability.rtg_max_var_neg
+    return var is not None and var_neg is not None and var.value > 0 and var_neg.value > 0
+
+
+def _field(info: DeviceInformation | None, element: str) -> str | None:
+    """The value of a mapped DeviceInformation element (by its XML name)."""
+    if info is None:
+        return None
+    attribute = {"mfHwVer": "mf_hw_ver", "mfInfo": "mf_info", "mfModel": "mf_model",
+                 "mfSerNum": "mf_ser_num", "swVer": "sw_ver"}[element]  # fmt: skip
+    value = getattr(info, attribute)
+    return value if isinstance(value, str) else None
+
+
+def _certification(inputs: DecisionInputs) -> list[str]:
+    if inputs.device_information is None:
+        return ["no DeviceInformation: certification and ISM unknown"]
+    text = _field(inputs.device_information, inputs.mapping.certification)
+    if text is None or not CERTIFIED.match(text.strip()):
+        return [f"not J3072-certified ({inputs.mapping.certification}={text!r})"]
+    return []
+
+
+def _capability(inputs: DecisionInputs) -> list[str]:
+    capability = inputs.der_capability
+    if capability is None:
+        return ["no DERCapability"]
+    reasons = []
+    if capability.der_type != DER_TYPE_PEV:
+        reasons.append(f"DERCapability type {capability.der_type}, not {DER_TYPE_PEV} (PEV)")
+    if inputs.site.quadrants is Quadrants.FOUR and not is_four_quadrant(capability):
+        reasons.append("2-quadrant inverter; the site requires 4-quadrant operation")
+    return reasons
+
+
+def _approval(ism: str | None, approval: Approval) -> list[str]:
+    if ism is None:
+        return [] if approval.status == APPROVED else ["no ISM number reported"]
+    if approval.status != APPROVED:
+        return [f"ISM {ism} {approval.status} on the approval list"]
+    return []
+
+
+def _settings(inputs: DecisionInputs) -> list[str]:
+    settings, site = inputs.der_settings, inputs.site
+    if settings is None:
+        return ["no DERSettings"]
+    reasons = []
+    if not inputs.site_limits_read_first:
+        reasons.append("DERSettings PUT before the site limits were read")
+    for name, power in (
+        ("setMaxW", settings.set_max_w),
+        ("setMaxDischargeRateW", settings.set_max_discharge_rate_w),
+        ("setMaxChargeRateW", settings.set_max_charge_rate_w),
+    ):
+        if power is not None and watts(power) > site.max_w:
+            reasons.append(f"{name} {watts(power):g} W over the site's {site.max_w} W")
+    v_ref = settings.set_v_ref
+    if v_ref is not None and v_ref.value * 10**v_ref.multiplier != site.v_ref_v:
+        reasons.append(f"setVRef {v_ref.value * 10**v_ref.multiplier:g} V, not {site.v_ref_v} V")
+    return reasons
+
+
+def _responses(inputs: DecisionInputs) -> list[str]:
+    seen = {(r.subject.upper(), r.status) for r in inputs.responses}
+    missing = []
+    for mrid in inputs.control_mrids:
+        for status, word in ((STATUS_RECEIVED, "received"), (STATUS_STARTED, "started")):
+            if (mrid.upper(), status) not in seen:
+                missing.append(f"{word} {mrid[:8]}")
+    return [f"Responses missing: {', '.join(missing)}"] if missing else []
+
+
+def _limit_w(inputs: DecisionInputs) -> int:
+    """The lowest of the site's setMaxW, the vehicle's own and the approval entry's cap."""
+    limits = [float(inputs.site.max_w)]
+    settings = inputs.der_settings
+    if settings is not None:
+        limits.append(watts(settings.set_max_w))
+        if settings.set_max_discharge_rate_w is not None:
+            limits.append(watts(settings.set_max_discharge_rate_w))
+    if inputs.approval.max_discharge_w is not None:
+        limits.append(float(inputs.approval.max_discharge_w))
+    return int(min(limits))
