@@ -1,0 +1,152 @@
+"""One vehicle's J3072 authorization over time: events and ``now`` in, actions out.
+
+Pure (no I/O, no clock). The decision table (``decision.py``) says whether the vehicle may
+discharge; this machine keeps that permission honest while the session lasts
+(reference/j3072-v2g-ac.md, "The session", steps 5-10):
+
+- a grant authorizes; any later denial (new data, a list that revokes the ISM or expires)
+  revokes with the denial's reasons;
+- heartbeats: 10 s without a DERStatus (10 missed at 1 s) revokes; after that, 3
+  consecutive heartbeats re-authorize if the decision still grants;
+- ``inverterStatus = 2`` (sleeping) revokes; waking re-authorizes after 3 heartbeats;
+- the EVSE's meter: discharge above the authorized limit revokes at once; discharge
+  while not authorized opens the main contactor, after a 3 s grace following a
+  revocation (the vehicle must stop within 3 s);
+- the end of the session (pilot out of C/D, PLC link lost, TLS gone, unplug) revokes.
+
+Actions: ``Energize`` (the DefaultDERControl.opModEnergize the vehicle sees, and the
+permission the discharge relay follows), ``OpenMain`` and ``Note`` (for the journal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from firmware.j3072.decision import Decision
+
+S = 1_000_000_000
+HEARTBEAT_LOSS_NS = 10 * S  # §4.8.1.1: 10 consecutive missed 1 s heartbeats
+HEARTBEATS_TO_RESUME = 3
+STOP_GRACE_NS = 3 * S  # §4.8.1.2: the PEV must stop within 3 s of a revocation
+DISCHARGE_NOISE_W = 50  # the meter reading below which nothing is flowing out
+INVERTER_SLEEPING = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Energize:
+    value: bool
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OpenMain:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    event: str
+    detail: str = ""
+
+
+Action = Energize | OpenMain | Note
+
+
+class J3072Session:
+    def __init__(self, lfdi: str, now_ns: int) -> None:
+        self.lfdi = lfdi
+        self.decision: Decision | None = None
+        self.authorized = False
+        self.reasons: tuple[str, ...] = ("exchange not complete",)
+        self.ended = False
+        self._last_heartbeat_ns = now_ns
+        self._heartbeat_lost = False
+        self._sleeping = False
+        self._good_heartbeats = 0
+        self._revoked_at_ns: int | None = None
+        self._violated = False  # over the limit once: no second chance this session
+
+    # --- events ------------------------------------------------------------------------
+
+    def on_decision(self, decision: Decision, now_ns: int) -> list[Action]:
+        """A (new) decision: the exchange completed, its data changed, or the list did."""
+        self.decision = decision
+        actions: list[Action] = [Note("decision", _describe(decision))]
+        if self.ended:
+            return actions
+        if not decision.granted:
+            return actions + self._revoke(decision.reasons, now_ns)
+        if not self.authorized and not self._held_back():
+            self._last_heartbeat_ns = now_ns  # heartbeats are counted from the grant
+            actions += self._authorize(now_ns)
+        return actions
+
+    def on_heartbeat(self, inverter_status: int | None, now_ns: int) -> list[Action]:
+        self._last_heartbeat_ns = now_ns
+        if inverter_status == INVERTER_SLEEPING:
+            self._sleeping, self._good_heartbeats = True, 0
+            return self._revoke(("the vehicle's inverter is sleeping",), now_ns)
+        self._sleeping = False
+        self._good_heartbeats += 1
+        if self._heartbeat_lost and self._good_heartbeats >= HEARTBEATS_TO_RESUME:
+            self._heartbeat_lost = False
+        granted = self.decision is not None and self.decision.granted
+        resumable = granted and not self.authorized and not self._held_back() and not self.ended
+        if resumable and self._good_heartbeats >= HEARTBEATS_TO_RESUME:
+            return self._authorize(now_ns)
+        return []
+
+    def on_meter(self, export_w: float, now_ns: int) -> list[Action]:
+        """The EVSE's own meter; positive = from the vehicle to the grid."""
+        if export_w <= DISCHARGE_NOISE_W:
+            return []
+        limit = self.decision.limit_w if self.decision is not None else None
+        if self.authorized and limit is not None and export_w > limit:
+            self._violated = True
+            why = f"discharge {export_w:.0f} W over the authorized {limit} W"
+            return self._revoke((why,), now_ns)
+        if self.authorized:
+            return []
+        revoked = self._revoked_at_ns
+        if revoked is not None and now_ns < revoked + STOP_GRACE_NS:
+            return []
+        return [OpenMain(f"discharge {export_w:.0f} W while not authorized")]
+
+    def end(self, why: str, now_ns: int) -> list[Action]:
+        """The session is over (pilot out of C/D, link or TLS lost, unplug)."""
+        actions = self._revoke((why,), now_ns)
+        self.ended = True
+        return actions
+
+    def poll(self, now_ns: int) -> list[Action]:
+        if self.authorized and now_ns >= self._last_heartbeat_ns + HEARTBEAT_LOSS_NS:
+            self._heartbeat_lost, self._good_heartbeats = True, 0
+            return self._revoke(("10 heartbeats missed",), now_ns)
+        return []
+
+    def next_deadline_ns(self) -> int | None:
+        return self._last_heartbeat_ns + HEARTBEAT_LOSS_NS if self.authorized else None
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _held_back(self) -> bool:
+        return self._heartbeat_lost or self._sleeping or self._violated
+
+    def _authorize(self, now_ns: int) -> list[Action]:
+        self.authorized, self.reasons, self._revoked_at_ns = True, (), None
+        return [Energize(True), Note("authorized", _describe(self.decision))]
+
+    def _revoke(self, reasons: tuple[str, ...], now_ns: int) -> list[Action]:
+        self.reasons = reasons
+        if not self.authorized:
+            return []
+        self.authorized, self._revoked_at_ns = False, now_ns
+        return [Energize(False, reasons), Note("revoked", "; ".join(reasons))]
+
+
+def _describe(decision: Decision | None) -> str:
+    if decision is None:
+        return ""
+    if decision.granted:
+        return f"granted ism={decision.ism} limit_w={decision.limit_w}"
+    return f"denied ism={decision.ism}: " + "; ".join(decision.reasons)
