@@ -23,7 +23,7 @@ from firmware.config_site import MappingConfig, Quadrants, SiteConfig
 from firmware.sep2.der import DERCapability, DERSettings
 from firmware.sep2.device import DeviceInformation
 from firmware.sep2.response import STATUS_RECEIVED, STATUS_STARTED, Response
-from firmware.sep2.site import DER_TYPE_PEV, watts
+from firmware.sep2.site import DER_TYPE_PEV, scaled, watts
 
 CERTIFIED = re.compile(r"^J3072(;.*)?$", re.IGNORECASE)
 APPROVED = "approved"
@@ -131,8 +131,8 @@ def _settings(inputs: DecisionInputs) -> list[str]:
         if power is not None and watts(power) > site.max_w:
             reasons.append(f"{name} {watts(power):g} W over the site's {site.max_w} W")
     v_ref = settings.set_v_ref
-    if v_ref is not None and v_ref.value * 10**v_ref.multiplier != site.v_ref_v:
-        reasons.append(f"setVRef {v_ref.value * 10**v_ref.multiplier:g} V, not {site.v_ref_v} V")
+    if v_ref is not None and scaled(v_ref) != site.v_ref_v:
+        reasons.append(f"setVRef {scaled(v_ref):g} V, not {site.v_ref_v} V")
     return reasons
 
 

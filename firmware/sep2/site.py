@@ -50,8 +50,12 @@ def active_power(watts: int) -> ActivePower:
     return ActivePower(multiplier=multiplier, value=value)
 
 
-def watts(power: ActivePower) -> float:
-    return float(power.value * 10**power.multiplier)
+def scaled(quantity: ActivePower | VoltageRMS) -> float:
+    """A 2030.5 {multiplier, value} quantity in its unit (W, V)."""
+    return float(quantity.value * 10**quantity.multiplier)
+
+
+watts = scaled  # the name reads better where the quantity is a power
 
 
 def mrid(*parts: object) -> str:
