@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-unit test-integration lint format bench bench-flood bench-slac bench-sep2 diagram clean
+.PHONY: help venv run test test-unit test-integration lint format bench bench-flood bench-slac bench-sep2 bench-approvals diagram clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ bench-flood: $(STAMP) ## interlock latency while the PLC socket is flooded (need
 
 bench-sep2: $(STAMP) ## 2030.5 over loopback TLS: handshake, GET /dcap, PUT DERSettings, RSS
 	$(BIN)/python -m hil.bench_sep2
+
+bench-approvals: $(STAMP) ## a 1,000,000-entry approval list: verify+load, lookup, RSS growth
+	$(BIN)/python -m hil.bench_approvals
 
 bench-slac: $(STAMP) ## SLAC timings over veth in network namespaces (needs root)
 	$(BIN)/python -m hil.plc.bench_slac --runs 50

@@ -16,6 +16,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from firmware import __version__
+from firmware.approvals import cli as approvals_cli
 from firmware.errors import ConfigError
 from firmware.fault_store import FaultStoreError
 from firmware.logs import flush_logging, setup_logging
@@ -68,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
             help=f"TOML config file (default: {DEFAULT_CONFIG})",
         )
     _add_pki_parser(commands)
+    approvals_cli.add_parser(commands)
     return parser
 
 
@@ -147,9 +149,15 @@ def _pki(args: argparse.Namespace) -> int:
     return 0
 
 
+def _approvals(args: argparse.Namespace) -> int:
+    from firmware.config import load_config
+
+    return approvals_cli.run(args, load_config(args.config))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    command = {"run": _run, "faults": _faults, "pki": _pki}[args.command]
+    command = {"run": _run, "faults": _faults, "pki": _pki, "approvals": _approvals}[args.command]
     try:
         return command(args)
     except (FaultStoreError, PkiError) as err:

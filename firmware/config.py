@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from firmware.config_approvals import ApprovalsConfig, read_approvals
 from firmware.config_reader import SectionReader
 from firmware.config_site import (
     MappingConfig,
@@ -31,7 +32,10 @@ from hal import BACKENDS, BoardSettings, FeedbackKind, MockSettings
 
 FEEDBACK_CHOICES = tuple(kind.value for kind in FeedbackKind)
 LOG_LEVELS = ("debug", "info", "warning", "error")
-SECTIONS = ("hal", "charger", "contactor", "plc", "tls", "sep2", "site", "j3072", "paths", "log")
+SECTIONS = (
+    *("hal", "charger", "contactor", "plc", "tls", "sep2", "site", "j3072", "approvals"),
+    *("paths", "log"),
+)
 PLC_MOCK = "mock"  # [plc] interface: the in-process simulated modem and vehicle
 
 
@@ -96,6 +100,7 @@ class Config:
     sep2: Sep2Config = field(default_factory=Sep2Config)
     site: SiteConfig = field(default_factory=SiteConfig)
     mapping: MappingConfig = field(default_factory=MappingConfig)
+    approvals: ApprovalsConfig = field(default_factory=ApprovalsConfig)
     source: Path | None = None
 
 
@@ -135,6 +140,9 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
         sep2=read_sep2(SectionReader("sep2", data.get("sep2"), problems), tls, problems),
         site=read_site(SectionReader("site", data.get("site"), problems), problems),
         mapping=mapping,
+        approvals=read_approvals(
+            SectionReader("approvals", data.get("approvals"), problems), problems
+        ),
         source=source,
     )
     if problems:

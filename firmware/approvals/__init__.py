@@ -1,0 +1,21 @@
+"""The utility approval list (SAE J3072 gatekeeper): which vehicles' inverters may discharge.
+
+A utility publishes a signed list of ISM numbers, each approved (with an optional discharge
+limit) or revoked, as a compact JWS (RFC 7515, ES256). This package owns verifying it
+(``jws``), validating its payload into an O(1) lookup (``approval_list``), installing it
+atomically under the state directory and re-verifying it at start (``store``), and the
+``evse-gatekeeper approvals`` commands (``cli``). It does not decide whether a session may
+discharge: the authorization logic asks it about one ISM and applies the answer.
+
+The errors of the package derive from :class:`ApprovalError`; each one's message is the
+one-line reason given to the operator.
+"""
+
+from __future__ import annotations
+
+from firmware.errors import GatekeeperError
+
+
+class ApprovalError(GatekeeperError):
+    """Raised when an approval list is refused or cannot be read or stored; the message is
+    the one-line reason."""

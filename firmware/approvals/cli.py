@@ -1,0 +1,236 @@
+"""``evse-gatekeeper approvals``: install, show, check and fetch the utility approval list.
+
+Owns the four commands and the HTTPS fetch: aiohttp, the server verified against the system
+trust store (or ``--ca``), ``http://`` refused, redirects not followed (so nothing can lead the
+fetch off HTTPS), the body capped. Whatever arrives goes through ``ApprovalStore.install``,
+the same checks as a file. It does not load the config file (the caller passes it in; ``main``
+here is a stand-alone entry point until ``firmware.cli`` hooks these commands in).
+
+Exit codes, as for the rest of the command: 0 success; 1 runtime failure (no list in force,
+an ISM not approved, a fetch or a write that failed); 2 refused input, with one line on
+stderr ``evse-gatekeeper: approvals: <reason>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import ssl
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from firmware.approvals import ApprovalError
+from firmware.approvals.approval_list import ApprovalList, Status, rfc3339
+from firmware.approvals.jws import load_utility_keys
+from firmware.approvals.store import MAX_JWS_BYTES, ApprovalStore, ApprovalStoreError
+from firmware.config import PathsConfig
+from firmware.config_approvals import ApprovalsConfig
+from firmware.config_site import SiteConfig
+
+DEFAULT_CONFIG = "/etc/evse-gatekeeper/config.toml"  # as firmware.cli's (no import: a cycle)
+CHUNK_BYTES = 1 << 16
+
+
+class ApprovalsUsageError(ApprovalError):
+    """Raised when an approvals command is given what it cannot use: no utility key in the
+    config, a file it cannot read, a URL that is not https://, an unusable ``--ca``."""
+
+
+class FetchError(ApprovalError):
+    """Raised when a list cannot be downloaded: connection, TLS or timeout failure, an HTTP
+    status other than 200, or a body larger than the store accepts."""
+
+
+class ApprovalsSettings(Protocol):
+    """What the commands need of the config; ``firmware.config.Config`` once it reads
+    ``[approvals]``."""
+
+    @property
+    def approvals(self) -> ApprovalsConfig: ...
+    @property
+    def site(self) -> SiteConfig: ...
+    @property
+    def paths(self) -> PathsConfig: ...
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    approvals = commands.add_parser(
+        "approvals",
+        help="install, show, check or fetch the utility approval list",
+        description="The utility's signed list (ES256 JWS) of vehicle ISMs approved or "
+        "revoked for discharge, verified against [approvals] utility_keys and [site] "
+        "service_area. A refused list changes nothing.",
+    )
+    action = approvals.add_subparsers(dest="action", metavar="ACTION", required=True)
+    install = _action(action, "install", "verify a list from FILE and install it")
+    install.add_argument("file", metavar="FILE", type=Path)
+    show = _action(action, "show", "print the installed list's version, dates and size")
+    show.add_argument("--json", action="store_true", help="one JSON object")
+    check = _action(action, "check", "print approved, revoked or not listed (exit 0: approved)")
+    check.add_argument("ism", metavar="ISM")
+    fetch = _action(action, "fetch", "download a list over HTTPS, verify it and install it")
+    fetch.add_argument("url", metavar="URL", help="https:// only")
+    fetch.add_argument(
+        "--ca", metavar="FILE", type=Path, help="trust this CA file instead of the system's"
+    )
+
+
+def _action(
+    action: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str
+) -> argparse.ArgumentParser:
+    parser = action.add_parser(name, help=text, description=text)
+    parser.add_argument(
+        "--config",
+        default=DEFAULT_CONFIG,
+        metavar="PATH",
+        help=f"TOML config file (default: {DEFAULT_CONFIG})",
+    )
+    return parser
+
+
+def run(args: argparse.Namespace, config: ApprovalsSettings) -> int:
+    """Run ``approvals <action>``; the exit code."""
+    _quiet_logging()
+    command: Callable[[argparse.Namespace, ApprovalsSettings], int] = {
+        "install": _install,
+        "show": _show,
+        "check": _check,
+        "fetch": _fetch,
+    }[args.action]
+    try:
+        return command(args, config)
+    except (ApprovalStoreError, FetchError) as err:
+        _say(str(err))
+        return 1
+    except ApprovalError as err:
+        _say(str(err))
+        return 2
+
+
+def _install(args: argparse.Namespace, config: ApprovalsSettings) -> int:
+    store = _store(config)
+    try:
+        with args.file.open("rb") as handle:
+            data = handle.read(MAX_JWS_BYTES + 1)
+    except OSError as err:
+        raise ApprovalsUsageError(f"{args.file}: cannot read: {err.strerror}") from err
+    return _install_into(store, data, config)
+
+
+def _fetch(args: argparse.Namespace, config: ApprovalsSettings) -> int:
+    if urlsplit(args.url).scheme.lower() != "https":
+        raise ApprovalsUsageError(f"only https:// URLs are fetched, not {args.url!r}")
+    store = _store(config)  # a config without keys is refused before going to the network
+    text = asyncio.run(download(args.url, _tls_context(args.ca), config.approvals))
+    return _install_into(store, text, config)
+
+
+def _install_into(store: ApprovalStore, text: str | bytes, config: ApprovalsSettings) -> int:
+    config.paths.state_dir.mkdir(parents=True, exist_ok=True)
+    installed = store.install(text)
+    print(
+        f"installed version {installed.version} ({len(installed.entries)} entries, "
+        f"service area {installed.service_area}, expires {rfc3339(installed.expires_at)})"
+    )
+    return 0
+
+
+def _show(args: argparse.Namespace, config: ApprovalsSettings) -> int:
+    installed = _load(config)
+    if installed is None:
+        print("no list installed")
+        return 1
+    summary = summarize(installed)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(" ".join(f"{key}={_plain(value)}" for key, value in summary.items()))
+    return 0
+
+
+def _check(args: argparse.Namespace, config: ApprovalsSettings) -> int:
+    installed = _load(config)
+    status = Status.NOT_LISTED if installed is None else installed.status_of(args.ism)
+    print(status.value)
+    return 0 if status is Status.APPROVED else 1
+
+
+def _plain(value: object) -> str:
+    text = str(value)
+    return json.dumps(text) if not text or any(c.isspace() or c == '"' for c in text) else text
+
+
+def summarize(installed: ApprovalList) -> dict[str, Any]:
+    """The ``show --json`` object."""
+    return {
+        "version": installed.version,
+        "issuer": installed.issuer,
+        "service_area": installed.service_area,
+        "issued_at": rfc3339(installed.issued_at),
+        "expires_at": rfc3339(installed.expires_at),
+        "entry_count": len(installed.entries),
+    }
+
+
+async def download(url: str, context: ssl.SSLContext, settings: ApprovalsConfig) -> bytes:
+    """GET ``url`` over verified TLS; the body (anything but a JWS is left for verify to
+    refuse)."""
+    import aiohttp  # here, not at the top: every other command starts without it
+
+    timeout = aiohttp.ClientTimeout(total=settings.fetch_timeout_s)
+    body = bytearray()
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(url, ssl=context, allow_redirects=False) as reply,
+        ):
+            if reply.status != 200:
+                raise FetchError(f"{url}: HTTP {reply.status} {reply.reason or ''}".rstrip())
+            async for chunk in reply.content.iter_chunked(CHUNK_BYTES):
+                body += chunk
+                if len(body) > MAX_JWS_BYTES:
+                    raise FetchError(f"{url}: larger than {MAX_JWS_BYTES} bytes")
+    except (aiohttp.ClientError, TimeoutError, ssl.SSLError, OSError) as err:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise FetchError(f"{url}: cannot fetch: {reason}") from err
+    return bytes(body)
+
+
+def _tls_context(ca: Path | None) -> ssl.SSLContext:
+    try:
+        return ssl.create_default_context(cafile=str(ca) if ca else None)
+    except (OSError, ssl.SSLError) as err:
+        raise ApprovalsUsageError(f"--ca {ca}: cannot use: {err}") from err
+
+
+def _store(config: ApprovalsSettings) -> ApprovalStore:
+    if not config.approvals.utility_keys:
+        raise ApprovalsUsageError("approvals.utility_keys: not set in the config")
+    keys = load_utility_keys(config.approvals.utility_keys)
+    return ApprovalStore(config.paths.state_dir, keys, config.site.service_area)
+
+
+def _load(config: ApprovalsSettings) -> ApprovalList | None:
+    """The installed list if it is in force; otherwise None, and the reason on stderr."""
+    store = _store(config)
+    installed = store.load_installed()
+    if store.problem:
+        _say(store.problem)
+    return installed
+
+
+def _say(reason: str) -> None:
+    print(f"evse-gatekeeper: approvals: {reason}", file=sys.stderr)
+
+
+def _quiet_logging() -> None:
+    # the commands speak for themselves on stderr; without a handler, logging's last resort
+    # would print the store's warnings a second time
+    package = logging.getLogger("firmware.approvals")
+    if not package.handlers:
+        package.addHandler(logging.NullHandler())

@@ -1,0 +1,65 @@
+"""The ``[approvals]`` config section: where the utility approval list's keys are, how long a
+fetch may take.
+
+Owns reading and checking the section (every key file must be a readable EC P-256 public key
+PEM, reported as ``approvals.utility_keys: <path>: why``). It does not load the keys for use,
+nor verify lists: ``firmware.approvals`` does, with the paths read here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from firmware.approvals.jws import UtilityKeyError, load_utility_key
+from firmware.config_reader import SectionReader
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalsConfig:
+    # PEM public keys of the utility; several so that keys can rotate. Required by the
+    # approvals commands, optional for the daemon (no key: no list, default deny).
+    utility_keys: tuple[Path, ...] = ()
+    fetch_timeout_s: float = 10.0  # the whole HTTPS fetch: connect, TLS, download
+
+
+def read_approvals(section: SectionReader, problems: list[str]) -> ApprovalsConfig:
+    """Read ``[approvals]``; every problem is appended to ``problems``."""
+    d = ApprovalsConfig()
+    config = ApprovalsConfig(
+        utility_keys=_key_paths(section.raw_list("utility_keys"), section.name, problems),
+        fetch_timeout_s=section.number("fetch_timeout_s", d.fetch_timeout_s, 0.5, 600.0),
+    )
+    section.finish()
+    return config
+
+
+def _key_paths(raw: Any, section: str, problems: list[str]) -> tuple[Path, ...]:
+    where = f"{section}.utility_keys"
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(p, str) and p.strip() for p in raw):
+        problems.append(f"{where}: must be an array of PEM file paths")
+        return ()
+    paths = tuple(Path(p) for p in raw)
+    for path in sorted(set(paths)):
+        if paths.count(path) > 1:
+            problems.append(f"{where}: {path}: listed more than once")
+    for path in dict.fromkeys(paths):
+        problem = _key_problem(path)
+        if problem:
+            problems.append(f"{where}: {problem}")
+    return paths
+
+
+def _key_problem(path: Path) -> str | None:
+    try:
+        path.read_bytes()
+    except OSError:
+        return f"{path}: cannot read"
+    try:
+        load_utility_key(path)
+    except UtilityKeyError as err:
+        return str(err)  # "<path>: not a PEM public key" or "<path>: not an EC P-256 ..."
+    return None

@@ -1,0 +1,273 @@
+"""The installed list: every file operation of an install failed in turn (and a crash at each)
+leaves the old list or the new one, never a broken one; the list is re-verified at each start
+(key removed, expired, damaged, another service area: no list, default deny); rollbacks are
+refused across restarts."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from firmware.approvals.approval_list import Status
+from firmware.approvals.jws import UtilityKey, utility_key
+from firmware.approvals.store import (
+    FILE_NAME,
+    TEMPORARY_NAME,
+    ApprovalRefused,
+    ApprovalStore,
+    ApprovalStoreError,
+)
+from hil.approvals import new_key, signed_list
+
+AREA = "MOCK-UTILITY-NORTH"
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+KEY = new_key()
+ROTATED = new_key()
+FILE_OPERATIONS = ("open", "write", "fsync", "replace", "close")
+
+
+def _key(private: Any = KEY) -> UtilityKey:
+    return utility_key(private.public_key(), "test")
+
+
+def _list(version: int, private: Any = KEY, **fields: Any) -> str:
+    fields.setdefault("issued_at", NOW - timedelta(days=1))
+    fields.setdefault("expires_at", NOW + timedelta(days=30))
+    fields.setdefault("approve", {f"ISM-{version}": 7200})
+    return signed_list(private, service_area=AREA, version=version, **fields)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _store(directory: Path, keys: list[UtilityKey] | None = None, **kw: Any) -> ApprovalStore:
+    clock: Callable[[], datetime] = kw.pop("clock", lambda: NOW)
+    return ApprovalStore(directory, keys or [_key()], kw.pop("area", AREA), clock)
+
+
+def _on_disk(directory: Path) -> int | None:
+    """The version a restarted store finds in force; it must not report a broken file."""
+    restarted = _store(directory)
+    loaded = restarted.load_installed()
+    assert restarted.problem is None, restarted.problem
+    return None if loaded is None else loaded.version
+
+
+class Crash(BaseException):
+    """Power lost: nothing after this point runs, no cleanup either."""
+
+
+class FailAt:
+    """Wraps the os functions an install uses; the ``fail_at``-th call raises (a write
+    writes half its bytes first: a torn write)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, fail_at: int, error: type) -> None:
+        self.calls: list[str] = []
+        self.fail_at, self.error = fail_at, error
+        for name in FILE_OPERATIONS:
+            monkeypatch.setattr(os, name, self._wrap(name, getattr(os, name)))
+
+    def _wrap(self, name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            if len(self.calls) - 1 != self.fail_at:
+                return real(*args, **kwargs)
+            if name == "write":
+                real(args[0], bytes(args[1][: len(args[1]) // 2]))
+            if name == "close":
+                real(*args)  # the descriptor is gone all the same
+            if self.error is Crash:
+                raise Crash(name)
+            raise OSError(errno.EIO, f"injected failure of os.{name}")
+
+        return call
+
+
+def _trace_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    directory = tmp_path / "trace"
+    directory.mkdir()
+    with monkeypatch.context() as patch:
+        tracer = FailAt(patch, fail_at=-1, error=OSError)
+        _store(directory).install(_list(1))
+    return tracer.calls
+
+
+def test_an_install_uses_every_file_operation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _trace_install(tmp_path, monkeypatch)
+    # temporary file: open, write, fsync, close; rename; directory: open, fsync, close
+    assert calls == ["open", "write", "fsync", "close", "replace", "open", "fsync", "close"]
+
+
+@pytest.mark.parametrize("error", [OSError, Crash], ids=["error", "crash"])
+def test_failing_each_file_operation_leaves_the_old_or_the_new_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: type
+) -> None:
+    calls = _trace_install(tmp_path, monkeypatch)
+    renamed_at = calls.index("replace")
+    for k, operation in enumerate(calls):
+        directory = tmp_path / f"k{k}"
+        directory.mkdir()
+        store = _store(directory)
+        store.install(_list(5))
+        with monkeypatch.context() as patch, pytest.raises((ApprovalStoreError, Crash)) as caught:
+            FailAt(patch, fail_at=k, error=error)
+            store.install(_list(6))
+        where = f"failing call {k} (os.{operation})"
+        expected = 5 if k <= renamed_at else 6  # the rename itself failing: still the old
+        assert _on_disk(directory) == expected, where
+        if error is OSError:
+            assert isinstance(caught.value, ApprovalStoreError), where
+            assert "cannot write" in str(caught.value), where
+            assert store.current is not None and store.current.version == expected, where
+            assert not (directory / TEMPORARY_NAME).exists(), where
+        # after a crash the next install still succeeds, over any stale temporary file
+        assert _store(directory).install(_list(7)).version == 7, where
+        assert sorted(p.name for p in directory.iterdir()) == [FILE_NAME], where
+
+
+def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, bytes(data[:100])))
+    big = _list(1, approve={f"ISM-{n:05d}": n for n in range(500)})
+    _store(tmp_path).install(big)
+    monkeypatch.undo()
+    assert (tmp_path / FILE_NAME).read_text() == big + "\n"
+    assert _on_disk(tmp_path) == 1
+
+
+def test_a_stale_temporary_file_is_ignored_at_start(tmp_path: Path) -> None:
+    _store(tmp_path).install(_list(3))
+    (tmp_path / TEMPORARY_NAME).write_text(_list(9)[:50])  # a crash mid-write
+    assert _on_disk(tmp_path) == 3
+
+
+# --- start: the installed list is re-verified -----------------------------------------------
+
+
+def test_a_restart_re_verifies_and_loads_the_installed_list(tmp_path: Path) -> None:
+    _store(tmp_path).install(_list(4, revoke=["ISM-X"]))
+    restarted = _store(tmp_path)
+    assert restarted.current is None, "nothing is in force before load_installed"
+    loaded = restarted.load_installed()
+    assert loaded is not None and loaded.version == 4 and restarted.problem is None
+    assert restarted.status_of("ISM-4") is Status.APPROVED
+    assert restarted.status_of("ISM-X") is Status.REVOKED
+
+
+def test_no_installed_list_is_no_list_without_a_problem(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    assert store.load_installed() is None and store.problem is None
+    assert store.status_of("ISM-1") is Status.NOT_LISTED
+
+
+def test_a_removed_key_makes_the_installed_list_void(tmp_path: Path) -> None:
+    _store(tmp_path).install(_list(4))
+    before = (tmp_path / FILE_NAME).read_bytes()
+    restarted = _store(tmp_path, keys=[_key(ROTATED)])
+    assert restarted.load_installed() is None and restarted.current is None
+    assert restarted.problem is not None
+    assert restarted.problem.startswith("installed list refused: unknown utility key")
+    assert restarted.status_of("ISM-4") is Status.NOT_LISTED  # default deny
+    assert (tmp_path / FILE_NAME).read_bytes() == before, "kept, for when the key returns"
+
+
+def test_an_expired_installed_list_is_void_at_start(tmp_path: Path) -> None:
+    _store(tmp_path).install(_list(4))
+    later = Clock()
+    later.now = NOW + timedelta(days=30)
+    restarted = _store(tmp_path, clock=later)
+    assert restarted.load_installed() is None
+    assert restarted.problem == (
+        "installed list refused: list version 4 expired at 2026-07-01T12:00:00Z"
+    )
+
+
+def test_a_list_that_expires_while_running_stops_approving(tmp_path: Path) -> None:
+    clock = Clock()
+    store = _store(tmp_path, clock=clock)
+    store.install(_list(4))
+    assert store.status_of("ISM-4") is Status.APPROVED
+    clock.now = NOW + timedelta(days=30)
+    assert store.in_force() is None and store.status_of("ISM-4") is Status.NOT_LISTED
+
+
+def test_a_damaged_installed_file_is_void_at_start(tmp_path: Path) -> None:
+    _store(tmp_path).install(_list(4))
+    path = tmp_path / FILE_NAME
+    path.write_bytes(path.read_bytes()[:-20])
+    restarted = _store(tmp_path)
+    assert restarted.load_installed() is None
+    assert restarted.problem is not None and restarted.problem.startswith("installed list refused")
+
+
+def test_a_changed_service_area_makes_the_installed_list_void(tmp_path: Path) -> None:
+    _store(tmp_path).install(_list(4))
+    restarted = _store(tmp_path, area="MOCK-UTILITY-SOUTH")
+    assert restarted.load_installed() is None
+    assert restarted.problem == (
+        "installed list refused: list is for service area 'MOCK-UTILITY-NORTH', "
+        "this site is in 'MOCK-UTILITY-SOUTH'"
+    )
+
+
+def test_no_service_area_configured_refuses_every_list(tmp_path: Path) -> None:
+    with pytest.raises(ApprovalRefused, match=r"^\[site\] service_area is not set$"):
+        _store(tmp_path, area="").install(_list(1))
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- versions across restarts ---------------------------------------------------------------
+
+
+def test_a_rollback_is_refused_after_a_restart(tmp_path: Path) -> None:
+    _store(tmp_path).install(_list(8))
+    restarted = _store(tmp_path)
+    with pytest.raises(ApprovalRefused, match="version 7 is older than the installed version 8"):
+        restarted.install(_list(7))
+    assert restarted.install(_list(9)).version == 9
+
+
+def test_an_expired_installed_list_still_sets_the_floor(tmp_path: Path) -> None:
+    _store(tmp_path).install(_list(8))
+    later = Clock()
+    later.now = NOW + timedelta(days=31)
+    store = _store(tmp_path, clock=later)
+    fresh = {"issued_at": later.now, "expires_at": later.now + timedelta(days=1)}
+    with pytest.raises(ApprovalRefused, match="older than the installed version 8"):
+        store.install(_list(2, **fresh))
+    assert store.install(_list(9, **fresh)).version == 9
+
+
+def test_a_list_no_configured_key_vouches_for_sets_no_floor(tmp_path: Path) -> None:
+    _store(tmp_path).install(_list(8))
+    rotated = _store(tmp_path, keys=[_key(ROTATED)])
+    assert rotated.install(_list(1, private=ROTATED)).version == 1
+    assert _store(tmp_path, keys=[_key(ROTATED)]).load_installed() is not None
+
+
+def test_an_unreadable_installed_file_blocks_installs(tmp_path: Path) -> None:
+    (tmp_path / FILE_NAME).mkdir()  # reading it fails: a rollback cannot be ruled out
+    with pytest.raises(ApprovalStoreError, match="cannot read"):
+        _store(tmp_path).install(_list(1))
+    assert (tmp_path / FILE_NAME).is_dir()
+
+
+def test_install_reads_the_floor_from_disk_not_memory(tmp_path: Path) -> None:
+    daemon = _store(tmp_path)
+    daemon.install(_list(3))
+    _store(tmp_path).install(_list(5))  # another process (the CLI) installs a newer list
+    with pytest.raises(ApprovalRefused, match="older than the installed version 5"):
+        daemon.install(_list(4))
