@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from firmware import __version__
+from firmware import __version__, journal_cli
 from firmware.approvals import cli as approvals_cli
 from firmware.errors import ConfigError
 from firmware.fault_store import FaultStoreError
@@ -70,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         )
     _add_pki_parser(commands)
     approvals_cli.add_parser(commands)
+    journal_cli.add_parser(commands)
     return parser
 
 
@@ -149,6 +150,12 @@ def _pki(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sessions(args: argparse.Namespace) -> int:
+    from firmware.config import load_config
+
+    return journal_cli.run(args, load_config(args.config))
+
+
 def _approvals(args: argparse.Namespace) -> int:
     from firmware.config import load_config
 
@@ -157,7 +164,13 @@ def _approvals(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    command = {"run": _run, "faults": _faults, "pki": _pki, "approvals": _approvals}[args.command]
+    command = {
+        "run": _run,
+        "faults": _faults,
+        "pki": _pki,
+        "approvals": _approvals,
+        "sessions": _sessions,
+    }[args.command]
     try:
         return command(args)
     except (FaultStoreError, PkiError) as err:

@@ -199,3 +199,18 @@ def test_pki_lfdi_of_a_bad_file_is_one_line(
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1
     assert result.stderr.startswith(f"evse-gatekeeper: {path}: ") and needle in result.stderr
+
+
+def test_sessions_and_approvals_are_reachable_from_the_entry_point(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[paths]\nstate_dir = "{tmp_path / "state"}"\n')
+    listed = cli("sessions", "--json", "--config", str(config))
+    assert listed.returncode == 0 and listed.stdout.strip() == "[]"
+    shown = cli("approvals", "show", "--config", str(config))
+    assert shown.returncode == 2
+    assert (
+        shown.stderr
+        == "evse-gatekeeper: approvals: approvals.utility_keys: not set in the config\n"
+    )
+    help_text = cli("--help").stdout
+    assert "sessions" in help_text and "approvals" in help_text
