@@ -27,6 +27,7 @@ from firmware.logs import kv, log_event
 from firmware.pilot.confirm import PilotChange
 from firmware.plc.slac import GaveUp, Matched, PilotWakeUp
 from firmware.plc.stack import LinkChange, PlcEvent
+from firmware.recorder import Recorder
 from firmware.sampler import (
     ProximityChange,
     RcdChange,
@@ -72,6 +73,7 @@ class Gatekeeper:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[LoopEvent | None] | None = None
         self.services = Services(config, self._post_plc)
+        self.recorder = Recorder(None)  # the journal, once the state directory exists
         self._stopping = False
         self._applied = Outputs(SAFE_PILOT, main_closed=False)
         self._stats_at = 0
@@ -113,6 +115,7 @@ class Gatekeeper:
         config = self.config
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         config.paths.state_dir.mkdir(parents=True, exist_ok=True)
+        self.recorder = Recorder.open(config.paths.state_dir)
         board = self.board = open_board(config.board)
         caps = board.capabilities
         ventilation = config.charger.ventilation and caps.supports_ventilation
@@ -228,6 +231,7 @@ class Gatekeeper:
         self._log_notes()
         assert self.charger is not None
         self.services.follow_plug(self.charger.vehicle_present)
+        self.recorder.plugged(self.charger.vehicle_present)
         if now - self._stats_at >= STATS_EVERY_NS:
             self._stats_at = now
             self.log_stats()
@@ -236,6 +240,7 @@ class Gatekeeper:
         charger = self.charger
         assert charger is not None
         if isinstance(event, Matched):
+            self.recorder.ev_mac(event.ev_mac.hex(":"))
             return charger.on_slac_matched(now)
         if isinstance(event, GaveUp):
             return charger.on_slac_gave_up(event.reason, now)
@@ -261,6 +266,7 @@ class Gatekeeper:
             return charger.on_proximity(reading, now)
         if isinstance(event, SamplerFailed):
             raise SamplerError(f"the sampler thread failed: {event.error}")
+        self.recorder.relay("main", False, f"interlock: {event.reason}")
         log_event(logger, "interlock.trip", logging.WARNING, reason=event.reason)
         if event.contactor_fault is not None:
             return self._latch_permanent(event.contactor_fault)
@@ -310,6 +316,7 @@ class Gatekeeper:
             interlock.command(Relay.DISCHARGE, False, now)
         if not outputs.main_closed and before.main_closed:
             interlock.command(Relay.MAIN, False, now)
+            self.recorder.relay("main", False, f"charger: {charger.state_id}")
             log_event(logger, "relay.command", relay="main", closed=False)
         if outputs.pilot != before.pilot:
             interlock.set_pilot(outputs.pilot)
@@ -322,6 +329,7 @@ class Gatekeeper:
         self._applied = outputs
         if outputs.main_closed and not before.main_closed:
             if interlock.command(Relay.MAIN, True, now):
+                self.recorder.relay("main", True, f"charger: {charger.state_id}")
                 log_event(logger, "relay.command", relay="main", closed=True)
             else:
                 log_event(logger, "relay.refused", logging.WARNING, relay="main")
@@ -331,6 +339,9 @@ class Gatekeeper:
     def _log_notes(self) -> None:
         assert self.charger is not None
         for note in self.charger.drain_notes():
+            if note.event == "fault.latched":
+                fields = dict(note.fields)
+                self.recorder.fault(str(fields["kind"]), f"clears_on={fields['clears_on']}")
             self._log_note(note)
 
     @staticmethod
@@ -362,6 +373,7 @@ class Gatekeeper:
             steps.append(("pilot", lambda: interlock.set_pilot(SAFE_PILOT)))
             steps.append(("confirm", self._confirm_open))
         steps.append(("services", self.services.close))
+        steps.append(("journal", self.recorder.close))
         if self.sampler is not None:
             steps.append(("stats", self.log_stats))
             steps.append(("sampler", self.sampler.stop))

@@ -1,0 +1,73 @@
+"""What the daemon writes to the journal (``firmware.journal``): sessions from plug-in to
+plug-out with the EV MAC SLAC learned, every relay action with its reason, every fault.
+
+Each record is committed before the caller logs the action as done (DESIGN.md principle 4).
+The journal is not on the safety path: the relays have already been commanded through the
+interlock when a record is written, and a journal that fails is logged once per failure
+kind and never stops the charger. (The J3072 grant, issue #5, will require a working one.)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from firmware.journal import Journal, JournalError
+from firmware.logs import log_event
+
+logger = logging.getLogger(__name__)
+
+
+class Recorder:
+    def __init__(self, journal: Journal | None) -> None:
+        self.journal = journal
+        self.session_id: int | None = None
+        self._failed: set[str] = set()
+
+    @classmethod
+    def open(cls, state_dir: Path) -> Recorder:
+        try:
+            return cls(Journal.in_state_dir(state_dir))
+        except JournalError as err:
+            log_event(logger, "journal.unavailable", logging.ERROR, error=str(err))
+            return cls(None)
+
+    def plugged(self, present: bool) -> None:
+        """Pilot out of A opens a session; back to A closes it."""
+        if present and self.session_id is None:
+            self.session_id = self._write("session", lambda j: j.open_session(None))
+        elif not present and self.session_id is not None:
+            session, self.session_id = self.session_id, None
+            self._write("session", lambda j: j.close_session(session, None))
+
+    def ev_mac(self, mac: str) -> None:
+        session = self.session_id
+        if session is not None:
+            self._write("session", lambda j: j.update_session(session, ev_mac=mac))
+
+    def relay(self, relay: str, closed: bool, reason: str) -> None:
+        session = self.session_id
+        self._write("relay", lambda j: j.record_relay(None, relay, closed, reason, session))
+
+    def fault(self, kind: str, detail: str) -> None:
+        self._write("fault", lambda j: j.record_fault(None, kind, detail))
+
+    def close(self) -> None:
+        if self.journal is not None:
+            self.plugged(False)
+            self.journal.close()
+
+    def _write(self, what: str, write: Callable[[Journal], object]) -> int | None:
+        if self.journal is None:
+            return None
+        try:
+            result = write(self.journal)
+        except (JournalError, ValueError) as err:
+            if what not in self._failed:  # once per kind, not once per record
+                self._failed.add(what)
+                log_event(logger, "journal.write_failed", logging.ERROR, record=what,
+                          error=str(err))  # fmt: skip
+            return None
+        self._failed.discard(what)
+        return result if isinstance(result, int) else None
