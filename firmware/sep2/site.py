@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TypedDict
 
 from firmware.config_site import EnterService, Mode, SiteConfig, SiteFunction
 from firmware.sep2 import paths
@@ -74,14 +75,7 @@ class SiteResources:
         site, es = self.config, self.config.enter_service
         return DERSettings(
             href=paths.SELF_DER_SETTINGS,
-            set_es_delay=es.delay_s * 100,
-            set_es_high_freq=round(es.high_freq_hz * 100),
-            set_es_high_volt=round(es.high_volt_pct * 100),
-            set_es_low_freq=round(es.low_freq_hz * 100),
-            set_es_low_volt=round(es.low_volt_pct * 100),
-            set_es_ramp_tms=es.ramp_s * 100,
-            set_es_random_delay=es.random_delay_s * 100,
-            set_grad_w=_grad_w(es),
+            **enter_service(es),
             set_max_w=active_power(site.max_w),
             set_v_ref=VoltageRMS(multiplier=0, value=site.v_ref_v),
             updated_time=now,
@@ -104,14 +98,7 @@ class SiteResources:
             mrid=mrid(self.evse_lfdi, "default"),
             description="site defaults",
             der_control_base=DERControlBase(op_mod_energize=energize),
-            set_es_delay=es.delay_s * 100,
-            set_es_high_freq=round(es.high_freq_hz * 100),
-            set_es_high_volt=round(es.high_volt_pct * 100),
-            set_es_low_freq=round(es.low_freq_hz * 100),
-            set_es_low_volt=round(es.low_volt_pct * 100),
-            set_es_ramp_tms=es.ramp_s * 100,
-            set_es_random_delay=es.random_delay_s * 100,
-            set_grad_w=_grad_w(es),
+            **enter_service(es),
         )
 
     def controls(self, n: int) -> tuple[DERControl, ...]:
@@ -183,6 +170,33 @@ class SiteResources:
             y_multiplier=HUNDREDTHS,
             y_ref_type=Y_REF_TYPES[function.mode],
         )
+
+
+class EnterServiceFields(TypedDict):
+    """The Enter-Service settings as both DERSettings and DefaultDERControl name them."""
+
+    set_es_delay: int
+    set_es_high_freq: int
+    set_es_high_volt: int
+    set_es_low_freq: int
+    set_es_low_volt: int
+    set_es_ramp_tms: int
+    set_es_random_delay: int
+    set_grad_w: int
+
+
+def enter_service(es: EnterService) -> EnterServiceFields:
+    """In 2030.5 units: hundredths of a second, of a Hz and of a percent of setVRef."""
+    return EnterServiceFields(
+        set_es_delay=es.delay_s * 100,
+        set_es_high_freq=round(es.high_freq_hz * 100),
+        set_es_high_volt=round(es.high_volt_pct * 100),
+        set_es_low_freq=round(es.low_freq_hz * 100),
+        set_es_low_volt=round(es.low_volt_pct * 100),
+        set_es_ramp_tms=es.ramp_s * 100,
+        set_es_random_delay=es.random_delay_s * 100,
+        set_grad_w=_grad_w(es),
+    )
 
 
 def _grad_w(es: EnterService) -> int:
