@@ -28,12 +28,12 @@ from firmware.sep2.device import (
     SelfDevice,
     Time,
 )
-from firmware.sep2.handlers_lists import ListHandlers
+from firmware.sep2.handlers_lists import ListHandlers, xml
 from firmware.sep2.site import SiteResources
 from firmware.sep2.store import PevRecord, Sep2Store
 from firmware.sep2.tls import PeerIdentity
 from firmware.sep2.values import Link, ListLink
-from firmware.sep2.xml import MEDIA_TYPE, Sep2InputError
+from firmware.sep2.xml import Sep2InputError
 
 POLL_RATE_S = 1  # the profile's 1 s poll rate (§4.1.4)
 TIME_QUALITY_INTERMEDIATE = 7  # 2030.5 Time.quality: not from an authoritative source
@@ -47,10 +47,6 @@ PEV_RESOURCES: dict[str, tuple[type[Resource], str]] = {
     paths.DER_AVAILABILITY: (DERAvailability, "der_availability"),
     paths.DER_STATUS: (DERStatus, "der_status"),
 }
-
-
-def xml(model: Resource, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=model.to_xml(), content_type=MEDIA_TYPE)
 
 
 class Handlers(ListHandlers):
