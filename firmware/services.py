@@ -15,7 +15,12 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from firmware.approvals import ApprovalError
+from firmware.approvals.jws import load_utility_keys
+from firmware.approvals.store import ApprovalStore
+from firmware.approvals.watch import ApprovalWatch
 from firmware.config import PLC_MOCK, Config
+from firmware.errors import ConfigError
 from firmware.logs import log_event
 from firmware.plc.stack import PlcEvent, PlcStack
 from hal import Board
@@ -36,10 +41,27 @@ class Services:
         self.sep2: Sep2Service | None = None
         self._plugged = False
         self._background: list[asyncio.Task[None]] = []
+        self.approvals: ApprovalWatch | None = None
 
     async def start(self, board: Board) -> None:
+        self._start_approvals()
         await self._start_plc(board)
         await self._start_sep2()
+
+    def _start_approvals(self) -> None:
+        """The installed approval list, kept current (only with utility keys configured)."""
+        config = self.config
+        if not config.approvals.utility_keys:
+            log_event(logger, "approvals.off", reason="approvals.utility_keys not set")
+            return
+        try:
+            keys = load_utility_keys(config.approvals.utility_keys)
+        except ApprovalError as err:
+            raise ConfigError([f"approvals.utility_keys: {err}"]) from err
+        store = ApprovalStore(config.paths.state_dir, keys, config.site.service_area)
+        self.approvals = ApprovalWatch(store)
+        self.approvals.check()
+        self._background.append(self._watched(self.approvals.run(), "approvals.watch"))
 
     def describe(self) -> dict[str, str]:
         """For the ready line: where each part is."""

@@ -31,6 +31,7 @@ from firmware.approvals.store import MAX_JWS_BYTES, ApprovalStore, ApprovalStore
 from firmware.config import PathsConfig
 from firmware.config_approvals import ApprovalsConfig
 from firmware.config_site import SiteConfig
+from firmware.journal import Journal, JournalError
 
 DEFAULT_CONFIG = "/etc/evse-gatekeeper/config.toml"  # as firmware.cli's (no import: a cycle)
 CHUNK_BYTES = 1 << 16
@@ -137,6 +138,14 @@ def _install_into(store: ApprovalStore, text: str | bytes, config: ApprovalsSett
         f"installed version {installed.version} ({len(installed.entries)} entries, "
         f"service area {installed.service_area}, expires {rfc3339(installed.expires_at)})"
     )
+    try:  # the install is done either way; say so if the journal could not record it
+        with Journal.in_state_dir(config.paths.state_dir) as journal:
+            journal.record_approval_install(
+                None, installed.version, installed.issuer, installed.service_area,
+                rfc3339(installed.expires_at), len(installed.entries),
+            )  # fmt: skip
+    except (JournalError, ValueError) as err:
+        _say(f"installed, but not journaled: {err}")
     return 0
 
 

@@ -1,0 +1,54 @@
+"""The daemon's view of the installed approval list: verified at start, verified again within
+a second of a new install (``evse-gatekeeper approvals install`` renames a new file into
+place), so a running daemon uses a new list without a restart.
+
+The check is a ``stat`` of the installed file (inode, size, mtime); only a change costs a
+verification. What the list says is asked of the store (``status_of``); a list that expires
+is out of force at once because the store checks validity on every question.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from firmware.approvals.store import ApprovalStore
+from firmware.logs import log_event
+
+logger = logging.getLogger(__name__)
+
+CHECK_EVERY_S = 0.5  # a new install is seen within a second
+
+Signature = tuple[int, int, int] | None
+
+
+class ApprovalWatch:
+    def __init__(self, store: ApprovalStore) -> None:
+        self.store = store
+        self._seen: Signature | object = object()  # nothing seen yet: the first check loads
+        self.reloads = 0
+
+    def check(self) -> bool:
+        """Reload when the installed file changed since the last check; True if it did."""
+        signature = self._signature()
+        if signature == self._seen:
+            return False
+        self._seen = signature
+        self.reloads += 1
+        if self.store.load_installed() is None:
+            log_event(logger, "approvals.none", logging.WARNING,
+                      reason=self.store.problem or "no list installed")  # fmt: skip
+        return True
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(CHECK_EVERY_S)
+            self.check()
+
+    def _signature(self) -> Signature:
+        try:
+            stat = os.stat(self.store.path)
+        except FileNotFoundError:
+            return None
+        return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
