@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from hil.daemon import Daemon, toml_dumps
+from hil.plc.netns import NetnsUnavailable, Topology
 from hil.rig import Rig, wait_for_rig
 
 # Contact protection is lowered so that tests can close the contactor more than once.
@@ -73,6 +74,17 @@ def start_daemon(tmp_path: Path) -> Iterator[StartDaemon]:
     for running in started:
         if running.daemon.proc.poll() is None:
             assert running.stop() == 0, "the daemon must exit 0 on SIGTERM"
+
+
+@pytest.fixture
+def topology() -> Iterator[Topology]:
+    """EVSE <-veth-> mock modem <-veth-> PEV in network namespaces; skipped with the
+    kernel's reason where namespaces or veth are refused."""
+    try:
+        with Topology() as made:
+            yield made
+    except NetnsUnavailable as err:
+        pytest.skip(str(err))
 
 
 @pytest.fixture

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hil.daemon import Daemon, toml_dumps
-from hil.plc.netns import NetnsUnavailable, Topology
+from hil.plc.netns import Topology
 from hil.rig import wait_for_rig
 from tests.integration.conftest import BASE_CONFIG, merged
 
@@ -26,15 +25,6 @@ pytestmark = pytest.mark.integration
 
 FLOOD_MMES = 10_000
 OPEN_LIMIT_US = 100_000
-
-
-@pytest.fixture
-def topology() -> Iterator[Topology]:
-    try:
-        with Topology() as made:
-            yield made
-    except NetnsUnavailable as err:
-        pytest.skip(str(err))
 
 
 def test_a_flood_of_malformed_mmes_changes_nothing(topology: Topology, tmp_path: Path) -> None:

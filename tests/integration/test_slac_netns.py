@@ -6,22 +6,12 @@ leaves. Skipped with the kernel's reason where namespaces or veth are refused.""
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 
 import pytest
 
-from hil.plc.netns import NetnsUnavailable, Topology
+from hil.plc.netns import Topology
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def topology() -> Iterator[Topology]:
-    try:
-        with Topology() as made:
-            yield made
-    except NetnsUnavailable as err:
-        pytest.skip(str(err))
 
 
 def test_match_then_ipv6_then_rekey_isolates(topology: Topology) -> None:
