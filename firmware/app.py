@@ -15,14 +15,19 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
+from firmware import __version__
+from firmware.approvals.approval_list import rfc3339
 from firmware.charger.controller import Charger, ChargerSettings, Note, PlcPolicy
 from firmware.charger.faults import FaultKind
 from firmware.charger.outputs import Outputs
 from firmware.config import Config
+from firmware.control import ControlServer
 from firmware.errors import ConfigError, SamplerError
 from firmware.fault_store import FaultStore, FaultStoreError, PermanentFault
 from firmware.interlock import Interlock
+from firmware.j3072.gate import Gate
 from firmware.logs import kv, log_event
 from firmware.pilot.confirm import PilotChange
 from firmware.plc.slac import GaveUp, Matched, PilotWakeUp
@@ -35,6 +40,7 @@ from firmware.sampler import (
     SamplerEvent,
     SamplerFailed,
 )
+from firmware.sep2.store import PevEvent
 from firmware.services import Services
 from hal import (
     SAFE_PILOT,
@@ -57,7 +63,10 @@ MAX_LOOP_WAIT_S = 0.25
 STATS_EVERY_NS = 60_000_000_000
 SHUTDOWN_CONFIRM_S = 0.5
 
-LoopEvent = SamplerEvent | PlcEvent
+DISCHARGE_RETRY_S = 0.02  # while the gate waits for main's contacts to confirm closed
+POWER_STATES = ("charging", "ventilating")
+
+LoopEvent = SamplerEvent | PlcEvent | PevEvent
 
 
 class Gatekeeper:
@@ -73,10 +82,16 @@ class Gatekeeper:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[LoopEvent | None] | None = None
         self.services = Services(config, self._post_plc)
+        self.gate: Gate | None = None
         self.recorder = Recorder(None)  # the journal, once the state directory exists
         self._stopping = False
         self._applied = Outputs(SAFE_PILOT, main_closed=False)
         self._stats_at = 0
+        self._discharge_closed = False
+        self.meter_w = 0.0
+        self.control: ControlServer | None = None
+        self._ev_mac: str | None = None
+        self._plugged_in_at: str | None = None
 
     async def run(self) -> int:
         """Run until ``request_stop``; 0 on a clean stop, 1 after a crash."""
@@ -98,6 +113,8 @@ class Gatekeeper:
 
     async def _stop_services(self) -> None:
         try:
+            if self.control is not None:
+                await self.control.stop()
             await self.services.stop()
         except Exception as err:  # the relays are already open; report and go on
             log_event(logger, "gatekeeper.shutdown_step_failed", logging.ERROR,
@@ -136,6 +153,17 @@ class Gatekeeper:
         await self._start_safety(board, ventilation, permanent)
         self._start_charger(max_current_a, ventilation, permanent)
         await self.services.start(board)
+        approvals = self.services.approvals
+        self.gate = Gate(
+            config.site,
+            config.mapping,
+            self.services.sep2,
+            approvals.store if approvals is not None else None,
+            self.recorder,
+            self._clock,
+        )
+        self.control = ControlServer(config.control.socket, self.snapshot)
+        await self.control.start()
         fields = [
             ("sample_rate_hz", config.charger.sample_rate_hz),
             ("rig", config.board.mock.rig_link or "none"),
@@ -189,8 +217,9 @@ class Gatekeeper:
         self._apply(self.charger.outputs)
         self._log_notes()
 
-    def _post_plc(self, event: PlcEvent) -> None:
-        """Called on the loop by the PLC stack: the charger hears it in order with the pilot."""
+    def _post_plc(self, event: PlcEvent | PevEvent) -> None:
+        """Called on the loop by the PLC stack and the 2030.5 server: the charger and the
+        gate hear it in order with the pilot."""
         if self._queue is not None:
             self._queue.put_nowait(event)
 
@@ -217,10 +246,13 @@ class Gatekeeper:
 
     async def _step(self) -> None:
         assert self._queue is not None and self.charger is not None
-        deadline = self.charger.next_deadline_ns()
         wait_s = MAX_LOOP_WAIT_S
-        if deadline is not None:
-            wait_s = min(wait_s, max(0.0, (deadline - self._clock()) / 1e9))
+        gate_deadline = self.gate.next_deadline_ns() if self.gate is not None else None
+        for deadline in (self.charger.next_deadline_ns(), gate_deadline):
+            if deadline is not None:
+                wait_s = min(wait_s, max(0.0, (deadline - self._clock()) / 1e9))
+        if self._discharge_wanted() and not self._discharge_closed:
+            wait_s = min(wait_s, DISCHARGE_RETRY_S)
         try:
             event = await asyncio.wait_for(self._queue.get(), timeout=wait_s)
         except TimeoutError:
@@ -230,8 +262,14 @@ class Gatekeeper:
         self._apply(outputs)
         self._log_notes()
         assert self.charger is not None
-        self.services.follow_plug(self.charger.vehicle_present)
-        self.recorder.plugged(self.charger.vehicle_present)
+        present = self.charger.vehicle_present
+        self.services.follow_plug(present)
+        self.recorder.plugged(present)
+        if present and self._plugged_in_at is None:
+            self._plugged_in_at = datetime.now(UTC).isoformat(timespec="milliseconds")
+        elif not present:
+            self._plugged_in_at = self._ev_mac = None
+        self._run_gate()
         if now - self._stats_at >= STATS_EVERY_NS:
             self._stats_at = now
             self.log_stats()
@@ -240,18 +278,30 @@ class Gatekeeper:
         charger = self.charger
         assert charger is not None
         if isinstance(event, Matched):
-            self.recorder.ev_mac(event.ev_mac.hex(":"))
+            self._ev_mac = event.ev_mac.hex(":")
+            self.recorder.ev_mac(self._ev_mac)
             return charger.on_slac_matched(now)
         if isinstance(event, GaveUp):
             return charger.on_slac_gave_up(event.reason, now)
         if isinstance(event, PilotWakeUp):
             return charger.on_slac_wakeup(event.duration_ns, now)
         if isinstance(event, LinkChange):
+            if self.gate is not None:
+                self.gate.on_link(event.up)
+            return charger.poll(now)
+        if isinstance(event, PevEvent):
+            if self.gate is not None:
+                self.gate.plugged(charger.vehicle_present)
+                self.gate.on_pev(event)
             return charger.poll(now)
         if isinstance(event, PilotChange):
             fields = [("from", event.previous.value), ("to", event.current.value)]
             logger.info("%s", kv("pilot.changed", fields + [("own_drive", True)] * event.own_drive))
-            return charger.on_pilot(event.current, now, event.own_drive)
+            outputs = charger.on_pilot(event.current, now, event.own_drive)
+            if self.gate is not None:
+                self.gate.plugged(charger.vehicle_present)
+                self.gate.on_pilot(event.current)
+            return outputs
         if isinstance(event, RcdChange):
             log_event(logger, "rcd.changed", state=event.state.value)
             return charger.on_rcd(event.state, now)
@@ -267,10 +317,126 @@ class Gatekeeper:
         if isinstance(event, SamplerFailed):
             raise SamplerError(f"the sampler thread failed: {event.error}")
         self.recorder.relay("main", False, f"interlock: {event.reason}")
+        if self._discharge_closed:
+            self._discharge_closed = False
+            self.recorder.relay("discharge", False, f"interlock: {event.reason}")
         log_event(logger, "interlock.trip", logging.WARNING, reason=event.reason)
         if event.contactor_fault is not None:
             return self._latch_permanent(event.contactor_fault)
         return charger.poll(now)
+
+    # --- status -------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """What ``evse-gatekeeper status`` shows (asked on the loop by the control socket)."""
+        charger, interlock = self.charger, self.interlock
+        plc = self.services.plc
+        authorization = self.gate.snapshot() if self.gate is not None else {"state": "none"}
+        session = None
+        if self._plugged_in_at is not None:
+            session = {"id": self.recorder.session_id, "plugged_in_at": self._plugged_in_at,
+                       **{k: authorization.get(k) for k in ("lfdi", "ism", "vin")}}  # fmt: skip
+        faults = sorted(k.value for k in charger.faults) if charger is not None else []
+        if interlock is not None:
+            faults = sorted({*faults, *interlock.latched})
+        return {
+            "firmware": __version__,
+            "pilot": interlock.confirmed.value if interlock is not None else None,
+            "charger": charger.state_id if charger is not None else None,
+            "relays": {
+                relay.value: "closed"
+                if interlock is not None and interlock.closed(relay)
+                else "open"
+                for relay in Relay
+            },
+            "plc": {
+                "link": "off" if plc is None else ("up" if plc.link_up else "down"),
+                "ev_mac": self._ev_mac,
+            },
+            "session": session,
+            "authorization": {k: authorization.get(k) for k in ("state", "limit_w", "reasons")},
+            "approvals": self._approvals_status(),
+            "faults": faults,
+            "meter_w": self.meter_w,
+        }
+
+    def _approvals_status(self) -> dict[str, Any] | None:
+        watch = self.services.approvals
+        if watch is None:
+            return None
+        store = watch.store
+        current = store.current
+        if current is None:
+            return {
+                "version": None,
+                "in_force": False,
+                "problem": store.problem or "none installed",
+            }
+        in_force = store.in_force() is not None
+        return {
+            "version": current.version,
+            "issuer": current.issuer,
+            "expires_at": rfc3339(current.expires_at),
+            "entries": len(current.entries),
+            "in_force": in_force,
+            "problem": None if in_force else (store.problem or "expired or not yet valid"),
+        }
+
+    # --- the discharge path ---------------------------------------------------------------
+
+    def _run_gate(self) -> None:
+        """The J3072 gate's periodic part: the session's deadlines, TLS and the approval
+        list, the meter; then main opened if the gate says so, and the discharge relay."""
+        gate, charger, interlock, board = self.gate, self.charger, self.interlock, self.board
+        if gate is None or charger is None or interlock is None or board is None:
+            return
+        gate.plugged(charger.vehicle_present)
+        gate.poll()
+        self.meter_w = board.read_meter().power_w
+        gate.on_meter(self.meter_w, interlock.closed(Relay.MAIN))
+        reasons = gate.drain_open_main()
+        if reasons:
+            self.recorder.fault(FaultKind.UNAUTHORIZED_DISCHARGE.value, "; ".join(reasons))
+            self._apply(charger.on_unauthorized_discharge(self._clock()))
+            self._log_notes()
+        self._apply_discharge()
+
+    def _discharge_wanted(self) -> bool:
+        """Authorized, main closed for charging, no fault: the interlock adds the pilot
+        (C/D), main's own feedback and its latches at the instant of closing."""
+        gate, charger, interlock = self.gate, self.charger, self.interlock
+        if gate is None or charger is None or interlock is None:
+            return False
+        return (
+            gate.authorized
+            and charger.state_id in POWER_STATES
+            and not charger.faults
+            and interlock.closed(Relay.MAIN)
+        )
+
+    def _apply_discharge(self) -> None:
+        interlock = self.interlock
+        assert interlock is not None
+        actual = interlock.closed(Relay.DISCHARGE)
+        if self._discharge_closed and not actual:  # the interlock opened it with main
+            self._discharge_closed = False
+            self.recorder.relay("discharge", False, "opened with main")
+            log_event(logger, "relay.opened_with_main", relay="discharge")
+        wanted = self._discharge_wanted()
+        if wanted == actual:
+            return
+        now = self._clock()
+        if not wanted:
+            interlock.command(Relay.DISCHARGE, False, now)
+            self._discharge_closed = False
+            reason = "j3072: " + ("revoked" if self.gate and not self.gate.authorized else "main")
+            self.recorder.relay("discharge", False, reason)
+            log_event(logger, "relay.command", relay="discharge", closed=False)
+            return
+        if interlock.command(Relay.DISCHARGE, True, now):
+            self._discharge_closed = True
+            self.recorder.relay("discharge", True, "j3072: authorized")
+            log_event(logger, "relay.command", relay="discharge", closed=True)
 
     def _recorded_fault(self) -> FaultKind | None:
         """A permanent fault recorded before this start (an unreadable record counts)."""

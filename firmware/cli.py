@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import sys
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from firmware import __version__, journal_cli
 from firmware.approvals import cli as approvals_cli
+from firmware.control import ControlError, query, render
 from firmware.errors import ConfigError
 from firmware.fault_store import FaultStoreError
 from firmware.logs import flush_logging, setup_logging
@@ -68,6 +70,20 @@ def _parser() -> argparse.ArgumentParser:
             metavar="PATH",
             help=f"TOML config file (default: {DEFAULT_CONFIG})",
         )
+    status = commands.add_parser(
+        "status",
+        help="ask the running daemon for its status",
+        description="Ask the running daemon, over its control socket ([control] socket), "
+        "for the pilot state, relays, PLC link, session, authorization, approval list and "
+        "faults. Exit 1 when the daemon does not answer.",
+    )
+    status.add_argument("--json", action="store_true", help="one JSON object")
+    status.add_argument(
+        "--config",
+        default=DEFAULT_CONFIG,
+        metavar="PATH",
+        help=f"TOML config file (default: {DEFAULT_CONFIG})",
+    )
     _add_pki_parser(commands)
     approvals_cli.add_parser(commands)
     journal_cli.add_parser(commands)
@@ -138,6 +154,19 @@ def _faults(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    from firmware.config import load_config
+
+    path = load_config(args.config).control.socket
+    try:
+        snapshot = query(path)
+    except ControlError as err:
+        print(f"evse-gatekeeper: status: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(snapshot, indent=2, sort_keys=True) if args.json else render(snapshot))
+    return 0
+
+
 def _pki(args: argparse.Namespace) -> int:
     if args.action == "init":
         layout = init_pki(args.directory)
@@ -167,6 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = {
         "run": _run,
         "faults": _faults,
+        "status": _status,
         "pki": _pki,
         "approvals": _approvals,
         "sessions": _sessions,

@@ -8,6 +8,7 @@ this file holds board and site facts only.
 from __future__ import annotations
 
 import enum
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +35,9 @@ FEEDBACK_CHOICES = tuple(kind.value for kind in FeedbackKind)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SECTIONS = (
     *("hal", "charger", "contactor", "plc", "tls", "sep2", "site", "j3072", "approvals"),
-    *("paths", "log"),
+    *("paths", "log", "control"),
 )
+MAX_SOCKET_PATH_BYTES = 107  # sockaddr_un.sun_path is 108 bytes with its terminating NUL
 PLC_MOCK = "mock"  # [plc] interface: the in-process simulated modem and vehicle
 
 
@@ -84,6 +86,11 @@ class PathsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ControlConfig:
+    socket: Path = Path("/var/lib/evse-gatekeeper/control.sock")  # default: in the state dir
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     level: str = "info"
 
@@ -101,6 +108,7 @@ class Config:
     site: SiteConfig = field(default_factory=SiteConfig)
     mapping: MappingConfig = field(default_factory=MappingConfig)
     approvals: ApprovalsConfig = field(default_factory=ApprovalsConfig)
+    control: ControlConfig = ControlConfig()
     source: Path | None = None
 
 
@@ -129,11 +137,12 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
     j3072 = SectionReader("j3072", data.get("j3072"), problems)
     mapping = read_mapping(SectionReader("j3072.mapping", j3072.table("mapping"), problems))
     j3072.finish()
+    paths = _paths(SectionReader("paths", data.get("paths"), problems))
     config = Config(
         board=board,
         charger=_charger(SectionReader("charger", data.get("charger"), problems)),
         contactor=_contactor(SectionReader("contactor", data.get("contactor"), problems)),
-        paths=_paths(SectionReader("paths", data.get("paths"), problems)),
+        paths=paths,
         log=_log(SectionReader("log", data.get("log"), problems)),
         plc=_plc(SectionReader("plc", data.get("plc"), problems), board, problems),
         tls=tls,
@@ -143,6 +152,7 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
         approvals=read_approvals(
             SectionReader("approvals", data.get("approvals"), problems), problems
         ),
+        control=_control(SectionReader("control", data.get("control"), problems), paths, problems),
         source=source,
     )
     if problems:
@@ -240,6 +250,19 @@ def _valid_ifname(name: str) -> bool:
 
 def _paths(section: SectionReader) -> PathsConfig:
     config = PathsConfig(state_dir=Path(section.string("state_dir", str(PathsConfig().state_dir))))
+    section.finish()
+    return config
+
+
+def _control(section: SectionReader, paths: PathsConfig, problems: list[str]) -> ControlConfig:
+    """``evse-gatekeeper status`` asks here; by default in the state directory, so that
+    two daemons with their own state never share one socket."""
+    path = section.string("socket", str(paths.state_dir / "control.sock"))
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH_BYTES:
+        problems.append(
+            f"control.socket: longer than {MAX_SOCKET_PATH_BYTES} bytes, too long for a unix socket"
+        )
+    config = ControlConfig(socket=Path(path))
     section.finish()
     return config
 

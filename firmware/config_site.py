@@ -48,6 +48,7 @@ class Mode(enum.Enum):
     VOLT_WATT = "volt-watt"
     FREQ_DROOP = "freq-droop"
     MAX_LIM_W = "max-lim-w"
+    FIXED_W = "fixed-w"  # the dispatch (§4.8.2): + discharge, % of setMaxW; only once energized
 
     @property
     def reactive(self) -> bool:
@@ -61,7 +62,7 @@ MAX_CURVE_POINTS = 10  # 2030.5 CurveData: at most 10 points
 @dataclass(frozen=True, slots=True)
 class SiteFunction:
     """One mode and its parameters: ``curve`` for the curve modes (x, y pairs in percent),
-    ``value`` for fixed-pf (the power factor), fixed-var and max-lim-w (percent), and the
+    ``value`` for fixed-pf (the power factor), fixed-var, max-lim-w and fixed-w (percent), and the
     droop parameters for freq-droop."""
 
     mode: Mode
@@ -219,8 +220,8 @@ def _function(section: SectionReader, problems: list[str]) -> SiteFunction | Non
         function = SiteFunction(mode, curve=_curve(section, problems))
     elif mode is Mode.FIXED_PF:
         function = SiteFunction(mode, value=section.number("power_factor", 1.0, 0.8, 1.0))
-    elif mode in (Mode.FIXED_VAR, Mode.MAX_LIM_W):
-        low = -100.0 if mode is Mode.FIXED_VAR else 0.0
+    elif mode in (Mode.FIXED_VAR, Mode.MAX_LIM_W, Mode.FIXED_W):
+        low = 0.0 if mode is Mode.MAX_LIM_W else -100.0
         function = SiteFunction(mode, value=section.number("percent", 100.0, low, 100.0))
     elif mode is Mode.FREQ_DROOP:
         droop = tuple((key, section.number(key, *limits)) for key, limits in DROOP_KEYS.items())

@@ -190,9 +190,9 @@ class Journal:
             if cursor.rowcount != 1:
                 raise ValueError(f"no open session {session_id}")
 
-    def record_decision(self, session_id: int, at: str | None, decision: Decision) -> None:
+    def record_decision(self, session_id: int, at: str | None, decision: Decision) -> int:
         reasons = json.dumps(list(decision.reasons))
-        self._insert(
+        return self._insert(
             "INSERT INTO decisions (session_id, at, granted, limit_w, ism, reasons)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (session_id, self._at(at), decision.granted, decision.limit_w, decision.ism, reasons),

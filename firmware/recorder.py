@@ -4,7 +4,8 @@ plug-out with the EV MAC SLAC learned, every relay action with its reason, every
 Each record is committed before the caller logs the action as done (DESIGN.md principle 4).
 The journal is not on the safety path: the relays have already been commanded through the
 interlock when a record is written, and a journal that fails is logged once per failure
-kind and never stops the charger. (The J3072 grant, issue #5, will require a working one.)
+kind and never stops the charger. A J3072 grant is the exception: it takes effect only once its
+record is written (``decision`` returns False otherwise, and the gate denies).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from firmware.j3072.decision import Decision
 from firmware.journal import Journal, JournalError
 from firmware.logs import log_event
 
@@ -45,6 +47,20 @@ class Recorder:
         session = self.session_id
         if session is not None:
             self._write("session", lambda j: j.update_session(session, ev_mac=mac))
+
+    def identify(self, **fields: str | None) -> None:
+        """The session's vehicle: ``lfdi``, ``ism``, ``vin``."""
+        session = self.session_id
+        if session is not None:
+            self._write("session", lambda j: j.update_session(session, **fields))
+
+    def decision(self, decision: Decision) -> bool:
+        """Journal a J3072 decision; True only once it is on disk (a grant waits for it)."""
+        session = self.session_id
+        if session is None or self.journal is None:
+            return False
+        written = self._write("decision", lambda j: j.record_decision(session, None, decision))
+        return written is not None
 
     def relay(self, relay: str, closed: bool, reason: str) -> None:
         session = self.session_id

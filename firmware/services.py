@@ -27,6 +27,7 @@ from hal import Board
 
 if TYPE_CHECKING:
     from firmware.sep2.service import Sep2Service
+    from firmware.sep2.store import PevEvent
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ MOCK_PLC_WORLD = "hil.plc.mock_world"  # imported only for [plc] interface = "mo
 
 
 class Services:
-    def __init__(self, config: Config, post: Callable[[PlcEvent], None]) -> None:
+    def __init__(self, config: Config, post: Callable[[PlcEvent | PevEvent], None]) -> None:
         self.config = config
         self._post = post
         self.plc: PlcStack | None = None
@@ -130,7 +131,7 @@ class Services:
             return
         from firmware.sep2.service import Sep2Service  # aiohttp only when the server is on
 
-        self.sep2 = Sep2Service(self.config)
+        self.sep2 = Sep2Service(self.config, on_event=self._post)
         await self.sep2.start()
 
     def _watched(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:

@@ -8,21 +8,22 @@ when every step behaved as J1772 requires; the daemon's full log is kept in the 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
 from firmware.config import Config, load_config
+from firmware.control import query
 from firmware.errors import ConfigError
 from firmware.pilot.duty import current_to_duty_permille
 from hil.daemon import Daemon
-from hil.pev.report import Step
+from hil.pev.background import BackgroundPev
 from hil.rig import Rig, RigError, wait_for_rig
 
-PEV_PROFILE = "certified-4q"
-PEV_SESSION_S = 2.5  # heartbeats after the exchange (the decision itself is issue #5)
+APPROVED_PROFILE = "certified-4q"
+DENIED_PROFILE = "unapproved-ism"
 SHOWN_EVENTS = (
     "charger.state",
     "fault.",
@@ -35,6 +36,8 @@ SHOWN_EVENTS = (
     "plc.wakeup",
     "set_key modem=evse",
     "mock.pev_matched",
+    "j3072.",
+    "relay.command relay=discharge",
 )
 
 
@@ -64,104 +67,242 @@ class Timeline:
             print(f"{'':22}firmware: {line.split(' ', 2)[-1]}")
 
 
-def _pev_exchange(config: Config) -> Callable[[], str]:
-    """The simulated vehicle's 2030.5 client against the daemon's server, over real TLS."""
+class Story:
+    """The steps a demo plays through the rig, each timed and checked."""
 
-    def run() -> str:
-        from hil.pev.client import PevClient
-        from hil.pev.profiles import PROFILES
+    def __init__(self, rig: Rig, timeline: Timeline, config: Config, duty_pct: float) -> None:
+        self.rig = rig
+        self.timeline = timeline
+        self.config = config
+        self.duty_pct = duty_pct
+        self.step = timeline.step
 
-        assert config.tls.ca_file is not None
-        server = f"https://[{config.sep2.host}]:{config.sep2.port}"
-        steps: list[str] = []
-
-        def shown(step: Step) -> None:
-            if not step.routine:
-                status = step.status or "ok"
-                steps.append(f"{step.method:<4} {step.href:<24} {status} "
-                             f"{step.latency_ms:6.1f} ms  {step.name}")  # fmt: skip
-
-        client = PevClient(server, config.tls.ca_file.parent, PROFILES[PEV_PROFILE],
-                           on_step=shown)  # fmt: skip
-        report = asyncio.run(client.run(PEV_SESSION_S))
-        for line in steps:
-            print(f"{'':22}vehicle:  {line}")
-        if not report.ok:
-            raise AssertionError("; ".join(report.summary()[1:]))
-        counts = f"{len(steps)} requests, {report.responses_posted} Responses"
-        return f"{counts}, {report.heartbeats_sent} heartbeats, opModEnergize={report.energize}"
-
-    return run
-
-
-def _play(
-    rig: Rig, timeline: Timeline, duty_pct: float, max_current_a: float, config: Config
-) -> None:
-    plc = config.plc.enabled
-
-    def expect_duty(low: float, high: float) -> Callable[[], str]:
+    def duty(self, low: float, high: float) -> Callable[[], str]:
         def check() -> str:
-            duty, elapsed = rig.wait_duty(low, high, 1000)
+            duty, elapsed = self.rig.wait_duty(low, high, 1000)
             return f"pilot duty {duty:.1f} % after {elapsed / 1000:.1f} ms"
 
         return check
 
-    def expect_relay(position: str, limit_ms: int) -> Callable[[], str]:
+    def offered(self) -> Callable[[], str]:
+        return self.duty(self.duty_pct - 0.05, self.duty_pct + 0.05)
+
+    def relay(self, position: str, limit_ms: int, relay: str = "MAIN") -> Callable[[], str]:
         def check() -> str:
-            elapsed = rig.wait_relay("MAIN", position, limit_ms)
+            elapsed = self.rig.wait_relay(relay, position, limit_ms)
             assert elapsed <= limit_ms * 1000, f"took {elapsed / 1000:.1f} ms > {limit_ms} ms"
-            return f"main {position.lower()} after {elapsed / 1000:.1f} ms (limit {limit_ms} ms)"
+            where = f"{relay.lower()} {position.lower()}"
+            return f"{where} after {elapsed / 1000:.1f} ms (limit {limit_ms} ms)"
 
         return check
 
-    def send(*commands: str) -> Callable[[], str]:
+    def stays_open(self, relay: str, for_ms: int) -> Callable[[], str]:
+        def check() -> str:
+            try:
+                self.rig.wait_relay(relay, "CLOSED", for_ms)
+            except RigError as err:
+                if err.code == "TIMEOUT":
+                    return f"{relay.lower()} still open after {for_ms} ms"
+                raise
+            raise AssertionError(f"{relay.lower()} closed")
+
+        return check
+
+    def send(self, *commands: str) -> Callable[[], str]:
         def run() -> str:
             for command in commands:
-                rig.command(command)
+                self.rig.command(command)
             return " ; ".join(commands)
 
         return run
 
-    def expect_log(*needles: str) -> Callable[[], str]:
-        since = len(timeline.daemon.lines)
+    def log(self, *needles: str, timeout_s: float = 5.0) -> Callable[[], str]:
+        since = len(self.timeline.daemon.lines)
 
         def check() -> str:
-            timeline.daemon.wait_for_all(needles, since, timeout_s=5)
+            self.timeline.daemon.wait_for_all(needles, since, timeout_s=timeout_s)
             return "firmware log: " + ", ".join(needles)
 
         return check
 
-    step = timeline.step
-    rig.reset()
-    step("vehicle plugs in", send("EV:STATE B"))
-    step(f"EVSE offers {max_current_a:g} A", expect_duty(duty_pct - 0.05, duty_pct + 0.05))
-    if plc:
-        joined = expect_log("plc.slac_matched", "plc.link state=up")
-        step("vehicle's PLC modem joins", send("EV:PLC ON"))
-        step("SLAC matches, the PLC link is up", joined)
-    if config.sep2.enabled:
-        step("vehicle runs the J3072 exchange (TLS)", _pev_exchange(config))
-    step("vehicle requests charge", send("EV:STATE C"))
-    step("EVSE closes the contactor", expect_relay("CLOSED", 3000))
-    step("vehicle stops charging", send("EV:STATE B"))
-    step("EVSE opens the contactor", expect_relay("OPEN", 100))
-    left = expect_log("plc.link state=down", "set_key modem=evse")
-    step("vehicle unplugs", send("EV:STATE A", "EV:PLC OFF"))
-    step("pilot back to steady +12 V", expect_duty(100, 100))
-    if plc:
-        step("PLC link down, EVSE re-keys its modem", left)
+    def plug_in_and_match(self) -> None:
+        self.step("vehicle plugs in", self.send("EV:STATE B"))
+        self.step(f"EVSE offers {self.config.charger.max_current_a:g} A", self.offered())
+        if self.config.plc.enabled:
+            joined = self.log("plc.slac_matched", "plc.link state=up")
+            self.step("vehicle's PLC modem joins", self.send("EV:PLC ON"))
+            self.step("SLAC matches, the PLC link is up", joined)
+
+    def unplug(self) -> None:
+        left = self.log("plc.link state=down", "set_key modem=evse")
+        self.step("vehicle unplugs", self.send("EV:STATE A", "EV:PLC OFF", "METER:W 0"))
+        self.step("both relays open", self.relay("OPEN", 100))
+        self.step("pilot back to steady +12 V", self.duty(100, 100))
+        if self.config.plc.enabled:
+            self.step("PLC link down, EVSE re-keys its modem", left)
+
+    def start_vehicle(self, profile: str) -> BackgroundPev:
+        from hil.pev.profiles import PROFILES
+
+        config = self.config
+        assert config.tls.ca_file is not None
+        server = f"https://[{config.sep2.host}]:{config.sep2.port}"
+        return BackgroundPev(server, config.tls.ca_file.parent, PROFILES[profile]).start()
+
+    def decision(self, granted: bool) -> Callable[[], str]:
+        word = "granted=true" if granted else "granted=false"
+
+        def check() -> str:
+            line = self.timeline.daemon.wait_for(f"j3072.decision {word}", timeout_s=15)
+            return line.split("j3072.decision ", 1)[1]
+
+        return check
+
+    def status(self) -> Callable[[], str]:
+        """What the site owner sees: the daemon's control socket."""
+
+        def check() -> str:
+            shown = query(self.config.control.socket)
+            auth = shown["authorization"]
+            relays = " ".join(f"{k}={v}" for k, v in shown["relays"].items())
+            why = "; ".join(auth["reasons"]) or f"limit {auth['limit_w']} W"
+            return f"{auth['state']} ({why}); {relays}; meter {shown['meter_w']:g} W"
+
+        return check
+
+    def energized(self, pev: BackgroundPev) -> Callable[[], str]:
+        def check() -> str:
+            deadline = time.monotonic() + 3
+            while pev.energize is not True and time.monotonic() < deadline:
+                time.sleep(0.02)
+            history = pev.client.log.energize_history
+            assert pev.energize is True, f"the vehicle saw {history}"
+            return f"by {history[-1].via}, {history[-1].at_s:.2f} s into its session"
+
+        return check
+
+    def dispatch(self, pev: BackgroundPev) -> Callable[[], str]:
+        """The vehicle follows opModFixedW; the rig plays the power it sends to the grid."""
+
+        def run() -> str:
+            deadline = time.monotonic() + 3
+            while pev.client.dispatched_w <= 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            watts = pev.client.dispatched_w
+            assert watts > 0, "the vehicle saw no energized dispatch"
+            self.rig.command(f"METER:W {watts:.0f}")
+            time.sleep(0.3)  # a loop period: the firmware's meter check has read it
+            pct = pev.client.fixed_w_pct
+            return f"opModFixedW {pct:g} % of setMaxW -> METER:W {watts:.0f}"
+
+        return run
+
+
+def _approved_vehicle(story: Story) -> None:
+    step = story.step
+    print("  -- an approved, certified 4Q vehicle: authorized, discharges at the dispatch --")
+    story.plug_in_and_match()
+    pev = story.start_vehicle(APPROVED_PROFILE)
+    step("vehicle runs the J3072 exchange (TLS)", story.decision(True))
+    step("vehicle sees opModEnergize = true", story.energized(pev))
+    step("vehicle requests charge", story.send("EV:STATE C"))
+    step("EVSE closes the contactor", story.relay("CLOSED", 3000))
+    step("EVSE closes the discharge path", story.relay("CLOSED", 1000, "DISCHARGE"))
+    step("vehicle discharges at the dispatched power", story.dispatch(pev))
+    step("evse-gatekeeper status", story.status())
+    story.unplug()
+    pev.stop()
+
+
+def _unapproved_vehicle(story: Story) -> None:
+    step = story.step
+    print("\n  -- a vehicle whose ISM is not on the approval list: denied, just charges --")
+    story.plug_in_and_match()
+    pev = story.start_vehicle(DENIED_PROFILE)
+    step("vehicle runs the J3072 exchange (TLS)", story.decision(False))
+    step("vehicle requests charge", story.send("EV:STATE C"))
+    step("EVSE closes the contactor (after protection)", story.relay("CLOSED", 15000))
+    step("the discharge path stays open", story.stays_open("DISCHARGE", 1500))
+    step("evse-gatekeeper status", story.status())
+    story.unplug()
+    pev.stop()
+
+
+def _basic_session(story: Story) -> None:
+    step = story.step
+    story.plug_in_and_match()
+    step("vehicle requests charge", story.send("EV:STATE C"))
+    step("EVSE closes the contactor", story.relay("CLOSED", 3000))
+    step("vehicle stops charging", story.send("EV:STATE B"))
+    step("EVSE opens the contactor", story.relay("OPEN", 100))
+    story.unplug()
+
+
+def _fault_and_recovery(story: Story) -> None:
+    step, send, relay = story.step, story.send, story.relay
     print("\n  -- a fault while charging, and its recovery --")
     step("vehicle plugs in and requests charge", send("EV:STATE B", "EV:STATE C"))
-    step("EVSE closes (after contact protection)", expect_relay("CLOSED", 15000))
+    step("EVSE closes (after contact protection)", relay("CLOSED", 15000))
     step("the vehicle's diode shorts", send("EV:DIODE SHORT"))
-    step("EVSE opens the contactor", expect_relay("OPEN", 100))
-    step("EVSE signals state F", expect_duty(0, 0))
-    step("EVSE returns to +12 V, fault latched", expect_duty(100, 100))
+    step("EVSE opens the contactor", relay("OPEN", 100))
+    step("EVSE signals state F", story.duty(0, 0))
+    step("EVSE returns to +12 V, fault latched", story.duty(100, 100))
     step("vehicle unplugs, diode repaired", send("EV:STATE A", "EV:DIODE OK"))
     step("vehicle plugs in again", send("EV:STATE B"))
-    step("EVSE offers power again", expect_duty(duty_pct - 0.05, duty_pct + 0.05))
+    step("EVSE offers power again", story.offered())
     step("vehicle unplugs", send("EV:STATE A"))
-    step("pilot back to steady +12 V", expect_duty(100, 100))
+    step("pilot back to steady +12 V", story.duty(100, 100))
+
+
+def _play(story: Story) -> None:
+    story.rig.reset()
+    config = story.config
+    if config.sep2.enabled and config.plc.enabled:
+        _approved_vehicle(story)
+        _unapproved_vehicle(story)
+    else:
+        _basic_session(story)
+    _fault_and_recovery(story)
+
+
+def _with_utility_key(config_path: str, state_dir: Path) -> str:
+    """The mock config plus a TEST utility key (made once under the state dir): the config
+    the demo's daemon runs with, written next to the key."""
+    from hil.approvals import KEY_FILE, PUBLIC_FILE, keygen
+
+    directory = state_dir / "utility"
+    if not (directory / KEY_FILE).exists():
+        keygen(directory)
+        print(f"made a TEST utility key in {directory} (not for production)")
+    text = Path(config_path).read_text()
+    if "approvals" in tomllib.loads(text):
+        return config_path  # the operator's own keys: use them as they are
+    derived = state_dir / "demo.toml"
+    derived.write_text(
+        text + f'\n[approvals]\nutility_keys = ["{(directory / PUBLIC_FILE).resolve()}"]\n'
+    )
+    return str(derived)
+
+
+def _ensure_utility_list(config: Config, config_path: str) -> None:
+    """Install a fresh list signed by the TEST utility key, approving the simulated certified
+    vehicle's ISM, the way an operator does (``approvals install``: verified, journaled)."""
+    keys = config.approvals.utility_keys
+    if not keys:
+        return
+    from firmware.cli import main as cli
+    from hil.approvals import KEY_FILE, load_key, signed_list
+    from hil.pev.profiles import APPROVED_ISM
+
+    key = load_key(keys[0].parent / KEY_FILE)
+    version = int(time.time())  # strictly increasing from run to run
+    jws = signed_list(key, service_area=config.site.service_area, version=version,
+                      approve={APPROVED_ISM: 6000})  # fmt: skip
+    path = Path(config.paths.state_dir) / "demo-approval-list.jws"
+    path.write_text(jws)
+    print("approvals install: ", end="", flush=True)
+    if cli(["approvals", "install", str(path), "--config", config_path]) != 0:
+        raise SystemExit("demo: the approval list was refused")
 
 
 def _ensure_test_pki(ca_file: Path | None) -> None:
@@ -192,9 +333,14 @@ def main(argv: list[str] | None = None) -> int:
     state_dir = Path(config.paths.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     _ensure_test_pki(config.tls.ca_file)
+    daemon_config = args.config
+    if config.sep2.enabled:
+        daemon_config = _with_utility_key(args.config, state_dir)
+        config = load_config(daemon_config)
+        _ensure_utility_list(config, daemon_config)
     log_path = state_dir / "demo-daemon.log"
     print(f"evse-gatekeeper demo: mock board, virtual rig at {rig_link}\n")
-    daemon = Daemon(Path(args.config), log_file=log_path)
+    daemon = Daemon(Path(daemon_config), log_file=log_path)
     timeline = Timeline(daemon)
     try:
         daemon.wait_for("gatekeeper.ready", timeout_s=15)
@@ -202,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  rig: {' '.join(f'{k}={v}' for k, v in rig.identify().items())}")
             timeline.show_firmware("start-up")
             print()
-            _play(rig, timeline, duty / 10, config.charger.max_current_a, config)
+            _play(Story(rig, timeline, config, duty / 10))
     except (TimeoutError, RuntimeError, RigError) as err:
         timeline.failures.append(str(err))
     finally:
@@ -210,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     if code != 0:
         timeline.failures.append(f"daemon exited with {code} on SIGTERM")
     print(f"\n  daemon stopped (exit {code}); its log: {log_path}")
+    journal = state_dir / "journal.sqlite3"
+    print(f"  journal: {journal} (evse-gatekeeper sessions --config {args.config})")
     if timeline.failures:
         print(f"\nFAILED: {len(timeline.failures)} step(s) misbehaved", file=sys.stderr)
         return 1

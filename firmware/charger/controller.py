@@ -127,6 +127,13 @@ class Charger:
         self._latch(kind)
         return self._step("rcd_trip")
 
+    def on_unauthorized_discharge(self, now_ns: int) -> Outputs:
+        """The J3072 gate saw the vehicle discharge without permission: open main and hold
+        the fault until it unplugs."""
+        self._now = now_ns
+        self._latch(FaultKind.UNAUTHORIZED_DISCHARGE)
+        return self._step("discharge_fault")
+
     def on_permanent_fault(self, kind: FaultKind, now_ns: int) -> Outputs:
         self._now = now_ns
         self._latch(kind)

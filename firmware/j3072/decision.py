@@ -27,6 +27,7 @@ from firmware.sep2.site import DER_TYPE_PEV, scaled, watts
 
 CERTIFIED = re.compile(r"^J3072(;.*)?$", re.IGNORECASE)
 APPROVED = "approved"
+NO_VALID_LIST = "no valid list"  # none installed, or it expired / is not yet valid
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +62,7 @@ class Decision:
 
 def decide(inputs: DecisionInputs) -> Decision:
     reasons: list[str] = []
-    ism = _field(inputs.device_information, inputs.mapping.ism)
+    ism = mapped(inputs.device_information, inputs.mapping.ism)
     reasons += _certification(inputs)
     reasons += _capability(inputs)
     reasons += _approval(ism, inputs.approval)
@@ -77,7 +78,7 @@ def is_four_quadrant(capability: DERCapability) -> bool:
     return var is not None and var_neg is not None and var.value > 0 and var_neg.value > 0
 
 
-def _field(info: DeviceInformation | None, element: str) -> str | None:
+def mapped(info: DeviceInformation | None, element: str) -> str | None:
     """The value of a mapped DeviceInformation element (by its XML name)."""
     if info is None:
         return None
@@ -90,7 +91,7 @@ def _field(info: DeviceInformation | None, element: str) -> str | None:
 def _certification(inputs: DecisionInputs) -> list[str]:
     if inputs.device_information is None:
         return ["no DeviceInformation: certification and ISM unknown"]
-    text = _field(inputs.device_information, inputs.mapping.certification)
+    text = mapped(inputs.device_information, inputs.mapping.certification)
     if text is None or not CERTIFIED.match(text.strip()):
         return [f"not J3072-certified ({inputs.mapping.certification}={text!r})"]
     return []
@@ -111,6 +112,8 @@ def _capability(inputs: DecisionInputs) -> list[str]:
 def _approval(ism: str | None, approval: Approval) -> list[str]:
     if ism is None:
         return [] if approval.status == APPROVED else ["no ISM number reported"]
+    if approval.status == NO_VALID_LIST:
+        return [f"ISM {ism} not checked: no valid approval list in force"]
     if approval.status != APPROVED:
         return [f"ISM {ism} {approval.status} on the approval list"]
     return []

@@ -39,9 +39,13 @@ class ServerSettings:
     key_file: Path
 
 
+STORE = web.AppKey("store", Sep2Store)
+
+
 @web.middleware
 async def _identity(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every request is bound to the LFDI/SFDI of the certificate on its connection."""
+    """Every request is bound to the LFDI/SFDI of the certificate on its connection (and
+    the store learns that the vehicle has this connection open)."""
     ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
     try:
         if ssl_object is None:
@@ -54,6 +58,8 @@ async def _identity(request: web.Request, handler: Handler) -> web.StreamRespons
             request.transport.close()
         raise web.HTTPForbidden(text=f"{err}\n") from None
     request[IDENTITY] = identity
+    if request.transport is not None:
+        request.app[STORE].saw_connection(identity.lfdi, request.transport)
     return await handler(request)
 
 
@@ -115,6 +121,7 @@ class Sep2Server:
         # _refusals outermost of the two so that it also logs the identity refusal's
         # siblings; the identity check itself answers 403 and closes the connection
         app = web.Application(middlewares=[_identity, _refusals], client_max_size=MAX_BODY_BYTES)
+        app[STORE] = self.store
         self.handlers.register(app.router)
         return app
 

@@ -145,6 +145,8 @@ class SiteResources:
             return DERControlBase(op_mod_fixed_var=fixed)
         if mode is Mode.MAX_LIM_W:
             return DERControlBase(op_mod_max_lim_w=round(value * 100))
+        if mode is Mode.FIXED_W:
+            return DERControlBase(op_mod_fixed_w=round(value * 100))
         droop = dict(function.droop)
         return DERControlBase(
             op_mod_freq_droop=FreqDroop(

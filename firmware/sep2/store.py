@@ -10,7 +10,9 @@ profile's reads it has made; every change is reported as a ``PevEvent`` to whoev
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,6 +81,30 @@ class Sep2Store:
         self._by_n: dict[int, PevRecord] = {}
         self.mirrors: dict[int, MirrorRecord] = {}
         self._next_mirror = itertools.count()
+        self._transports: dict[str, weakref.WeakSet[asyncio.BaseTransport]] = {}
+
+    def saw_connection(self, lfdi: str, transport: asyncio.BaseTransport) -> None:
+        """A request of ``lfdi`` arrived on this TLS connection."""
+        self._transports.setdefault(lfdi, weakref.WeakSet()).add(transport)
+
+    def connected(self, lfdi: str) -> bool:
+        """Whether the vehicle has a TLS connection open now."""
+        alive = self._transports.get(lfdi, ())
+        return any(not transport.is_closing() for transport in alive)
+
+    def end_session(self, lfdi: str) -> None:
+        """The vehicle left: forget what it said and read (a new plug-in starts the exchange
+        again) and its subscriptions; keep its EndDevice index and mirrors."""
+        record = self._by_lfdi.get(lfdi)
+        if record is None:
+            return
+        for name in ("device_information", "power_status", "der_capability", "der_settings",
+                     "der_availability", "der_status", "status_at_ns"):  # fmt: skip
+            setattr(record, name, None)
+        record.responses.clear()
+        record.subscriptions.clear()
+        record.reads.clear()
+        record.energize = False
 
     def record_for(self, identity: PeerIdentity, now_s: int = 0) -> PevRecord:
         record = self._by_lfdi.get(identity.lfdi)

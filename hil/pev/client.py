@@ -31,6 +31,7 @@ from firmware.sep2.device import DeviceCapability, EndDevice, EndDeviceList, Sel
 from firmware.sep2.identity import PkiError, lfdi, load_certificate
 from firmware.sep2.program import DERProgram, DERProgramList, FunctionSetAssignmentsList
 from firmware.sep2.response import STATUS_RECEIVED, STATUS_STARTED
+from firmware.sep2.site import watts
 from firmware.sep2.tls import TlsError, client_context, server_context
 from firmware.sep2.values import Link, ListLink
 from hil.pev import documents
@@ -98,6 +99,17 @@ class PevClient:
         self._answered: set[str] = set()
         self._stop = asyncio.Event()
         self._http: Sep2Http | None = None
+        self.set_max_w: float | None = None  # what we PUT in our DERSettings
+        self.fixed_w_pct: float | None = None  # the dispatch (opModFixedW), % of setMaxW
+
+    @property
+    def dispatched_w(self) -> float:
+        """What this vehicle discharges: the dispatch, once energized (§4.8.2); else 0."""
+        history = self.log.energize_history
+        energized = bool(history) and history[-1].energize is True
+        if not energized or self.fixed_w_pct is None or self.set_max_w is None:
+            return 0.0
+        return max(0.0, self.fixed_w_pct / 100 * self.set_max_w)
 
     def stop(self) -> None:
         """End the heartbeat phase now (the session then completes normally)."""
@@ -205,6 +217,7 @@ class PevClient:
         der = await self._der(need(edev.der_list_link, "EndDevice DERListLink"), "PEV")
         links, p, now = self.links, self.profile, self.now()
         links.der_status = need(der.der_status_link, "DERStatusLink")
+        self.set_max_w = watts(documents.der_settings(p, site, now).set_max_w)
         writes: tuple[tuple[Link | None, str, Resource], ...] = (
             (der.der_settings_link, "DERSettings", documents.der_settings(p, site, now)),
             (
@@ -264,6 +277,9 @@ class PevClient:
                 await http.get(curve, DERCurve, name)
         for control in controls.der_controls:
             await self._respond(control)
+        fixed = [c.der_control_base.op_mod_fixed_w for c in controls.der_controls]
+        dispatch = [value for value in fixed if value is not None]
+        self.fixed_w_pct = dispatch[0] / 100 if dispatch else None
 
     async def _respond(self, control: DERControl) -> None:
         if control.mrid in self._answered:

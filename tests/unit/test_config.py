@@ -119,6 +119,26 @@ def test_contactor_paths_and_log_keys() -> None:
     assert config.log.level == "debug"
 
 
+def test_control_socket() -> None:
+    assert parse_config({}).control.socket == Path("/var/lib/evse-gatekeeper/control.sock")
+    assert parse_config({"control": {}}).control.socket == Path(
+        "/var/lib/evse-gatekeeper/control.sock"
+    )
+    in_state = parse_config({"paths": {"state_dir": "/srv/evse"}})
+    assert in_state.control.socket == Path("/srv/evse/control.sock"), "follows the state dir"
+    config = parse_config({"control": {"socket": ".state/control.sock"}})
+    assert config.control.socket == Path(".state/control.sock")  # relative: used as written
+    assert problems_of({"control": {"socket": "/run/x.sock", "mode": "0666"}}) == [
+        "control.mode: unknown key"
+    ]
+
+
+def test_a_control_socket_path_too_long_for_a_unix_socket() -> None:
+    parse_config({"control": {"socket": "/" + "s" * 106}})  # 107 bytes: the most that fits
+    (problem,) = problems_of({"control": {"socket": "/" + "s" * 107}})
+    assert problem.startswith("control.socket: longer than 107 bytes")
+
+
 @pytest.mark.parametrize(
     ("section", "key", "value"),
     [
@@ -152,13 +172,15 @@ def test_unknown_section() -> None:
 
 
 @pytest.mark.parametrize(
-    "section", ["hal", "hal.mock", "charger", "contactor", "plc", "paths", "log"]
+    "section", ["hal", "hal.mock", "charger", "contactor", "plc", "paths", "log", "control"]
 )
 def test_unknown_key_in_each_section(section: str) -> None:
     assert problems_of(_nest(section, {"colour": "blue"})) == [f"{section}.colour: unknown key"]
 
 
-@pytest.mark.parametrize("section", ["hal", "charger", "contactor", "plc", "paths", "log"])
+@pytest.mark.parametrize(
+    "section", ["hal", "charger", "contactor", "plc", "paths", "log", "control"]
+)
 def test_a_section_that_is_not_a_table(section: str) -> None:
     assert where(problems_of({section: 5})) == [section]
 
@@ -197,6 +219,7 @@ def test_hal_mock_that_is_not_a_table() -> None:
         ("hal.mock", "rig_link", 5),
         ("paths", "state_dir", 5),
         ("log", "level", 3),
+        ("control", "socket", 5),
     ],
 )
 def test_wrong_types_are_refused(section: str, key: str, value: Any) -> None:
@@ -236,6 +259,7 @@ def test_out_of_range_values_are_refused(section: str, key: str, value: float) -
         ("log", "level", "loud"),
         ("paths", "state_dir", ""),
         ("paths", "state_dir", "   "),
+        ("control", "socket", ""),
         ("hal.mock", "rig_link", ""),
         ("plc", "duty", "10%"),
         ("plc", "fallback", "maybe"),
@@ -407,4 +431,5 @@ def test_the_shipped_mock_config_loads() -> None:
     assert config.board.mock.relay_delay_ms == 10.0
     assert config.charger.max_current_a == 32.0
     assert config.plc.interface == "mock", "make run shows SLAC in its timeline"
+    assert config.control.socket == Path(".state/control.sock")
     assert config.source == path

@@ -15,4 +15,5 @@ def test_empty_config_gives_the_documented_defaults() -> None:
     assert config.contactor.min_close_interval_ms == 10_000
     assert config.paths.state_dir == Path("/var/lib/evse-gatekeeper")
     assert config.log.level == "info"
+    assert config.control.socket == Path("/var/lib/evse-gatekeeper/control.sock")
     assert config.board.mock.relay_delay_ms == 10.0

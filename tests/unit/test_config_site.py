@@ -11,6 +11,7 @@ import pytest
 from firmware.config import parse_config
 from firmware.config_site import Mode, Quadrants
 from firmware.errors import ConfigError
+from firmware.sep2.site import SiteResources
 
 VOLT_VAR = {"mode": "volt-var", "curve": [[92, 44], [98, 0], [102, 0], [108, -44]]}
 
@@ -126,3 +127,13 @@ def test_functions_must_be_an_array_of_tables() -> None:
 )
 def test_bad_values_are_refused(data: dict[str, Any], where: str) -> None:
     assert [p.split(": ", 1)[0] for p in problems_of(data)] == [where]
+
+
+def test_a_fixed_w_dispatch_is_a_signed_percent_of_set_max_w() -> None:
+    config = parse_config({"site": {"functions": [{"mode": "fixed-w", "percent": 50}]}})
+    (function,) = config.site.functions
+    assert function.mode is Mode.FIXED_W and function.value == 50.0
+    (control,) = SiteResources(config.site, "E" * 40, 0).controls(0)
+    assert control.der_control_base.op_mod_fixed_w == 5000  # hundredths of a percent
+    problems = problems_of({"site": {"functions": [{"mode": "fixed-w", "percent": -101}]}})
+    assert problems and problems[0].startswith("site.functions[0].percent")

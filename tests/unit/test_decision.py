@@ -101,7 +101,7 @@ ONE_FAILURE: dict[str, tuple[Callable[[DecisionInputs], DecisionInputs], str]] =
     ),
     "no valid list": (
         lambda i: dataclasses.replace(i, approval=Approval("no valid list")),
-        "no valid list",
+        "no valid approval list in force",
     ),
     "setMaxW over the site": (
         lambda i: dataclasses.replace(

@@ -1,0 +1,316 @@
+"""The daemon's local control socket: ``evse-gatekeeper status`` asks it for a status snapshot.
+
+Owns a unix stream socket (mode 0660) and its one-line protocol: the client sends ``status``,
+the server answers one line of JSON (the snapshot, or ``{"error": ...}``) and closes. It also
+holds the blocking client (``query``) and the readable rendering of a snapshot (``render``).
+It only reports: nothing sent here changes the charger, the relays or any record. It does not
+build the snapshot (the daemon passes a callable that does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import socket
+import stat
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from firmware.errors import ConfigError, GatekeeperError
+from firmware.logs import log_event
+
+logger = logging.getLogger(__name__)
+
+REQUEST = "status"
+MAX_REQUEST_BYTES = 256
+REQUEST_TIMEOUT_S = 2.0
+MAX_REPLY_BYTES = 1 << 20
+SOCKET_MODE = 0o660
+DIR_MODE = 0o750
+PROBE_TIMEOUT_S = 0.5
+
+
+class ControlError(GatekeeperError):
+    """Raised by ``query`` when the daemon cannot be asked: no socket (not running), refused,
+    no answer in time, or an answer that is not a JSON object or is an error."""
+
+
+class ControlServer:
+    """The asyncio unix server; ``start`` binds and listens, ``stop`` closes and unlinks."""
+
+    def __init__(self, path: Path, snapshot: Callable[[], dict[str, Any]]) -> None:
+        self.path = path
+        self._snapshot = snapshot
+        self._server: asyncio.Server | None = None
+        self._inode: tuple[int, int] | None = None  # (st_dev, st_ino) of the file we made
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        """Listen at ``path``; ConfigError when it cannot (not a socket, in use, bind fails)."""
+        sock = self._bind()
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._handle, sock=sock, limit=MAX_REQUEST_BYTES
+            )
+        except OSError as err:
+            sock.close()
+            self._unlink()
+            raise self._cannot_listen(err) from err
+        log_event(logger, "control.listening", path=self.path)
+
+    async def stop(self) -> None:
+        """Close the server and every open connection, then remove the socket file."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            for writer in list(self._writers):
+                writer.close()
+            await server.wait_closed()
+        self._unlink()
+
+    def _bind(self) -> socket.socket:
+        self._refuse_existing()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            # bind() creates the file with the process umask's mode, and os.umask is
+            # process-wide (other threads may create files meanwhile), so bind inside a
+            # fresh 0700 directory, chmod there, then rename into place: the file is never
+            # reachable by anyone else with a wider mode, and rename() atomically replaces a
+            # stale socket left by a crash.
+            private = Path(tempfile.mkdtemp(prefix=".", dir=self.path.parent))
+            try:
+                staged = private / "s"
+                sock.bind(str(staged))
+                os.chmod(staged, SOCKET_MODE)
+                os.rename(staged, self.path)
+                made = os.stat(self.path)
+                self._inode = (made.st_dev, made.st_ino)
+            finally:
+                shutil.rmtree(private, ignore_errors=True)
+        except OSError as err:
+            sock.close()
+            raise self._cannot_listen(err) from err
+        return sock
+
+    def _refuse_existing(self) -> None:
+        try:
+            found = os.lstat(self.path)
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            raise self._cannot_listen(err) from err
+        if not stat.S_ISSOCK(found.st_mode):
+            raise ConfigError([f"control.socket: {self.path} exists and is not a socket"])
+        if _answers(self.path):
+            # replacing it would silently cut a running daemon off from its operators
+            raise ConfigError([f"control.socket: {self.path}: another daemon is listening"])
+
+    def _cannot_listen(self, err: OSError) -> ConfigError:
+        reason = err.strerror or str(err)
+        return ConfigError([f"control.socket: cannot listen on {self.path}: {reason}"])
+
+    def _unlink(self) -> None:
+        """Remove the socket file if it is still ours (not a newer daemon's)."""
+        inode, self._inode = self._inode, None
+        if inode is None:
+            return
+        try:
+            found = os.lstat(self.path)
+            if (found.st_dev, found.st_ino) == inode:
+                os.unlink(self.path)
+        except OSError:
+            pass  # already gone, or not ours to remove
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            reply = await self._reply(reader)
+            writer.write(reply)
+            await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT_S)
+        except (OSError, TimeoutError) as err:
+            _refused(f"reply not delivered: {type(err).__name__}")
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    async def _reply(self, reader: asyncio.StreamReader) -> bytes:
+        try:
+            line = await asyncio.wait_for(reader.readuntil(b"\n"), REQUEST_TIMEOUT_S)
+        except TimeoutError:
+            return _error(f"no request within {REQUEST_TIMEOUT_S:g} s")
+        except asyncio.LimitOverrunError:
+            return _error(f"request longer than {MAX_REQUEST_BYTES} bytes")
+        except asyncio.IncompleteReadError:
+            return _error("request not terminated by a newline")
+        if len(line) > MAX_REQUEST_BYTES:
+            return _error(f"request longer than {MAX_REQUEST_BYTES} bytes")
+        request = line.decode("utf-8", errors="replace").strip()
+        if request != REQUEST:
+            return _error(f"unknown request: {request!r}")  # repr: no raw client bytes in logs
+        try:
+            snapshot = self._snapshot()
+            return (json.dumps(snapshot, sort_keys=True) + "\n").encode()
+        except Exception as err:  # a failing snapshot must not take the socket (or daemon) down
+            log_event(logger, "control.snapshot_failed", logging.ERROR, error=repr(err))
+            return (json.dumps({"error": f"snapshot failed: {err}"}) + "\n").encode()
+
+
+def _refused(reason: str) -> None:
+    log_event(logger, "control.refused", logging.WARNING, reason=reason)
+
+
+def _error(reason: str) -> bytes:
+    _refused(reason)
+    return (json.dumps({"error": reason}) + "\n").encode()
+
+
+def _answers(path: Path) -> bool:
+    """Whether a live server accepts connections at ``path`` (else the socket is stale)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(PROBE_TIMEOUT_S)
+        try:
+            probe.connect(str(path))
+        except TimeoutError:
+            return True  # a full backlog: someone is listening
+        except OSError:
+            return False
+        return True
+
+
+def query(path: Path, timeout_s: float = 2.0) -> dict[str, Any]:
+    """Ask the daemon at ``path`` for its status; ControlError with a one-line reason."""
+    deadline = time.monotonic() + timeout_s
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout_s)
+            sock.connect(str(path))
+            sock.sendall(f"{REQUEST}\n".encode())
+            data = _read_line(sock, deadline)
+    except FileNotFoundError:
+        raise ControlError(f"{path}: no such socket (is the daemon running?)") from None
+    except ConnectionRefusedError:
+        raise ControlError(f"{path}: connection refused (is the daemon running?)") from None
+    except TimeoutError:
+        raise ControlError(f"{path}: no answer within {timeout_s:g} s") from None
+    except OSError as err:
+        raise ControlError(f"{path}: {err.strerror or err}") from None
+    try:
+        answer = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ControlError(f"{path}: the answer is not JSON") from None
+    if not isinstance(answer, dict):
+        raise ControlError(f"{path}: the answer is not a JSON object")
+    if "error" in answer:
+        raise ControlError(f"the daemon refused: {answer['error']}")
+    return answer
+
+
+def _read_line(sock: socket.socket, deadline: float) -> bytes:
+    data = b""
+    while b"\n" not in data:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        sock.settimeout(remaining)
+        chunk = sock.recv(65536)
+        if not chunk:
+            if not data:
+                raise ControlError("the daemon closed the connection without an answer")
+            break
+        data += chunk
+        if len(data) > MAX_REPLY_BYTES:
+            raise ControlError(f"the answer is longer than {MAX_REPLY_BYTES} bytes")
+    return data.split(b"\n", 1)[0]
+
+
+def render(snapshot: dict[str, Any]) -> str:
+    """The snapshot as readable lines; a missing key or a null shows as ``-``."""
+    relays = _table(snapshot, "relays")
+    plc = _table(snapshot, "plc")
+    lines = [
+        f"firmware:      {_text(snapshot.get('firmware'))}",
+        f"pilot:         {_text(snapshot.get('pilot'))}",
+        f"charger:       {_text(snapshot.get('charger'))}",
+        f"relays:        main {_text(relays.get('main'))}, "
+        f"discharge {_text(relays.get('discharge'))}",
+        f"plc:           link {_text(plc.get('link'))}, ev_mac {_text(plc.get('ev_mac'))}",
+        *_session_lines(snapshot.get("session")),
+        *_authorization_lines(_table(snapshot, "authorization")),
+        *_approvals_lines(snapshot.get("approvals")),
+        f"faults:        {_faults(snapshot.get('faults'))}",
+        f"meter:         {_watts(snapshot.get('meter_w'))}",
+    ]
+    return "\n".join(lines)
+
+
+def _session_lines(session: Any) -> list[str]:
+    if not isinstance(session, dict):
+        return ["session:       none"]
+    return [
+        f"session:       {_text(session.get('id'))}, "
+        f"plugged in {_text(session.get('plugged_in_at'))}",
+        f"               lfdi {_text(session.get('lfdi'))}",
+        f"               ism {_text(session.get('ism'))}, vin {_text(session.get('vin'))}",
+    ]
+
+
+def _authorization_lines(auth: dict[str, Any]) -> list[str]:
+    limit = auth.get("limit_w")
+    limit_text = "no limit" if limit is None else f"limit {_watts(limit)}"
+    lines = [f"authorization: {_text(auth.get('state'))}, {limit_text}"]
+    reasons = auth.get("reasons")
+    if isinstance(reasons, list):
+        lines += [f"               - {_text(reason)}" for reason in reasons]
+    return lines
+
+
+def _approvals_lines(approvals: Any) -> list[str]:
+    if not isinstance(approvals, dict):
+        return ["approvals:     none installed"]
+    in_force = approvals.get("in_force")
+    force = (
+        "in force" if in_force is True else "NOT in force" if in_force is False else "in force: -"
+    )
+    lines = [
+        f"approvals:     version {_text(approvals.get('version'))} "
+        f"from {_text(approvals.get('issuer'))}, {_text(approvals.get('entries'))} entries, "
+        f"{force}",
+        f"               expires {_text(approvals.get('expires_at'))}",
+    ]
+    if approvals.get("problem") is not None:
+        lines.append(f"               problem: {_text(approvals.get('problem'))}")
+    return lines
+
+
+def _table(snapshot: dict[str, Any], key: str) -> dict[str, Any]:
+    value = snapshot.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _faults(faults: Any) -> str:
+    if faults is None:
+        return "-"
+    if isinstance(faults, list):
+        return ", ".join(_text(fault) for fault in faults) if faults else "none"
+    return _text(faults)
+
+
+def _watts(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:.0f} W" if isinstance(value, int) else f"{value:.1f} W"
+    return _text(value)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)

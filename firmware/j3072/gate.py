@@ -1,0 +1,365 @@
+"""The J3072 gate on the event loop: which vehicle this plug-in session is, what the decision
+table says of it, and whether the discharge path may close.
+
+It binds the first vehicle (by LFDI) that talks to the 2030.5 server while a vehicle is
+plugged in, and runs its ``J3072Session``. It decides once the profile's exchange is
+complete (site limits read, PEV data PUT, controls read, then every Response in or the first
+heartbeat) and again whenever an input changes: the vehicle's data or Responses, or what the
+approval list says of its ISM (asked on every poll, so a new list or an expiry counts within
+the loop's period). It hands ``opModEnergize`` to the 2030.5 service and journals every
+decision, revocation and re-authorization *before* acting on it: a grant the journal cannot
+record is not a grant.
+
+It does not drive a relay: ``authorized`` is one of the discharge relay's conditions, which
+the composition root applies through the interlock (with main closed and the pilot in C/D),
+and ``drain_open_main`` hands it the reasons to open the main contactor.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from firmware.config_site import MappingConfig, SiteConfig
+from firmware.j3072.decision import (
+    NO_VALID_LIST,
+    Approval,
+    Decision,
+    DecisionInputs,
+    decide,
+    mapped,
+)
+from firmware.j3072.session import (
+    DISCHARGE_NOISE_W,
+    Action,
+    Energize,
+    J3072Session,
+    Note,
+    OpenMain,
+)
+from firmware.logs import log_event
+from firmware.pilot.levels import PilotState
+from firmware.sep2.response import STATUS_RECEIVED, STATUS_STARTED
+from firmware.sep2.store import PevEvent, PevRecord
+
+if TYPE_CHECKING:
+    from firmware.approvals.store import ApprovalStore
+    from firmware.sep2.service import Sep2Service
+
+logger = logging.getLogger(__name__)
+
+PEV_DATA = ("device_information", "der_capability", "der_settings")
+TLS_GRACE_NS = 2_000_000_000  # our choice: twice the heartbeat period
+DECISION_INPUTS = frozenset(
+    {*PEV_DATA, "response", "der_status", "read:controls", "read:default_control"}
+)  # fmt: skip
+
+
+class DecisionJournal(Protocol):
+    """Where decisions go before they take effect (``firmware.recorder.Recorder``)."""
+
+    def decision(self, decision: Decision) -> bool: ...
+
+    def identify(self, **fields: str | None) -> None: ...
+
+
+@dataclass(slots=True)
+class Bound:
+    """The vehicle of this plug-in session and what the gate knows of its exchange."""
+
+    lfdi: str
+    session: J3072Session
+    settings_before_limits: bool = False
+    exchanged: bool = False  # the profile's exchange is complete: decisions count from here
+    approval: Approval | None = None  # what the last decision was told of the list
+    recorded: Decision | None = None  # the last decision journaled
+    identified: dict[str, str | None] = field(default_factory=dict)
+    tls_down_since: int | None = None  # no TLS connection open since (monotonic ns)
+
+
+class Gate:
+    def __init__(
+        self,
+        site: SiteConfig,
+        mapping: MappingConfig,
+        sep2: Sep2Service | None,
+        approvals: ApprovalStore | None,
+        journal: DecisionJournal,
+        clock: Callable[[], int],
+    ) -> None:
+        self._site = site
+        self._mapping = mapping
+        self._sep2 = sep2
+        self._approvals = approvals
+        self._journal = journal
+        self._clock = clock
+        self.bound: Bound | None = None
+        self._plugged = False
+        self._open_main: list[str] = []
+        self._ignored: set[str] = set()
+
+    # --- what the loop asks -------------------------------------------------------------
+
+    @property
+    def authorized(self) -> bool:
+        return self.bound is not None and self.bound.session.authorized
+
+    @property
+    def limit_w(self) -> int | None:
+        decision = self.bound.session.decision if self.bound is not None else None
+        return decision.limit_w if decision is not None and decision.granted else None
+
+    def drain_open_main(self) -> list[str]:
+        reasons, self._open_main = self._open_main, []
+        return reasons
+
+    def next_deadline_ns(self) -> int | None:
+        return self.bound.session.next_deadline_ns() if self.bound is not None else None
+
+    # --- events -------------------------------------------------------------------------
+
+    def plugged(self, present: bool) -> None:
+        """Pilot out of A starts a plug-in session; back to A ends it (and its vehicle's)."""
+        if present == self._plugged:
+            return
+        self._plugged = present
+        if not present:
+            self._end("the vehicle unplugged")
+            self._ignored.clear()
+
+    def on_pilot(self, state: PilotState) -> None:
+        if self.bound is not None:
+            in_cd = state in (PilotState.C, PilotState.D)
+            self._act(self.bound.session.on_pilot(in_cd, self._clock()))
+
+    def on_link(self, up: bool) -> None:
+        """The PLC link: losing it ends the session (the vehicle can no longer be heard)."""
+        if not up:
+            self._end("the PLC link was lost")
+
+    def on_pev(self, event: PevEvent) -> None:
+        """Something the 2030.5 server received from (or showed to) a vehicle."""
+        bound = self.bound
+        if bound is None or bound.session.ended:
+            if not self._plugged or self._sep2 is None:
+                return
+            bound = self._bind(event.lfdi)
+        if event.lfdi != bound.lfdi:
+            if event.lfdi not in self._ignored:
+                self._ignored.add(event.lfdi)
+                log_event(logger, "j3072.other_vehicle", logging.WARNING, lfdi=event.lfdi,
+                          session_lfdi=bound.lfdi)  # fmt: skip
+            return
+        record = self._record()
+        if record is None:
+            return
+        now = self._clock()
+        if event.what == "der_settings" and "site_limits" not in record.reads:
+            bound.settings_before_limits = True
+        if event.what == "device_information":
+            self._identify(record)
+        if event.what == "der_status":
+            status = record.der_status
+            inverter = status.inverter_status if status is not None else None
+            value = inverter.value if inverter is not None else None
+            self._act(bound.session.on_heartbeat(value, now))
+        if event.what in DECISION_INPUTS:
+            self._decide(record, force=False)
+
+    def on_meter(self, export_w: float, main_closed: bool) -> None:
+        """The EVSE's meter (positive = discharge), checked while main is closed."""
+        if not main_closed or export_w <= DISCHARGE_NOISE_W:
+            return
+        if self.bound is None or self.bound.session.ended:
+            self._open_main.append(f"discharge {export_w:.0f} W with no J3072 session")
+            return
+        self._act(self.bound.session.on_meter(export_w, self._clock()))
+
+    def poll(self) -> None:
+        """Heartbeat deadlines, the TLS connection, and the approval list's current word."""
+        bound = self.bound
+        if bound is None or bound.session.ended:
+            return
+        now = self._clock()
+        self._act(bound.session.poll(now))
+        self._watch_tls(bound, now)
+        record = self._record()
+        if record is not None and bound.exchanged and self._approval(record) != bound.approval:
+            self._decide(record, force=True)
+
+    def _watch_tls(self, bound: Bound, now: int) -> None:
+        """No TLS connection for TLS_GRACE_NS revokes: a vehicle may close one connection
+        and open the next between two requests, but not stay away."""
+        if self._sep2 is None or self._sep2.store.connected(bound.lfdi):
+            bound.tls_down_since = None
+            return
+        if bound.tls_down_since is None:
+            bound.tls_down_since = now
+        elif now - bound.tls_down_since >= TLS_GRACE_NS:
+            self._act(bound.session.on_tls(False, now))
+
+    # --- status -------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        bound = self.bound
+        if bound is None:
+            return {"state": "none", "limit_w": None, "reasons": []}
+        session = bound.session
+        decision = session.decision
+        if session.authorized:
+            state = "authorized"
+        elif decision is None:
+            state = "pending"
+        elif not decision.granted:
+            state = "denied"
+        else:
+            state = "revoked"
+        reasons = list(session.reasons) if state != "authorized" else []
+        if state == "pending":
+            reasons = ["the J3072 exchange is not complete"]
+        return {"state": state, "limit_w": self.limit_w, "reasons": reasons,
+                "lfdi": bound.lfdi, **bound.identified}  # fmt: skip
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _bind(self, lfdi: str) -> Bound:
+        assert self._sep2 is not None
+        self.bound = Bound(lfdi, J3072Session(lfdi, self._clock()))
+        self._journal.identify(lfdi=lfdi)
+        log_event(logger, "j3072.session", lfdi=lfdi)
+        record = self._sep2.store.get(lfdi)
+        if record is not None:
+            self._identify(record)
+        return self.bound
+
+    def _record(self) -> PevRecord | None:
+        if self._sep2 is None or self.bound is None:
+            return None
+        return self._sep2.store.get(self.bound.lfdi)
+
+    def _end(self, why: str) -> None:
+        bound = self.bound
+        if bound is None:
+            return
+        if not bound.session.ended:
+            self._act(bound.session.end(why, self._clock()))
+            log_event(logger, "j3072.session_ended", lfdi=bound.lfdi, reason=why)
+        self.bound = None
+        if self._sep2 is not None:
+            self._sep2.set_energize(bound.lfdi, False)
+            self._sep2.store.end_session(bound.lfdi)
+
+    def _identify(self, record: PevRecord) -> None:
+        assert self.bound is not None
+        info = record.device_information
+        if info is None:
+            return
+        fields = {
+            "ism": mapped(info, self._mapping.ism),
+            "vin": mapped(info, self._mapping.vin),
+        }
+        if fields != self.bound.identified:
+            self.bound.identified = fields
+            self._journal.identify(**fields)
+
+    def _exchange_complete(self, record: PevRecord) -> bool:
+        """Site limits read, PEV data PUT, controls read; then the Responses or a heartbeat."""
+        if any(getattr(record, name) is None for name in PEV_DATA):
+            return False
+        if "controls" not in record.reads:
+            return False
+        return record.der_status is not None or self._all_responded(record)
+
+    def _all_responded(self, record: PevRecord) -> bool:
+        seen = {(r.subject.upper(), r.status) for r in record.responses.values()}
+        return all(
+            (mrid.upper(), status) in seen
+            for mrid in self._control_mrids(record)
+            for status in (STATUS_RECEIVED, STATUS_STARTED)
+        )
+
+    def _control_mrids(self, record: PevRecord) -> tuple[str, ...]:
+        assert self._sep2 is not None
+        return tuple(c.mrid for c in self._sep2.site.controls(record.n) if c.mrid is not None)
+
+    def _approval(self, record: PevRecord) -> Approval:
+        ism = mapped(record.device_information, self._mapping.ism)
+        store = self._approvals
+        if store is None or store.in_force() is None:
+            return Approval(NO_VALID_LIST)
+        if ism is None:
+            return Approval("not listed")
+        current = store.in_force()
+        entry = current.lookup(ism) if current is not None else None
+        if entry is None:
+            return Approval("not listed")
+        return Approval(entry.status.value, entry.max_discharge_w)
+
+    def _decide(self, record: PevRecord, force: bool) -> None:
+        bound = self.bound
+        assert bound is not None
+        if not bound.exchanged:
+            if not self._exchange_complete(record):
+                return
+            bound.exchanged = True
+        approval = self._approval(record)
+        bound.approval = approval
+        decision = decide(
+            DecisionInputs(
+                site=self._site,
+                mapping=self._mapping,
+                device_information=record.device_information,
+                der_capability=record.der_capability,
+                der_settings=record.der_settings,
+                site_limits_read_first=not bound.settings_before_limits,
+                control_mrids=self._control_mrids(record),
+                responses=tuple(record.responses.values()),
+                approval=approval,
+            )
+        )
+        if decision == bound.session.decision and not force:
+            return
+        if decision != bound.recorded:
+            if not self._journal.decision(decision):
+                decision = _unrecorded(decision)
+            bound.recorded = decision
+            log_event(logger, "j3072.decision", logging.INFO if decision.granted else
+                      logging.WARNING, granted=decision.granted, ism=decision.ism,
+                      limit_w=decision.limit_w, reasons="; ".join(decision.reasons))  # fmt: skip
+        self._act(bound.session.on_decision(decision, self._clock()), decided=True)
+
+    def _act(self, actions: list[Action], decided: bool = False) -> None:
+        bound = self.bound
+        for action in actions:
+            if isinstance(action, OpenMain):
+                log_event(logger, "j3072.open_main", logging.WARNING, reason=action.reason)
+                self._open_main.append(action.reason)
+            elif isinstance(action, Energize) and bound is not None:
+                if not decided and not self._journal_energize(bound, action):
+                    bound.session.on_decision(_unrecorded(bound.session.decision), self._clock())
+                    action = Energize(False, ("the journal cannot record the authorization",))
+                self._energize(bound, action)
+            elif isinstance(action, Note) and action.event in ("authorized", "revoked"):
+                log_event(logger, f"j3072.{action.event}", detail=action.detail)
+
+    def _journal_energize(self, bound: Bound, action: Energize) -> bool:
+        """A revocation or re-authorization not caused by a new decision is one too."""
+        decision = bound.session.decision
+        ism = decision.ism if decision is not None else None
+        if action.value:
+            limit = decision.limit_w if decision is not None else None
+            return self._journal.decision(Decision(True, (), limit, ism))
+        reasons = tuple(f"revoked: {r}" for r in action.reasons)
+        self._journal.decision(Decision(False, reasons, None, ism))
+        return True  # a revocation takes effect even if it cannot be recorded
+
+    def _energize(self, bound: Bound, action: Energize) -> None:
+        if self._sep2 is not None:
+            self._sep2.set_energize(bound.lfdi, action.value)
+
+
+def _unrecorded(decision: Decision | None) -> Decision:
+    ism = decision.ism if decision is not None else None
+    return Decision(False, ("the journal cannot record the decision",), None, ism)

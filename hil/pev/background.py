@@ -1,0 +1,72 @@
+"""One simulated vehicle's 2030.5 session on its own thread and event loop, for callers that
+drive the rig meanwhile (the end-to-end tests, ``make run``).
+
+``start`` returns at once; ``stop`` ends the heartbeat phase and returns the report.
+``heartbeats`` and ``energize`` read the live session log (plain attribute reads of values
+the session's thread replaces, safe across threads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+from hil.pev.client import PevClient
+from hil.pev.profiles import Profile
+from hil.pev.report import PevReport
+
+
+class BackgroundPev:
+    def __init__(self, server_url: str, pki_dir: Path, profile: Profile) -> None:
+        self.client = PevClient(server_url, pki_dir, profile)
+        self.report: PevReport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"pev-{profile.name}", daemon=True)
+
+    def start(self) -> BackgroundPev:
+        self._thread.start()
+        self._ready.wait(5.0)
+        return self
+
+    @property
+    def heartbeats(self) -> int:
+        return self.client.log.heartbeats_sent
+
+    @property
+    def energize(self) -> bool | None:
+        history = self.client.log.energize_history
+        return history[-1].energize if history else None
+
+    @property
+    def errors(self) -> list[str]:
+        return list(self.client.log.errors)
+
+    def wait_heartbeats(self, count: int, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.heartbeats < count:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise TimeoutError(f"{self.heartbeats} heartbeats, not {count}: {self.errors}")
+            time.sleep(0.02)
+
+    def stop(self, timeout_s: float = 10.0) -> PevReport:
+        loop = self._loop
+        if loop is not None and self._thread.is_alive():
+            loop.call_soon_threadsafe(self.client.stop)
+        self._thread.join(timeout_s)
+        if self.report is None:
+            raise TimeoutError(f"the simulated vehicle did not finish within {timeout_s} s")
+        return self.report
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._ready.set()
+            self.report = await self.client.run(None)
+
+        try:
+            asyncio.run(main())
+        finally:
+            self._ready.set()

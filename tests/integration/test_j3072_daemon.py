@@ -1,0 +1,240 @@
+"""The J3072 gate end to end: the running daemon on the mock board, its virtual rig over the
+pseudo-terminal, the mock PLC world (SLAC), and the simulated vehicle over real TLS with real
+certificates, against a utility approval list signed by a test key.
+
+Timings are read where the issue measures them: the rig's ``WAIT:RELAY`` (from the last
+stimulus, on the rig's clock) or the wall clock around a stimulus the rig cannot see (an
+approval-list install, the vehicle falling silent).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from firmware.approvals.jws import load_utility_keys
+from firmware.approvals.store import ApprovalStore
+from firmware.journal import Journal
+from firmware.sep2.pki import PkiLayout, init_pki
+from hal import Relay
+from hil.approvals import new_key, public_pem, signed_list
+from hil.pev.background import BackgroundPev
+from hil.pev.profiles import APPROVED_ISM, PROFILES, Profile
+from hil.rig import RigError
+from tests.integration.conftest import Running, StartDaemon
+
+pytestmark = pytest.mark.integration
+
+AREA = "TEST-AREA-NORTH"
+LIST_LIMIT_W = 5000  # the approval entry's cap: the authorized limit (site 7200, PEV 7200)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiLayout:
+    return init_pki(tmp_path_factory.mktemp("pki") / "pki")
+
+
+@dataclass
+class Site:
+    running: Running
+    pki: PkiLayout
+    state: Path
+    config: Path
+    key: Any
+    url: str
+
+    def install(self, jws: str) -> float:
+        """Install with the CLI as an operator would; the monotonic time it finished."""
+        path = self.state.parent / "new-list.jws"
+        path.write_text(jws)
+        command = [sys.executable, "-m", "firmware", "approvals", "install", str(path),
+                   "--config", str(self.config)]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        return time.monotonic()
+
+    def status(self) -> dict[str, Any]:
+        """``evse-gatekeeper status --json``, as the site owner would ask."""
+        command = [sys.executable, "-m", "firmware", "status", "--json",
+                   "--config", str(self.config)]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
+    def pev(self, profile: Profile) -> BackgroundPev:
+        return BackgroundPev(self.url, self.pki.directory, profile).start()
+
+    def plug_in(self) -> None:
+        """Plug in and let the vehicle's modem match (SLAC on the mock PLC world)."""
+        rig, daemon = self.running.rig, self.running.daemon
+        rig.command("EV:STATE B")
+        rig.wait_duty(1, 99, 1000)
+        rig.command("EV:PLC ON")
+        daemon.wait_for("plc.link state=up", timeout_s=10)
+
+
+@pytest.fixture
+def site(start_daemon: StartDaemon, pki: PkiLayout, tmp_path: Path) -> Iterator[Site]:
+    key = new_key()
+    (tmp_path / "utility.pem").write_bytes(public_pem(key))
+    state = tmp_path / "gated-state"
+    keys = load_utility_keys([tmp_path / "utility.pem"])
+    store = ApprovalStore(state, keys, AREA)
+    state.mkdir()
+    store.install(signed_list(key, service_area=AREA, version=1,
+                              approve={APPROVED_ISM: LIST_LIMIT_W}))  # fmt: skip
+    d = pki.directory
+    running = start_daemon(
+        tls={
+            "ca_file": str(d / "serca.pem"),
+            "cert_file": str(d / "evse.pem"),
+            "key_file": str(d / "evse.key"),
+        },
+        sep2={"enabled": True, "host": "::1", "port": 0},
+        approvals={"utility_keys": [str(tmp_path / "utility.pem")]},
+        site={
+            "service_area": AREA,
+            "max_w": 7200,
+            "functions": [{"mode": "max-lim-w", "percent": 100}],
+        },
+        plc={"interface": "mock", "duty": "nominal", "fallback": "basic-charging"},
+        paths={"state_dir": str(state)},
+    )
+    listening = next(line for line in running.daemon.lines if "sep2.listening" in line)
+    url = f"https://[::1]:{int(listening.rsplit('port=', 1)[1])}"
+    yield Site(running, pki, state, tmp_path / "config0.toml", key, url)
+
+
+def authorized_and_discharging(site: Site, profile: Profile) -> BackgroundPev:
+    """Plug in, run the exchange, request charge: the discharge relay closes."""
+    site.plug_in()
+    pev = site.pev(profile)
+    site.running.daemon.wait_for("j3072.authorized", timeout_s=15)
+    rig = site.running.rig
+    rig.command("EV:STATE C")
+    rig.wait_relay("MAIN", "CLOSED", 3000)
+    rig.wait_relay("DISCHARGE", "CLOSED", 1000)
+    return pev
+
+
+def wait_energize(pev: BackgroundPev, value: bool, timeout_s: float = 3.0) -> bool:
+    """Whether the vehicle sees ``opModEnergize = value`` within the timeout (it learns it by
+    a notification or its 1 s poll)."""
+    deadline = time.monotonic() + timeout_s
+    while pev.energize is not value and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return pev.energize is value
+
+
+def decisions(state: Path) -> list[tuple[bool, tuple[str, ...]]]:
+    with Journal.in_state_dir(state) as journal:
+        sessions = journal.sessions(5)
+    return [(d.granted, d.reasons) for s in sessions for d in s.decisions]
+
+
+def test_an_approved_vehicle_is_authorized_and_unplugging_opens_both_within_100_ms(
+    site: Site,
+) -> None:
+    pev = authorized_and_discharging(site, PROFILES["certified-4q"])
+    assert wait_energize(pev, True), (
+        f"the vehicle saw opModEnergize = true ({pev.client.log.watch})"
+    )
+    shown = site.status()
+    assert shown["authorization"] == {"state": "authorized", "limit_w": LIST_LIMIT_W, "reasons": []}
+    assert shown["relays"] == {"main": "closed", "discharge": "closed"}
+    assert shown["pilot"] == "C" and shown["plc"]["link"] == "up"
+    assert shown["session"]["ism"] == APPROVED_ISM and shown["session"]["lfdi"] == pev.client.lfdi
+    assert shown["approvals"]["version"] == 1 and shown["approvals"]["in_force"] is True
+    rig = site.running.rig
+    rig.command("EV:STATE A")
+    main_us = rig.wait_relay("MAIN", "OPEN", 100)
+    discharge_us = rig.wait_relay("DISCHARGE", "OPEN", 100)
+    assert main_us <= 100_000 and discharge_us <= 100_000
+    pev.stop()
+    with Journal.in_state_dir(site.state) as journal:
+        (session,) = journal.sessions(5)
+        relays = journal.relay_actions(20)
+    assert session.lfdi == pev.client.lfdi
+    assert session.ism == APPROVED_ISM and session.vin == PROFILES["certified-4q"].vin
+    assert session.plugged_out_at is not None
+    assert [(d.granted, d.limit_w, d.reasons) for d in session.decisions] == [
+        (True, LIST_LIMIT_W, ()),
+        (False, None, ("revoked: the vehicle unplugged",)),
+    ]
+    assert any(r.relay is Relay.DISCHARGE and r.closed for r in relays), relays
+    assert any(r.relay is Relay.DISCHARGE and not r.closed for r in relays)
+
+
+def test_heartbeats_stopping_revoke_after_about_10_s(site: Site) -> None:
+    profile = replace(PROFILES["certified-4q"], heartbeats=4, subscribe=False)
+    pev = authorized_and_discharging(site, profile)
+    pev.wait_heartbeats(4, timeout_s=10)
+    silent_from = time.monotonic()
+    site.running.rig.wait_relay("DISCHARGE", "OPEN", 15_000)
+    after_s = time.monotonic() - silent_from
+    assert 9.0 <= after_s <= 11.5, f"revoked {after_s:.2f} s after the last heartbeat"
+    assert site.running.rig.relays()["main"] == "CLOSED", "plain charging goes on"
+    line = site.running.daemon.wait_for("j3072.revoked", timeout_s=1)
+    assert "10 heartbeats missed" in line
+    assert wait_energize(pev, False), "the vehicle saw opModEnergize = false"
+    pev.stop()
+    assert (False, ("revoked: 10 heartbeats missed",)) in decisions(site.state)
+
+
+def test_discharge_over_the_limit_revokes_within_1_s_then_opens_main_after_3_s(
+    site: Site,
+) -> None:
+    pev = authorized_and_discharging(site, PROFILES["certified-4q"])
+    rig = site.running.rig
+    rig.command(f"METER:W {LIST_LIMIT_W + 800}")
+    assert rig.wait_relay("DISCHARGE", "OPEN", 1000) <= 1_000_000
+    assert rig.relays()["main"] == "CLOSED", "the vehicle gets 3 s to stop"
+    opened_us = rig.wait_relay("MAIN", "OPEN", 5000)
+    assert 2_800_000 <= opened_us <= 4_500_000, f"main opened after {opened_us / 1e6:.2f} s"
+    site.running.daemon.wait_for("kind=unauthorized_discharge", timeout_s=1)
+    pev.stop()
+
+
+def test_a_list_revoking_the_ism_opens_the_relay_within_1_s(site: Site) -> None:
+    pev = authorized_and_discharging(site, PROFILES["certified-4q"])
+    installed_at = site.install(
+        signed_list(site.key, service_area=AREA, version=2, revoke=[APPROVED_ISM])
+    )
+    site.running.rig.wait_relay("DISCHARGE", "OPEN", 2000)
+    after_s = time.monotonic() - installed_at
+    assert after_s <= 1.0, f"the relay opened {after_s:.2f} s after the install"
+    pev.stop()
+    assert (False, (f"ISM {APPROVED_ISM} revoked on the approval list",)) in decisions(site.state)
+
+
+def test_an_unapproved_ism_never_closes_the_relay_and_just_charges(site: Site) -> None:
+    site.plug_in()
+    pev = site.pev(PROFILES["unapproved-ism"])
+    line = site.running.daemon.wait_for("j3072.decision", timeout_s=15)
+    assert "granted=false" in line and "not listed on the approval list" in line
+    rig = site.running.rig
+    rig.command("EV:STATE C")
+    rig.wait_relay("MAIN", "CLOSED", 3000)
+    pev.wait_heartbeats(pev.heartbeats + 3, timeout_s=5)
+    with pytest.raises(RigError, match="TIMEOUT"):
+        rig.wait_relay("DISCHARGE", "CLOSED", 500)
+    assert pev.energize is False
+    shown = site.status()["authorization"]
+    assert shown["state"] == "denied" and any("not listed" in r for r in shown["reasons"])
+    # and a vehicle that discharges anyway loses the main contactor too
+    rig.command("METER:W 1500")
+    assert rig.wait_relay("MAIN", "OPEN", 1000) <= 1_000_000
+    pev.stop()
+    ((granted, reasons),) = decisions(site.state)
+    assert not granted and reasons == (
+        f"ISM {PROFILES['unapproved-ism'].ism} not listed on the approval list",
+    )

@@ -1,0 +1,246 @@
+"""The foundation's random rig stimuli (``test_stateful_rig``), extended with the J3072
+gate's inputs: the vehicle's PLC modem, its TLS session (the simulated vehicle over real
+TLS), its heartbeats, the EVSE meter and approval lists installed while it runs.
+
+After every step, on what the rig measures: the discharge relay closed => main closed, the
+pilot in C (or D with ventilation), no fault latched, the PLC link up, the vehicle's TLS
+session running and heartbeating, its ISM approved on a list in force, and the meter within
+the authorized limit — each condition allowed the reaction time the issue gives it (the
+approval list and the meter 1 s, heartbeats 10 s) plus a margin, counted from when the model
+saw it fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import initialize, invariant, rule
+
+from firmware.approvals.jws import load_utility_keys
+from firmware.approvals.store import ApprovalStore
+from firmware.sep2.pki import PkiLayout, init_pki
+from hil.approvals import new_key, public_pem, signed_list
+from hil.pev.background import BackgroundPev
+from hil.pev.profiles import APPROVED_ISM, PROFILES
+from tests.integration.conftest import Running, StartDaemon
+from tests.integration.test_stateful_rig import Harness, RigStimuli, firmware_latched
+
+pytestmark = pytest.mark.integration
+
+AREA = "TEST-AREA-NORTH"
+LIMIT_W = 5000
+REACT_S = 1.0 + 0.4  # the issue's 1 s, plus the loop's and the watcher's periods as margin
+HEARTBEAT_REACT_S = 10.0 + 1.5
+PLC_REACT_S = 1.5  # the mock modem's link poll
+
+
+@dataclass
+class GateModel:
+    """When each gate condition last started to fail (None: it holds)."""
+
+    plc: bool = False
+    pev: BackgroundPev | None = None
+    failing_since: dict[str, float] = field(default_factory=dict)
+
+    def fails(self, condition: str) -> None:
+        self.failing_since.setdefault(condition, time.monotonic())
+
+    def holds(self, condition: str) -> None:
+        self.failing_since.pop(condition, None)
+
+    def overdue(self) -> list[str]:
+        """Conditions that failed longer ago than the firmware may take to react."""
+        limits = {"heartbeats": HEARTBEAT_REACT_S, "plc": PLC_REACT_S}
+        now = time.monotonic()
+        return [
+            f"{name} failing for {now - since:.2f} s"
+            for name, since in self.failing_since.items()
+            if now - since > limits.get(name, REACT_S)
+        ]
+
+
+class GateHarness(Harness):
+    """The foundation's harness with the 2030.5 server, the mock PLC and an approval list."""
+
+    def __init__(self, start: StartDaemon, tmp: Path) -> None:
+        super().__init__(self._start_gated, ventilation=False, proximity="none")
+        self._start_daemon = start
+        self.tmp = tmp
+        self.pki: PkiLayout = init_pki(tmp / "pki")
+        self.key = new_key()
+        (tmp / "utility.pem").write_bytes(public_pem(self.key))
+        self.version = 1
+        self.url = ""
+        self.store: ApprovalStore | None = None
+
+    def fresh(self) -> Running:
+        before = self.running
+        running = super().fresh()
+        if running is not before:
+            listening = next(line for line in running.daemon.lines if "sep2.listening" in line)
+            self.url = f"https://[::1]:{int(listening.rsplit('port=', 1)[1])}"
+        return running
+
+    def _start_gated(self, **ignored: Any) -> Running:
+        state = self.tmp / f"state-{self.version}-{time.monotonic_ns()}"
+        state.mkdir()
+        self.store = ApprovalStore(state, load_utility_keys([self.tmp / "utility.pem"]), AREA)
+        self.install(approved=True)
+        d = self.pki.directory
+        return self._start_daemon(
+            tls={
+                "ca_file": str(d / "serca.pem"),
+                "cert_file": str(d / "evse.pem"),
+                "key_file": str(d / "evse.key"),
+            },
+            sep2={"enabled": True, "host": "::1", "port": 0},
+            approvals={"utility_keys": [str(self.tmp / "utility.pem")]},
+            site={"service_area": AREA, "functions": [{"mode": "max-lim-w", "percent": 100}]},
+            plc={"interface": "mock", "duty": "nominal", "fallback": "basic-charging"},
+            paths={"state_dir": str(state)},
+        )
+
+    def install(self, approved: bool, expires_in_s: float | None = None) -> None:
+        assert self.store is not None
+        self.version += 1
+        fields: dict[str, Any] = {"service_area": AREA, "version": self.version}
+        if approved:
+            fields["approve"] = {APPROVED_ISM: LIMIT_W}
+        else:
+            fields["revoke"] = [APPROVED_ISM]
+        if expires_in_s is not None:
+            now = datetime.now(UTC)
+            fields["issued_at"] = now.replace(microsecond=0) - timedelta(seconds=1)
+            fields["expires_at"] = now + timedelta(seconds=expires_in_s)
+        self.store.install(signed_list(self.key, **fields))
+
+
+class GateStimuli(RigStimuli):
+    harness: GateHarness  # type: ignore[assignment]
+
+    @initialize()
+    def plug_out(self) -> None:
+        super().plug_out()
+        self.gate = GateModel()
+        self.harness.install(approved=True)
+        self.gate.fails("plc")
+        self.gate.fails("tls")
+
+    def teardown(self) -> None:
+        gate = getattr(self, "gate", None)
+        if gate is not None and gate.pev is not None:
+            gate.pev.stop()
+
+    # --- the vehicle's side of the gate ----------------------------------------------------
+
+    @rule()
+    def vehicle_arrives(self) -> None:
+        """The usual order: plug in, the modem joins, the exchange, charge requested."""
+        self._stimulus("EV:STATE B", state="B")
+        self.plc(True)
+        # a fault may hold the EVSE in F: the modem still joins, SLAC may not match
+        with contextlib.suppress(TimeoutError):
+            self.run.daemon.wait_for("plc.link state=up", timeout_s=3)
+        self.tls(True)
+        with contextlib.suppress(TimeoutError):
+            self.run.daemon.wait_for("j3072.decision", timeout_s=4)
+        self._stimulus("EV:STATE C", state="C")
+
+    @rule(on=st.booleans())
+    def plc(self, on: bool) -> None:
+        self.rig.command(f"EV:PLC {'ON' if on else 'OFF'}")
+        self.gate.plc = on
+        if on:
+            self.gate.holds("plc")
+        else:
+            self.gate.fails("plc")
+
+    @rule(connect=st.booleans())
+    def tls(self, connect: bool) -> None:
+        gate = self.gate
+        if connect and gate.pev is None:
+            gate.pev = BackgroundPev(self.harness.url, self.harness.pki.directory,
+                                     PROFILES["certified-4q"]).start()  # fmt: skip
+            gate.holds("tls")
+            gate.holds("heartbeats")
+        elif not connect and gate.pev is not None:
+            gate.pev.stop()
+            gate.pev = None
+            gate.fails("tls")
+
+    @rule(beating=st.booleans())
+    def heartbeats(self, beating: bool) -> None:
+        pev = self.gate.pev
+        if pev is None:
+            return
+        client = pev.client
+        limit = None if beating else client.log.heartbeats_sent
+        client.profile = replace(client.profile, heartbeats=limit)
+        if beating:
+            self.gate.holds("heartbeats")
+        else:
+            self.gate.fails("heartbeats")
+
+    @rule(watts=st.sampled_from([0, 0, 2000, LIMIT_W - 100, LIMIT_W + 500, -3000]))
+    def meter(self, watts: int) -> None:
+        self.rig.command(f"METER:W {watts}")
+        if watts > LIMIT_W:
+            self.gate.fails("meter")
+        else:
+            self.gate.holds("meter")
+
+    @rule(what=st.sampled_from(["approve", "approve", "revoke", "expire-soon"]))
+    def approval_list(self, what: str) -> None:
+        if what == "revoke":
+            self.harness.install(approved=False)
+            self.gate.fails("list")
+        elif what == "expire-soon":
+            self.harness.install(approved=True, expires_in_s=0.5)
+            self.gate.failing_since["list"] = time.monotonic() + 0.5
+        else:
+            self.harness.install(approved=True)
+            self.gate.holds("list")
+
+    # --- the invariant ---------------------------------------------------------------------
+
+    @invariant()
+    def discharge_only_when_every_gate_condition_holds(self) -> None:
+        if not hasattr(self, "gate"):
+            return
+        relays = self.rig.relays()
+        if relays["discharge"] != "CLOSED":
+            return
+        pilot = self.rig.measure_pilot()
+        assert relays["main"] == "CLOSED", "discharge closed without main"
+        assert pilot["state"] == "C", f"discharge closed with the pilot in {pilot['state']}"
+        assert not self.model.hazard, f"discharge closed during a hazard: {self.model}"
+        latched = firmware_latched(self.run.daemon.lines)
+        assert not latched, f"discharge closed with latched faults {latched}"
+        overdue = self.gate.overdue()
+        assert not overdue, f"discharge still closed: {'; '.join(overdue)}"
+        if self.gate.pev is None:
+            assert "tls" not in self.gate.failing_since
+
+
+@pytest.mark.timeout(900)
+def test_random_gate_stimuli_keep_the_discharge_invariant(
+    start_daemon: StartDaemon, tmp_path: Path
+) -> None:
+    GateStimuli.harness = GateHarness(start_daemon, tmp_path)
+    runner = GateStimuli.TestCase
+    runner.settings = settings(
+        max_examples=int(os.environ.get("STATEFUL_GATE_EXAMPLES", "6")),  # nightly: more
+        stateful_step_count=14,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+    runner().runTest()
