@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-unit test-integration lint format bench bench-flood bench-slac bench-sep2 bench-approvals diagram clean
+.PHONY: help venv run test test-unit test-integration lint format bench bench-flood bench-slac bench-sep2 bench-approvals diagram clean install-system uninstall-system unit-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -47,6 +47,15 @@ bench-slac: $(STAMP) ## SLAC timings over veth in network namespaces (needs root
 
 diagram: $(STAMP) ## regenerate docs/charger-machine.md from the state machine
 	$(BIN)/python -m firmware.charger.diagram > docs/charger-machine.md
+
+unit-check: $(STAMP) ## systemd-analyze verify + the unit's security exposure (<= 2.5)
+	$(BIN)/python systemd/check_unit.py
+
+install-system: ## on the board, as root: venv in /opt, config in /etc, the unit enabled
+	sh systemd/install.sh
+
+uninstall-system: ## remove the unit and the venv (keeps /etc/evse-gatekeeper and the state)
+	sh systemd/install.sh --uninstall
 
 clean: ## remove the venv, caches and the mock state directory
 	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache .hypothesis reports

@@ -40,6 +40,7 @@ from firmware.sampler import (
     SamplerEvent,
     SamplerFailed,
 )
+from firmware.sdnotify import HealthWatchdog, Notifier
 from firmware.sep2.store import PevEvent
 from firmware.services import Services
 from hal import (
@@ -92,6 +93,8 @@ class Gatekeeper:
         self.control: ControlServer | None = None
         self._ev_mac: str | None = None
         self._plugged_in_at: str | None = None
+        self.notifier = Notifier()
+        self._watchdog_task: asyncio.Task[None] | None = None
 
     async def run(self) -> int:
         """Run until ``request_stop``; 0 on a clean stop, 1 after a crash."""
@@ -171,6 +174,8 @@ class Gatekeeper:
         ]
         logger.info("%s", kv("gatekeeper.ready", fields))
         self.ready.set()
+        self._start_watchdog()
+        self.notifier.ready("ready: relays open, interlock armed, servers listening")
 
     async def _start_safety(
         self, board: Board, ventilation: bool, permanent: FaultKind | None
@@ -216,6 +221,30 @@ class Gatekeeper:
             self._apply(self._latch_permanent(permanent))
         self._apply(self.charger.outputs)
         self._log_notes()
+
+    def _start_watchdog(self) -> None:
+        """WATCHDOG=1 while the sampler (the interlock's thread) and the loop both turn."""
+        sampler = self.sampler
+        assert sampler is not None
+        watchdog = HealthWatchdog(self.notifier, lambda: sampler.stats.last_tick_ns, self._clock)
+        interval = watchdog.interval_s
+        if interval is None:
+            return
+
+        async def ping() -> None:
+            pinging = True
+            while True:
+                if watchdog.poll() != pinging:
+                    pinging = not pinging
+                    if pinging:
+                        log_event(logger, "watchdog.resumed")
+                    else:
+                        log_event(logger, "watchdog.withheld", logging.ERROR,
+                                  reason="the sampler has not ticked")  # fmt: skip
+                await asyncio.sleep(interval)
+
+        self._watchdog_task = asyncio.create_task(ping(), name="watchdog")
+        log_event(logger, "watchdog.on", interval_s=round(interval, 3))
 
     def _post_plc(self, event: PlcEvent | PevEvent) -> None:
         """Called on the loop by the PLC stack and the 2030.5 server: the charger and the
@@ -532,12 +561,15 @@ class Gatekeeper:
 
     def _shutdown(self) -> None:
         """Relays open first, each step in its own try: one failure must not skip the rest."""
-        steps: list[tuple[str, Callable[[], None]]] = []
+        steps: list[tuple[str, Callable[[], object]]] = []
         if self.interlock is not None:
             interlock = self.interlock
             steps.append(("relays", lambda: interlock.open_all(self._clock())))
             steps.append(("pilot", lambda: interlock.set_pilot(SAFE_PILOT)))
             steps.append(("confirm", self._confirm_open))
+        steps.append(("notify", self.notifier.stopping))
+        if self._watchdog_task is not None:
+            steps.append(("watchdog", self._watchdog_task.cancel))
         steps.append(("services", self.services.close))
         steps.append(("journal", self.recorder.close))
         if self.sampler is not None:
