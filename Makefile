@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SYSDEPS := $(VENV)/.sysdeps
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run test test-unit test-integration lint format bench bench-flood bench-slac bench-sep2 bench-approvals diagram clean install-system uninstall-system unit-check
@@ -13,12 +14,23 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet --upgrade pip && $(BIN)/pip install --quiet -e '.[dev]' && touch $(STAMP)
 
-venv: $(STAMP) ## create the venv with the dev extras
+# nftables (the bridge gate's filter) is a system package: installed here when missing and
+# we are root with apt (the bridge tests skip with that reason otherwise)
+$(SYSDEPS):
+	@command -v nft >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get install -y -q nftables >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q nftables >/dev/null 2>&1; } || \
+	      echo "make: could not install nftables: the bridge tests will skip"; \
+	  else echo "make: nft not found and not root with apt: the bridge tests will skip"; fi; }
+	@mkdir -p $(VENV) && touch $@
+
+venv: $(STAMP) $(SYSDEPS) ## create the venv with the dev extras (and nftables when missing)
 
 run: $(STAMP) ## start the firmware in mock mode and play a scripted vehicle session
 	$(BIN)/python -m hil.demo --config config/mock.toml
 
-test: $(STAMP) ## run the whole test suite (no tests collected counts as a failure)
+test: $(STAMP) $(SYSDEPS) ## run the whole test suite (no tests collected counts as a failure)
 	$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "make test: no tests ran" >&2; exit 1; fi; exit $$rc
 
 test-unit: $(STAMP) ## only the pure unit tests (fast)

@@ -63,6 +63,10 @@ if live; then
     done
 fi
 
+if live && ! command -v nft >/dev/null 2>&1; then
+    apt-get install -y -q nftables  # the bridge gate's filter (docs/hardware.md)
+fi
+
 install -d -m 0755 "$OPT"
 if [ "$VENV" = yes ]; then
     if [ -z "$EXTRA" ]; then
