@@ -93,6 +93,21 @@ class SectionReader:
             return None
         return self.integer(key, low, low, high)
 
+    def integer_or_none(self, key: str, default: int | None, low: int, high: int) -> int | None:
+        """An integer, or the string "none" for something not fitted (TOML has no null)."""
+        value = self._raw(key)
+        if value is _MISSING:
+            return default
+        if value == "none":
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self._problem(key, f'must be an integer or "none", got {value!r}')
+            return default
+        if not low <= value <= high:
+            self._problem(key, f"must be between {low} and {high}, got {value}")
+            return default
+        return value
+
     def number(self, key: str, default: float, low: float, high: float) -> float:
         value = self._raw(key)
         if value is _MISSING:

@@ -22,7 +22,7 @@ from hal.contract import (
     Relay,
 )
 from hal.errors import HalError
-from hal.settings import BoardSettings, MockSettings
+from hal.settings import AdcChip, BoardSettings, MockSettings, RpiSettings
 
 # name -> "module:factory"; the factory takes BoardSettings and returns an open Board.
 BACKENDS: dict[str, str] = {
@@ -46,6 +46,7 @@ def open_board(settings: BoardSettings) -> Board:
 __all__ = [
     "BACKENDS",
     "SAFE_PILOT",
+    "AdcChip",
     "Board",
     "BoardSettings",
     "Capabilities",
@@ -59,5 +60,6 @@ __all__ = [
     "PilotSample",
     "RcdState",
     "Relay",
+    "RpiSettings",
     "open_board",
 ]

@@ -1,14 +1,15 @@
 """The board-support contract, one suite for every backend (gpiozero's pattern).
 
 Parametrized over the backends that can be opened on this machine; the reference-board
-backend joins with its injected fakes of RPi.GPIO, sysfs PWM and spidev (issue #7). Uses
-real time in small steps: the contract is about a board as the sampler sees it.
+backend joins with its injected fakes of RPi.GPIO, sysfs PWM and spidev (tests/fakes_rpi.py,
+issue #7). Uses real time in small steps: the contract is about a board as the sampler sees it.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -28,22 +29,29 @@ from hal import (
     Relay,
     open_board,
 )
+from tests.fakes_rpi import FakeRpiRig
 
 pytestmark = pytest.mark.integration
 
 SETTLE_S = 0.3  # longer than any backend's relay delay; the 250 ms feedback window
 
 
-def _mock() -> Board:
+def _mock(tmp_path: Path) -> Board:
     return open_board(BoardSettings(backend="mock", mock=MockSettings(noise_mv=0)))
 
 
-OPENERS: dict[str, Callable[[], Board]] = {"mock": _mock}
+def _rpi(tmp_path: Path) -> Board:
+    """The reference-board backend on fakes: RPi.GPIO, a sysfs PWM tree under tmp_path, and
+    an MCP3208 whose inputs follow the pilot the PWM drives."""
+    return FakeRpiRig(tmp_path).open()
+
+
+OPENERS: dict[str, Callable[[Path], Board]] = {"mock": _mock, "rpi": _rpi}
 
 
 @pytest.fixture(params=sorted(OPENERS))
-def board(request: pytest.FixtureRequest) -> Iterator[Board]:
-    opened = OPENERS[request.param]()
+def board(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Board]:
+    opened = OPENERS[request.param](tmp_path)
     yield opened
     opened.close()
 
@@ -100,9 +108,21 @@ def test_every_pilot_drive_is_accepted_and_samples_advance(board: Board) -> None
         PilotOutput(PilotDrive.ZERO),
         PilotOutput(PilotDrive.STEADY_POSITIVE),
     ):
+        if output.drive is PilotDrive.ZERO and not board.capabilities.supports_state_e:
+            continue  # refused: see the next test
         board.set_pilot(output)
         stamps.append(board.read_pilot().t_ns)
     assert stamps == sorted(stamps)
+
+
+def test_state_e_is_refused_where_the_board_cannot_drive_it(board: Board) -> None:
+    if board.capabilities.supports_state_e:
+        pytest.skip("this board drives 0 V")
+    with pytest.raises(HalError) as refused:
+        board.set_pilot(PilotOutput(PilotDrive.ZERO))
+    assert "\n" not in str(refused.value)
+    for relay in Relay:
+        assert board.read_feedback(relay) in (Contacts.OPEN, Contacts.UNKNOWN)
 
 
 def test_inputs_read_without_raising(board: Board) -> None:

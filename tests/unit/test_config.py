@@ -15,7 +15,7 @@ import pytest
 
 from firmware.config import Config, load_config, parse_config
 from firmware.errors import ConfigError
-from hal import FeedbackKind
+from hal import AdcChip, FeedbackKind, PilotDrive, RcdState, RpiSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROBLEM = re.compile(
@@ -433,3 +433,247 @@ def test_the_shipped_mock_config_loads() -> None:
     assert config.plc.interface == "mock", "make run shows SLAC in its timeline"
     assert config.control.socket == Path(".state/control.sock")
     assert config.source == path
+
+
+# --- [hal.rpi]: the reference board's wiring ---------------------------------------------------
+
+
+def _rpi(table: Any) -> dict[str, Any]:
+    return {"hal": {"rpi": table}}
+
+
+def test_hal_rpi_defaults_are_the_reference_board() -> None:
+    rpi = parse_config({}).board.rpi
+    assert rpi == RpiSettings()
+    assert parse_config(_rpi({})).board.rpi == rpi
+    assert rpi.pwm_sysfs_root == "/sys/class/pwm"
+    assert (rpi.pwm_device, rpi.pwm_channel) == ("fe20c000.pwm", 0)  # GPIO18 on a Pi 4
+    assert (rpi.spi_bus, rpi.spi_device) == (0, 1), "CE1: the qca7000 overlay takes CE0"
+    assert rpi.adc_chip is AdcChip.MCP3208
+    assert (rpi.pilot_high_channel, rpi.pilot_low_channel, rpi.pp_channel) == (0, 1, 2)
+    assert rpi.pilot_zero_pin is None and not rpi.supports_state_e
+    assert rpi.safe_pilot is PilotDrive.STEADY_POSITIVE
+    assert rpi.rcd_fault is RcdState.DC
+
+
+RPI_TABLE: dict[str, Any] = {
+    "pwm_sysfs_root": "/tmp/sys/class/pwm",
+    "pwm_device": "1f00098000.pwm",
+    "pwm_channel": 2,
+    "pilot_inverted": True,
+    "pilot_zero_pin": 26,
+    "safe_pilot": "F",
+    "spi_bus": 1,
+    "spi_device": 0,
+    "spi_max_speed_hz": 1_000_000,
+    "adc_chip": "mcp3202",
+    "adc_vref_mv": 5000,
+    "pilot_high_channel": 1,
+    "pilot_low_channel": 0,
+    "pp_channel": "none",
+    "pilot_high_offset_mv": 2500,
+    "pilot_high_gain": 15.5,
+    "pilot_low_offset_mv": 0,
+    "pilot_low_gain": -4,
+    "pp_pullup_ohm": 330,
+    "pp_pullup_mv": 5000,
+    "pp_open_ohm": 5000,
+    "peak_reset_pin": 16,
+    "peak_reset_us": 20,
+    "main_relay_pin": 4,
+    "discharge_relay_pin": 12,
+    "main_feedback_pin": 19,
+    "discharge_feedback_pin": 20,
+    "feedback_active_high": True,
+    "rcd_fault_pin": 21,
+    "rcd_fault_active_high": False,
+    "rcd_fault": "ac",
+    "rcd_test_pin": 2,
+    "deadman_pin": 3,
+    "max_current_a": 16,
+}
+
+
+def test_hal_rpi_keys() -> None:
+    rpi = parse_config(_rpi(RPI_TABLE)).board.rpi
+    assert rpi == RpiSettings(
+        pwm_sysfs_root="/tmp/sys/class/pwm",
+        pwm_device="1f00098000.pwm",
+        pwm_channel=2,
+        pilot_inverted=True,
+        pilot_zero_pin=26,
+        safe_pilot=PilotDrive.STEADY_NEGATIVE,
+        spi_bus=1,
+        spi_device=0,
+        spi_max_speed_hz=1_000_000,
+        adc_chip=AdcChip.MCP3202,
+        adc_vref_mv=5000.0,
+        pilot_high_channel=1,
+        pilot_low_channel=0,
+        pp_channel=None,
+        pilot_high_offset_mv=2500.0,
+        pilot_high_gain=15.5,
+        pilot_low_offset_mv=0.0,
+        pilot_low_gain=-4.0,
+        pp_pullup_ohm=330.0,
+        pp_pullup_mv=5000.0,
+        pp_open_ohm=5000.0,
+        peak_reset_pin=16,
+        peak_reset_us=20,
+        main_relay_pin=4,
+        discharge_relay_pin=12,
+        main_feedback_pin=19,
+        discharge_feedback_pin=20,
+        feedback_active_high=True,
+        rcd_fault_pin=21,
+        rcd_fault_active_high=False,
+        rcd_fault=RcdState.AC,
+        rcd_test_pin=2,
+        deadman_pin=3,
+        max_current_a=16.0,
+    )
+    assert rpi.supports_state_e
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        {"pwm_channel": 0},
+        {"pwm_channel": 15},
+        {"spi_max_speed_hz": 10_000},
+        {"spi_max_speed_hz": 2_000_000},
+        {"peak_reset_us": 1},
+        {"peak_reset_us": 1000},
+        {"pilot_high_gain": -100},
+        {"pilot_low_gain": 100},
+        {"adc_vref_mv": 1000},
+        {"adc_vref_mv": 5500},
+        {"deadman_pin": 27, "discharge_relay_pin": 26},  # the header's last GPIO
+        {"max_current_a": 6},
+        {"max_current_a": 80},
+    ],
+)
+def test_hal_rpi_range_limits_are_inclusive(table: dict[str, Any]) -> None:
+    parse_config(_rpi(table))
+
+
+def test_hal_rpi_unknown_key_and_not_a_table() -> None:
+    assert problems_of(_rpi({"colour": "blue"})) == ["hal.rpi.colour: unknown key"]
+    assert where(problems_of(_rpi("yes"))) == ["hal.rpi"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("main_relay_pin", True),
+        ("main_relay_pin", "17"),
+        ("main_relay_pin", 17.0),
+        ("pp_channel", 2.0),
+        ("pp_channel", "two"),
+        ("pilot_zero_pin", False),
+        ("pilot_inverted", 1),
+        ("feedback_active_high", "no"),
+        ("pwm_device", 5),
+        ("pilot_high_gain", "10"),
+        ("adc_vref_mv", True),
+    ],
+)
+def test_hal_rpi_wrong_types_are_refused(key: str, value: Any) -> None:
+    assert where(problems_of(_rpi({key: value}))) == [f"hal.rpi.{key}"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("main_relay_pin", 28),  # the 40-pin header ends at GPIO27
+        ("main_relay_pin", -1),
+        ("pilot_zero_pin", 28),
+        ("pwm_channel", 16),
+        ("spi_device", 3),
+        ("spi_max_speed_hz", 2_000_001),
+        ("pilot_low_channel", 8),
+        ("pp_channel", 8),
+        ("peak_reset_us", 0),
+        ("adc_vref_mv", 999),
+        ("pilot_high_gain", 100.5),
+        ("pp_pullup_ohm", 99),
+        ("max_current_a", 80.5),
+    ],
+)
+def test_hal_rpi_out_of_range_values_are_refused(key: str, value: float) -> None:
+    (problem,) = problems_of(_rpi({key: value}))
+    assert problem.startswith(f"hal.rpi.{key}: must be between")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("safe_pilot", "-12V"),
+        ("safe_pilot", "x1"),
+        ("adc_chip", "mcp3008"),
+        ("rcd_fault", "none"),
+        ("pwm_device", ""),
+        ("pwm_sysfs_root", "  "),
+    ],
+)
+def test_hal_rpi_bad_strings_are_refused(key: str, value: str) -> None:
+    assert where(problems_of(_rpi({key: value}))) == [f"hal.rpi.{key}"]
+
+
+def test_hal_rpi_a_gain_of_zero_is_refused() -> None:
+    assert problems_of(_rpi({"pilot_low_gain": 0})) == ["hal.rpi.pilot_low_gain: must not be 0"]
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        (
+            {"discharge_relay_pin": 17},
+            "hal.rpi.discharge_relay_pin: GPIO17 is already main_relay_pin",
+        ),
+        ({"pilot_zero_pin": 25}, "hal.rpi.pilot_zero_pin: GPIO25 is already peak_reset_pin"),
+        ({"rcd_fault_pin": 22}, "hal.rpi.rcd_fault_pin: GPIO22 is already main_feedback_pin"),
+        ({"deadman_pin": 18}, "hal.rpi.deadman_pin: GPIO18 is the pilot PWM"),
+        ({"rcd_test_pin": 8}, "hal.rpi.rcd_test_pin: GPIO8 is SPI0 CE0"),
+        ({"main_feedback_pin": 0}, "hal.rpi.main_feedback_pin: GPIO0 is the HAT ID EEPROM"),
+        ({"adc_chip": "mcp3202"}, "hal.rpi.pp_channel: mcp3202 has channels 0..1"),
+        ({"pp_channel": 0}, "hal.rpi.pp_channel: channel 0 is already pilot_high_channel"),
+    ],
+)
+def test_hal_rpi_wiring_conflicts(table: dict[str, Any], problem: str) -> None:
+    assert problems_of(_rpi(table)) == [problem]
+
+
+def test_hal_rpi_a_refused_value_is_not_echoed_as_a_conflict() -> None:
+    # main_relay_pin falls back to its default 17, which discharge_relay_pin also names
+    problems = problems_of(_rpi({"main_relay_pin": 40, "discharge_relay_pin": 17}))
+    assert where(problems) == ["hal.rpi.main_relay_pin"]
+
+
+def test_hal_rpi_every_problem_at_once() -> None:
+    table = {"pwm_channel": -1, "safe_pilot": "E", "pp_channel": "two", "led_pin": 4}
+    assert sorted(where(problems_of({"hal": {"backend": "rpi", "rpi": table}}))) == [
+        "hal.rpi.led_pin",
+        "hal.rpi.pp_channel",
+        "hal.rpi.pwm_channel",
+        "hal.rpi.safe_pilot",
+    ]
+
+
+def test_the_shipped_reference_board_config_loads() -> None:
+    path = REPO_ROOT / "config" / "reference-board.toml"
+    config = load_config(path)
+    assert config.board.backend == "rpi"
+    assert config.board.rpi == RpiSettings(), "the file spells out the reference board"
+    assert config.source == path
+
+
+def test_every_hal_rpi_key_in_the_shipped_config_says_what_it_is() -> None:
+    text = (REPO_ROOT / "config" / "reference-board.toml").read_text(encoding="utf-8")
+    section = text.split("[hal.rpi]", 1)[1].split("\n[", 1)[0]
+    keys = [line for line in section.splitlines() if line and not line.startswith("#")]
+    assert {line.split("=")[0].strip() for line in keys} | {"pilot_zero_pin"} == set(
+        RpiSettings.__dataclass_fields__
+    )
+    for line in keys:
+        assert "#" in line, f"no comment: {line}"
