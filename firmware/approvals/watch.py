@@ -44,7 +44,10 @@ class ApprovalWatch:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(CHECK_EVERY_S)
-            self.check()
+            # a new list is verified off the loop: a large one takes seconds of CPU, and the
+            # charger and the gate must keep turning meanwhile (the store swaps the verified
+            # list in with one assignment)
+            await asyncio.to_thread(self.check)
 
     def _signature(self) -> Signature:
         try:
