@@ -138,7 +138,8 @@ def _decode(payload: bytes, decoder: _EntryDecoder) -> Any:
     except UnicodeDecodeError as err:
         raise ApprovalListError("payload is not UTF-8") from err
     try:
-        return json.loads(text, object_pairs_hook=decoder, parse_constant=_refuse_constant)
+        hook = decoder.hook()
+        return json.loads(text, object_pairs_hook=hook, parse_constant=_refuse_constant)
     except json.JSONDecodeError as err:
         raise ApprovalListError(
             f"payload is not JSON: {err.msg} (line {err.lineno} column {err.colno})"
@@ -162,17 +163,30 @@ class _EntryDecoder:
         self._shared: dict[tuple[str, object], Entry] = {}
         self._plain: dict[str, Entry] = {}  # status -> its shared Entry without a limit
 
-    def __call__(self, pairs: list[tuple[str, Any]]) -> object:
-        # Fast path for the common shape {"ism": ..., "status": ...} with a status already
-        # seen: the same checks as below, without building a dict. Anything else, including
-        # every refusal, takes the full path.
-        if len(pairs) == 2:
-            (name, ism), (second, status) = pairs
-            if name == "ism" and second == "status" and type(ism) is str and type(status) is str:
-                entry = self._plain.get(status)
-                entries = self.entries
+    def hook(self) -> Callable[[list[tuple[str, Any]]], object]:
+        """The ``object_pairs_hook``: a closure over plain locals, since it runs once per
+        entry. The fast path takes the common shapes {"ism", "status"} and {"ism",
+        "status", "max_discharge_w"} whose (status, limit) was already seen and validated:
+        the same checks as the full path, without building a dict. Anything else, including
+        every refusal, takes the full path."""
+        entries, plain, shared, full = self.entries, self._plain, self._shared, self._full
+
+        def hook(pairs: list[tuple[str, Any]]) -> object:
+            count = len(pairs)
+            if count == 2 or count == 3:
+                name, ism = pairs[0]
+                second, status = pairs[1]
+                entry = None
+                if name == "ism" and second == "status" and type(status) is str:
+                    if count == 2:
+                        entry = plain.get(status)
+                    else:
+                        third, limit = pairs[2]
+                        if third == "max_discharge_w" and type(limit) is int:
+                            entry = shared.get((status, limit))
                 if (
                     entry is not None
+                    and type(ism) is str
                     and 0 < len(ism) <= MAX_ISM_CHARS
                     and ism.isprintable()
                     and " " not in ism
@@ -180,7 +194,9 @@ class _EntryDecoder:
                 ):
                     entries[ism] = entry
                     return LISTED
-        return self._full(pairs)
+            return full(pairs)
+
+        return hook
 
     def _full(self, pairs: list[tuple[str, Any]]) -> object:
         fields = dict(pairs)

@@ -73,8 +73,10 @@ def b64url_decode(text: bytes, what: str) -> bytes:
     if len(text) % 4 == 1 or any(c in text for c in (b"+", b"/", b"=")):
         raise JwsError(f"{what} is not base64url")
     try:
-        data = binascii.a2b_base64(
-            text.translate(_TO_STANDARD_ALPHABET) + b"=" * (-len(text) % 4), strict_mode=True
+        # validate=True refuses any byte outside the alphabet; padding is ours (none was
+        # allowed in), so this is as strict as binascii's strict_mode and faster on 90 MB
+        data = base64.b64decode(
+            text.translate(_TO_STANDARD_ALPHABET) + b"=" * (-len(text) % 4), validate=True
         )
     except binascii.Error as err:
         raise JwsError(f"{what} is not base64url") from err
