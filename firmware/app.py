@@ -387,6 +387,7 @@ class Gatekeeper:
             "approvals": self._approvals_status(),
             "faults": faults,
             "meter_w": self.meter_w,
+            "bridge": self.services.link.state(),
         }
 
     def _approvals_status(self) -> dict[str, Any] | None:
@@ -429,6 +430,16 @@ class Gatekeeper:
             self._apply(charger.on_unauthorized_discharge(self._clock()))
             self._log_notes()
         self._apply_discharge()
+        self._follow_bridge(gate)
+
+    def _follow_bridge(self, gate: Gate) -> None:
+        """The site bridge is open exactly while the session is authorized (issue #6)."""
+        bound = gate.bound
+        if gate.authorized and bound is not None:
+            self.services.link.follow(True, bound.lfdi, "")
+        else:
+            reasons = bound.session.reasons if bound is not None else ("no session",)
+            self.services.link.follow(False, "", "; ".join(reasons) or "not authorized")
 
     def _discharge_wanted(self) -> bool:
         """Authorized, main closed for charging, no fault: the interlock adds the pilot

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.config_approvals import ApprovalsConfig, read_approvals
+from firmware.config_bridge import BridgeConfig, read_bridge
 from firmware.config_reader import SectionReader
 from firmware.config_site import (
     MappingConfig,
@@ -43,7 +44,7 @@ from hal import (
 FEEDBACK_CHOICES = tuple(kind.value for kind in FeedbackKind)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SECTIONS = (
-    *("hal", "charger", "contactor", "plc", "tls", "sep2", "site", "j3072", "approvals"),
+    *("hal", "charger", "contactor", "plc", "tls", "sep2", "site", "j3072", "approvals", "bridge"),
     *("paths", "log", "control"),
 )
 # [hal.rpi]: BCM GPIOs on the 40-pin header, and those the reference board already uses
@@ -131,6 +132,17 @@ class Config:
     mapping: MappingConfig = field(default_factory=MappingConfig)
     approvals: ApprovalsConfig = field(default_factory=ApprovalsConfig)
     control: ControlConfig = ControlConfig()
+    bridge: BridgeConfig = field(default_factory=BridgeConfig)
+
+    @property
+    def plc_link_interface(self) -> str | None:
+        """The netdev that carries the vehicle's IPv6: ``[bridge] plc_interface``, else the
+        ``[plc] interface`` when it is a real netdev."""
+        if self.bridge.plc_interface is not None:
+            return self.bridge.plc_interface
+        interface = self.plc.interface
+        return None if interface in (None, PLC_MOCK) else interface
+
     source: Path | None = None
 
 
@@ -171,6 +183,7 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
         sep2=read_sep2(SectionReader("sep2", data.get("sep2"), problems), tls, problems),
         site=read_site(SectionReader("site", data.get("site"), problems), problems),
         mapping=mapping,
+        bridge=read_bridge(SectionReader("bridge", data.get("bridge"), problems), problems),
         approvals=read_approvals(
             SectionReader("approvals", data.get("approvals"), problems), problems
         ),

@@ -1,5 +1,6 @@
 """The communication parts around the safety core: the PLC stack (on its netdev, or on the
-mock world in mock mode) and the 2030.5 service.
+mock world in mock mode), the PLC link's addressing and router advertisements, the site bridge
+gate (``firmware.net``), and the 2030.5 service.
 
 None of them drives a relay or the pilot: what they learn reaches the charger as events on
 its queue, in order with the pilot's. A background task that fails is logged and changes
@@ -23,6 +24,7 @@ from firmware.config import PLC_MOCK, Config
 from firmware.errors import ConfigError
 from firmware.logs import log_event
 from firmware.plc.stack import PlcEvent, PlcStack
+from firmware.plc_link import PlcLink
 from hal import Board
 
 if TYPE_CHECKING:
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+PLC_HOST = "plc"  # [sep2] host: the EVSE's own address on the PLC link
 MOCK_PLC_WORLD = "hil.plc.mock_world"  # imported only for [plc] interface = "mock"
 
 
@@ -43,10 +46,12 @@ class Services:
         self._plugged = False
         self._background: list[asyncio.Task[None]] = []
         self.approvals: ApprovalWatch | None = None
+        self.link = PlcLink(config)
 
     async def start(self, board: Board) -> None:
         self._start_approvals()
         await self._start_plc(board)
+        await self.link.start(self._watched)
         await self._start_sep2()
 
     def _start_approvals(self) -> None:
@@ -66,10 +71,10 @@ class Services:
 
     def describe(self) -> dict[str, str]:
         """For the ready line: where each part is."""
-        sep2 = self.config.sep2
         return {
             "plc": self.config.plc.interface or "none",
-            "sep2": f"[{sep2.host}]:{self.sep2.server.port}" if self.sep2 else "off",
+            "sep2": f"[{self.sep2.host}]:{self.sep2.server.port}" if self.sep2 else "off",
+            "bridge": self.link.describe(),
         }
 
     def follow_plug(self, present: bool) -> None:
@@ -100,6 +105,7 @@ class Services:
             task.cancel()
 
     async def stop(self) -> None:
+        await self.link.stop()
         if self.sep2 is not None:
             await self.sep2.stop()
 
@@ -131,7 +137,13 @@ class Services:
             return
         from firmware.sep2.service import Sep2Service  # aiohttp only when the server is on
 
-        self.sep2 = Sep2Service(self.config, on_event=self._post)
+        host = self.config.sep2.host
+        if host == PLC_HOST:
+            if self.link.address is None:
+                problem = 'sep2.host: "plc" needs a PLC link interface ([bridge] plc_interface)'
+                raise ConfigError([problem])
+            host = str(self.link.address.ip)
+        self.sep2 = Sep2Service(self.config, on_event=self._post, host=host)
         await self.sep2.start()
 
     def _watched(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:

@@ -158,15 +158,22 @@ class Story:
 
         return check
 
-    def status(self) -> Callable[[], str]:
-        """What the site owner sees: the daemon's control socket."""
+    def status(self, expected: str) -> Callable[[], str]:
+        """What the site owner sees: the daemon's control socket (and it must say
+        ``expected``, with the site bridge open exactly when authorized)."""
 
         def check() -> str:
             shown = query(self.config.control.socket)
             auth = shown["authorization"]
+            assert auth["state"] == expected, f"authorization {auth}, not {expected}"
+            bridge_state = shown.get("bridge") or {}
+            if bridge_state:
+                assert bool(bridge_state.get("bridged")) == (expected == "authorized"), bridge_state
             relays = " ".join(f"{k}={v}" for k, v in shown["relays"].items())
             why = "; ".join(auth["reasons"]) or f"limit {auth['limit_w']} W"
-            return f"{auth['state']} ({why}); {relays}; meter {shown['meter_w']:g} W"
+            bridge = shown.get("bridge") or {}
+            bridged = "site bridge open" if bridge.get("bridged") else "site bridge closed"
+            return f"{auth['state']} ({why}); {relays}; {bridged}; meter {shown['meter_w']:g} W"
 
         return check
 
@@ -209,7 +216,7 @@ def _approved_vehicle(story: Story) -> None:
     step("EVSE closes the contactor", story.relay("CLOSED", 3000))
     step("EVSE closes the discharge path", story.relay("CLOSED", 1000, "DISCHARGE"))
     step("vehicle discharges at the dispatched power", story.dispatch(pev))
-    step("evse-gatekeeper status", story.status())
+    step("evse-gatekeeper status", story.status("authorized"))
     story.unplug()
     pev.stop()
 
@@ -223,7 +230,7 @@ def _unapproved_vehicle(story: Story) -> None:
     step("vehicle requests charge", story.send("EV:STATE C"))
     step("EVSE closes the contactor (after protection)", story.relay("CLOSED", 15000))
     step("the discharge path stays open", story.stays_open("DISCHARGE", 1500))
-    step("evse-gatekeeper status", story.status())
+    step("evse-gatekeeper status", story.status("denied"))
     story.unplug()
     pev.stop()
 

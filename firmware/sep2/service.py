@@ -55,13 +55,17 @@ class Sep2Service:
         config: Config,
         on_event: Callable[[PevEvent], None] = lambda event: None,
         clock_ns: Callable[[], int] = time.monotonic_ns,
+        host: str | None = None,
     ) -> None:
+        """``host``: the address to listen on, when not ``[sep2] host`` as written (the
+        EVSE's address on the PLC link for ``host = "plc"``)."""
         self.config = config
         self.evse = evse_identity(config)
         self.site = SiteResources(config.site, self.evse.lfdi, int(time.time()))
         self.store = Sep2Store(on_event)
         sep2 = config.sep2
-        settings = ServerSettings(sep2.host, sep2.port, *credentials(config))
+        self.host = host or sep2.host
+        settings = ServerSettings(self.host, sep2.port, *credentials(config))
         self.server = Sep2Server(settings, self.site, self.store, self.evse, clock_ns)
         self.notifier: Notifier | None = None
         self.discovery: Discovery | None = None
@@ -75,7 +79,7 @@ class Sep2Service:
         except TlsError as err:
             raise ConfigError([f"tls: {err}"]) from err
         except OSError as err:
-            where = f"[{sep2.host}]:{sep2.port}"
+            where = f"[{self.host}]:{sep2.port}"
             raise ConfigError([f"sep2.port: cannot listen on {where}: {err.strerror}"]) from err
         log_event(logger, "sep2.tls", ciphers=ciphers, seclevel0="@SECLEVEL=0" in ciphers,
                   evse_lfdi=self.evse.lfdi, evse_sfdi=self.evse.sfdi)  # fmt: skip
