@@ -86,7 +86,7 @@ class Sep2Service:
         await self._announce()
 
     async def _announce(self) -> None:
-        ifname = self.config.plc.interface
+        ifname = self.config.plc_link_interface  # the PLC link only, never the site
         if not self.config.sep2.discovery or ifname in (None, PLC_MOCK):
             log_event(logger, "sep2.discovery_off", plc=ifname or "none")
             return
