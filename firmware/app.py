@@ -182,7 +182,13 @@ class Gatekeeper:
     ) -> None:
         """The interlock (told of any permanent fault before its first sample), the sampler,
         and the boot weld check's window."""
-        interlock = self.interlock = Interlock(board, ventilation, self._clock())
+        mock = self.config.board.mock
+        sabotaged = self.config.board.backend == "mock" and mock.sabotage == "interlock-off"
+        if sabotaged:
+            why = "[hal.mock] sabotage = interlock-off: TEST ONLY, nothing is safe"
+            log_event(logger, "interlock.SABOTAGED", logging.CRITICAL, reason=why)
+        interlock = self.interlock = Interlock(board, ventilation, self._clock(),
+                                               sabotaged=sabotaged)  # fmt: skip
         if permanent is not None:
             interlock.latch_permanent(permanent, self._clock())
         charger_config = self.config.charger

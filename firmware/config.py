@@ -61,6 +61,7 @@ RPI_RESERVED_GPIOS = {
 }
 RPI_SAFE_PILOTS = {"+12V": PilotDrive.STEADY_POSITIVE, "F": PilotDrive.STEADY_NEGATIVE}
 MAX_SOCKET_PATH_BYTES = 107  # sockaddr_un.sun_path is 108 bytes with its terminating NUL
+SABOTAGES = ("none", "interlock-off")  # [hal.mock] sabotage: test-only broken builds
 PLC_MOCK = "mock"  # [plc] interface: the in-process simulated modem and vehicle
 
 
@@ -222,6 +223,7 @@ def _mock(section: SectionReader) -> MockSettings:
         noise_mv=section.number("noise_mv", defaults.noise_mv, 0, 300),
         seed=section.optional_integer("seed", 0, 2**63 - 1),
         supports_rcd_self_test=section.boolean("rcd_self_test", defaults.supports_rcd_self_test),
+        sabotage=section.string("sabotage", defaults.sabotage, SABOTAGES),
     )
     section.finish()
     return settings

@@ -58,8 +58,11 @@ class Trip:
 
 
 class Interlock:
-    def __init__(self, board: Board, ventilation: bool, now_ns: int) -> None:
+    def __init__(
+        self, board: Board, ventilation: bool, now_ns: int, *, sabotaged: bool = False
+    ) -> None:
         self._board = board
+        self._sabotaged = sabotaged  # TEST ONLY (mock board): trips and refuses nothing
         self._ventilation = ventilation
         self._lock = threading.Lock()
         self._pilot = SAFE_PILOT
@@ -98,7 +101,7 @@ class Interlock:
                     self._set(Relay.DISCHARGE, False, now_ns)  # discharge never outlives main
                 self._set(relay, False, now_ns)
                 return True
-            if not self._permitted(now_ns):
+            if not self._permitted(now_ns) and not self._sabotaged:
                 return False
             if relay is Relay.DISCHARGE and not self._main_confirmed_closed():
                 return False
@@ -149,6 +152,8 @@ class Interlock:
                 self.latched.add(f"rcd_{rcd.value}")
             elif confirmed is PilotState.A:
                 self.latched.clear()
+            if self._sabotaged:
+                return None
             fault = self._supervise_feedback(now_ns)
             if fault is not None and self.permanent is None:
                 self.permanent = fault

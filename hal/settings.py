@@ -21,6 +21,10 @@ class MockSettings:
     noise_mv: float = 15.0  # standard deviation of the ADC noise on each plateau
     seed: int | None = None  # fixes the noise for reproducible runs
     supports_rcd_self_test: bool = True
+    # TEST ONLY, mock board only: "interlock-off" builds a firmware whose interlock never
+    # trips, supervises nothing and refuses no closing, so that the HIL suite can show it
+    # catches a broken build. The daemon logs it loudly; no other backend has the key.
+    sabotage: str = "none"
 
 
 class AdcChip(enum.Enum):

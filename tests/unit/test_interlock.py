@@ -361,3 +361,13 @@ def test_a_short_to_pe_while_we_signal_f_still_latches(clock: Clock) -> None:
     changes = [e for e in posted if isinstance(e, PilotChange)]
     assert [(c.current, c.own_drive) for c in changes] == [(P.F, True), (P.E, False)]
     assert interlock.latched == {"pilot_e"}
+
+
+def test_the_test_only_sabotage_trips_and_refuses_nothing() -> None:
+    """The broken build the HIL suite must catch ([hal.mock] sabotage = interlock-off)."""
+    board = MockBoard(BoardSettings(mock=MockSettings(noise_mv=0)))
+    sabotaged = Interlock(board, False, 0, sabotaged=True)
+    late = sabotaged.armed_at_ns + 1
+    assert sabotaged.command(Relay.MAIN, True, late), "closes with no PWM and the pilot in A"
+    assert sabotaged.evaluate(late, P.A, RcdState.DC) is None, "no trip"
+    assert sabotaged.closed(Relay.MAIN)
