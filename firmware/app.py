@@ -64,6 +64,7 @@ MAX_LOOP_WAIT_S = 0.25
 STATS_EVERY_NS = 60_000_000_000
 SHUTDOWN_CONFIRM_S = 0.5
 
+METER_PERIOD_S = 0.1  # the J3072 meter checks while main is closed (the issue allows 1 s)
 DISCHARGE_RETRY_S = 0.02  # while the gate waits for main's contacts to confirm closed
 POWER_STATES = ("charging", "ventilating")
 
@@ -288,6 +289,8 @@ class Gatekeeper:
                 wait_s = min(wait_s, max(0.0, (deadline - self._clock()) / 1e9))
         if self._discharge_wanted() and not self._discharge_closed:
             wait_s = min(wait_s, DISCHARGE_RETRY_S)
+        if self.interlock is not None and self.interlock.closed(Relay.MAIN):
+            wait_s = min(wait_s, METER_PERIOD_S)  # power may flow: watch the meter closely
         try:
             event = await asyncio.wait_for(self._queue.get(), timeout=wait_s)
         except TimeoutError:

@@ -108,6 +108,14 @@ class Story:
 
         return check
 
+    def stays_open_is(self, relay: str, position: str) -> Callable[[], str]:
+        def check() -> str:
+            shown = self.rig.relays()[relay.lower()]
+            assert shown == position, f"{relay.lower()} is {shown}, not {position}"
+            return f"{relay.lower()} {shown.lower()}"
+
+        return check
+
     def send(self, *commands: str) -> Callable[[], str]:
         def run() -> str:
             for command in commands:
@@ -177,13 +185,13 @@ class Story:
 
         return check
 
-    def energized(self, pev: BackgroundPev) -> Callable[[], str]:
+    def energized(self, pev: BackgroundPev, value: bool = True) -> Callable[[], str]:
         def check() -> str:
             deadline = time.monotonic() + 3
-            while pev.energize is not True and time.monotonic() < deadline:
+            while pev.energize is not value and time.monotonic() < deadline:
                 time.sleep(0.02)
             history = pev.client.log.energize_history
-            assert pev.energize is True, f"the vehicle saw {history}"
+            assert pev.energize is value, f"the vehicle saw {history}"
             return f"by {history[-1].via}, {history[-1].at_s:.2f} s into its session"
 
         return check
@@ -217,6 +225,12 @@ def _approved_vehicle(story: Story) -> None:
     step("EVSE closes the discharge path", story.relay("CLOSED", 1000, "DISCHARGE"))
     step("vehicle discharges at the dispatched power", story.dispatch(pev))
     step("evse-gatekeeper status", story.status("authorized"))
+    step("vehicle discharges over its limit", story.send("METER:W 6800"))
+    step("EVSE revokes, the discharge path opens", story.relay("OPEN", 1000, "DISCHARGE"))
+    step("vehicle sees opModEnergize = false", story.energized(pev, False))
+    step("vehicle stops discharging within 3 s", story.send("METER:W 0"))
+    step("main stays closed: plain charging", story.stays_open_is("MAIN", "CLOSED"))
+    step("evse-gatekeeper status", story.status("revoked"))
     story.unplug()
     pev.stop()
 
