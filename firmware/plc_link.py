@@ -30,6 +30,8 @@ from firmware.net.ra import RaSender
 
 logger = logging.getLogger(__name__)
 
+RETRY_S = 5.0  # a missing PLC netdev is looked for again this often (as the PLC stack does)
+
 Watched = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
 
 
@@ -87,11 +89,31 @@ class PlcLink:
             log_event(logger, "bridge.isolated_at_start", leftover_removed=leftover)
             if bridge.policy is BridgePolicy.AFTER_AUTHORIZATION:
                 self.gate = gate
+        if await self._address(plc_if, prefix, quiet=False):
+            self._advertise(plc_if, watched)
+        else:  # like the PLC stack: the netdev may appear later (the modem's driver loading)
+            watched(self._retry(plc_if, watched), "net.address")
+
+    async def _address(self, plc_if: str, prefix: IPv6Network, quiet: bool) -> bool:
         try:
             await asyncio.to_thread(assign_evse_address, plc_if, prefix)
         except AddressingError as err:
-            raise ConfigError([f"bridge.plc_interface: {err}"]) from err
-        self._ra = RaSender(plc_if, prefix, bridge.ra_interval_s)
+            if not quiet:
+                log_event(logger, "plc_link.unavailable", logging.WARNING, interface=plc_if,
+                          error=str(err), retry_s=RETRY_S)  # fmt: skip
+            return False
+        return True
+
+    async def _retry(self, plc_if: str, watched: Watched) -> None:
+        assert self.prefix is not None
+        while not await self._address(plc_if, self.prefix, quiet=True):
+            await asyncio.sleep(RETRY_S)
+        log_event(logger, "plc_link.addressed", interface=plc_if, address=str(self.address))
+        self._advertise(plc_if, watched)
+
+    def _advertise(self, plc_if: str, watched: Watched) -> None:
+        assert self.prefix is not None
+        self._ra = RaSender(plc_if, self.prefix, self.config.bridge.ra_interval_s)
         watched(self._ra.run(), "net.ra")
 
     def follow(self, authorized: bool, session: str, reason: str) -> None:
