@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SYSDEPS := $(VENV)/.sysdeps
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-unit test-integration lint format bench bench-flood bench-slac bench-sep2 bench-approvals diagram clean install-system uninstall-system unit-check
+.PHONY: help venv run test test-unit test-integration lint format bench bench-flood bench-slac bench-sep2 bench-approvals diagram clean install-system uninstall-system unit-check hil hil-virtual
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -56,6 +56,13 @@ bench-approvals: $(STAMP) ## a 1,000,000-entry approval list: verify+load, looku
 
 bench-slac: $(STAMP) ## SLAC timings over veth in network namespaces (needs root)
 	$(BIN)/python -m hil.plc.bench_slac --runs 50
+
+hil: $(STAMP) ## the HIL scenario suite on a physical rig: make hil PORT=/dev/ttyUSB0
+	@test -n "$(PORT)" || { echo "make hil: PORT is required (make hil PORT=/dev/ttyUSB0)" >&2; exit 2; }
+	$(BIN)/python -m hil run --port $(PORT)
+
+hil-virtual: $(STAMP) ## the HIL scenario suite against the mock board's virtual rig (report in reports/)
+	$(BIN)/python -m hil run --virtual
 
 diagram: $(STAMP) ## regenerate docs/charger-machine.md from the state machine
 	$(BIN)/python -m firmware.charger.diagram > docs/charger-machine.md

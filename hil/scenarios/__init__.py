@@ -1,0 +1,1 @@
+"""The shipped HIL scenarios: one TOML file each, read by ``hil.scenario``."""
