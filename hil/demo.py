@@ -8,10 +8,12 @@ when every step behaved as J1772 requires; the daemon's full log is kept in the 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 import tomllib
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from firmware.config import Config, load_config
@@ -20,10 +22,14 @@ from firmware.errors import ConfigError
 from firmware.pilot.duty import current_to_duty_permille
 from hil.daemon import Daemon
 from hil.pev.background import BackgroundPev
+from hil.report import RunInfo, write_report
 from hil.rig import Rig, RigError, wait_for_rig
+from hil.runner import Latency, Runner, ScenarioResult, StepRecord, Target
+from hil.scenario import Scenario
 
 APPROVED_PROFILE = "certified-4q"
 DENIED_PROFILE = "unapproved-ism"
+LATENCY = re.compile(r"after (?P<ms>[0-9.]+) ms \(limit (?P<limit>[0-9]+) ms\)")
 SHOWN_EVENTS = (
     "charger.state",
     "fault.",
@@ -42,10 +48,23 @@ SHOWN_EVENTS = (
 
 
 class Timeline:
+    """The printed timeline, and the same steps kept for the HTML report (one section of the
+    story = one scenario of the report, sampled on the rig after every step)."""
+
     def __init__(self, daemon: Daemon) -> None:
         self.start = time.monotonic()
         self.daemon = daemon
         self.failures: list[str] = []
+        self.sections: list[ScenarioResult] = []
+        self.runner: Runner | None = None  # samples the rig once it is open
+
+    def section(self, name: str, description: str) -> None:
+        print(f"\n  -- {description} --")
+        scenario = Scenario(name, description, ("demo",), (), Path(__file__))
+        self.sections.append(ScenarioResult(scenario, start_s=self._now()))
+
+    def _now(self) -> float:
+        return self.runner.now() if self.runner is not None else time.monotonic() - self.start
 
     def step(self, what: str, action: Callable[[], str]) -> None:
         stamp = time.monotonic() - self.start
@@ -56,8 +75,36 @@ class Timeline:
             self.failures.append(f"{what}: {err}")
         mark = "ok " if ok else "FAIL"
         print(f"  {stamp:7.3f} s  [{mark}] {what:<38} {result}")
+        self._keep(what, result, ok)
         time.sleep(0.05)  # let the firmware's log lines for this step arrive
         self.show_firmware()
+
+    def _keep(self, what: str, result: str, ok: bool) -> None:
+        if not self.sections:
+            return
+        section = self.sections[-1]
+        section.steps.append(StepRecord(self._now(), what, result, ok))
+        section.end_s = self._now()
+        if not ok:
+            section.verdict, section.reason = "FAIL", f"{what}: {result}"
+        measured = LATENCY.search(result)
+        if measured is not None:
+            name = section.scenario.name
+            section.latencies.append(Latency(name, what, float(measured["ms"]),
+                                             int(measured["limit"]), "rig"))  # fmt: skip
+        if self.runner is not None:
+            self.runner.sample()
+
+    def write_report(self, directory: Path, config_path: str, rig: dict[str, str],
+                     log_path: Path) -> Path | None:  # fmt: skip
+        if self.runner is None or not self.sections:
+            return None
+        from firmware import __version__
+
+        info = RunInfo(datetime.now(UTC), time.monotonic() - self.start, __version__,
+                       config_path, "mock", rig, daemon_logs=str(log_path))  # fmt: skip
+        changes = self.runner.authorization_changes()
+        return write_report(directory, info, self.sections, self.runner.samples, changes)
 
     def show_firmware(self, heading: str = "") -> None:
         shown = [line for line in self.daemon.drain() if any(k in line for k in SHOWN_EVENTS)]
@@ -215,7 +262,8 @@ class Story:
 
 def _approved_vehicle(story: Story) -> None:
     step = story.step
-    print("  -- an approved, certified 4Q vehicle: authorized, discharges at the dispatch --")
+    what = "an approved, certified 4Q vehicle: authorized, discharges at the dispatch"
+    story.timeline.section("approved-vehicle", what + ", then over its limit")
     story.plug_in_and_match()
     pev = story.start_vehicle(APPROVED_PROFILE)
     step("vehicle runs the J3072 exchange (TLS)", story.decision(True))
@@ -237,7 +285,8 @@ def _approved_vehicle(story: Story) -> None:
 
 def _unapproved_vehicle(story: Story) -> None:
     step = story.step
-    print("\n  -- a vehicle whose ISM is not on the approval list: denied, just charges --")
+    story.timeline.section("denied-vehicle", "a vehicle whose ISM is not on the approval "
+                           "list: denied, just charges")  # fmt: skip
     story.plug_in_and_match()
     pev = story.start_vehicle(DENIED_PROFILE)
     step("vehicle runs the J3072 exchange (TLS)", story.decision(False))
@@ -251,6 +300,7 @@ def _unapproved_vehicle(story: Story) -> None:
 
 def _basic_session(story: Story) -> None:
     step = story.step
+    story.timeline.section("basic-session", "a vehicle charges by PWM alone")
     story.plug_in_and_match()
     step("vehicle requests charge", story.send("EV:STATE C"))
     step("EVSE closes the contactor", story.relay("CLOSED", 3000))
@@ -261,7 +311,7 @@ def _basic_session(story: Story) -> None:
 
 def _fault_and_recovery(story: Story) -> None:
     step, send, relay = story.step, story.send, story.relay
-    print("\n  -- a fault while charging, and its recovery --")
+    story.timeline.section("fault-and-recovery", "a fault while charging, and its recovery")
     step("vehicle plugs in and requests charge", send("EV:STATE B", "EV:STATE C"))
     step("EVSE closes (after contact protection)", relay("CLOSED", 15000))
     step("the vehicle's diode shorts", send("EV:DIODE SHORT"))
@@ -277,6 +327,11 @@ def _fault_and_recovery(story: Story) -> None:
 
 def _play(story: Story) -> None:
     story.rig.reset()
+    story.rig.command("EVENTS ON")  # the report's timeline: pilot and relay changes
+    runner = Runner(Target(story.rig, frozenset(), story.timeline.daemon), echo=lambda _: None)
+    runner.t0 = story.timeline.start  # one time axis for the steps, samples and log lines
+    runner.wall0 = time.time() - (time.monotonic() - story.timeline.start)
+    story.timeline.runner = runner
     config = story.config
     if config.sep2.enabled and config.plc.enabled:
         _approved_vehicle(story)
@@ -362,21 +417,27 @@ def main(argv: list[str] | None = None) -> int:
     log_path = state_dir / "demo-daemon.log"
     print(f"evse-gatekeeper demo: mock board, virtual rig at {rig_link}\n")
     daemon = Daemon(Path(daemon_config), log_file=log_path)
+    report: Path | None = None
+    identity: dict[str, str] = {}
     timeline = Timeline(daemon)
     try:
         daemon.wait_for("gatekeeper.ready", timeout_s=15)
         with wait_for_rig(rig_link) as rig:
-            print(f"  rig: {' '.join(f'{k}={v}' for k, v in rig.identify().items())}")
+            identity = rig.identify()
+            print(f"  rig: {' '.join(f'{k}={v}' for k, v in identity.items())}")
             timeline.show_firmware("start-up")
-            print()
             _play(Story(rig, timeline, config, duty / 10))
     except (TimeoutError, RuntimeError, RigError) as err:
         timeline.failures.append(str(err))
     finally:
+        if timeline.runner is not None:
+            report = timeline.write_report(Path("reports"), daemon_config, identity, log_path)
         code = daemon.stop()
     if code != 0:
         timeline.failures.append(f"daemon exited with {code} on SIGTERM")
     print(f"\n  daemon stopped (exit {code}); its log: {log_path}")
+    if report is not None:
+        print(f"  report: {report} (open it in a browser)")
     journal = state_dir / "journal.sqlite3"
     print(f"  journal: {journal} (evse-gatekeeper sessions --config {args.config})")
     if timeline.failures:

@@ -142,7 +142,7 @@ class Runner:
         record = StepRecord(self.now(), what, text, ok)
         result.steps.append(record)
         self.echo(f"  {record.t_s:8.3f} s  [{'ok' if ok else 'FAIL'}] {what:<44} {text}")
-        self._sample()
+        self.sample()
 
     def _fresh_start(self, result: ScenarioResult) -> None:
         rig = self.target.rig
@@ -320,7 +320,7 @@ class Runner:
 
     # --- the timeline -----------------------------------------------------------------
 
-    def _sample(self) -> None:
+    def sample(self) -> None:
         """A MEAS poll now, plus the rig's EVENTS lines kept since the last one."""
         rig = self.target.rig
         try:
