@@ -286,13 +286,10 @@ class Gate:
 
     def _approval(self, record: PevRecord) -> Approval:
         ism = mapped(record.device_information, self._mapping.ism)
-        store = self._approvals
-        if store is None or store.in_force() is None:
+        current = self._approvals.in_force() if self._approvals is not None else None
+        if current is None:
             return Approval(NO_VALID_LIST)
-        if ism is None:
-            return Approval("not listed")
-        current = store.in_force()
-        entry = current.lookup(ism) if current is not None else None
+        entry = current.lookup(ism) if ism is not None else None
         if entry is None:
             return Approval("not listed")
         return Approval(entry.status.value, entry.max_discharge_w)
