@@ -329,14 +329,13 @@ class Gatekeeper:
             return charger.poll(now)
         if isinstance(event, PevEvent):
             if self.gate is not None:
-                self.gate.plugged(charger.vehicle_present)
                 self.gate.on_pev(event)
             return charger.poll(now)
         if isinstance(event, PilotChange):
             fields = [("from", event.previous.value), ("to", event.current.value)]
             logger.info("%s", kv("pilot.changed", fields + [("own_drive", True)] * event.own_drive))
             outputs = charger.on_pilot(event.current, now, event.own_drive)
-            if self.gate is not None:
+            if self.gate is not None:  # the only place the charger's vehicle_present changes
                 self.gate.plugged(charger.vehicle_present)
                 self.gate.on_pilot(event.current)
             return outputs
@@ -429,7 +428,6 @@ class Gatekeeper:
         gate, charger, interlock, board = self.gate, self.charger, self.interlock, self.board
         if gate is None or charger is None or interlock is None or board is None:
             return
-        gate.plugged(charger.vehicle_present)
         gate.poll()
         self.meter_w = board.read_meter().power_w
         gate.on_meter(self.meter_w, interlock.closed(Relay.MAIN))
