@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,13 +24,14 @@ from firmware.charger.controller import Charger, ChargerSettings, Note, PlcPolic
 from firmware.charger.faults import FaultKind
 from firmware.charger.outputs import Outputs
 from firmware.config import Config
-from firmware.control import ControlServer
+from firmware.control import ControlServer, LimitRefused
 from firmware.errors import ConfigError, SamplerError
 from firmware.fault_store import FaultStore, FaultStoreError, PermanentFault
 from firmware.interlock import Interlock
 from firmware.j3072.gate import Gate
 from firmware.logs import kv, log_event
 from firmware.pilot.confirm import PilotChange
+from firmware.pilot.duty import MIN_CURRENT_A
 from firmware.plc.slac import GaveUp, Matched, PilotWakeUp
 from firmware.plc.stack import LinkChange, PlcEvent
 from firmware.recorder import Recorder
@@ -68,7 +70,18 @@ METER_PERIOD_S = 0.1  # the J3072 meter checks while main is closed (the issue a
 DISCHARGE_RETRY_S = 0.02  # while the gate waits for main's contacts to confirm closed
 POWER_STATES = ("charging", "ventilating")
 
-LoopEvent = SamplerEvent | PlcEvent | PevEvent
+LIMIT_APPLY_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class LimitRequest:
+    """The operator's charging-current limit, applied on the loop's turn like any input."""
+
+    amps: float
+    applied: asyncio.Future[None]
+
+
+LoopEvent = SamplerEvent | PlcEvent | PevEvent | LimitRequest
 
 
 class Gatekeeper:
@@ -94,6 +107,7 @@ class Gatekeeper:
         self.control: ControlServer | None = None
         self._ev_mac: str | None = None
         self._plugged_in_at: str | None = None
+        self._rating_a = 0.0  # the circuit rating the board and config allow, once started
         self.notifier = Notifier()
         self._watchdog_task: asyncio.Task[None] | None = None
 
@@ -166,7 +180,8 @@ class Gatekeeper:
             self.recorder,
             self._clock,
         )
-        self.control = ControlServer(config.control.socket, self.snapshot)
+        self._rating_a = max_current_a
+        self.control = ControlServer(config.control.socket, self.snapshot, self.set_limit)
         await self.control.start()
         fields = [
             ("sample_rate_hz", config.charger.sample_rate_hz),
@@ -331,6 +346,19 @@ class Gatekeeper:
             if self.gate is not None:
                 self.gate.on_pev(event)
             return charger.poll(now)
+        if isinstance(event, LimitRequest):
+            previous = charger.current_limit_a
+            outputs = charger.set_current_limit(event.amps, now)
+            log_event(
+                logger,
+                "charger.limit_set",
+                limit_a=f"{event.amps:g}",
+                previous_a=f"{previous:g}",
+                rating_a=f"{self._rating_a:g}",
+            )
+            if not event.applied.done():
+                event.applied.set_result(None)
+            return outputs
         if isinstance(event, PilotChange):
             fields = [("from", event.previous.value), ("to", event.current.value)]
             logger.info("%s", kv("pilot.changed", fields + [("own_drive", True)] * event.own_drive))
@@ -361,6 +389,37 @@ class Gatekeeper:
         if event.contactor_fault is not None:
             return self._latch_permanent(event.contactor_fault)
         return charger.poll(now)
+
+    # --- control ------------------------------------------------------------------------
+
+    async def set_limit(self, amps: float | None) -> dict[str, Any]:
+        """``evse-gatekeeper limit``: lower (or restore) the current the PWM offers. Only
+        0 (pause) or 6 A up to the circuit rating; the rating itself is config, not this."""
+        rating, queue = self._rating_a, self._queue
+        if queue is None or self.charger is None:
+            raise LimitRefused("the charger is not running yet")
+        if amps is None:
+            amps = rating
+        elif amps > rating:
+            raise LimitRefused(
+                f"{amps:g} A is above the circuit rating {rating:g} A ([charger] max_current_a)"
+            )
+        elif amps != 0 and amps < MIN_CURRENT_A:
+            raise LimitRefused(
+                f"{amps:g} A cannot be offered: 0 pauses charging, else "
+                f"{MIN_CURRENT_A:g}..{rating:g} A"
+            )
+        applied = asyncio.get_running_loop().create_future()
+        queue.put_nowait(LimitRequest(float(amps), applied))
+        try:
+            await asyncio.wait_for(applied, LIMIT_APPLY_TIMEOUT_S)
+        except TimeoutError:
+            raise LimitRefused("the charger did not take it in time") from None
+        return self._current()
+
+    def _current(self) -> dict[str, Any]:
+        limit = self.charger.current_limit_a if self.charger is not None else None
+        return {"limit_a": limit, "rating_a": self._rating_a, "paused": limit == 0}
 
     # --- status -------------------------------------------------------------------------
 
@@ -394,6 +453,7 @@ class Gatekeeper:
             "authorization": {k: authorization.get(k) for k in ("state", "limit_w", "reasons")},
             "approvals": self._approvals_status(),
             "faults": faults,
+            "current": self._current(),
             "meter_w": self.meter_w,
             "bridge": self.services.link.state(),
         }

@@ -18,7 +18,14 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from firmware import __version__, journal_cli
 from firmware.approvals import cli as approvals_cli
-from firmware.control import ControlError, query, render
+from firmware.control import (
+    LIMIT_DEFAULT,
+    ControlError,
+    query,
+    render,
+    render_current,
+    set_limit,
+)
 from firmware.errors import ConfigError
 from firmware.fault_store import FaultStoreError
 from firmware.logs import flush_logging, setup_logging
@@ -79,6 +86,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true", help="one JSON object")
     status.add_argument(
+        "--config",
+        default=DEFAULT_CONFIG,
+        metavar="PATH",
+        help=f"TOML config file (default: {DEFAULT_CONFIG})",
+    )
+    limit = commands.add_parser(
+        "limit",
+        help="lower the charging current the running daemon offers (0 pauses)",
+        description="Ask the running daemon, over its control socket, to offer at most AMPS "
+        "by PWM: 0 pauses charging (a vehicle still charging gets 6 s to stop), 6 A up to "
+        "[charger] max_current_a limits it, 'default' restores the configured rating. Held "
+        "until changed or the daemon restarts. Exit 1 when refused or not answered.",
+    )
+    limit.add_argument("amps", metavar="AMPS|default")
+    limit.add_argument(
         "--config",
         default=DEFAULT_CONFIG,
         metavar="PATH",
@@ -167,6 +189,24 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _limit(args: argparse.Namespace) -> int:
+    from firmware.config import load_config
+
+    path = load_config(args.config).control.socket
+    try:
+        amps = None if args.amps == LIMIT_DEFAULT else float(args.amps)
+    except ValueError:
+        print(f"evse-gatekeeper: limit: {args.amps!r} is not amps or 'default'", file=sys.stderr)
+        return 2
+    try:
+        answer = set_limit(path, amps)
+    except ControlError as err:
+        print(f"evse-gatekeeper: limit: {err}", file=sys.stderr)
+        return 1
+    print(render_current(answer))
+    return 0
+
+
 def _pki(args: argparse.Namespace) -> int:
     if args.action == "init":
         layout = init_pki(args.directory)
@@ -197,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": _run,
         "faults": _faults,
         "status": _status,
+        "limit": _limit,
         "pki": _pki,
         "approvals": _approvals,
         "sessions": _sessions,

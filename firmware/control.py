@@ -1,10 +1,14 @@
-"""The daemon's local control socket: ``evse-gatekeeper status`` asks it for a status snapshot.
+"""The daemon's local control socket: ``evse-gatekeeper status`` and ``limit``.
 
-Owns a unix stream socket (mode 0660) and its one-line protocol: the client sends ``status``,
-the server answers one line of JSON (the snapshot, or ``{"error": ...}``) and closes. It also
-holds the blocking client (``query``) and the readable rendering of a snapshot (``render``).
-It only reports: nothing sent here changes the charger, the relays or any record. It does not
-build the snapshot (the daemon passes a callable that does).
+Owns a unix stream socket (mode 0660: the service's group is the operator) and its one-line
+protocol: the client sends one request, the server answers one line of JSON (the answer, or
+``{"error": ...}``) and closes. Requests: ``status`` (the snapshot) and ``limit <amps>`` /
+``limit default`` (the charging current offered by PWM, lowered at run time by the site
+owner or a load manager; ``0`` pauses charging). Nothing else sent here changes anything:
+the relays, the J3072 gate and the records are out of its reach, and a limit can only lower
+the offer below the configured circuit rating. It holds the blocking client (``request``,
+``query``) and the readable rendering of a snapshot (``render``); the daemon passes the
+callables that build the snapshot and apply a limit.
 """
 
 from __future__ import annotations
@@ -12,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import shutil
 import socket
 import stat
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,8 @@ from firmware.logs import log_event
 logger = logging.getLogger(__name__)
 
 REQUEST = "status"
+LIMIT = "limit"
+LIMIT_DEFAULT = "default"
 MAX_REQUEST_BYTES = 256
 REQUEST_TIMEOUT_S = 2.0
 MAX_REPLY_BYTES = 1 << 20
@@ -41,12 +48,26 @@ class ControlError(GatekeeperError):
     no answer in time, or an answer that is not a JSON object or is an error."""
 
 
+class LimitRefused(GatekeeperError):
+    """Raised by the daemon's limit callable for a limit it will not apply; one line."""
+
+
+# ``None`` asks for the configured default; the answer is what is now in force.
+SetLimit = Callable[[float | None], Awaitable[dict[str, Any]]]
+
+
 class ControlServer:
     """The asyncio unix server; ``start`` binds and listens, ``stop`` closes and unlinks."""
 
-    def __init__(self, path: Path, snapshot: Callable[[], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        snapshot: Callable[[], dict[str, Any]],
+        set_limit: SetLimit | None = None,
+    ) -> None:
         self.path = path
         self._snapshot = snapshot
+        self._set_limit = set_limit
         self._server: asyncio.Server | None = None
         self._inode: tuple[int, int] | None = None  # (st_dev, st_ino) of the file we made
         self._writers: set[asyncio.StreamWriter] = set()
@@ -152,6 +173,9 @@ class ControlServer:
         if len(line) > MAX_REQUEST_BYTES:
             return _error(f"request longer than {MAX_REQUEST_BYTES} bytes")
         request = line.decode("utf-8", errors="replace").strip()
+        word, _, argument = request.partition(" ")
+        if word == LIMIT and self._set_limit is not None:
+            return await self._limit(argument.strip())
         if request != REQUEST:
             return _error(f"unknown request: {request!r}")  # repr: no raw client bytes in logs
         try:
@@ -160,6 +184,20 @@ class ControlServer:
         except Exception as err:  # a failing snapshot must not take the socket (or daemon) down
             log_event(logger, "control.snapshot_failed", logging.ERROR, error=repr(err))
             return (json.dumps({"error": f"snapshot failed: {err}"}) + "\n").encode()
+
+    async def _limit(self, argument: str) -> bytes:
+        assert self._set_limit is not None
+        try:
+            amps = None if argument == LIMIT_DEFAULT else float(argument)
+        except ValueError:
+            return _error(f"limit: expected amps or {LIMIT_DEFAULT!r}, got {argument[:40]!r}")
+        if amps is not None and not math.isfinite(amps):
+            return _error(f"limit: expected a finite number of amps, got {argument[:40]!r}")
+        try:
+            answer = await self._set_limit(amps)
+        except LimitRefused as err:
+            return _error(f"limit: {err}")
+        return (json.dumps(answer, sort_keys=True) + "\n").encode()
 
 
 def _refused(reason: str) -> None:
@@ -186,12 +224,23 @@ def _answers(path: Path) -> bool:
 
 def query(path: Path, timeout_s: float = 2.0) -> dict[str, Any]:
     """Ask the daemon at ``path`` for its status; ControlError with a one-line reason."""
+    return request(path, REQUEST, timeout_s)
+
+
+def set_limit(path: Path, amps: float | None, timeout_s: float = 2.0) -> dict[str, Any]:
+    """Ask the daemon at ``path`` to offer at most ``amps`` (``None``: the configured rating)."""
+    argument = LIMIT_DEFAULT if amps is None else f"{amps:g}"
+    return request(path, f"{LIMIT} {argument}", timeout_s)
+
+
+def request(path: Path, line: str, timeout_s: float = 2.0) -> dict[str, Any]:
+    """Send one request line, return the JSON answer; ControlError with a one-line reason."""
     deadline = time.monotonic() + timeout_s
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout_s)
             sock.connect(str(path))
-            sock.sendall(f"{REQUEST}\n".encode())
+            sock.sendall(f"{line}\n".encode())
             data = _read_line(sock, deadline)
     except FileNotFoundError:
         raise ControlError(f"{path}: no such socket (is the daemon running?)") from None
@@ -245,6 +294,7 @@ def render(snapshot: dict[str, Any]) -> str:
         *_authorization_lines(_table(snapshot, "authorization")),
         *_approvals_lines(snapshot.get("approvals")),
         f"faults:        {_faults(snapshot.get('faults'))}",
+        render_current(_table(snapshot, "current")),
         f"meter:         {_watts(snapshot.get('meter_w'))}",
     ]
     return "\n".join(lines)
@@ -287,6 +337,17 @@ def _approvals_lines(approvals: Any) -> list[str]:
     if approvals.get("problem") is not None:
         lines.append(f"               problem: {_text(approvals.get('problem'))}")
     return lines
+
+
+def render_current(current: dict[str, Any]) -> str:
+    """The ``current`` table of a snapshot (or a ``limit`` answer) as one line."""
+    limit, rating = current.get("limit_a"), current.get("rating_a")
+    text = f"current:       offer up to {_amps(limit)} of {_amps(rating)}"
+    return text + (" (charging paused)" if limit == 0 else "")
+
+
+def _amps(value: Any) -> str:
+    return f"{value:g} A" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
 
 
 def _table(snapshot: dict[str, Any], key: str) -> dict[str, Any]:

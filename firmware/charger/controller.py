@@ -190,7 +190,13 @@ class Charger:
     def waking(self) -> bool:
         return self._wakeup_until is not None
 
+    @property
+    def current_limit_a(self) -> float:
+        return self._limit_a
+
     def set_current_limit(self, current_a: float, now_ns: int) -> Outputs:
+        """The most the PWM offers from now (under 6 A: no offer, the PWM is withdrawn and
+        a vehicle still drawing gets 6 s); a changed nominal duty waits for the 5 s rule."""
         self._now = now_ns
         self._limit_a = current_a
         return self._step("tick")

@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from firmware.config import load_config
+from firmware.control import ControlError, query, set_limit
 from firmware.pilot.duty import current_to_duty_permille
 from hil.rig import RigError
 from tests.integration.conftest import Running, StartDaemon, charge
@@ -131,6 +133,32 @@ def test_d_with_ventilation_charges(start_daemon: StartDaemon) -> None:
     rig.wait_duty(1, 99, 1000)
     rig.command("EV:STATE D")
     assert rig.wait_relay("MAIN", "CLOSED", 3000) <= 3_000_000
+    rig.command("EV:STATE B")
+    assert rig.wait_relay("MAIN", "OPEN", 100) <= OPEN_LIMIT_US
+
+
+def test_a_paused_charge_withdraws_the_offer_and_keeps_main_for_the_vehicle_to_stop(
+    gatekeeper: Running,
+) -> None:
+    """``evse-gatekeeper limit 0`` while charging: PWM withdrawn at once, main not dropped
+    under load (the vehicle gets 6 s: Table A.6 seq 10.2, timed by the HIL scenario c4);
+    ``limit default`` offers again without a new closing; a refused limit changes nothing."""
+    rig, sock = gatekeeper.rig, load_config(gatekeeper.daemon.config_path).control.socket
+    charge(rig)
+    assert set_limit(sock, 0) == {"limit_a": 0.0, "rating_a": 32.0, "paused": True}
+    duty, _ = rig.wait_duty(100, 100, 200)
+    assert duty == 100.0
+    gatekeeper.daemon.wait_for("charger.limit_set limit_a=0 previous_a=32", timeout_s=1)
+    time.sleep(1.0)
+    assert rig.relays()["main"] == "CLOSED"
+    with pytest.raises(ControlError, match="40 A is above the circuit rating 32 A"):
+        set_limit(sock, 40)
+    with pytest.raises(ControlError, match=r"0 pauses charging, else 6\.\.32 A"):
+        set_limit(sock, 3)
+    assert query(sock)["current"] == {"limit_a": 0.0, "rating_a": 32.0, "paused": True}
+    set_limit(sock, None)
+    rig.wait_duty(53, 54, 500)  # 32 A again
+    assert rig.relays()["main"] == "CLOSED"
     rig.command("EV:STATE B")
     assert rig.wait_relay("MAIN", "OPEN", 100) <= OPEN_LIMIT_US
 

@@ -17,7 +17,15 @@ from typing import Any
 import pytest
 
 from firmware.cli import main
-from firmware.control import ControlError, ControlServer, query, render
+from firmware.control import (
+    ControlError,
+    ControlServer,
+    LimitRefused,
+    query,
+    render,
+    render_current,
+    set_limit,
+)
 from firmware.errors import ConfigError
 
 SNAPSHOT: dict[str, Any] = {
@@ -54,11 +62,16 @@ SNAPSHOT: dict[str, Any] = {
 class Running:
     """A ControlServer on its own event loop in a background thread."""
 
-    def __init__(self, path: Path, snapshot: Callable[[], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        snapshot: Callable[[], dict[str, Any]],
+        set_limit: Callable[[float | None], Any] | None = None,
+    ) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.server = ControlServer(path, snapshot)
+        self.server = ControlServer(path, snapshot, set_limit)
         self.stopped = False
 
     def call(self, coro: Any) -> Any:
@@ -84,8 +97,12 @@ class Running:
 def serve() -> Iterator[Callable[..., Running]]:
     running: list[Running] = []
 
-    def start(path: Path, snapshot: Callable[[], dict[str, Any]] = lambda: SNAPSHOT) -> Running:
-        server = Running(path, snapshot)
+    def start(
+        path: Path,
+        snapshot: Callable[[], dict[str, Any]] = lambda: SNAPSHOT,
+        set_limit: Callable[[float | None], Any] | None = None,
+    ) -> Running:
+        server = Running(path, snapshot, set_limit)
         running.append(server)
         return server.start()
 
@@ -427,6 +444,72 @@ def test_render_tolerates_a_minimal_snapshot(snapshot: dict[str, Any]) -> None:
     assert "pilot:         -" in text
 
 
+# --- limit ----------------------------------------------------------------------------------
+
+
+class Limits:
+    """The daemon's side of ``limit``: records what it was asked, refuses above 32 A."""
+
+    def __init__(self) -> None:
+        self.asked: list[float | None] = []
+        self.limit_a = 32.0
+
+    async def __call__(self, amps: float | None) -> dict[str, Any]:
+        if amps is not None and amps > 32:
+            raise LimitRefused(f"{amps:g} A is above the circuit rating 32 A")
+        self.asked.append(amps)
+        self.limit_a = 32.0 if amps is None else amps
+        return {"limit_a": self.limit_a, "rating_a": 32.0, "paused": self.limit_a == 0}
+
+
+def test_limit_requests_reach_the_daemon_and_answer_what_is_in_force(
+    serve: Callable[..., Running], sock_path: Path
+) -> None:
+    limits = Limits()
+    serve(sock_path, set_limit=limits)
+    assert set_limit(sock_path, 0) == {"limit_a": 0.0, "rating_a": 32.0, "paused": True}
+    assert set_limit(sock_path, 16.5)["limit_a"] == 16.5
+    assert set_limit(sock_path, None)["limit_a"] == 32.0
+    assert limits.asked == [0.0, 16.5, None]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (b"limit\n", "limit: expected amps or 'default', got ''"),
+        (b"limit sixteen\n", "limit: expected amps or 'default', got 'sixteen'"),
+        (b"limit nan\n", "limit: expected a finite number of amps, got 'nan'"),
+        (b"limit inf\n", "limit: expected a finite number of amps, got 'inf'"),
+        (b"limit 40\n", "limit: 40 A is above the circuit rating 32 A"),
+    ],
+)
+def test_a_bad_or_refused_limit_gets_an_error_and_changes_nothing(
+    serve: Callable[..., Running], sock_path: Path, line: bytes, expected: str
+) -> None:
+    limits = Limits()
+    serve(sock_path, set_limit=limits)
+    assert exchange(sock_path, line) == {"error": expected}
+    assert limits.asked == [] and limits.limit_a == 32.0
+    assert query(sock_path) == SNAPSHOT  # still serving
+
+
+def test_a_server_without_a_limit_callable_does_not_know_the_request(
+    serve: Callable[..., Running], sock_path: Path
+) -> None:
+    serve(sock_path)
+    with pytest.raises(ControlError, match="unknown request: 'limit 10'"):
+        set_limit(sock_path, 10)
+
+
+def test_render_current() -> None:
+    assert render_current({"limit_a": 16.0, "rating_a": 32.0, "paused": False}) == (
+        "current:       offer up to 16 A of 32 A"
+    )
+    paused = render_current({"limit_a": 0.0, "rating_a": 32.0, "paused": True})
+    assert paused.endswith("offer up to 0 A of 32 A (charging paused)")
+    assert render_current({}) == "current:       offer up to - of -"
+
+
 # --- evse-gatekeeper status ------------------------------------------------------------------
 
 
@@ -478,3 +561,26 @@ def test_cli_status_with_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["status", "--config", str(config)]) == 2
     _, err = capsys.readouterr()
     assert err == "evse-gatekeeper: config: control.socket: must not be empty\n"
+
+
+def test_cli_limit(
+    serve: Callable[..., Running],
+    tmp_path: Path,
+    sock_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    limits = Limits()
+    serve(sock_path, set_limit=limits)
+    config = str(_config(tmp_path, sock_path))
+    assert main(["limit", "0", "--config", config]) == 0
+    assert capsys.readouterr().out == "current:       offer up to 0 A of 32 A (charging paused)\n"
+    assert main(["limit", "default", "--config", config]) == 0
+    assert main(["limit", "40", "--config", config]) == 1
+    out, err = capsys.readouterr()
+    assert out == "current:       offer up to 32 A of 32 A\n"  # the default; nothing for 40
+    assert err == (
+        "evse-gatekeeper: limit: the daemon refused: limit: 40 A is above the circuit rating 32 A\n"
+    )
+    assert main(["limit", "lots", "--config", config]) == 2
+    assert "'lots' is not amps or 'default'" in capsys.readouterr().err
+    assert limits.asked == [0.0, None]
