@@ -22,16 +22,22 @@ VEHICLE_ACTIONS = ("start", "stop", "silent")
 # skipped with that reason.
 CAPABILITIES = (
     "ventilation",
+    "no-ventilation",
     "proximity-type1",
     "proximity-type2",
-    "pwm-withdrawal",
+    "board-control",  # the runner can reach the board's control socket (``board`` steps)
     "daemon-log",
 )
+# What the board's config decides; no board can have both of a pair.
+CONFIG_CAPABILITIES = ("ventilation", "no-ventilation", "proximity-type1", "proximity-type2")
+CONFLICTS = (("ventilation", "no-ventilation"), ("proximity-type1", "proximity-type2"))
+# Requests a ``board`` step may send over the control socket (firmware/control.py).
+BOARD_COMMAND = re.compile(r"limit (?:\d+(?:\.\d+)?|default)")
 # Stimuli (and EVENTS) a step may send; WAIT/MEAS are what expectations are made of.
 COMMANDS: dict[str, str] = {
     "*RST": r"",
     "EVENTS": r"ON|OFF",
-    "EV:STATE": r"[ABCD]",
+    "EV:STATE": r"[ABCD]|[BCD],\d+",  # ",<ohms>": the vehicle's load off nominal (tolerance)
     "EV:DIODE": r"OK|SHORT",
     "EV:SHORT": r"ON|OFF",
     "EV:PE": r"ON|OFF",
@@ -42,7 +48,7 @@ COMMANDS: dict[str, str] = {
     "RCD:TRIP": r"NONE|DC|AC",
     "METER:W": r"-?\d+",
 }
-STEP_KEYS = {"send", "wait_ms", "expect", "vehicle", "why"}
+STEP_KEYS = {"send", "wait_ms", "expect", "vehicle", "board", "why"}
 TOP_KEYS = {"name", "description", "tags", "vehicle", "requires", "leaves_inoperative", "steps"}
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _MS = r"(?P<ms>\d+)\s*ms"
@@ -78,6 +84,13 @@ class VehicleAction:
 
 
 @dataclass(frozen=True, slots=True)
+class BoardCommand:
+    """A request to the board under test's control socket, e.g. ``limit 0``."""
+
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
 class Expect:
     """One expectation: ``kind`` is a key of EXPECTATIONS, ``limit_ms`` its time limit."""
 
@@ -93,7 +106,7 @@ class Expect:
     min_ms: int = 0  # "within 9000..11500 ms": sooner than this is a failure too
 
 
-Action = Send | Pause | VehicleAction | Expect
+Action = Send | Pause | VehicleAction | BoardCommand | Expect
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,9 +176,9 @@ def _step(raw: object, vehicle: str | None) -> Step:
     unknown = set(raw) - STEP_KEYS
     if unknown:
         raise ValueError(f"unknown key {sorted(unknown)[0]!r}")
-    kinds = [key for key in ("send", "wait_ms", "expect", "vehicle") if key in raw]
+    kinds = [key for key in ("send", "wait_ms", "expect", "vehicle", "board") if key in raw]
     if len(kinds) != 1:
-        raise ValueError("needs exactly one of send, wait_ms, expect, vehicle")
+        raise ValueError("needs exactly one of send, wait_ms, expect, vehicle, board")
     kind, value, why = kinds[0], raw[kinds[0]], str(raw.get("why", ""))
     if kind == "send":
         lines = [value] if isinstance(value, str) else value
@@ -176,6 +189,10 @@ def _step(raw: object, vehicle: str | None) -> Step:
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 60_000:
             raise ValueError("wait_ms must be an integer 0..60000")
         return Step(Pause(value), why)
+    if kind == "board":
+        if not isinstance(value, str) or not BOARD_COMMAND.fullmatch(value.strip()):
+            raise ValueError("board must be 'limit <amps>' or 'limit default'")
+        return Step(BoardCommand(value.strip()), why)
     if kind == "vehicle":
         if value not in VEHICLE_ACTIONS:
             raise ValueError(f"vehicle must be one of {', '.join(VEHICLE_ACTIONS)}")
@@ -229,6 +246,12 @@ def _scenario(data: dict[str, object], path: Path) -> Scenario:
             steps.append(_step(raw, str(vehicle) if vehicle else None))
         except ValueError as err:
             raise ValueError(f"step {index}: {err}") from None
+    requires = _strings(data, "requires", CAPABILITIES)
+    for pair in CONFLICTS:
+        if set(pair) <= set(requires):
+            raise ValueError(f"requires both {pair[0]!r} and {pair[1]!r}: no board has both")
+    if any(isinstance(s.action, BoardCommand) for s in steps) and "board-control" not in requires:
+        requires += ("board-control",)  # a board step needs the control socket
     return Scenario(
         name,
         description.strip(),
@@ -236,7 +259,7 @@ def _scenario(data: dict[str, object], path: Path) -> Scenario:
         tuple(steps),
         path,
         vehicle=str(vehicle) if vehicle else None,
-        requires=_strings(data, "requires", CAPABILITIES),
+        requires=requires,
         leaves_inoperative=inoperative,
     )
 

@@ -1,8 +1,10 @@
 """The J1772 pilot circuit, solved by Ohm's law: what the peak detectors see.
 
 EVSE side: a +/-12 V source behind R1 = 1 kOhm. Vehicle side: a diode, then R2 = 2.74 kOhm to
-PE, with S2 adding 1.3 kOhm (C) or 270 Ohm (D) in parallel. Faults the rig can inject: the
-diode shorted, the pilot shorted to PE, PE lost. Values from reference/j1772.md "Circuit".
+PE, with S2 adding 1.3 kOhm (C) or 270 Ohm (D) in parallel. Values from reference/j1772.md
+"Circuit". The rig may override that load (``load_ohm``: R2, or R2 parallel S2's resistor) to
+stage a vehicle at the edge of its resistor tolerance. Faults the rig can inject: the diode
+shorted, the pilot shorted to PE, PE lost.
 """
 
 from __future__ import annotations
@@ -48,11 +50,20 @@ class VehicleSide:
     pilot_shorted: bool = False
     pe_connected: bool = True
     plc: bool = False  # the vehicle's PLC modem is on the line (it performs SLAC as a PEV)
+    load_ohm: float | None = None  # total load after the diode; None: the state's nominal
+
+
+def _load_ohm(vehicle: VehicleSide) -> float | None:
+    """The resistance from after the diode to PE; None when unplugged (A has no load)."""
+    nominal = _LOAD_OHM[vehicle.state]
+    if nominal is None or vehicle.load_ohm is None:
+        return nominal
+    return vehicle.load_ohm
 
 
 def pilot_node_v(source_v: float, vehicle: VehicleSide) -> float:
     """Voltage at the pilot node for a given source voltage."""
-    load = _LOAD_OHM[vehicle.state]
+    load = _load_ohm(vehicle)
     if not vehicle.pe_connected:
         return source_v  # every return path goes through PE: the pilot floats at the source
     if vehicle.pilot_shorted:

@@ -3,7 +3,8 @@
 It plays the vehicle side of the connector and measures what the EVSE does, as a physical
 HIL rig would; it is test equipment, so unlike the Board contract it does know J1772 letters.
 One line in, exactly one reply line out. Times are on the rig's clock (the board's monotonic
-clock, reported in us since the rig started).
+clock, reported in us since the rig started). One extension the protocol text lacks:
+``EV:STATE B|C|D,<ohms>`` sets the vehicle's load off nominal (README, "The rig protocol").
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ from hal.mock.relays import FeedbackMode
 
 MAX_LINE = 256
 MAX_WAIT_MS = 600_000
+# EV:STATE B|C|D,<ohms> (our extension, README): the vehicle's load off nominal, for the
+# resistor-tolerance scenarios. Wide enough for any tolerance study (nominal D is 246 Ohm, B
+# 2.74 kOhm, reference/j1772.md "Circuit"); a short or an open has its own stimulus.
+LOAD_MIN_OHM = 50.0
+LOAD_MAX_OHM = 100_000.0
 POLL_S = 0.0005
 STIMULI = ("EV:", "PP:", "FB:", "RCD:", "METER:", "*RST")
 
@@ -131,7 +137,14 @@ class RigInterpreter:
         return "OK"
 
     def _ev_state(self, arg: str) -> str:
-        return self._vehicle(state=VehicleState(_choice(arg, ("A", "B", "C", "D"))))
+        letter, comma, ohms = arg.partition(",")
+        if not comma:  # plain EV:STATE: the nominal load again
+            return self._vehicle(
+                state=VehicleState(_choice(arg, ("A", "B", "C", "D"))), load_ohm=None
+            )
+        state = VehicleState(_choice(letter, ("B", "C", "D")))  # unplugged (A) has no load
+        load = _number(ohms, LOAD_MIN_OHM, LOAD_MAX_OHM, "load_ohm")
+        return self._vehicle(state=state, load_ohm=load)
 
     def _ev_diode(self, arg: str) -> str:
         return self._vehicle(diode_shorted=_choice(arg, ("OK", "SHORT")) == "SHORT")

@@ -132,6 +132,38 @@ def test_lost_pe_floats_at_the_source(state: VehicleState) -> None:
 
 
 @pytest.mark.parametrize(
+    ("state", "load_ohm"),
+    # nominal -/+3 % on R2 and S2's resistor (the a7/a8 HIL scenarios), and far off it
+    [
+        (VehicleState.B, 2658.0),
+        (VehicleState.B, 2822.0),
+        (VehicleState.C, 855.0),
+        (VehicleState.C, 908.0),
+        (VehicleState.D, 238.0),
+        (VehicleState.D, 253.0),
+        (VehicleState.B, 50.0),
+        (VehicleState.D, 100_000.0),
+    ],
+)
+def test_a_load_override_replaces_the_nominal_load(state: VehicleState, load_ohm: float) -> None:
+    high, low = plateaus_v(PWM_50, VehicleSide(state, load_ohm=load_ohm))
+    assert high == pytest.approx(ohm_law_high_v(load_ohm, 0.7), abs=0.001)
+    assert (high < REFERENCE_HIGH_V[state]) is (load_ohm < LOAD_OHM[state])
+    assert low == pytest.approx(-12.0)  # the diode still blocks the negative half
+
+
+def test_unplugged_ignores_a_load_override() -> None:
+    vehicle = VehicleSide(VehicleState.A, load_ohm=882.0)
+    assert plateaus_v(PWM_50, vehicle) == pytest.approx((12.0, -12.0))
+
+
+def test_a_shorted_diode_divides_over_the_overridden_load() -> None:
+    high, low = plateaus_v(PWM_50, VehicleSide(VehicleState.C, diode_shorted=True, load_ohm=855))
+    assert high == pytest.approx(12.0 * 855 / 1855, abs=0.001)
+    assert low == pytest.approx(-high, abs=0.001)
+
+
+@pytest.mark.parametrize(
     ("output", "expected"),
     [
         (SAFE_PILOT, (8.98, 8.98)),  # steady +12 V: both detectors see one level

@@ -194,6 +194,107 @@ def test_plc_joins_and_leaves_and_reset_turns_it_off(rig: Rig) -> None:
     assert rig("*RST") == "OK" and not rig.board.vehicle.plc
 
 
+# --- EV:STATE B|C|D,<ohms>: the vehicle's load off nominal (our extension, README) ------------
+
+# reference/j1772.md "Circuit": R2 = 2740 Ohm, S2 adding 1300 Ohm (C) or 270 Ohm (D) in parallel
+NOMINAL_LOAD_OHM = {"B": 2740.0, "C": 2740 * 1300 / 4040, "D": 2740 * 270 / 3010}
+# nominal -/+3 % on R2 and on S2's resistor, as the a7/a8 scenarios stage them
+TOLERANCE_LOADS = [("B", 2658), ("B", 2822), ("C", 855), ("C", 908), ("D", 238), ("D", 253)]
+
+
+def ohm_law_hi_mv(load_ohm: float) -> float:
+    """+12 V through R1 = 1 kOhm, the vehicle's ~0.7 V diode, then the load to PE."""
+    return 12_000 - (12.0 - 0.7) / (1000 + load_ohm) * 1000 * 1000
+
+
+def hi_mv(rig: Rig) -> int:
+    return int(fields(rig("MEAS:CP?"))["hi_mv"])
+
+
+@pytest.mark.parametrize(("letter", "ohms"), TOLERANCE_LOADS)
+def test_ev_state_with_a_load_moves_the_high_plateau(rig: Rig, letter: str, ohms: int) -> None:
+    rig.board.set_pilot(PilotOutput(PilotDrive.PWM, 533))
+    rig(f"EV:STATE {letter}")
+    nominal_mv = hi_mv(rig)
+    assert rig(f"EV:STATE {letter},{ohms}") == "OK"
+    assert rig.board.vehicle.state is VehicleState(letter)
+    assert rig.board.vehicle.load_ohm == ohms
+    got = fields(rig("MEAS:CP?"))
+    assert abs(int(got["hi_mv"]) - ohm_law_hi_mv(ohms)) <= 3
+    # a smaller load pulls the plateau down, a larger one lets it rise
+    if ohms < NOMINAL_LOAD_OHM[letter]:
+        assert int(got["hi_mv"]) < nominal_mv - 20
+    else:
+        assert int(got["hi_mv"]) > nominal_mv + 20
+    assert got["state"] == letter  # within tolerance: still the same letter
+    assert got["lo_mv"] == "-12000"  # the diode still blocks the negative half
+
+
+@pytest.mark.parametrize("letter", ["B", "C", "D"])
+def test_plain_ev_state_returns_to_the_nominal_load(rig: Rig, letter: str) -> None:
+    rig.board.set_pilot(PilotOutput(PilotDrive.PWM, 533))
+    rig(f"EV:STATE {letter},60000")
+    assert rig(f"EV:STATE {letter}") == "OK"
+    assert rig.board.vehicle.load_ohm is None
+    assert abs(hi_mv(rig) - ohm_law_hi_mv(NOMINAL_LOAD_OHM[letter])) <= 3
+
+
+def test_ev_state_to_a_drops_the_load(rig: Rig) -> None:
+    rig("EV:STATE C,855")
+    assert rig("EV:STATE A") == "OK"
+    assert rig.board.vehicle == VehicleSide()
+    assert hi_mv(rig) == 12_000
+
+
+@pytest.mark.parametrize(
+    ("line", "letter", "ohms"),
+    [
+        ("ev:state c,855", "C", 855.0),
+        ("EV:STATE  B , 2822 ", "B", 2822.0),
+        ("EV:STATE D,250.5", "D", 250.5),
+        ("EV:STATE B,50", "B", 50.0),
+        ("EV:STATE B,100000", "B", 100_000.0),
+    ],
+)
+def test_ev_state_load_spelling(rig: Rig, line: str, letter: str, ohms: float) -> None:
+    assert rig(line) == "OK"
+    assert rig.board.vehicle.state is VehicleState(letter)
+    assert rig.board.vehicle.load_ohm == ohms
+
+
+def test_other_stimuli_keep_the_load(rig: Rig) -> None:
+    rig.board.set_pilot(PilotOutput(PilotDrive.PWM, 533))
+    rig("EV:STATE C,855")
+    assert rig("EV:DIODE SHORT") == "OK"
+    assert rig.board.vehicle.load_ohm == 855.0
+    got = fields(rig("MEAS:CP?"))
+    divider_mv = 12_000 * 855 / (1000 + 855)  # no diode drop: a plain divider over the load
+    assert abs(int(got["hi_mv"]) - divider_mv) <= 3
+    assert abs(int(got["lo_mv"]) + divider_mv) <= 3
+
+
+@pytest.mark.parametrize(
+    "line", ["EV:STATE A,2740", "EV:STATE B,10", "EV:STATE D,lots", "EV:STATE E,882"]
+)
+def test_a_refused_load_changes_nothing(rig: Rig, line: str) -> None:
+    rig.board.set_pilot(PilotOutput(PilotDrive.PWM, 533))
+    rig("EV:STATE C,908")
+    before, before_mv = rig.board.vehicle, hi_mv(rig)
+    assert rig(line).startswith("ERR ")
+    assert rig.board.vehicle == before
+    assert hi_mv(rig) == before_mv
+
+
+def test_reset_clears_the_load(rig: Rig) -> None:
+    rig.board.set_pilot(PilotOutput(PilotDrive.PWM, 533))
+    rig("EV:STATE B,2822")
+    assert rig("*RST") == "OK"
+    assert rig.board.vehicle == VehicleSide()
+    # plug in behind the interpreter's back: a plain EV:STATE would reset the load by itself
+    rig.board.set_vehicle(dataclasses.replace(rig.board.vehicle, state=VehicleState.B))
+    assert abs(hi_mv(rig) - ohm_law_hi_mv(NOMINAL_LOAD_OHM["B"])) <= 3
+
+
 # --- framing ---------------------------------------------------------------------------------
 
 
@@ -232,6 +333,13 @@ def test_unknown_command(rig: Rig, line: str) -> None:
         "EV:STATE",
         "EV:STATE E",
         "EV:STATE BC",
+        "EV:STATE A,2740",  # unplugged has no load
+        "EV:STATE E,2740",
+        "EV:STATE ,2740",
+        "EV:STATE B,",
+        "EV:STATE B,lots",
+        "EV:STATE B,2658,1",
+        "EV:STATE B 2658",
         "EV:DIODE MAYBE",
         "EV:SHORT 1",
         "EV:PE",
@@ -267,6 +375,10 @@ def test_bad_arguments_are_syntax_errors(rig: Rig, line: str) -> None:
     [
         "PP:RES -1",
         "PP:RES 2000000",
+        "EV:STATE B,49",
+        "EV:STATE C,100001",
+        "EV:STATE D,0",
+        "EV:STATE B,-2740",
         "METER:W 2000000",
         "METER:W -2000000",
         "WAIT:RELAY MAIN,OPEN,-1",
