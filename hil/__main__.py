@@ -9,10 +9,12 @@ when no scenario failed; 2 on a usage or setup problem.
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
 import tomllib
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from hil.pev.profiles import APPROVED_ISM
 from hil.report import RunInfo, write_report
 from hil.rig import Rig, RigError, wait_for_rig
 from hil.runner import Runner, ScenarioResult, Target
-from hil.scenario import Scenario, ScenarioError, load_all
+from hil.scenario import CONFIG_CAPABILITIES, CONFLICTS, Scenario, ScenarioError, load_all
 
 APPROVED_LIMIT_W = 6000  # the TEST approval list's cap for the certified vehicle
 
@@ -55,21 +57,85 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--sep2", metavar="URL", help="with --port: the board's 2030.5 server")
     run.add_argument("--pki", type=Path, metavar="DIR", help="with --port: the vehicles' TEST PKI")
+    run.add_argument(
+        "--control",
+        type=Path,
+        metavar="SOCKET",
+        help="with --port: the board's control socket (e.g. forwarded with ssh -L), for "
+        "scenarios with board steps",
+    )
     return parser
 
 
-def _capabilities(config: dict[str, Any], owns_daemon: bool) -> frozenset[str]:
-    charger = config.get("charger", {})
+def _capabilities(
+    config: dict[str, Any] | None, owns_daemon: bool, control: Path | None
+) -> frozenset[str]:
+    """What the runner can tell about the board: its config's choices (when the config is
+    known), whether it owns the daemon's log, whether it can reach the control socket."""
     found = {"daemon-log"} if owns_daemon else set()
-    if charger.get("ventilation"):
-        found.add("ventilation")
-    if charger.get("proximity") in ("type1", "type2"):
-        found.add(f"proximity-{charger['proximity']}")
+    if control is not None:
+        found.add("board-control")
+    if config is not None:
+        charger = config.get("charger", {})
+        found.add("ventilation" if charger.get("ventilation") else "no-ventilation")
+        if charger.get("proximity") in ("type1", "type2"):
+            found.add(f"proximity-{charger['proximity']}")
     return frozenset(found)
 
 
+# The mock board's config for each config capability a scenario may require.
+OVERLAYS: dict[str, tuple[str, str, Any]] = {
+    "ventilation": ("charger", "ventilation", True),
+    "no-ventilation": ("charger", "ventilation", False),
+    "proximity-type1": ("charger", "proximity", "type1"),
+    "proximity-type2": ("charger", "proximity", "type2"),
+}
+
+
+@dataclass
+class Variant:
+    """A board config the virtual run restarts the daemon with, and what runs under it."""
+
+    needs: set[str] = field(default_factory=set)
+    scenarios: list[Scenario] = field(default_factory=list)
+
+    def overlay(self) -> dict[str, dict[str, Any]]:
+        tables: dict[str, dict[str, Any]] = {}
+        for need in sorted(self.needs):
+            table, key, value = OVERLAYS[need]
+            tables.setdefault(table, {})[key] = value
+        return tables
+
+    @property
+    def label(self) -> str:
+        return ", ".join(
+            f"{t}.{k}={str(v).lower()}" for t, kv in self.overlay().items() for k, v in kv.items()
+        )
+
+
+def _plan(scenarios: list[Scenario], base: frozenset[str]) -> list[Variant]:
+    """The base config first, then as few variants as conflicts allow; a scenario whose
+    config needs the base lacks runs under a variant that has them."""
+    plan = [Variant()]
+    for scenario in scenarios:
+        needs = {c for c in scenario.requires if c in CONFIG_CAPABILITIES}
+        if needs <= base:
+            plan[0].scenarios.append(scenario)
+            continue
+        for variant in plan[1:]:
+            merged = variant.needs | needs
+            if not any(set(pair) <= merged for pair in CONFLICTS):
+                variant.needs = merged
+                variant.scenarios.append(scenario)
+                break
+        else:
+            plan.append(Variant(needs, [scenario]))
+    return [v for v in plan if v.scenarios]
+
+
 class VirtualBoard:
-    """The daemon on the mock board, in a fresh state dir, restartable after a weld."""
+    """The daemon on the mock board, in a fresh state dir, restartable after a weld and
+    under a config variant."""
 
     def __init__(self, base: Path, sabotage: str | None) -> None:
         self.state = Path(tempfile.mkdtemp(prefix="hil-virtual-"))
@@ -89,7 +155,8 @@ class VirtualBoard:
         # contact protection lowered so that a suite can close the contactor every scenario
         config["contactor"] = {"min_close_interval_ms": 200}
         config["paths"] = {"state_dir": str(self.state)}
-        config["control"] = {"socket": str(self.state / "control.sock")}
+        self.control = self.state / "control.sock"
+        config["control"] = {"socket": str(self.control)}
         config["tls"] = {
             "ca_file": str(pki / "serca.pem"),
             "cert_file": str(pki / "evse.pem"),
@@ -97,6 +164,7 @@ class VirtualBoard:
         }
         config.setdefault("sep2", {}).update({"enabled": True, "host": "::1", "port": 0})
         config["approvals"] = {"utility_keys": [str(self.state / "utility.pem")]}
+        self.base = config
         self.settings = config
         self.config_path = self.state / "hil.toml"
         self.config_path.write_text(toml_dumps(config))
@@ -114,9 +182,16 @@ class VirtualBoard:
     def open_rig(self) -> Rig:
         return wait_for_rig(str(self.state / "rig"))
 
-    def restart_cleared(self) -> None:
-        """Stop, ``faults clear`` as an operator does after repair, start again."""
+    def restart_cleared(self, overlay: dict[str, dict[str, Any]] | None = None) -> None:
+        """Stop, ``faults clear`` as an operator does after repair, start again (under the
+        base config with ``overlay``'s tables merged in, when given)."""
         self.daemon.stop()
+        if overlay is not None:
+            settings = {k: dict(v) if isinstance(v, dict) else v for k, v in self.base.items()}
+            for table, values in overlay.items():
+                settings[table] = {**settings.get(table, {}), **values}
+            self.settings = settings
+            self.config_path.write_text(toml_dumps(settings))
         command = [
             sys.executable,
             "-m",
@@ -129,6 +204,14 @@ class VirtualBoard:
         subprocess.run(command, capture_output=True, text=True, timeout=30, check=True)
         self.daemon, self.sep2_url = self._start()
 
+    def keep_logs(self, directory: Path) -> Path:
+        """Copy the daemons' logs to ``directory`` and remove the state dir (keys, pty)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        for log in sorted(self.state.glob("daemon-*.log")):
+            shutil.copyfile(log, directory / log.name)
+        shutil.rmtree(self.state, ignore_errors=True)
+        return directory
+
 
 def _order(scenarios: list[Scenario], names: list[str] | None) -> list[Scenario]:
     if names:
@@ -137,39 +220,61 @@ def _order(scenarios: list[Scenario], names: list[str] | None) -> list[Scenario]
         if unknown:
             raise ScenarioError(f"no scenario named {unknown[0]!r} (see hil/scenarios/)")
         scenarios = [known[n] for n in names]
+    return scenarios
+
+
+def _last_inoperative(scenarios: list[Scenario]) -> list[Scenario]:
     # a permanent fault record survives the scenario: those run last
     return sorted(scenarios, key=lambda s: s.leaves_inoperative)
 
 
+def _skipped(runner: Runner, scenario: Scenario, reason: str) -> ScenarioResult:
+    result = ScenarioResult(scenario, "SKIP", reason, variant=runner.target.variant)
+    result.start_s = result.end_s = runner.now()
+    runner.echo(f"SKIP {scenario.name}: {reason}")
+    return result
+
+
+def _restart(runner: Runner, board: VirtualBoard, variant: Variant | None) -> None:
+    runner.target.rig.close()
+    runner.retired_log += board.daemon.lines
+    board.restart_cleared(variant.overlay() if variant is not None else None)
+    target = runner.target
+    target.rig = board.open_rig()
+    target.daemon, target.sep2_url = board.daemon, board.sep2_url
+    if variant is not None:
+        target.capabilities = _capabilities(board.settings, True, board.control)
+        target.variant = variant.label
+
+
 def _run_all(
-    runner: Runner, scenarios: list[Scenario], board: VirtualBoard | None
+    runner: Runner, plan: list[Variant], board: VirtualBoard | None
 ) -> list[ScenarioResult]:
     results: list[ScenarioResult] = []
     inoperative_after = ""
-    for index, scenario in enumerate(scenarios):
-        if inoperative_after:
-            result = ScenarioResult(
-                scenario,
-                "SKIP",
-                f"the board is inoperative after "
-                f"{inoperative_after}: clear its fault record and restart it",
-            )
-            result.start_s = result.end_s = runner.now()
-            runner.echo(f"SKIP {scenario.name}: {result.reason}")
+    for number, variant in enumerate(plan):
+        if number > 0:
+            assert board is not None
+            runner.echo(f"  (restarting the daemon with {variant.label})")
+            _restart(runner, board, variant)
+        scenarios = _last_inoperative(variant.scenarios)
+        for index, scenario in enumerate(scenarios):
+            if inoperative_after:
+                reason = (
+                    f"the board is inoperative after {inoperative_after}: clear its fault "
+                    "record and restart it"
+                )
+                results.append(_skipped(runner, scenario, reason))
+                continue
+            result = runner.run(scenario)
             results.append(result)
-            continue
-        result = runner.run(scenario)
-        results.append(result)
-        if scenario.leaves_inoperative and result.verdict != "SKIP":
+            if not scenario.leaves_inoperative or result.verdict == "SKIP":
+                continue
             if board is None:
                 inoperative_after = scenario.name
             elif index < len(scenarios) - 1:
                 runner.echo("  (restarting the daemon after `faults clear`)")
-                runner.target.rig.close()
-                runner.retired_log += board.daemon.lines
-                board.restart_cleared()
-                runner.target.rig = board.open_rig()
-                runner.target.daemon, runner.target.sep2_url = board.daemon, board.sep2_url
+                _restart(runner, board, None)
     return results
 
 
@@ -177,38 +282,52 @@ def _run(args: argparse.Namespace) -> int:
     scenarios = _order(load_all(), args.scenario)
     board: VirtualBoard | None = None
     if args.virtual:
+        if args.control is not None:
+            raise ScenarioError("--control is for --port: the virtual board has its own")
         board = VirtualBoard(args.config, args.sabotage)
+        capabilities = _capabilities(board.settings, True, board.control)
         target = Target(
             board.open_rig(),
-            _capabilities(board.settings, True),
+            capabilities,
             board.daemon,
             board.sep2_url,
             board.pki_dir,
+            control=board.control,
         )
+        plan = _plan(scenarios, capabilities)
         config_path, backend = board.config_path, "mock (virtual rig)"
     else:
         if args.sabotage:
             raise ScenarioError("--sabotage needs --virtual: it is a mock-board build")
-        config: dict[str, Any] = {}
+        config: dict[str, Any] | None = None
         if args.config.exists() and args.config != Path("config/mock.toml"):
             config = tomllib.loads(args.config.read_text())
         target = Target(
-            wait_for_rig(args.port), _capabilities(config, False), None, args.sep2, args.pki
+            wait_for_rig(args.port),
+            _capabilities(config, False, args.control),
+            None,
+            args.sep2,
+            args.pki,
+            control=args.control,
         )
-        config_path = args.config if config else Path("(not given)")
-        backend = str(config.get("hal", {}).get("backend", "physical board"))
+        plan = [Variant(scenarios=scenarios)]
+        config_path = args.config if config is not None else Path("(not given)")
+        backend = str((config or {}).get("hal", {}).get("backend", "physical board"))
     runner = Runner(target)
     started = datetime.now(UTC)
+    logs = ""
     try:
         idn = target.rig.identify()
         runner.echo(f"rig: {' '.join(f'{k}={v}' for k, v in idn.items())}")
-        results = _run_all(runner, scenarios, board)
+        results = _run_all(runner, plan, board)
     finally:
         target.rig.close()
         if board is not None:
             runner.retired_log += board.daemon.lines
             board.daemon.stop()
             target.daemon = None
+            kept = board.keep_logs(args.report / f"hil-{started:%Y%m%dT%H%M%SZ}-logs")
+            logs = f"{kept} ({', '.join(p.name for p in sorted(kept.iterdir()))})"
     info = RunInfo(
         started_utc=started,
         duration_s=runner.now(),
@@ -217,7 +336,7 @@ def _run(args: argparse.Namespace) -> int:
         backend=backend,
         rig=idn,
         sabotage=args.sabotage or "",
-        daemon_logs=str(board.state) if board else "",
+        daemon_logs=logs,
     )
     path = write_report(args.report, info, results, runner.samples, runner.authorization_changes())
     failed = [r.scenario.name for r in results if r.verdict == "FAIL"]

@@ -146,6 +146,8 @@ def _scenario_html(index: int, result: ScenarioResult) -> str:
         f"<h3 id='{scenario.name}'>{index}. {escape(scenario.name)} {verdict}</h3>"
         f"<p>{escape(scenario.description)} <i>[{', '.join(scenario.tags)}]</i></p>"
     )
+    if result.variant:
+        head += f"<p>Board config for this scenario: {escape(result.variant)}</p>"
     if result.reason:
         head += f"<p class=reason>{result.verdict}: {escape(result.reason)}</p>"
     rows = "".join(

@@ -15,20 +15,28 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from firmware.control import ControlError, request
 from hil.daemon import Daemon
 from hil.pev.background import BackgroundPev
 from hil.pev.profiles import PROFILES
 from hil.rig import Rig, RigError
-from hil.scenario import Expect, Pause, Scenario, Send, VehicleAction
+from hil.scenario import BoardCommand, Expect, Pause, Scenario, Send, VehicleAction
 
 MARGIN_MS = 1000  # how much longer than a limit the rig is asked to wait, to report the overshoot
 # Unplugged long enough for the EVSE to confirm A (two samples) and clear A-cleared latches:
 # a re-plug sooner is not an unplug to it.
 UNPLUGGED_DWELL_S = 0.15
+# The plug in the socket at every fresh start, on a board that monitors proximity: a latched
+# type 1 handle (150 ohm), a 32 A type 2 cable (220 ohm) (reference/j1772.md "Proximity").
+PLUGGED_PP = {"proximity-type1": "PP:RES 150", "proximity-type2": "PP:RES 220"}
 
 
 class StepFailed(Exception):
     """Raised when a step's expectation is not met; the message is the verdict's reason."""
+
+
+class RigLacks(Exception):
+    """Raised when the rig refuses a stimulus as UNSUPPORTED: the scenario is skipped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +69,7 @@ class ScenarioResult:
     latencies: list[Latency] = field(default_factory=list)
     start_s: float = 0.0
     end_s: float = 0.0
+    variant: str = ""  # the board config it ran under, where not the base one
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +92,8 @@ class Target:
     daemon: Daemon | None = None  # set when the runner owns the daemon (its log is readable)
     sep2_url: str | None = None
     pki_dir: Path | None = None
+    control: Path | None = None  # the board's control socket, for ``board`` steps
+    variant: str = ""  # a config variant the board runs under (the virtual board's overlays)
 
 
 class Runner:
@@ -96,6 +107,7 @@ class Runner:
         self._mark: tuple[str, float] = ("rig", 0.0)  # what the next latency is measured from
         self._log_mark = 0
         self._pev: BackgroundPev | None = None
+        self._limited = False  # a ``board`` step changed the current limit: restore it
         self.retired_log: list[str] = []  # the lines of daemons the runner has restarted
 
     def now(self) -> float:
@@ -112,7 +124,7 @@ class Runner:
         return ""
 
     def run(self, scenario: Scenario) -> ScenarioResult:
-        result = ScenarioResult(scenario, start_s=self.now())
+        result = ScenarioResult(scenario, start_s=self.now(), variant=self.target.variant)
         reason = self.skip_reason(scenario)
         if reason:
             result.verdict, result.reason, result.end_s = "SKIP", reason, self.now()
@@ -125,12 +137,20 @@ class Runner:
                 what, action = self._describe(step.action), step.action
                 try:
                     text = self._do(action, result)
-                except (StepFailed, RigError, TimeoutError, RuntimeError) as err:
+                except RigError as err:
+                    if err.code == "UNSUPPORTED" and isinstance(action, Send):
+                        self._record(result, what, str(err), ok=True)
+                        raise RigLacks(f"the rig lacks {what.removeprefix('send ')}") from None
+                    self._record(result, what, str(err), ok=False)
+                    raise StepFailed(f"{what}: {err}") from None
+                except (StepFailed, TimeoutError, RuntimeError) as err:
                     self._record(result, what, str(err), ok=False)
                     raise StepFailed(f"{what}: {err}") from None
                 self._record(result, what, text, ok=True)
         except StepFailed as err:
             result.verdict, result.reason = "FAIL", str(err)
+        except RigLacks as err:
+            result.verdict, result.reason = "SKIP", str(err)
         finally:
             self._unplug(result)
             result.end_s = self.now()
@@ -151,9 +171,13 @@ class Runner:
         self._mark = ("rig", self.now())
         rig.wait_relay("MAIN", "OPEN", 1000)
         rig.wait_relay("DISCHARGE", "OPEN", 1000)
+        plugs = [PLUGGED_PP[c] for c in sorted(PLUGGED_PP) if c in self.target.capabilities]
+        for command in plugs:
+            rig.command(command)
         time.sleep(UNPLUGGED_DWELL_S)
         self._log_mark = self._log_len()
-        self._record(result, "*RST (unplugged, no faults)", "both relays open", ok=True)
+        what = " ; ".join(["*RST (unplugged, no faults)", *plugs])
+        self._record(result, what, "both relays open", ok=True)
 
     def _unplug(self, result: ScenarioResult) -> None:
         rig = self.target.rig
@@ -167,6 +191,13 @@ class Runner:
             self._record(result, "vehicle unplugs (EV:STATE A)", "both relays open", ok=True)
         except RigError as err:
             self._record(result, "vehicle unplugs (EV:STATE A)", str(err), ok=False)
+        if self._limited:
+            self._limited = False
+            try:
+                request(self._control(), "limit default")
+                self._record(result, "board limit default", "the configured rating", ok=True)
+            except (ControlError, StepFailed) as err:
+                self._record(result, "board limit default", str(err), ok=False)
         if self._pev is not None:
             # a vehicle that does not finish is a daemon thread: the next one starts afresh
             with contextlib.suppress(TimeoutError):
@@ -176,16 +207,20 @@ class Runner:
     # --- steps ------------------------------------------------------------------------
 
     @staticmethod
-    def _describe(action: Send | Pause | VehicleAction | Expect) -> str:
+    def _describe(action: Send | Pause | VehicleAction | BoardCommand | Expect) -> str:
         if isinstance(action, Send):
             return "send " + " ; ".join(action.commands)
         if isinstance(action, Pause):
             return f"wait {action.ms} ms"
+        if isinstance(action, BoardCommand):
+            return f"board {action.command}"
         if isinstance(action, VehicleAction):
             return f"vehicle {action.action}"
         return "expect " + action.text
 
-    def _do(self, action: Send | Pause | VehicleAction | Expect, result: ScenarioResult) -> str:
+    def _do(
+        self, action: Send | Pause | VehicleAction | BoardCommand | Expect, result: ScenarioResult
+    ) -> str:
         if isinstance(action, Send):
             for command in action.commands:
                 self.target.rig.command(command)
@@ -194,9 +229,27 @@ class Runner:
         if isinstance(action, Pause):
             time.sleep(action.ms / 1000)
             return "done"
+        if isinstance(action, BoardCommand):
+            return self._board(action.command)
         if isinstance(action, VehicleAction):
             return self._vehicle(action.action, result.scenario)
         return self._expect(action, result)
+
+    def _control(self) -> Path:
+        if self.target.control is None:
+            raise StepFailed("the board's control socket is not known (give --control PATH)")
+        return self.target.control
+
+    def _board(self, command: str) -> str:
+        """A control-socket request; the rig cannot see it, so the host clock starts here."""
+        self._limited = self._limited or command.startswith("limit")
+        try:
+            answer = request(self._control(), command)
+        except ControlError as err:
+            raise StepFailed(f"the board refused: {err}") from None
+        self._mark, self._log_mark = ("host", self.now()), self._log_len()
+        fields = " ".join(f"{k}={v}" for k, v in sorted(answer.items()))
+        return f"{fields} (timed on the host clock from here)"
 
     def _vehicle(self, action: str, scenario: Scenario) -> str:
         target = self.target

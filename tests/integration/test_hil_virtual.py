@@ -1,21 +1,27 @@
-"""``python -m hil run --virtual`` end to end: the whole suite passes and its report says so;
-a sabotaged build (the interlock supervises nothing) fails, and the report names why."""
+"""``python -m hil run`` end to end. ``--virtual``: the whole suite passes (scenarios needing
+another board config run on a restarted daemon) and its report says so; a sabotaged build
+(the interlock supervises nothing) fails, and the report names why. ``--port``: the suite
+against a board whose daemon the runner does not own, as on a physical rig."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from hil.scenario import load_all
+from tests.integration.conftest import StartDaemon
 
 pytestmark = pytest.mark.integration
 
 
 def run_hil(*args: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "hil", "run", "--virtual", *args]
+    where = () if "--port" in args else ("--virtual",)
+    command = [sys.executable, "-m", "hil", "run", *where, *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
 
 
@@ -37,9 +43,24 @@ def test_the_virtual_suite_passes_and_reports(tmp_path: Path) -> None:
     assert "data:image/png;base64,iVBOR" in html  # the PNG signature, base64-encoded
     assert "Latency summary" in html and "p99 ms" in html
     assert "relay MAIN OPEN</td><td>100 ms" in html  # a kind with its limit in the summary
-    assert html.count(">PASS<") >= 15 and ">FAIL<" not in html
-    assert "SKIP" in html and "lacks proximity-type1" in html
+    count = len(load_all())
+    assert f"{count} passed, 0 failed, 0 skipped" in done.stdout
+    assert html.count(">PASS<") == 2 * count and ">FAIL<" not in html and ">SKIP<" not in html
     assert "evse-gatekeeper" in html and "virtual-rig" in html  # DUT and rig identities
+    # the config variants: a restarted daemon each, named in the report
+    assert "restarting the daemon with charger.proximity=type1, charger.ventilation=true" in (
+        done.stdout
+    )
+    assert "Board config for this scenario: charger.proximity=type2" in html
+    # the daemons' logs are kept next to the report; the state dir (keys, pty) is gone
+    (logs,) = tmp_path.glob("hil-*-logs")
+    kept = sorted(p.name for p in logs.iterdir())
+    assert kept == [f"daemon-{n}.log" for n in range(1, len(kept) + 1)] and len(kept) >= 3
+    assert "gatekeeper.ready" in (logs / "daemon-1.log").read_text()
+    assert str(logs) in html
+    config = re.search(r"<th>DUT config</th><td>([^<]+)</td>", html)
+    assert config is not None and "hil-virtual-" in config.group(1)
+    assert not Path(config.group(1)).parent.exists()
 
 
 @pytest.mark.timeout(90)
@@ -63,3 +84,40 @@ def test_a_sabotaged_interlock_fails_with_a_clear_verdict(tmp_path: Path) -> Non
     html = only_report(tmp_path)
     assert "FAIL: expect duty 0..0 within 1000 ms: expected duty 0..0 within 1000 ms" in html
     assert "interlock-off (TEST ONLY)" in html
+
+
+@pytest.mark.timeout(120)
+def test_a_board_on_a_rig_port_whose_daemon_the_runner_does_not_own(
+    start_daemon: StartDaemon, tmp_path: Path
+) -> None:
+    """What a test engineer runs on the bench: the board runs its own daemon; the runner has
+    the rig's serial port, the board's config (its capabilities) and its control socket."""
+    board = start_daemon()
+    board.rig.close()  # the runner opens the port itself
+    config = board.daemon.config_path
+    sock = Path(tomllib.loads(config.read_text())["paths"]["state_dir"]) / "control.sock"
+    done = run_hil(
+        "--port",
+        str(board.rig_link),
+        "--config",
+        str(config),
+        "--control",
+        str(sock),
+        *("--scenario", "a3-state-c-charges"),
+        *("--scenario", "c4-vehicle-ignores-pwm-withdrawal"),
+        *("--scenario", "a5-state-d-ventilated"),
+        *("--scenario", "d1-j3072-approved"),
+        *("--report", str(tmp_path)),
+        timeout_s=110,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "PASS a3-state-c-charges" in done.stdout
+    assert "PASS c4-vehicle-ignores-pwm-withdrawal" in done.stdout
+    assert "board limit 0" in done.stdout and "paused=True" in done.stdout
+    assert "SKIP a5-state-d-ventilated: the board under test lacks ventilation" in done.stdout
+    assert "SKIP d1-j3072-approved: needs the vehicle simulator" in done.stdout
+    assert "2 passed, 0 failed, 2 skipped" in done.stdout
+    board.daemon.wait_for("charger.limit_set limit_a=32", timeout_s=1)  # restored afterwards
+    html = only_report(tmp_path)
+    assert "virtual-rig" in html and str(config) in html
+    assert not list(tmp_path.glob("hil-*-logs"))  # no daemon of its own: no logs to keep

@@ -1,4 +1,5 @@
-"""The scenario loader: every shipped file loads; a bad file is refused with one line."""
+"""The scenario loader: every shipped file loads; a bad file is refused with one line. And the
+virtual run's plan: which board config each scenario runs under."""
 
 from __future__ import annotations
 
@@ -6,7 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from hil.scenario import SCENARIO_DIR, Expect, ScenarioError, load_all, load_scenario, parse_expect
+from hil.__main__ import _capabilities, _plan
+from hil.scenario import (
+    SCENARIO_DIR,
+    BoardCommand,
+    Expect,
+    Scenario,
+    ScenarioError,
+    Send,
+    load_all,
+    load_scenario,
+    parse_expect,
+)
 
 GOOD = """name = "x"
 description = "a scenario"
@@ -61,6 +73,16 @@ def test_expectations_parse_with_their_limits() -> None:
         ('name = "x"\ndescription = "d"\ntags = ["j3072"]\nvehicle = "a-car"\n', "not a profile"),
         (GOOD.replace('tags = ["j1772"]', 'tags = ["j1772"]\nrequires = ["wings"]'), "requires"),
         (GOOD.split("[[steps]]")[0], "steps"),
+        (GOOD.replace('send = "EV:STATE B"', 'send = "EV:STATE A,2740"'), "step 1: send"),
+        (GOOD.replace('send = "EV:STATE B"', 'send = "EV:STATE B,lots"'), "step 1: send"),
+        (GOOD.replace('send = "EV:STATE B"', 'board = "reboot"'), "board must be 'limit"),
+        (GOOD.replace('send = "EV:STATE B"', 'board = "limit -3"'), "board must be 'limit"),
+        (
+            GOOD.replace(
+                'tags = ["j1772"]', 'tags = ["j1772"]\nrequires = ["ventilation", "no-ventilation"]'
+            ),
+            "no board has both",
+        ),
         (
             GOOD.replace('send = "EV:STATE B"', 'expect = "relay MAIN OPEN within 9..3 ms"'),
             "reversed",
@@ -87,3 +109,51 @@ def test_duplicate_names_are_refused(tmp_path: Path) -> None:
     (tmp_path / "b.toml").write_text(GOOD)
     with pytest.raises(ScenarioError, match="also in"):
         load_all(tmp_path)
+
+
+def test_a_load_off_nominal_and_a_board_step_parse(tmp_path: Path) -> None:
+    path = tmp_path / "x.toml"
+    path.write_text(
+        GOOD.replace('send = "EV:STATE B"', 'send = "EV:STATE C,855"')
+        + '\n[[steps]]\nboard = "limit 0"\n\n[[steps]]\nboard = "limit default"\n'
+    )
+    scenario = load_scenario(path)
+    assert [s.action for s in scenario.steps] == [
+        Send(("EV:STATE C,855",)),
+        BoardCommand("limit 0"),
+        BoardCommand("limit default"),
+    ]
+    assert scenario.requires == ("board-control",)  # implied by the board steps
+
+
+def named(name: str, *requires: str) -> Scenario:
+    return Scenario(name, "d", ("j1772",), (), Path(f"{name}.toml"), requires=requires)
+
+
+def test_the_plan_runs_what_the_base_config_allows_first_then_as_few_variants_as_needed() -> None:
+    base = _capabilities({"charger": {"ventilation": False}}, True, Path("control.sock"))
+    assert base == {"daemon-log", "board-control", "no-ventilation"}
+    scenarios = [
+        named("plain"),
+        named("d-vent", "ventilation"),
+        named("no-vent", "no-ventilation"),
+        named("type1", "proximity-type1"),
+        named("type2", "proximity-type2"),
+        named("paused", "board-control"),
+        named("type1-vent", "proximity-type1", "ventilation"),
+    ]
+    plan = _plan(scenarios, base)
+    assert [[s.name for s in v.scenarios] for v in plan] == [
+        ["plain", "no-vent", "paused"],
+        ["d-vent", "type1", "type1-vent"],
+        ["type2"],
+    ]
+    assert plan[1].overlay() == {"charger": {"proximity": "type1", "ventilation": True}}
+    assert plan[1].label == "charger.proximity=type1, charger.ventilation=true"
+    assert plan[2].label == "charger.proximity=type2"
+
+
+def test_capabilities_of_a_board_whose_config_is_not_known() -> None:
+    assert _capabilities(None, False, None) == frozenset()  # not even no-ventilation
+    type2 = _capabilities({"charger": {"proximity": "type2", "ventilation": True}}, False, None)
+    assert type2 == {"ventilation", "proximity-type2"}
