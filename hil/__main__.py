@@ -235,7 +235,8 @@ def _skipped(runner: Runner, scenario: Scenario, reason: str) -> ScenarioResult:
     return result
 
 
-def _restart(runner: Runner, board: VirtualBoard, variant: Variant | None) -> None:
+def _restart(runner: Runner, board: VirtualBoard, variant: Variant | None, why: str) -> None:
+    runner.restarts.append((runner.now(), why))
     runner.target.rig.close()
     runner.retired_log += board.daemon.lines
     board.restart_cleared(variant.overlay() if variant is not None else None)
@@ -256,7 +257,7 @@ def _run_all(
         if number > 0:
             assert board is not None
             runner.echo(f"  (restarting the daemon with {variant.label})")
-            _restart(runner, board, variant)
+            _restart(runner, board, variant, f"faults clear, then {variant.label}")
         scenarios = _last_inoperative(variant.scenarios)
         for index, scenario in enumerate(scenarios):
             if inoperative_after:
@@ -274,7 +275,7 @@ def _run_all(
                 inoperative_after = scenario.name
             elif index < len(scenarios) - 1:
                 runner.echo("  (restarting the daemon after `faults clear`)")
-                _restart(runner, board, None)
+                _restart(runner, board, None, f"faults clear after {scenario.name}")
     return results
 
 
@@ -337,6 +338,7 @@ def _run(args: argparse.Namespace) -> int:
         rig=idn,
         sabotage=args.sabotage or "",
         daemon_logs=logs,
+        restarts=tuple(runner.restarts),
     )
     path = write_report(args.report, info, results, runner.samples, runner.authorization_changes())
     failed = [r.scenario.name for r in results if r.verdict == "FAIL"]

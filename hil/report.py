@@ -37,6 +37,7 @@ class RunInfo:
     rig: dict[str, str]
     sabotage: str = ""
     daemon_logs: str = ""
+    restarts: tuple[tuple[float, str], ...] = ()  # (run seconds, why) the daemon restarted
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -46,12 +47,20 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[rank - 1]
 
 
-def _steps(samples: list[Sample], attr: str) -> tuple[list[float], list[float]]:
+def _steps(
+    samples: list[Sample], attr: str, gaps: tuple[float, ...] = ()
+) -> tuple[list[float], list[float]]:
+    """Step-plot points of one attribute; NaN at each gap (a restart: nothing was seen until
+    the next sample), which breaks the line instead of carrying a stale value across."""
     xs: list[float] = []
     ys: list[float] = []
-    for sample in sorted(samples, key=lambda s: s.t_s):
+    marks = [Sample(t) for t in gaps]
+    for sample in sorted([*samples, *marks], key=lambda s: s.t_s):
         value = getattr(sample, attr)
         if value is None:
+            if sample in marks:
+                xs.append(sample.t_s)
+                ys.append(math.nan)
             continue
         if attr == "pilot":
             value = PILOT_LEVELS.index(value) if value in PILOT_LEVELS else math.nan
@@ -63,25 +72,30 @@ def _steps(samples: list[Sample], attr: str) -> tuple[list[float], list[float]]:
 
 
 def plot_png(
-    results: list[ScenarioResult], samples: list[Sample], authorization: list[tuple[float, bool]]
+    results: list[ScenarioResult],
+    samples: list[Sample],
+    authorization: list[tuple[float, bool]],
+    restarts: tuple[tuple[float, str], ...] = (),
 ) -> bytes:
-    """The whole run's timeline: pilot state, duty, relays, J3072 authorization."""
+    """The whole run's timeline: pilot state, duty, relays, J3072 authorization; a dashed
+    line where the daemon was restarted."""
     end_s = max([r.end_s for r in results] + [s.t_s for s in samples] + [1.0])
     fig, axes = plt.subplots(
         4, 1, sharex=True, figsize=(16, 8.5), dpi=100, gridspec_kw={"height_ratios": [2, 2, 1.6, 1]}
     )
     pilot_ax, duty_ax, relay_ax, auth_ax = axes
-    xs, ys = _steps(samples, "pilot")
+    gaps = tuple(at for at, _ in restarts)
+    xs, ys = _steps(samples, "pilot", gaps)
     pilot_ax.step(xs, ys, where="post", color="#0969da", lw=1.4)
     pilot_ax.set_yticks(range(len(PILOT_LEVELS)), list(PILOT_LEVELS))
     pilot_ax.set_ylim(-0.5, len(PILOT_LEVELS) - 0.5)
     pilot_ax.set_ylabel("pilot state")
-    xs, ys = _steps(samples, "duty_pct")
+    xs, ys = _steps(samples, "duty_pct", gaps)
     duty_ax.step(xs, ys, where="post", color="#8250df", lw=1.4)
     duty_ax.set_ylim(-5, 105)
     duty_ax.set_ylabel("duty %")
     for attr, offset, colour in (("main", 1.5, "#bc4c00"), ("discharge", 0.0, "#1a7f37")):
-        xs, ys = _steps(samples, attr)
+        xs, ys = _steps(samples, attr, gaps)
         relay_ax.step(xs, [y + offset for y in ys], where="post", color=colour, lw=1.4)
     relay_ax.set_yticks(
         [0, 1, 1.5, 2.5], ["disch. open", "disch. closed", "main open", "main closed"]
@@ -117,6 +131,10 @@ def plot_png(
                 fontweight="bold",
                 clip_on=False,
             )
+    for at, _ in restarts:
+        for ax in axes:
+            ax.axvline(at, color="#57606a", ls="--", lw=1)
+        duty_ax.text(at, 50, " daemon restarted", rotation=90, ha="right", va="center", fontsize=7)
     for ax in axes:
         ax.grid(axis="x", alpha=0.3)
     pilot_ax.set_title(
@@ -209,7 +227,8 @@ def render(
     samples: list[Sample],
     authorization: list[tuple[float, bool]],
 ) -> str:
-    png = base64.b64encode(plot_png(results, samples, authorization)).decode("ascii")
+    plot = plot_png(results, samples, authorization, info.restarts)
+    png = base64.b64encode(plot).decode("ascii")
     counts = {v: sum(r.verdict == v for r in results) for v in VERDICT_COLOURS}
     rig = " ".join(f"{k}={v}" for k, v in info.rig.items())
     identity = (
@@ -226,6 +245,8 @@ def render(
         )
     if info.daemon_logs:
         identity += f"<tr><th>daemon logs</th><td>{escape(info.daemon_logs)}</td></tr>"
+    for at, why in info.restarts:
+        identity += f"<tr><th>daemon restarted</th><td>at {at:.1f} s: {escape(why)}</td></tr>"
     overview = "".join(
         f"<tr><td>{i}</td><td><a href='#{r.scenario.name}'>{escape(r.scenario.name)}"
         f"</a></td><td class={r.verdict}>{r.verdict}</td>"

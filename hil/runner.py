@@ -109,6 +109,7 @@ class Runner:
         self._pev: BackgroundPev | None = None
         self._limited = False  # a ``board`` step changed the current limit: restore it
         self.retired_log: list[str] = []  # the lines of daemons the runner has restarted
+        self.restarts: list[tuple[float, str]] = []  # (run seconds, why) for the report
 
     def now(self) -> float:
         return time.monotonic() - self.t0
