@@ -80,6 +80,8 @@ def _capabilities(
         found.add("ventilation" if charger.get("ventilation") else "no-ventilation")
         if charger.get("proximity") in ("type1", "type2"):
             found.add(f"proximity-{charger['proximity']}")
+        if config.get("site", {}).get("quadrants") == "4Q":
+            found.add("four-quadrant-site")
     return frozenset(found)
 
 
@@ -89,6 +91,7 @@ OVERLAYS: dict[str, tuple[str, str, Any]] = {
     "no-ventilation": ("charger", "ventilation", False),
     "proximity-type1": ("charger", "proximity", "type1"),
     "proximity-type2": ("charger", "proximity", "type2"),
+    "four-quadrant-site": ("site", "quadrants", "4Q"),
 }
 
 
@@ -109,7 +112,9 @@ class Variant:
     @property
     def label(self) -> str:
         return ", ".join(
-            f"{t}.{k}={str(v).lower()}" for t, kv in self.overlay().items() for k, v in kv.items()
+            f"{t}.{k}={str(v).lower() if isinstance(v, bool) else v}"
+            for t, kv in self.overlay().items()
+            for k, v in kv.items()
         )
 
 

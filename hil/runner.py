@@ -271,6 +271,10 @@ class Runner:
             return f"silent after heartbeat {count} (timed on the host clock from here)"
         report = self._pev.stop(timeout_s=5)
         self._pev = None
+        if report.expect_tls_failure:  # a vehicle whose certificate the EVSE must refuse
+            if report.tls_failure is None:
+                raise StepFailed("the EVSE accepted a certificate outside its trust chain")
+            return f"TLS refused, as it must be: {report.tls_failure[:90]}"
         return f"session ended, {report.heartbeats_sent} heartbeats"
 
     def _expect(self, expect: Expect, result: ScenarioResult) -> str:

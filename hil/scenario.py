@@ -25,11 +25,18 @@ CAPABILITIES = (
     "no-ventilation",
     "proximity-type1",
     "proximity-type2",
+    "four-quadrant-site",  # [site] quadrants = "4Q": a 2-quadrant inverter is denied
     "board-control",  # the runner can reach the board's control socket (``board`` steps)
     "daemon-log",
 )
 # What the board's config decides; no board can have both of a pair.
-CONFIG_CAPABILITIES = ("ventilation", "no-ventilation", "proximity-type1", "proximity-type2")
+CONFIG_CAPABILITIES = (
+    "ventilation",
+    "no-ventilation",
+    "proximity-type1",
+    "proximity-type2",
+    "four-quadrant-site",
+)
 CONFLICTS = (("ventilation", "no-ventilation"), ("proximity-type1", "proximity-type2"))
 # Requests a ``board`` step may send over the control socket (firmware/control.py).
 BOARD_COMMAND = re.compile(r"limit (?:\d+(?:\.\d+)?|default)")

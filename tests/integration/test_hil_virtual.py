@@ -48,9 +48,8 @@ def test_the_virtual_suite_passes_and_reports(tmp_path: Path) -> None:
     assert html.count(">PASS<") == 2 * count and ">FAIL<" not in html and ">SKIP<" not in html
     assert "evse-gatekeeper" in html and "virtual-rig" in html  # DUT and rig identities
     # the config variants: a restarted daemon each, named in the report
-    assert "restarting the daemon with charger.proximity=type1, charger.ventilation=true" in (
-        done.stdout
-    )
+    variant = "site.quadrants=4Q, charger.proximity=type1, charger.ventilation=true"
+    assert f"restarting the daemon with {variant}" in done.stdout
     assert "Board config for this scenario: charger.proximity=type2" in html
     # the daemons' logs are kept next to the report; the state dir (keys, pty) is gone
     (logs,) = tmp_path.glob("hil-*-logs")

@@ -141,15 +141,19 @@ def test_the_plan_runs_what_the_base_config_allows_first_then_as_few_variants_as
         named("type2", "proximity-type2"),
         named("paused", "board-control"),
         named("type1-vent", "proximity-type1", "ventilation"),
+        named("4q", "four-quadrant-site"),
     ]
     plan = _plan(scenarios, base)
     assert [[s.name for s in v.scenarios] for v in plan] == [
         ["plain", "no-vent", "paused"],
-        ["d-vent", "type1", "type1-vent"],
+        ["d-vent", "type1", "type1-vent", "4q"],
         ["type2"],
     ]
-    assert plan[1].overlay() == {"charger": {"proximity": "type1", "ventilation": True}}
-    assert plan[1].label == "charger.proximity=type1, charger.ventilation=true"
+    assert plan[1].overlay() == {
+        "charger": {"proximity": "type1", "ventilation": True},
+        "site": {"quadrants": "4Q"},
+    }
+    assert plan[1].label == "site.quadrants=4Q, charger.proximity=type1, charger.ventilation=true"
     assert plan[2].label == "charger.proximity=type2"
 
 
@@ -157,3 +161,5 @@ def test_capabilities_of_a_board_whose_config_is_not_known() -> None:
     assert _capabilities(None, False, None) == frozenset()  # not even no-ventilation
     type2 = _capabilities({"charger": {"proximity": "type2", "ventilation": True}}, False, None)
     assert type2 == {"ventilation", "proximity-type2"}
+    four = _capabilities({"site": {"quadrants": "4Q"}}, False, None)
+    assert four == {"no-ventilation", "four-quadrant-site"}
