@@ -57,9 +57,9 @@ bench-approvals: $(STAMP) ## a 1,000,000-entry approval list: verify+load, looku
 bench-slac: $(STAMP) ## SLAC timings over veth in network namespaces (needs root)
 	$(BIN)/python -m hil.plc.bench_slac --runs 50
 
-hil: $(STAMP) ## the HIL scenario suite on a physical rig: make hil PORT=/dev/ttyUSB0
+hil: $(STAMP) ## the HIL suite on a physical rig: make hil PORT=/dev/ttyUSB0 [HIL_ARGS="--config F --control S"]
 	@test -n "$(PORT)" || { echo "make hil: PORT is required (make hil PORT=/dev/ttyUSB0)" >&2; exit 2; }
-	$(BIN)/python -m hil run --port $(PORT)
+	$(BIN)/python -m hil run --port $(PORT) $(HIL_ARGS)
 
 hil-virtual: $(STAMP) ## the HIL scenario suite against the mock board's virtual rig (report in reports/)
 	$(BIN)/python -m hil run --virtual
