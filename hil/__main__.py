@@ -29,7 +29,7 @@ from hil.pev.profiles import APPROVED_ISM
 from hil.report import RunInfo, write_report
 from hil.rig import Rig, RigError, wait_for_rig
 from hil.runner import Runner, ScenarioResult, Target
-from hil.scenario import CONFIG_CAPABILITIES, CONFLICTS, Scenario, ScenarioError, load_all
+from hil.scenario import CONFIG_CAPABILITIES, CONFLICTS, SOLITARY, Scenario, ScenarioError, load_all
 
 APPROVED_LIMIT_W = 6000  # the TEST approval list's cap for the certified vehicle
 
@@ -92,6 +92,8 @@ OVERLAYS: dict[str, tuple[str, str, Any]] = {
     "proximity-type1": ("charger", "proximity", "type1"),
     "proximity-type2": ("charger", "proximity", "type2"),
     "four-quadrant-site": ("site", "quadrants", "4Q"),
+    # the installed list names another service area, so it is refused at start
+    "no-approval-list": ("site", "service_area", "HIL-AREA-WITHOUT-A-LIST"),
 }
 
 
@@ -129,7 +131,8 @@ def _plan(scenarios: list[Scenario], base: frozenset[str]) -> list[Variant]:
             continue
         for variant in plan[1:]:
             merged = variant.needs | needs
-            if not any(set(pair) <= merged for pair in CONFLICTS):
+            alone = any((c in variant.needs) != (c in needs) for c in SOLITARY)
+            if not alone and not any(set(pair) <= merged for pair in CONFLICTS):
                 variant.needs = merged
                 variant.scenarios.append(scenario)
                 break
@@ -248,8 +251,8 @@ def _restart(runner: Runner, board: VirtualBoard, variant: Variant | None, why: 
     target = runner.target
     target.rig = board.open_rig()
     target.daemon, target.sep2_url = board.daemon, board.sep2_url
-    if variant is not None:
-        target.capabilities = _capabilities(board.settings, True, board.control)
+    if variant is not None:  # what the config shows, and what the variant was made to have
+        target.capabilities = _capabilities(board.settings, True, board.control) | variant.needs
         target.variant = variant.label
 
 

@@ -26,6 +26,7 @@ CAPABILITIES = (
     "proximity-type1",
     "proximity-type2",
     "four-quadrant-site",  # [site] quadrants = "4Q": a 2-quadrant inverter is denied
+    "no-approval-list",  # no valid approval list in force (every ISM fails closed)
     "board-control",  # the runner can reach the board's control socket (``board`` steps)
     "daemon-log",
 )
@@ -36,7 +37,10 @@ CONFIG_CAPABILITIES = (
     "proximity-type1",
     "proximity-type2",
     "four-quadrant-site",
+    "no-approval-list",
 )
+# A board set up to deny everyone: nothing else shares its config.
+SOLITARY = ("no-approval-list",)
 CONFLICTS = (("ventilation", "no-ventilation"), ("proximity-type1", "proximity-type2"))
 # Requests a ``board`` step may send over the control socket (firmware/control.py).
 BOARD_COMMAND = re.compile(r"limit (?:\d+(?:\.\d+)?|default)")

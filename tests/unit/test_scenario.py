@@ -142,12 +142,15 @@ def test_the_plan_runs_what_the_base_config_allows_first_then_as_few_variants_as
         named("paused", "board-control"),
         named("type1-vent", "proximity-type1", "ventilation"),
         named("4q", "four-quadrant-site"),
+        named("no-list", "no-approval-list"),
+        named("no-list-vent", "no-approval-list", "ventilation"),
     ]
     plan = _plan(scenarios, base)
     assert [[s.name for s in v.scenarios] for v in plan] == [
         ["plain", "no-vent", "paused"],
         ["d-vent", "type1", "type1-vent", "4q"],
         ["type2"],
+        ["no-list", "no-list-vent"],  # a deny-everyone board shares with no one else
     ]
     assert plan[1].overlay() == {
         "charger": {"proximity": "type1", "ventilation": True},
