@@ -282,7 +282,7 @@ class PevClient:
         self.fixed_w_pct = dispatch[0] / 100 if dispatch else None
 
     async def _respond(self, control: DERControl) -> None:
-        if control.mrid in self._answered:
+        if control.mrid in self._answered or not self.profile.respond:
             return
         for bit, status, word in RESPONSE_BITS:
             if (control.response_required or 0) & bit:

@@ -10,6 +10,7 @@ hundredths. Which requests carry them, and in which order, is ``hil.pev.client``
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 from firmware.sep2.der import DER_TYPE_PEV, DERCapability, DERSettings
 from firmware.sep2.der_status import (
@@ -96,13 +97,17 @@ def der_settings(profile: Profile, site: DERSettings, now: int) -> DERSettings:
     """The PEV's settings after reading the site limits (§4.6.1-4.6.2).
 
     SITE_ADJUSTED caps every active-power limit at the site's setMaxW; ABOVE_SITE claims a
-    setMaxW of 150 % of the site's. Enter-Service settings, setGradW and setVRef are the site's.
+    setMaxW of 150 % of the site's; OTHER_V_REF a setVRef 10 % above the site's. Otherwise the
+    Enter-Service settings, setGradW and setVRef are the site's.
     """
     r, limit = profile.ratings, site_max_w(site)
     max_w = min(r.max_w, limit)
     if profile.settings is SettingsPolicy.ABOVE_SITE:
         max_w = max(r.max_w, limit * 3 / 2)
     four_q = r.four_quadrant
+    v_ref = site.set_v_ref
+    if profile.settings is SettingsPolicy.OTHER_V_REF and v_ref is not None:
+        v_ref = replace(v_ref, value=round(v_ref.value * 11 / 10))
     return DERSettings(
         set_es_delay=site.set_es_delay,
         set_es_high_freq=site.set_es_high_freq,
@@ -118,7 +123,7 @@ def der_settings(profile: Profile, site: DERSettings, now: int) -> DERSettings:
         set_max_var_neg=_var(r.max_var_neg) if four_q else None,
         set_max_w=active_power(round(max_w)),
         set_max_wh=_wh(r.max_wh),
-        set_v_ref=site.set_v_ref,
+        set_v_ref=v_ref,
         updated_time=now,
     )
 

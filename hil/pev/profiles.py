@@ -56,6 +56,7 @@ class SettingsPolicy(enum.Enum):
 
     SITE_ADJUSTED = "site-adjusted"  # its own limits, capped at the site's setMaxW (§4.6.2)
     ABOVE_SITE = "above-site"  # setMaxW at 150 % of the site's: a settings violation
+    OTHER_V_REF = "other-v-ref"  # setVRef 10 % above the site's: not the site's reference
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,7 @@ class Profile:
     sleep: SleepWake | None = None
     battery: Battery = Battery()
     expect_tls_failure: bool = False  # the profile "succeeds" when the handshake fails
+    respond: bool = True  # False: never POSTs the Responses its DERControls require
 
     def cert_file(self, pki_dir: Path) -> Path:
         return pki_dir / f"{self.credential}.pem"
@@ -145,6 +147,11 @@ PROFILES: Mapping[str, Profile] = {
             settings=SettingsPolicy.ABOVE_SITE,
             subscribe=False,
         ),
+        # certified-4q with one fault each (same credential): denials the decision names
+        replace(
+            CERTIFIED_4Q, name="other-v-ref", settings=SettingsPolicy.OTHER_V_REF, subscribe=False
+        ),
+        replace(CERTIFIED_4Q, name="no-responses", respond=False, subscribe=False),
         replace(
             CERTIFIED_4Q,
             name="bad-certificate",
