@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from firmware import __version__, journal_cli
 from firmware.approvals import cli as approvals_cli
+from firmware.cli_args import add_config
 from firmware.control import (
     LIMIT_DEFAULT,
     ControlError,
@@ -33,8 +34,6 @@ from firmware.sep2.identity import PkiError, lfdi, load_certificate, sfdi
 from firmware.sep2.pki import init_pki
 from hal import HalError
 
-DEFAULT_CONFIG = "/etc/evse-gatekeeper/config.toml"
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -49,12 +48,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the firmware: open the board, supervise the pilot and the relays. "
         "SIGTERM or SIGINT opens the relays and exits 0.",
     )
-    run.add_argument(
-        "--config",
-        default=DEFAULT_CONFIG,
-        metavar="PATH",
-        help=f"TOML config file (default: {DEFAULT_CONFIG})",
-    )
+    add_config(run)
     run.add_argument(
         "--check", action="store_true", help="validate the config, print a summary and exit"
     )
@@ -71,12 +65,7 @@ def _parser() -> argparse.ArgumentParser:
         ("clear", "remove the record (after repair)"),
     ):
         sub = action.add_parser(name, help=text, description=text)
-        sub.add_argument(
-            "--config",
-            default=DEFAULT_CONFIG,
-            metavar="PATH",
-            help=f"TOML config file (default: {DEFAULT_CONFIG})",
-        )
+        add_config(sub)
     status = commands.add_parser(
         "status",
         help="ask the running daemon for its status",
@@ -85,12 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         "faults. Exit 1 when the daemon does not answer.",
     )
     status.add_argument("--json", action="store_true", help="one JSON object")
-    status.add_argument(
-        "--config",
-        default=DEFAULT_CONFIG,
-        metavar="PATH",
-        help=f"TOML config file (default: {DEFAULT_CONFIG})",
-    )
+    add_config(status)
     limit = commands.add_parser(
         "limit",
         help="lower the charging current the running daemon offers (0 pauses)",
@@ -100,12 +84,7 @@ def _parser() -> argparse.ArgumentParser:
         "until changed or the daemon restarts. Exit 1 when refused or not answered.",
     )
     limit.add_argument("amps", metavar="AMPS|default")
-    limit.add_argument(
-        "--config",
-        default=DEFAULT_CONFIG,
-        metavar="PATH",
-        help=f"TOML config file (default: {DEFAULT_CONFIG})",
-    )
+    add_config(limit)
     _add_pki_parser(commands)
     approvals_cli.add_parser(commands)
     journal_cli.add_parser(commands)

@@ -17,10 +17,10 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
+from firmware.cli_args import add_config
 from firmware.config import Config
 from firmware.journal import FILE_NAME, Journal, JournalError, SessionRow
 
-DEFAULT_CONFIG = "/etc/evse-gatekeeper/config.toml"  # as firmware.cli's (no import: a cycle)
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 10_000
 
@@ -36,12 +36,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="N",
         help=f"at most N sessions, 1..{MAX_LIMIT} (default: {DEFAULT_LIMIT})",
     )
-    sessions.add_argument(
-        "--config",
-        default=DEFAULT_CONFIG,
-        metavar="PATH",
-        help=f"TOML config file (default: {DEFAULT_CONFIG})",
-    )
+    add_config(sessions)
 
 
 def run(args: argparse.Namespace, config: Config) -> int:

@@ -28,12 +28,12 @@ from firmware.approvals import ApprovalError
 from firmware.approvals.approval_list import ApprovalList, Status, rfc3339
 from firmware.approvals.jws import load_utility_keys
 from firmware.approvals.store import MAX_JWS_BYTES, ApprovalStore, ApprovalStoreError
+from firmware.cli_args import add_config
 from firmware.config import PathsConfig
 from firmware.config_approvals import ApprovalsConfig
 from firmware.config_site import SiteConfig
 from firmware.journal import Journal, JournalError
 
-DEFAULT_CONFIG = "/etc/evse-gatekeeper/config.toml"  # as firmware.cli's (no import: a cycle)
 CHUNK_BYTES = 1 << 16
 
 
@@ -85,12 +85,7 @@ def _action(
     action: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str
 ) -> argparse.ArgumentParser:
     parser = action.add_parser(name, help=text, description=text)
-    parser.add_argument(
-        "--config",
-        default=DEFAULT_CONFIG,
-        metavar="PATH",
-        help=f"TOML config file (default: {DEFAULT_CONFIG})",
-    )
+    add_config(parser)
     return parser
 
 
