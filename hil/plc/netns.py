@@ -3,6 +3,7 @@ PEV host, each party a process under ``ip netns exec`` (see ``hil.plc.roles``)."
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -133,3 +134,47 @@ class Topology:
         """One ICMPv6 echo from the PEV host to the EVSE host's link-local address."""
         ping = self.in_ns("pev", sys.executable, "-m", "hil.plc.ping6", f"{EVSE_LL}%pev0")
         return run(*ping, check=False).returncode == 0
+
+
+_host_serial = itertools.count()
+
+
+class ThreeHosts:
+    """An EVSE host with two veths: ``plc0`` to a PEV host (the PLC side, ``pev0``) and
+    ``site0`` to a site host (``lan0``), each host in its own namespace. ``build`` raises
+    NetnsUnavailable with the kernel's reason; ``teardown`` kills what was started in them
+    (``procs``) and deletes the namespaces."""
+
+    LINKS = (("evse", "plc0"), ("evse", "site0"), ("pev", "pev0"), ("site", "lan0"))
+
+    def __init__(self, prefix: str) -> None:
+        tag = f"{prefix}{os.getpid() % 100000}x{next(_host_serial)}"
+        self.ns = {name: f"{tag}-{name}" for name in ("evse", "pev", "site")}
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def build(self) -> None:
+        for name in self.ns.values():
+            made = run("ip", "netns", "add", name, check=False)
+            if made.returncode != 0:
+                raise NetnsUnavailable(f"the kernel refuses network namespaces: {made.stderr}")
+        for dev, peer, host in (("plc0", "pev0", "pev"), ("site0", "lan0", "site")):
+            made = run("ip", "link", "add", dev, "netns", self.ns["evse"], "type", "veth",
+                       "peer", "name", peer, "netns", self.ns[host], check=False)  # fmt: skip
+            if made.returncode != 0:
+                raise NetnsUnavailable(f"the kernel refuses veth pairs: {made.stderr.strip()}")
+        for host, dev in self.LINKS:
+            for scope in ("all", "default", dev):
+                run(*self.exec(host, "sysctl", "-qw", f"net.ipv6.conf.{scope}.accept_dad=0"),
+                    check=False)  # fmt: skip
+            run(*self.exec(host, "ip", "link", "set", "lo", "up"))
+            run(*self.exec(host, "ip", "link", "set", dev, "multicast", "on", "up"))
+
+    def exec(self, host: str, *args: str) -> list[str]:
+        return ["ip", "netns", "exec", self.ns[host], *args]
+
+    def teardown(self) -> None:
+        for proc in self.procs:
+            proc.kill()
+            proc.wait(5)
+        for name in self.ns.values():
+            run("ip", "netns", "del", name, check=False)

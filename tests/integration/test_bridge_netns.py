@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import itertools
 import json
 import os
 import subprocess
@@ -19,7 +18,7 @@ import pytest
 
 from firmware.net.addressing import assign_evse_address
 from firmware.net.bridge import BridgeError, LinuxBridge
-from hil.plc.netns import NetnsUnavailable, run
+from hil.plc.netns import NetnsUnavailable, ThreeHosts, run
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +26,6 @@ PREFIX = ipaddress.IPv6Network("fd7e:57a9:e5e0:1::/64")
 EVSE, PEV, SITE = (str(PREFIX[n]) for n in (1, 0xE7, 0x5173))
 PEV4, SITE4 = "10.77.0.1", "10.77.0.2"
 PORT = 8443
-_serial = itertools.count()
 
 TCP_SERVER = """
 import socket, sys
@@ -131,44 +129,14 @@ sys.exit(1)
 """
 
 
-class Hosts:
-    """The three namespaces and the processes started in them."""
+class Hosts(ThreeHosts):
+    """The three namespaces, with the bridge family of nftables probed in the EVSE's."""
 
     def __init__(self) -> None:
-        tag = f"egb{os.getpid() % 100000}x{next(_serial)}"
-        self.ns = {name: f"{tag}-{name}" for name in ("evse", "pev", "site")}
-        self.procs: list[subprocess.Popen[str]] = []
+        super().__init__("egb")
 
     def build(self) -> None:
-        for name in self.ns.values():
-            made = run("ip", "netns", "add", name, check=False)
-            if made.returncode != 0:
-                raise NetnsUnavailable(f"the kernel refuses network namespaces: {made.stderr}")
-        for host in self.ns:
-            for scope in ("all", "default"):
-                run(*self.exec(host, "sysctl", "-qw", f"net.ipv6.conf.{scope}.accept_dad=0"))
-            run(*self.exec(host, "ip", "link", "set", "lo", "up"))
-        for dev, peer, host in (("plc0", "pev0", "pev"), ("site0", "lan0", "site")):
-            made = run(
-                "ip",
-                "link",
-                "add",
-                dev,
-                "netns",
-                self.ns["evse"],
-                "type",
-                "veth",
-                "peer",
-                "name",
-                peer,
-                "netns",
-                self.ns[host],
-                check=False,
-            )
-            if made.returncode != 0:
-                raise NetnsUnavailable(f"the kernel refuses veth pairs: {made.stderr.strip()}")
-        for host, dev in (("evse", "plc0"), ("evse", "site0"), ("pev", "pev0"), ("site", "lan0")):
-            run(*self.exec(host, "ip", "link", "set", dev, "up"))
+        super().build()
         self._probe_bridge_and_nft()
 
     def _probe_bridge_and_nft(self) -> None:
@@ -190,16 +158,6 @@ class Hosts:
             if done.returncode != 0:
                 reason = (done.stderr.strip().splitlines() or ["?"])[0]
                 raise NetnsUnavailable(f"nftables bridge family refused: {reason}")
-
-    def teardown(self) -> None:
-        for proc in self.procs:
-            proc.kill()
-            proc.wait(5)
-        for name in self.ns.values():
-            run("ip", "netns", "del", name, check=False)
-
-    def exec(self, host: str, *args: str) -> list[str]:
-        return ["ip", "netns", "exec", self.ns[host], *args]
 
     def python(self, host: str, code: str, *args: str) -> list[str]:
         return self.exec(host, sys.executable, "-c", code, *args)

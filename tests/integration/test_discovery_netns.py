@@ -11,48 +11,21 @@ from collections.abc import Iterator
 
 import pytest
 
-from hil.plc.netns import run
+from hil.plc.netns import NetnsUnavailable, ThreeHosts, run
 
 pytestmark = pytest.mark.integration
 
 PORT = 8443
 
 
-class Hosts:
+class Hosts(ThreeHosts):
     """EVSE <-veth-> PEV on the "PLC" side, EVSE <-veth-> site host on the other."""
 
     def __init__(self) -> None:
-        tag = f"egd{os.getpid() % 100000}"
-        self.ns = {name: f"{tag}-{name}" for name in ("evse", "pev", "site")}
-        self.procs: list[subprocess.Popen[str]] = []
-
-    def build(self) -> None:
-        for name in self.ns.values():
-            made = run("ip", "netns", "add", name, check=False)
-            if made.returncode != 0:
-                raise RuntimeError(made.stderr.strip())
-        for dev, peer, host in (("evse0", "pev0", "pev"), ("site0", "lan0", "site")):
-            run("ip", "link", "add", dev, "netns", self.ns["evse"], "type", "veth",
-                "peer", "name", peer, "netns", self.ns[host])  # fmt: skip
-        for host, dev in (("evse", "evse0"), ("evse", "site0"), ("pev", "pev0"), ("site", "lan0")):
-            for scope in ("all", "default", dev):
-                run(*self.exec(host, "sysctl", "-qw", f"net.ipv6.conf.{scope}.accept_dad=0"),
-                    check=False)  # fmt: skip
-            run(*self.exec(host, "ip", "link", "set", "lo", "up"))
-            run(*self.exec(host, "ip", "link", "set", dev, "multicast", "on", "up"))
-
-    def exec(self, host: str, *args: str) -> list[str]:
-        return ["ip", "netns", "exec", self.ns[host], *args]
+        super().__init__("egd")
 
     def python(self, host: str, *args: str) -> list[str]:
         return self.exec(host, sys.executable, "-m", "hil.pev.discover", *args)
-
-    def teardown(self) -> None:
-        for proc in self.procs:
-            proc.kill()
-            proc.wait(5)
-        for name in self.ns.values():
-            run("ip", "netns", "del", name, check=False)
 
 
 @pytest.fixture
@@ -62,9 +35,9 @@ def hosts() -> Iterator[Hosts]:
     made = Hosts()
     try:
         made.build()
-    except RuntimeError as err:
+    except NetnsUnavailable as err:
         made.teardown()
-        pytest.skip(f"the kernel refuses network namespaces or veth: {err}")
+        pytest.skip(str(err))
     try:
         yield made
     finally:
@@ -73,7 +46,7 @@ def hosts() -> Iterator[Hosts]:
 
 def test_the_vehicle_finds_the_server_and_the_site_does_not(hosts: Hosts) -> None:
     announcer = subprocess.Popen(
-        hosts.python("evse", "announce", "--if", "evse0", "--port", str(PORT)),
+        hosts.python("evse", "announce", "--if", "plc0", "--port", str(PORT)),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     hosts.procs.append(announcer)
