@@ -20,10 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import firmware
-from firmware.approvals.jws import load_utility_keys
-from firmware.approvals.store import ApprovalStore
 from firmware.sep2.pki import init_pki
-from hil.approvals import new_key, public_pem, signed_list
+from hil.approvals import UtilityAuthority
 from hil.daemon import Daemon, toml_dumps
 from hil.pev.profiles import APPROVED_ISM
 from hil.report import RunInfo, write_report
@@ -149,13 +147,9 @@ class VirtualBoard:
         self.state = Path(tempfile.mkdtemp(prefix="hil-virtual-"))
         config = tomllib.loads(base.read_text())
         pki = init_pki(self.state / "pki").directory
-        key = new_key()
-        (self.state / "utility.pem").write_bytes(public_pem(key))
         area = config.get("site", {}).get("service_area", "MOCK-UTILITY-NORTH")
-        store = ApprovalStore(self.state, load_utility_keys([self.state / "utility.pem"]), area)
-        store.install(
-            signed_list(key, service_area=area, version=1, approve={APPROVED_ISM: APPROVED_LIMIT_W})
-        )
+        utility = UtilityAuthority(self.state, area)
+        utility.install(self.state, approve={APPROVED_ISM: APPROVED_LIMIT_W})
         mock = config.setdefault("hal", {}).setdefault("mock", {})
         mock["rig_link"] = str(self.state / "rig")
         if sabotage:
@@ -171,7 +165,7 @@ class VirtualBoard:
             "key_file": str(pki / "evse.key"),
         }
         config.setdefault("sep2", {}).update({"enabled": True, "host": "::1", "port": 0})
-        config["approvals"] = {"utility_keys": [str(self.state / "utility.pem")]}
+        config["approvals"] = utility.config
         self.base = config
         self.settings = config
         self.config_path = self.state / "hil.toml"

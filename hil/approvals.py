@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from firmware.approvals.approval_list import LIST_TYPE, rfc3339
-from firmware.approvals.jws import jwk_thumbprint, sign_es256
+from firmware.approvals.jws import jwk_thumbprint, load_utility_keys, sign_es256
+from firmware.approvals.store import ApprovalStore
 
 TEST_MARK = b"TEST utility key for evse-gatekeeper tests and benches: NOT FOR PRODUCTION\n"
 KEY_FILE, PUBLIC_FILE = "utility.key", "utility.pem"
@@ -107,6 +108,35 @@ def sign_payload(key: ec.EllipticCurvePrivateKey, payload: Any, *, with_kid: boo
 def signed_list(key: ec.EllipticCurvePrivateKey, **fields: Any) -> str:
     """``sign_payload(key, approval_payload(**fields))``."""
     return sign_payload(key, approval_payload(**fields))
+
+
+class UtilityAuthority:
+    """A TEST utility for a daemon under test: a fresh key, its public half at ``pem`` (what
+    ``[approvals] utility_keys`` names), and lists it signs installed into a state directory
+    as the device's own store would install them."""
+
+    def __init__(self, directory: Path, service_area: str) -> None:
+        self.key = new_key()
+        self.pem = directory / PUBLIC_FILE
+        self.pem.write_bytes(public_pem(self.key))
+        self.service_area = service_area
+        self.version = 0
+
+    @property
+    def config(self) -> dict[str, list[str]]:
+        """The ``[approvals]`` table that trusts this utility."""
+        return {"utility_keys": [str(self.pem)]}
+
+    def sign(self, **fields: Any) -> str:
+        """The next version (or ``version=``) for this service area, with ``fields``."""
+        self.version = int(fields.pop("version", self.version + 1))
+        return signed_list(self.key, service_area=self.service_area, version=self.version, **fields)
+
+    def install(self, state_dir: Path, **fields: Any) -> None:
+        """Sign (as ``sign``) and install into the store in ``state_dir``."""
+        state_dir.mkdir(parents=True, exist_ok=True)
+        store = ApprovalStore(state_dir, load_utility_keys([self.pem]), self.service_area)
+        store.install(self.sign(**fields))
 
 
 def _parse_approvals(values: Sequence[str]) -> dict[str, int | None]:

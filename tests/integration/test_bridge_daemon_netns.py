@@ -23,10 +23,8 @@ from typing import Any
 
 import pytest
 
-from firmware.approvals.jws import load_utility_keys
-from firmware.approvals.store import ApprovalStore
 from firmware.sep2.pki import init_pki
-from hil.approvals import new_key, public_pem, signed_list
+from hil.approvals import UtilityAuthority
 from hil.daemon import Daemon, toml_dumps
 from hil.pev.profiles import APPROVED_ISM
 from hil.plc.netns import run
@@ -73,12 +71,8 @@ class Site:
     def __init__(self, hosts: Hosts, tmp: Path) -> None:
         self.hosts, self.tmp = hosts, tmp
         self.pki = init_pki(tmp / "pki").directory
-        self.key = new_key()
-        (tmp / "utility.pem").write_bytes(public_pem(self.key))
+        self.utility = UtilityAuthority(tmp, AREA)
         self.state = tmp / "state"
-        self.state.mkdir()
-        self.store = ApprovalStore(self.state, load_utility_keys([tmp / "utility.pem"]), AREA)
-        self.version = 0
         self.install(approved=True)
         self.config = tmp / "config.toml"
         self.config.write_text(toml_dumps(self._config()))
@@ -94,7 +88,7 @@ class Site:
             "tls": {"ca_file": str(d / "serca.pem"), "cert_file": str(d / "evse.pem"),
                     "key_file": str(d / "evse.key")},
             "sep2": {"enabled": True, "host": "plc", "port": PORT},
-            "approvals": {"utility_keys": [str(self.tmp / "utility.pem")]},
+            "approvals": self.utility.config,
             "site": {"service_area": AREA, "functions": [{"mode": "max-lim-w", "percent": 100}]},
             "plc": {"interface": "mock", "duty": "nominal", "fallback": "basic-charging"},
             "bridge": {"plc_interface": "plc0", "site_interface": "site0", "backend": "linux",
@@ -103,10 +97,8 @@ class Site:
 
     def install(self, approved: bool) -> float:
         """A new list approving or revoking the vehicle's ISM; the wall-clock time it landed."""
-        self.version += 1
         which = {"approve": {APPROVED_ISM: 5000}} if approved else {"revoke": [APPROVED_ISM]}
-        self.store.install(signed_list(self.key, service_area=AREA, version=self.version,
-                                       **which))  # fmt: skip
+        self.utility.install(self.state, **which)
         return time.time()
 
     def start(self) -> Daemon:

@@ -20,12 +20,10 @@ from typing import Any
 
 import pytest
 
-from firmware.approvals.jws import load_utility_keys
-from firmware.approvals.store import ApprovalStore
 from firmware.journal import Journal
 from firmware.sep2.pki import PkiLayout, init_pki
 from hal import Relay
-from hil.approvals import new_key, public_pem, signed_list
+from hil.approvals import UtilityAuthority
 from hil.pev.background import BackgroundPev
 from hil.pev.profiles import APPROVED_ISM, PROFILES, Profile
 from hil.rig import RigError
@@ -48,7 +46,7 @@ class Site:
     pki: PkiLayout
     state: Path
     config: Path
-    key: Any
+    utility: UtilityAuthority
     url: str
 
     def install(self, jws: str) -> float:
@@ -84,14 +82,9 @@ class Site:
 
 @pytest.fixture
 def site(start_daemon: StartDaemon, pki: PkiLayout, tmp_path: Path) -> Iterator[Site]:
-    key = new_key()
-    (tmp_path / "utility.pem").write_bytes(public_pem(key))
+    utility = UtilityAuthority(tmp_path, AREA)
     state = tmp_path / "gated-state"
-    keys = load_utility_keys([tmp_path / "utility.pem"])
-    store = ApprovalStore(state, keys, AREA)
-    state.mkdir()
-    store.install(signed_list(key, service_area=AREA, version=1,
-                              approve={APPROVED_ISM: LIST_LIMIT_W}))  # fmt: skip
+    utility.install(state, approve={APPROVED_ISM: LIST_LIMIT_W})
     d = pki.directory
     running = start_daemon(
         tls={
@@ -100,7 +93,7 @@ def site(start_daemon: StartDaemon, pki: PkiLayout, tmp_path: Path) -> Iterator[
             "key_file": str(d / "evse.key"),
         },
         sep2={"enabled": True, "host": "::1", "port": 0},
-        approvals={"utility_keys": [str(tmp_path / "utility.pem")]},
+        approvals=utility.config,
         site={
             "service_area": AREA,
             "max_w": 7200,
@@ -111,7 +104,7 @@ def site(start_daemon: StartDaemon, pki: PkiLayout, tmp_path: Path) -> Iterator[
     )
     listening = next(line for line in running.daemon.lines if "sep2.listening" in line)
     url = f"https://[::1]:{int(listening.rsplit('port=', 1)[1])}"
-    yield Site(running, pki, state, tmp_path / "config0.toml", key, url)
+    yield Site(running, pki, state, tmp_path / "config0.toml", utility, url)
 
 
 def authorized_and_discharging(site: Site, profile: Profile) -> BackgroundPev:
@@ -211,9 +204,7 @@ def test_discharge_over_the_limit_revokes_within_1_s_then_opens_main_after_3_s(
 
 def test_a_list_revoking_the_ism_opens_the_relay_within_1_s(site: Site) -> None:
     pev = authorized_and_discharging(site, PROFILES["certified-4q"])
-    installed_at = site.install(
-        signed_list(site.key, service_area=AREA, version=2, revoke=[APPROVED_ISM])
-    )
+    installed_at = site.install(site.utility.sign(revoke=[APPROVED_ISM]))
     site.running.rig.wait_relay("DISCHARGE", "OPEN", 2000)
     after_s = time.monotonic() - installed_at
     assert after_s <= 1.0, f"the relay opened {after_s:.2f} s after the install"

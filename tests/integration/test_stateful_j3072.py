@@ -25,10 +25,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, rule
 
-from firmware.approvals.jws import load_utility_keys
-from firmware.approvals.store import ApprovalStore
 from firmware.sep2.pki import PkiLayout, init_pki
-from hil.approvals import new_key, public_pem, signed_list
+from hil.approvals import UtilityAuthority
 from hil.pev.background import BackgroundPev
 from hil.pev.profiles import APPROVED_ISM, PROFILES
 from tests.integration.conftest import Running, StartDaemon
@@ -82,11 +80,10 @@ class GateHarness(Harness):
         self._start_daemon = start
         self.tmp = tmp
         self.pki: PkiLayout = init_pki(tmp / "pki")
-        self.key = new_key()
-        (tmp / "utility.pem").write_bytes(public_pem(self.key))
-        self.version = 1
+        self.utility = UtilityAuthority(tmp, AREA)
+        self.utility.version = 1
         self.url = ""
-        self.store: ApprovalStore | None = None
+        self.state: Path | None = None
 
     def fresh(self) -> Running:
         before = self.running
@@ -97,9 +94,8 @@ class GateHarness(Harness):
         return running
 
     def _start_gated(self, **ignored: Any) -> Running:
-        state = self.tmp / f"state-{self.version}-{time.monotonic_ns()}"
-        state.mkdir()
-        self.store = ApprovalStore(state, load_utility_keys([self.tmp / "utility.pem"]), AREA)
+        state = self.tmp / f"state-{self.utility.version}-{time.monotonic_ns()}"
+        self.state = state
         self.install(approved=True)
         d = self.pki.directory
         return self._start_daemon(
@@ -109,16 +105,15 @@ class GateHarness(Harness):
                 "key_file": str(d / "evse.key"),
             },
             sep2={"enabled": True, "host": "::1", "port": 0},
-            approvals={"utility_keys": [str(self.tmp / "utility.pem")]},
+            approvals=self.utility.config,
             site={"service_area": AREA, "functions": [{"mode": "max-lim-w", "percent": 100}]},
             plc={"interface": "mock", "duty": "nominal", "fallback": "basic-charging"},
             paths={"state_dir": str(state)},
         )
 
     def install(self, approved: bool, expires_in_s: float | None = None) -> None:
-        assert self.store is not None
-        self.version += 1
-        fields: dict[str, Any] = {"service_area": AREA, "version": self.version}
+        assert self.state is not None
+        fields: dict[str, Any] = {}
         if approved:
             fields["approve"] = {APPROVED_ISM: LIMIT_W}
         else:
@@ -127,7 +122,7 @@ class GateHarness(Harness):
             now = datetime.now(UTC)
             fields["issued_at"] = now.replace(microsecond=0) - timedelta(seconds=1)
             fields["expires_at"] = now + timedelta(seconds=expires_in_s)
-        self.store.install(signed_list(self.key, **fields))
+        self.utility.install(self.state, **fields)
 
 
 class GateStimuli(RigStimuli):
