@@ -9,6 +9,7 @@ when no scenario failed; 2 on a usage or setup problem.
 from __future__ import annotations
 
 import argparse
+import shlex
 import shutil
 import subprocess
 import sys
@@ -44,7 +45,6 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--config",
         type=Path,
-        default=Path("config/mock.toml"),
         help="--virtual: the base config (default config/mock.toml); "
         "with --port: the board's config, read for its capabilities",
     )
@@ -62,15 +62,21 @@ def _parser() -> argparse.ArgumentParser:
         help="with --port: the board's control socket (e.g. forwarded with ssh -L), for "
         "scenarios with board steps",
     )
+    run.add_argument(
+        "--log-command",
+        metavar="CMD",
+        help="with --port: a command that prints the board's log as it comes (e.g. "
+        '"ssh pi journalctl -fu evse-gatekeeper -o cat"), for log expectations',
+    )
     return parser
 
 
 def _capabilities(
-    config: dict[str, Any] | None, owns_daemon: bool, control: Path | None
+    config: dict[str, Any] | None, has_log: bool, control: Path | None
 ) -> frozenset[str]:
     """What the runner can tell about the board: its config's choices (when the config is
-    known), whether it owns the daemon's log, whether it can reach the control socket."""
-    found = {"daemon-log"} if owns_daemon else set()
+    known), whether it reads the daemon's log, whether it can reach the control socket."""
+    found = {"daemon-log"} if has_log else set()
     if control is not None:
         found.add("board-control")
     if config is not None:
@@ -177,7 +183,11 @@ class VirtualBoard:
     def _start(self) -> tuple[Daemon, str]:
         self.starts += 1
         daemon = Daemon(self.config_path, log_file=self.state / f"daemon-{self.starts}.log")
-        daemon.wait_for("gatekeeper.ready", timeout_s=20)
+        try:
+            daemon.wait_for("gatekeeper.ready", timeout_s=20)
+        except BaseException:
+            daemon.stop()  # never leave a daemon behind
+            raise
         listening = next(line for line in daemon.lines if "sep2.listening" in line)
         return daemon, f"https://[::1]:{int(listening.rsplit('port=', 1)[1])}"
 
@@ -213,6 +223,34 @@ class VirtualBoard:
             shutil.copyfile(log, directory / log.name)
         shutil.rmtree(self.state, ignore_errors=True)
         return directory
+
+
+DEFAULT_BASE = Path("config/mock.toml")
+
+
+def _board_config(path: Path | None) -> dict[str, Any] | None:
+    """The board's config with --port, read for its capabilities; None when not given."""
+    if path is None:
+        return None
+    try:
+        return tomllib.loads(path.read_text())
+    except OSError as err:
+        raise ScenarioError(f"--config {path}: cannot read: {err.strerror or err}") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ScenarioError(f"--config {path}: not TOML: {err}") from None
+
+
+def _log_command(command: str | None) -> list[str] | None:
+    """The command that prints the board's log as it comes; one that cannot start is refused."""
+    if command is None:
+        return None
+    try:
+        argv = shlex.split(command)
+    except ValueError as err:
+        raise ScenarioError(f"--log-command {command!r}: {err}") from None
+    if not argv or shutil.which(argv[0]) is None:
+        raise ScenarioError(f"--log-command {command!r}: no such program")
+    return argv
 
 
 def _order(scenarios: list[Scenario], names: list[str] | None) -> list[Scenario]:
@@ -285,12 +323,18 @@ def _run(args: argparse.Namespace) -> int:
     scenarios = _order(load_all(), args.scenario)
     board: VirtualBoard | None = None
     if args.virtual:
-        if args.control is not None:
-            raise ScenarioError("--control is for --port: the virtual board has its own")
-        board = VirtualBoard(args.config, args.sabotage)
+        if args.control is not None or args.log_command is not None:
+            raise ScenarioError("--control and --log-command are for --port: the virtual "
+                                "board has its own")  # fmt: skip
+        board = VirtualBoard(args.config or DEFAULT_BASE, args.sabotage)
+        try:
+            rig = board.open_rig()
+        except BaseException:
+            board.daemon.stop()
+            raise
         capabilities = _capabilities(board.settings, True, board.control)
         target = Target(
-            board.open_rig(),
+            rig,
             capabilities,
             board.daemon,
             board.sep2_url,
@@ -302,13 +346,15 @@ def _run(args: argparse.Namespace) -> int:
     else:
         if args.sabotage:
             raise ScenarioError("--sabotage needs --virtual: it is a mock-board build")
-        config: dict[str, Any] | None = None
-        if args.config.exists() and args.config != Path("config/mock.toml"):
-            config = tomllib.loads(args.config.read_text())
+        config = _board_config(args.config)
+        argv = _log_command(args.log_command)
+        rig = wait_for_rig(args.port)
+        # started last: nothing that can fail comes between it and the run's ``finally``
+        log = Daemon(Path("(board)"), argv=argv, log_on_stdout=True) if argv else None
         target = Target(
-            wait_for_rig(args.port),
-            _capabilities(config, False, args.control),
-            None,
+            rig,
+            _capabilities(config, log is not None, args.control),
+            log,
             args.sep2,
             args.pki,
             control=args.control,
@@ -325,6 +371,8 @@ def _run(args: argparse.Namespace) -> int:
         results = _run_all(runner, plan, board)
     finally:
         target.rig.close()
+        if board is None and target.daemon is not None:
+            target.daemon.stop()  # the log follower
         if board is not None:
             runner.retired_log += board.daemon.lines
             board.daemon.stop()

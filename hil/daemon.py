@@ -51,9 +51,14 @@ def _toml_value(value: Any) -> str:
 
 class Daemon:
     def __init__(
-        self, config_path: Path, log_file: Path | None = None, argv: list[str] | None = None
+        self,
+        config_path: Path,
+        log_file: Path | None = None,
+        argv: list[str] | None = None,
+        log_on_stdout: bool = False,
     ) -> None:
-        """``argv`` replaces the command (default: the firmware daemon on ``config_path``)."""
+        """``argv`` replaces the command (default: the firmware daemon on ``config_path``);
+        ``log_on_stdout``: the log comes on its stdout (e.g. ``journalctl -f`` on a board)."""
         self.config_path = config_path
         self.lines: list[str] = []
         self._fresh: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -62,16 +67,17 @@ class Daemon:
         self.proc = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE if log_on_stdout else subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL if log_on_stdout else subprocess.PIPE,
             text=True,
         )
+        self._log = self.proc.stdout if log_on_stdout else self.proc.stderr
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
+        assert self._log is not None
+        for line in self._log:
             line = line.rstrip("\n")
             self.lines.append(line)
             self._fresh.put(line)

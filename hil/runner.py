@@ -358,7 +358,7 @@ class Runner:
     def _expect_log(self, expect: Expect) -> str:
         daemon = self.target.daemon
         if daemon is None:
-            return "not observable: the runner does not own the daemon (no log)"
+            return "not checked: no daemon log (--log-command gives one)"
         if expect.kind == "nolog":
             found = [line for line in daemon.lines[self._log_mark :] if expect.needle in line]
             if found:

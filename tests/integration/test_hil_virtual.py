@@ -8,13 +8,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
 
+from hil.daemon import Daemon, toml_dumps
 from hil.scenario import load_all
-from tests.integration.conftest import StartDaemon
+from tests.integration.conftest import BASE_CONFIG, merged
 
 pytestmark = pytest.mark.integration
 
@@ -86,37 +86,59 @@ def test_a_sabotaged_interlock_fails_with_a_clear_verdict(tmp_path: Path) -> Non
 
 
 @pytest.mark.timeout(120)
-def test_a_board_on_a_rig_port_whose_daemon_the_runner_does_not_own(
-    start_daemon: StartDaemon, tmp_path: Path
-) -> None:
-    """What a test engineer runs on the bench: the board runs its own daemon; the runner has
-    the rig's serial port, the board's config (its capabilities) and its control socket."""
-    board = start_daemon()
-    board.rig.close()  # the runner opens the port itself
-    config = board.daemon.config_path
-    sock = Path(tomllib.loads(config.read_text())["paths"]["state_dir"]) / "control.sock"
-    done = run_hil(
-        "--port",
-        str(board.rig_link),
-        "--config",
-        str(config),
-        "--control",
-        str(sock),
-        *("--scenario", "a3-state-c-charges"),
-        *("--scenario", "c4-vehicle-ignores-pwm-withdrawal"),
-        *("--scenario", "a5-state-d-ventilated"),
-        *("--scenario", "d1-j3072-approved"),
-        *("--report", str(tmp_path)),
-        timeout_s=110,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    assert "PASS a3-state-c-charges" in done.stdout
-    assert "PASS c4-vehicle-ignores-pwm-withdrawal" in done.stdout
-    assert "board limit 0" in done.stdout and "paused=True" in done.stdout
-    assert "SKIP a5-state-d-ventilated: the board under test lacks ventilation" in done.stdout
-    assert "SKIP d1-j3072-approved: needs the vehicle simulator" in done.stdout
-    assert "2 passed, 0 failed, 2 skipped" in done.stdout
-    board.daemon.wait_for("charger.limit_set limit_a=32", timeout_s=1)  # restored afterwards
-    html = only_report(tmp_path)
+def test_a_board_on_a_rig_port_whose_daemon_the_runner_does_not_own(tmp_path: Path) -> None:
+    """What a test engineer runs on the bench: the board runs its own daemon (its log goes to
+    a file, as journald keeps it); the runner has the rig's serial port, the board's config
+    (its capabilities), its control socket and a command that follows its log."""
+    state, rig_link, log = tmp_path / "board", tmp_path / "rig", tmp_path / "board.log"
+    config = tmp_path / "board.toml"
+    settings = merged(BASE_CONFIG, {"hal": {"mock": {"rig_link": str(rig_link)}}})
+    config.write_text(toml_dumps(merged(settings, {"paths": {"state_dir": str(state)}})))
+    board = Daemon(config, log_file=log)
+    reports = tmp_path / "reports"
+    try:
+        board.wait_for("gatekeeper.ready", timeout_s=20)
+        done = run_hil(
+            *("--port", str(rig_link), "--config", str(config)),
+            *("--control", str(state / "control.sock")),
+            *("--log-command", f"tail -n +1 -F {log}"),
+            *("--scenario", "a4-state-d-no-ventilation"),
+            *("--scenario", "c4-vehicle-ignores-pwm-withdrawal"),
+            *("--scenario", "a5-state-d-ventilated"),
+            *("--scenario", "d1-j3072-approved"),
+            *("--report", str(reports)),
+            timeout_s=110,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+        assert "PASS a4-state-d-no-ventilation" in done.stdout
+        assert "fault.latched kind=ventilation_unavailable" in done.stdout  # read from its log
+        assert "PASS c4-vehicle-ignores-pwm-withdrawal" in done.stdout
+        assert "board limit 0" in done.stdout and "paused=True" in done.stdout
+        assert "SKIP a5-state-d-ventilated: the board under test lacks ventilation" in done.stdout
+        assert "SKIP d1-j3072-approved: needs the vehicle simulator" in done.stdout
+        assert "2 passed, 0 failed, 2 skipped" in done.stdout
+        board.wait_for("charger.limit_set limit_a=32", timeout_s=1)  # restored afterwards
+    finally:
+        assert board.stop() == 0
+    html = only_report(reports)
     assert "virtual-rig" in html and str(config) in html
-    assert not list(tmp_path.glob("hil-*-logs"))  # no daemon of its own: no logs to keep
+    assert not list(reports.glob("hil-*-logs"))  # no daemon of its own: no logs to keep
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--port", "/dev/null-rig", "--config", "/nonexistent.toml"), "cannot read"),
+        (("--port", "/dev/null-rig", "--log-command", "no-such-program -f"), "no such program"),
+        (("--virtual", "--control", "/tmp/x.sock"), "are for --port"),
+        (("--virtual", "--scenario", "z9-nothing"), "no scenario named 'z9-nothing'"),
+    ],
+)
+def test_a_bad_invocation_is_one_line_and_exit_2(
+    args: tuple[str, ...], expected: str, tmp_path: Path
+) -> None:
+    command = [sys.executable, "-m", "hil", "run", *args, "--report", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1 and expected in done.stderr, done.stderr
+    assert not list(tmp_path.iterdir())  # no report for a run that never started
