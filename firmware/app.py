@@ -107,7 +107,6 @@ class Gatekeeper:
         self.control: ControlServer | None = None
         self._ev_mac: str | None = None
         self._plugged_in_at: str | None = None
-        self._rating_a = 0.0  # the circuit rating the board and config allow, once started
         self.notifier = Notifier()
         self._watchdog_task: asyncio.Task[None] | None = None
 
@@ -180,7 +179,6 @@ class Gatekeeper:
             self.recorder,
             self._clock,
         )
-        self._rating_a = max_current_a
         self.control = ControlServer(config.control.socket, self.snapshot, self.set_limit)
         await self.control.start()
         fields = [
@@ -354,7 +352,7 @@ class Gatekeeper:
                 "charger.limit_set",
                 limit_a=f"{event.amps:g}",
                 previous_a=f"{previous:g}",
-                rating_a=f"{self._rating_a:g}",
+                rating_a=f"{charger.rating_a:g}",
             )
             if not event.applied.done():
                 event.applied.set_result(None)
@@ -395,9 +393,10 @@ class Gatekeeper:
     async def set_limit(self, amps: float | None) -> dict[str, Any]:
         """``evse-gatekeeper limit``: lower (or restore) the current the PWM offers. Only
         0 (pause) or 6 A up to the circuit rating; the rating itself is config, not this."""
-        rating, queue = self._rating_a, self._queue
-        if queue is None or self.charger is None:
+        queue, charger = self._queue, self.charger
+        if queue is None or charger is None:
             raise LimitRefused("the charger is not running yet")
+        rating = charger.rating_a
         if amps is None:
             amps = rating
         elif amps > rating:
@@ -418,8 +417,11 @@ class Gatekeeper:
         return self._current()
 
     def _current(self) -> dict[str, Any]:
-        limit = self.charger.current_limit_a if self.charger is not None else None
-        return {"limit_a": limit, "rating_a": self._rating_a, "paused": limit == 0}
+        charger = self.charger
+        if charger is None:
+            return {"limit_a": None, "rating_a": None, "paused": False}
+        limit = charger.current_limit_a
+        return {"limit_a": limit, "rating_a": charger.rating_a, "paused": limit == 0}
 
     # --- status -------------------------------------------------------------------------
 

@@ -52,23 +52,18 @@ def _steps(
 ) -> tuple[list[float], list[float]]:
     """Step-plot points of one attribute; NaN at each gap (a restart: nothing was seen until
     the next sample), which breaks the line instead of carrying a stale value across."""
-    xs: list[float] = []
-    ys: list[float] = []
-    marks = [Sample(t) for t in gaps]
-    for sample in sorted([*samples, *marks], key=lambda s: s.t_s):
+    points = [(t, math.nan) for t in gaps]
+    for sample in samples:
         value = getattr(sample, attr)
         if value is None:
-            if sample in marks:
-                xs.append(sample.t_s)
-                ys.append(math.nan)
             continue
         if attr == "pilot":
             value = PILOT_LEVELS.index(value) if value in PILOT_LEVELS else math.nan
         elif attr in ("main", "discharge"):
             value = 1.0 if value == "CLOSED" else 0.0
-        xs.append(sample.t_s)
-        ys.append(float(value))
-    return xs, ys
+        points.append((sample.t_s, float(value)))
+    points.sort(key=lambda point: point[0])
+    return [t for t, _ in points], [y for _, y in points]
 
 
 def plot_png(

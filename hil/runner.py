@@ -20,7 +20,7 @@ from hil.daemon import Daemon
 from hil.pev.background import BackgroundPev
 from hil.pev.profiles import PROFILES
 from hil.rig import Rig, RigError
-from hil.scenario import BoardCommand, Expect, Pause, Scenario, Send, VehicleAction
+from hil.scenario import Action, BoardCommand, Expect, Pause, Scenario, Send, VehicleAction
 
 MARGIN_MS = 1000  # how much longer than a limit the rig is asked to wait, to report the overshoot
 # Unplugged long enough for the EVSE to confirm A (two samples) and clear A-cleared latches:
@@ -208,7 +208,7 @@ class Runner:
     # --- steps ------------------------------------------------------------------------
 
     @staticmethod
-    def _describe(action: Send | Pause | VehicleAction | BoardCommand | Expect) -> str:
+    def _describe(action: Action) -> str:
         if isinstance(action, Send):
             return "send " + " ; ".join(action.commands)
         if isinstance(action, Pause):
@@ -219,9 +219,7 @@ class Runner:
             return f"vehicle {action.action}"
         return "expect " + action.text
 
-    def _do(
-        self, action: Send | Pause | VehicleAction | BoardCommand | Expect, result: ScenarioResult
-    ) -> str:
+    def _do(self, action: Action, result: ScenarioResult) -> str:
         if isinstance(action, Send):
             for command in action.commands:
                 self.target.rig.command(command)

@@ -194,6 +194,11 @@ class Charger:
     def current_limit_a(self) -> float:
         return self._limit_a
 
+    @property
+    def rating_a(self) -> float:
+        """The circuit rating: the most a limit may be (config and board, at start)."""
+        return self._settings.max_current_a
+
     def set_current_limit(self, current_a: float, now_ns: int) -> Outputs:
         """The most the PWM offers from now (under 6 A: no offer, the PWM is withdrawn and
         a vehicle still drawing gets 6 s); a changed nominal duty waits for the 5 s rule."""
