@@ -1,16 +1,21 @@
-"""The composition root and supervisor: reads the config, opens the board, wires the parts.
+"""The composition root and supervisor of the gatekeeper process: reads the config, starts
+the safety process, wires the protocol parts.
 
-Start-up: open the board (safe state), self-test the RCD where the board can, start the
-sampler and let the interlock watch the relay feedback for its boot weld-check window, then
-run the charger on the event loop. Shutdown (a signal or a crash) opens both relays before
-anything else. Only this module catches broadly: it logs, forces safe outputs, exits non-zero.
+Start-up: start the safety process (it opens the board in its safe state, self-tests the RCD,
+runs the boot weld check and arms its interlock), then run the charger on the event loop and
+start the services. The relays and the pilot are only ever driven over there: this process
+sends wishes (``firmware.safety.link``) and hears what was granted. Shutdown (a signal or a
+crash) asks the safety process for its safe state before anything else; if this process dies
+instead, the safety process opens everything on its own. Only this module catches broadly: it
+logs, forces safe outputs, exits non-zero.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sys
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -18,16 +23,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from firmware import __version__
+from firmware import firmware_version
 from firmware.approvals.approval_list import rfc3339
 from firmware.charger.controller import Charger, ChargerSettings, Note, PlcPolicy
 from firmware.charger.faults import FaultKind
 from firmware.charger.outputs import Outputs
 from firmware.config import Config
 from firmware.control import ControlServer, LimitRefused
-from firmware.errors import ConfigError, SamplerError
-from firmware.fault_store import FaultStore, FaultStoreError, PermanentFault
-from firmware.interlock import Interlock
+from firmware.errors import ConfigError
 from firmware.j3072.gate import Gate
 from firmware.logs import kv, log_event
 from firmware.pilot.confirm import PilotChange
@@ -35,38 +38,27 @@ from firmware.pilot.duty import MIN_CURRENT_A
 from firmware.plc.slac import GaveUp, Matched, PilotWakeUp
 from firmware.plc.stack import LinkChange, PlcEvent
 from firmware.recorder import Recorder
-from firmware.sampler import (
-    ProximityChange,
-    RcdChange,
-    Sampler,
-    SamplerEvent,
-    SamplerFailed,
+from firmware.safety import channel as ch
+from firmware.safety.link import (
+    SafetyEvent,
+    SafetyHandle,
+    SafetyLink,
+    SafetyLost,
+    SafetyProcessError,
+    spawn_process,
 )
+from firmware.safety.settings import SafetySettings
 from firmware.sdnotify import HealthWatchdog, Notifier
 from firmware.sep2.store import PevEvent
 from firmware.services import Services
-from hal import (
-    SAFE_PILOT,
-    Board,
-    Contacts,
-    FeedbackKind,
-    HalError,
-    RcdState,
-    Relay,
-    open_board,
-)
+from hal import HalError, Relay
 
 logger = logging.getLogger(__name__)
 
-# The sampler thread must get the GIL back quickly even while the loop parses a large XML
-# body; CPython's default hand-over interval (5 ms) alone would eat the interlock budget.
-GIL_SWITCH_INTERVAL_S = 0.0005
-RCD_SELF_TEST_S = 0.05
 MAX_LOOP_WAIT_S = 0.25
 STATS_EVERY_NS = 60_000_000_000
-SHUTDOWN_CONFIRM_S = 0.5
 
-METER_PERIOD_S = 0.1  # the J3072 meter checks while main is closed (the issue allows 1 s)
+METER_PERIOD_S = 0.1  # the J3072 meter checks while main is closed (the safety sends 10/s)
 DISCHARGE_RETRY_S = 0.02  # while the gate waits for main's contacts to confirm closed
 POWER_STATES = ("charging", "ventilating")
 
@@ -81,26 +73,42 @@ class LimitRequest:
     applied: asyncio.Future[None]
 
 
-LoopEvent = SamplerEvent | PlcEvent | PevEvent | LimitRequest
+LoopEvent = SafetyEvent | PlcEvent | PevEvent | LimitRequest
+
+
+def safety_settings(config: Config) -> SafetySettings:
+    """What the safety process needs of the config (it reads no config file itself)."""
+    return SafetySettings(
+        board=config.board,
+        ventilation=config.charger.ventilation,
+        sample_rate_hz=config.charger.sample_rate_hz,
+        proximity=config.charger.proximity,
+        state_dir=config.paths.state_dir,
+        log_level=config.log.level,
+    )
 
 
 class Gatekeeper:
-    def __init__(self, config: Config, clock: Callable[[], int] = time.monotonic_ns) -> None:
+    def __init__(
+        self,
+        config: Config,
+        clock: Callable[[], int] = time.monotonic_ns,
+        launcher: Callable[[socket.socket], SafetyHandle] = spawn_process,
+    ) -> None:
         self.config = config
         self._clock = clock
-        self.board: Board | None = None
-        self.interlock: Interlock | None = None
-        self.sampler: Sampler | None = None
+        self.safety = SafetyLink(safety_settings(config), self._post, launcher, clock)
         self.charger: Charger | None = None
         self.ready = threading.Event()
-        self._fault_store = FaultStore(config.paths.state_dir)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[LoopEvent | None] | None = None
         self.services = Services(config, self._post_plc)
         self.gate: Gate | None = None
         self.recorder = Recorder(None)  # the journal, once the state directory exists
         self._stopping = False
-        self._applied = Outputs(SAFE_PILOT, main_closed=False)
+        self._applied = Outputs(self.safety.pilot_output, main_closed=False)
+        self._main_request: int | None = None  # the closing of main awaiting its answer
+        self._discharge_request: int | None = None
         self._stats_at = 0
         self._discharge_closed = False
         self.meter_w = 0.0
@@ -121,21 +129,14 @@ class Gatekeeper:
             return 0
         except (HalError, ConfigError):
             raise  # the board or the credentials are unusable: the CLI says why in one line
+        except SafetyProcessError as err:
+            log_event(logger, "gatekeeper.safety_lost", logging.CRITICAL, reason=str(err))
+            return 1
         except Exception as err:  # the supervisor: anything unexpected ends in the safe state
             logger.exception("%s", kv("gatekeeper.crash", [("error", repr(err))]))
             return 1
         finally:
-            self._shutdown()
-            await self._stop_services()
-
-    async def _stop_services(self) -> None:
-        try:
-            if self.control is not None:
-                await self.control.stop()
-            await self.services.stop()
-        except Exception as err:  # the relays are already open; report and go on
-            log_event(logger, "gatekeeper.shutdown_step_failed", logging.ERROR,
-                      step="services", error=repr(err))  # fmt: skip
+            await self._shutdown()
 
     def request_stop(self) -> None:
         """Thread-safe: ask the loop to stop (signal handlers and tests call this)."""
@@ -147,13 +148,11 @@ class Gatekeeper:
 
     async def _start(self) -> None:
         config = self.config
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         config.paths.state_dir.mkdir(parents=True, exist_ok=True)
         self.recorder = Recorder.open(config.paths.state_dir)
-        board = self.board = open_board(config.board)
-        caps = board.capabilities
-        ventilation = config.charger.ventilation and caps.supports_ventilation
-        max_current_a = min(config.charger.max_current_a, caps.max_current_a)
+        ready = await self._start_safety()
+        ventilation = config.charger.ventilation and ready.supports_ventilation
+        max_current_a = min(config.charger.max_current_a, ready.max_current_a)
         log_event(
             logger,
             "board.opened",
@@ -161,15 +160,8 @@ class Gatekeeper:
             max_current_a=max_current_a,
             ventilation=ventilation,
         )
-        for relay in Relay:
-            if caps.feedback(relay) is FeedbackKind.NONE:
-                log_event(logger, "contactor.unsupervised", logging.WARNING, relay=relay.value)
-        permanent = self._recorded_fault()
-        if not await self._rcd_self_test(board):
-            permanent = permanent or FaultKind.RCD_SELF_TEST
-        await self._start_safety(board, ventilation, permanent)
-        self._start_charger(max_current_a, ventilation, permanent)
-        await self.services.start(board)
+        self._start_charger(max_current_a, ventilation, ready.permanent)
+        await self.services.start(self.safety.mirror)
         approvals = self.services.approvals
         self.gate = Gate(
             config.site,
@@ -191,39 +183,25 @@ class Gatekeeper:
         self._start_watchdog()
         self.notifier.ready("ready: relays open, interlock armed, servers listening")
 
-    async def _start_safety(
-        self, board: Board, ventilation: bool, permanent: FaultKind | None
-    ) -> None:
-        """The interlock (told of any permanent fault before its first sample), the sampler,
-        and the boot weld check's window."""
-        mock = self.config.board.mock
-        sabotaged = self.config.board.backend == "mock" and mock.sabotage == "interlock-off"
-        if sabotaged:
-            why = "[hal.mock] sabotage = interlock-off: TEST ONLY, nothing is safe"
-            log_event(logger, "interlock.SABOTAGED", logging.CRITICAL, reason=why)
-        interlock = self.interlock = Interlock(board, ventilation, self._clock(),
-                                               sabotaged=sabotaged)  # fmt: skip
-        if permanent is not None:
-            interlock.latch_permanent(permanent, self._clock())
-        charger_config = self.config.charger
-        self.sampler = Sampler(
-            board,
-            interlock,
-            charger_config.sample_rate_hz,
-            self._post,
-            proximity=charger_config.proximity,
-        )
-        self.sampler.start()
-        while not interlock.armed(self._clock()):
-            await asyncio.sleep(0.01)
+    async def _start_safety(self) -> ch.Ready:
+        """The safety process: board opened in its safe state, RCD self-tested, the boot weld
+        check run and the interlock armed before it answers. A board it cannot open is the
+        CLI's one-line error, as before the split."""
+        try:
+            return await self.safety.start()
+        except SafetyProcessError as err:
+            text = str(err)
+            if "board: " in text:
+                raise HalError(text.split("board: ", 1)[1]) from None
+            raise
 
     def _start_charger(
         self, max_current_a: float, ventilation: bool, permanent: FaultKind | None
     ) -> None:
-        assert self.sampler is not None
         interval_ns = self.config.contactor.min_close_interval_ms * 1_000_000
         # the interlock wants two samples under PWM before a closing: give it three, plus margin
-        settle_ns = 3 * self.sampler.period_ns + 5_000_000
+        period_ns = 1_000_000_000 // self.config.charger.sample_rate_hz
+        settle_ns = 3 * period_ns + 5_000_000
         plc = self.config.plc
         policy = PlcPolicy(plc.duty, plc.fallback) if plc.enabled else None
         self.charger = Charger(
@@ -238,15 +216,16 @@ class Gatekeeper:
             self._clock(),
         )
         if permanent is not None:
-            self._apply(self._latch_permanent(permanent))
+            self._apply(self.charger.on_permanent_fault(permanent, self._clock()))
         self._apply(self.charger.outputs)
         self._log_notes()
 
     def _start_watchdog(self) -> None:
-        """WATCHDOG=1 while the sampler (the interlock's thread) and the loop both turn."""
-        sampler = self.sampler
-        assert sampler is not None
-        watchdog = HealthWatchdog(self.notifier, lambda: sampler.stats.last_tick_ns, self._clock)
+        """WATCHDOG=1 while the safety process's sampler ticks and the loop turns."""
+        mirror = self.safety.mirror
+        watchdog = HealthWatchdog(
+            self.notifier, lambda: mirror.status.t_ns if mirror.status else 0, self._clock
+        )
         interval = watchdog.interval_s
         if interval is None:
             return
@@ -272,26 +251,12 @@ class Gatekeeper:
         if self._queue is not None:
             self._queue.put_nowait(event)
 
-    async def _rcd_self_test(self, board: Board) -> bool:
-        """Inject a test current where the board can: the module must trip. (If it then
-        stays tripped, the sampler latches an RCD fault like any other trip.)"""
-        if not board.capabilities.supports_rcd_self_test:
-            return True
-        board.set_rcd_test(True)
-        await asyncio.sleep(RCD_SELF_TEST_S)
-        tripped = board.read_rcd() is not RcdState.CLEAR
-        board.set_rcd_test(False)
-        await asyncio.sleep(RCD_SELF_TEST_S)
-        log_event(logger, "rcd.self_test", passed=tripped)
-        return tripped
-
     # --- the loop -----------------------------------------------------------------------
 
-    def _post(self, event: SamplerEvent) -> None:
-        """Called from the sampler thread; never blocks it."""
-        loop, queue = self._loop, self._queue
-        if loop is not None and queue is not None:
-            loop.call_soon_threadsafe(queue.put_nowait, event)
+    def _post(self, event: SafetyEvent) -> None:
+        """Called on the loop by the safety link's reader."""
+        if self._queue is not None:
+            self._queue.put_nowait(event)
 
     async def _step(self) -> None:
         assert self._queue is not None and self.charger is not None
@@ -302,7 +267,7 @@ class Gatekeeper:
                 wait_s = min(wait_s, max(0.0, (deadline - self._clock()) / 1e9))
         if self._discharge_wanted() and not self._discharge_closed:
             wait_s = min(wait_s, DISCHARGE_RETRY_S)
-        if self.interlock is not None and self.interlock.closed(Relay.MAIN):
+        if self.safety.closed(Relay.MAIN):
             wait_s = min(wait_s, METER_PERIOD_S)  # power may flow: watch the meter closely
         try:
             event = await asyncio.wait_for(self._queue.get(), timeout=wait_s)
@@ -312,7 +277,6 @@ class Gatekeeper:
         outputs = self._dispatch(event, now) if event is not None else self.charger.poll(now)
         self._apply(outputs)
         self._log_notes()
-        assert self.charger is not None
         present = self.charger.vehicle_present
         self.services.follow_plug(present)
         self.recorder.plugged(present)
@@ -345,18 +309,7 @@ class Gatekeeper:
                 self.gate.on_pev(event)
             return charger.poll(now)
         if isinstance(event, LimitRequest):
-            previous = charger.current_limit_a
-            outputs = charger.set_current_limit(event.amps, now)
-            log_event(
-                logger,
-                "charger.limit_set",
-                limit_a=f"{event.amps:g}",
-                previous_a=f"{previous:g}",
-                rating_a=f"{charger.rating_a:g}",
-            )
-            if not event.applied.done():
-                event.applied.set_result(None)
-            return outputs
+            return self._on_limit(event, now)
         if isinstance(event, PilotChange):
             fields = [("from", event.previous.value), ("to", event.current.value)]
             logger.info("%s", kv("pilot.changed", fields + [("own_drive", True)] * event.own_drive))
@@ -365,10 +318,10 @@ class Gatekeeper:
                 self.gate.plugged(charger.vehicle_present)
                 self.gate.on_pilot(event.current)
             return outputs
-        if isinstance(event, RcdChange):
+        if isinstance(event, ch.RcdChanged):
             log_event(logger, "rcd.changed", state=event.state.value)
             return charger.on_rcd(event.state, now)
-        if isinstance(event, ProximityChange):
+        if isinstance(event, ch.ProximityChanged):
             reading = event.reading
             log_event(
                 logger,
@@ -377,16 +330,70 @@ class Gatekeeper:
                 cable_a=reading.cable_a if reading.cable_a is not None else "none",
             )
             return charger.on_proximity(reading, now)
-        if isinstance(event, SamplerFailed):
-            raise SamplerError(f"the sampler thread failed: {event.error}")
+        if isinstance(event, ch.RelayResult):
+            return self._on_relay_result(event, now)
+        if isinstance(event, ch.PermanentFault):
+            level = logging.WARNING if event.recorded else logging.CRITICAL
+            log_event(logger, "fault.record_written", level, kind=event.kind.value,
+                      recorded=event.recorded)  # fmt: skip
+            return charger.poll(now)
+        if isinstance(event, SafetyLost):
+            raise SafetyProcessError(event.reason)
+        return self._on_trip(event, now)
+
+    def _on_trip(self, event: ch.Tripped, now: int) -> Outputs:
+        charger = self.charger
+        assert charger is not None
+        self._main_request = self._discharge_request = None
         self.recorder.relay("main", False, f"interlock: {event.reason}")
         if self._discharge_closed:
             self._discharge_closed = False
             self.recorder.relay("discharge", False, f"interlock: {event.reason}")
         log_event(logger, "interlock.trip", logging.WARNING, reason=event.reason)
         if event.contactor_fault is not None:
-            return self._latch_permanent(event.contactor_fault)
+            return charger.on_permanent_fault(event.contactor_fault, now)
         return charger.poll(now)
+
+    def _on_limit(self, event: LimitRequest, now: int) -> Outputs:
+        charger = self.charger
+        assert charger is not None
+        previous = charger.current_limit_a
+        outputs = charger.set_current_limit(event.amps, now)
+        log_event(
+            logger,
+            "charger.limit_set",
+            limit_a=f"{event.amps:g}",
+            previous_a=f"{previous:g}",
+            rating_a=f"{charger.rating_a:g}",
+        )
+        if not event.applied.done():
+            event.applied.set_result(None)
+        return outputs
+
+    def _on_relay_result(self, result: ch.RelayResult, now: int) -> Outputs:
+        """The safety process's answer to a closing: journaled once granted; a refused main
+        closing goes back to the charger, a refused discharge closing is retried."""
+        charger = self.charger
+        assert charger is not None
+        if result.relay is Relay.DISCHARGE and result.request == self._discharge_request:
+            self._discharge_request = None
+            if result.granted and self._discharge_wanted():
+                self._discharge_closed = True
+                self.recorder.relay("discharge", True, "j3072: authorized")
+                log_event(logger, "relay.command", relay="discharge", closed=True)
+            elif result.granted:  # no longer wanted by the time it closed
+                self.safety.wish(Relay.DISCHARGE, False)
+            return charger.poll(now)
+        if result.relay is not Relay.MAIN or result.request != self._main_request:
+            return charger.poll(now)  # an opening, or an answer overtaken by a newer wish
+        self._main_request = None
+        if result.granted:
+            self.recorder.relay("main", True, f"charger: {charger.state_id}")
+            log_event(logger, "relay.command", relay="main", closed=True)
+            return charger.poll(now)
+        log_event(logger, "relay.refused", logging.WARNING, relay="main")
+        self._applied = Outputs(self._applied.pilot, main_closed=False)
+        return charger.on_close_refused(now)
 
     # --- control ------------------------------------------------------------------------
 
@@ -427,7 +434,7 @@ class Gatekeeper:
 
     def snapshot(self) -> dict[str, Any]:
         """What ``evse-gatekeeper status`` shows (asked on the loop by the control socket)."""
-        charger, interlock = self.charger, self.interlock
+        charger, mirror = self.charger, self.safety.mirror
         plc = self.services.plc
         authorization = self.gate.snapshot() if self.gate is not None else {"state": "none"}
         session = None
@@ -435,17 +442,13 @@ class Gatekeeper:
             session = {"id": self.recorder.session_id, "plugged_in_at": self._plugged_in_at,
                        **{k: authorization.get(k) for k in ("lfdi", "ism", "vin")}}  # fmt: skip
         faults = sorted(k.value for k in charger.faults) if charger is not None else []
-        if interlock is not None:
-            faults = sorted({*faults, *interlock.latched})
+        latched = mirror.status.latched if mirror.status is not None else ()
         return {
-            "firmware": __version__,
-            "pilot": interlock.confirmed.value if interlock is not None else None,
+            "firmware": firmware_version(),
+            "pilot": mirror.pilot.value,
             "charger": charger.state_id if charger is not None else None,
             "relays": {
-                relay.value: "closed"
-                if interlock is not None and interlock.closed(relay)
-                else "open"
-                for relay in Relay
+                relay.value: "closed" if self.safety.closed(relay) else "open" for relay in Relay
             },
             "plc": {
                 "link": "off" if plc is None else ("up" if plc.link_up else "down"),
@@ -454,10 +457,32 @@ class Gatekeeper:
             "session": session,
             "authorization": {k: authorization.get(k) for k in ("state", "limit_w", "reasons")},
             "approvals": self._approvals_status(),
-            "faults": faults,
+            "faults": sorted({*faults, *latched}),
             "current": self._current(),
             "meter_w": self.meter_w,
             "bridge": self.services.link.state(),
+            "processes": self._processes(),
+        }
+
+    def _processes(self) -> dict[str, Any]:
+        """Both processes: the safety process's health as it last reported it."""
+        safety, status = self.safety, self.safety.mirror.status
+        ready = safety.mirror.ready
+        sampler = None
+        if status is not None:
+            age_ms = max(0, self._clock() - status.t_ns) // 1_000_000
+            sampler = {"ticks": status.ticks, "overruns": status.overruns,
+                       "max_late_ms": round(status.max_late_ns / 1e6, 3),
+                       "last_report_ms_ago": age_ms}  # fmt: skip
+        return {
+            "gatekeeper": {"pid": os.getpid()},
+            "safety": {
+                "pid": safety.handle.pid if safety.handle is not None else None,
+                "alive": safety.lost is None and ready is not None,
+                "realtime": ready.realtime if ready is not None else None,
+                "sampler": sampler,
+                "lost": safety.lost,
+            },
         }
 
     def _approvals_status(self) -> dict[str, Any] | None:
@@ -487,12 +512,13 @@ class Gatekeeper:
     def _run_gate(self) -> None:
         """The J3072 gate's periodic part: the session's deadlines, TLS and the approval
         list, the meter; then main opened if the gate says so, and the discharge relay."""
-        gate, charger, interlock, board = self.gate, self.charger, self.interlock, self.board
-        if gate is None or charger is None or interlock is None or board is None:
+        gate, charger = self.gate, self.charger
+        if gate is None or charger is None:
             return
         gate.poll()
-        self.meter_w = board.read_meter().power_w
-        gate.on_meter(self.meter_w, interlock.closed(Relay.MAIN))
+        status = self.safety.mirror.status
+        self.meter_w = status.meter_w if status is not None else 0.0
+        gate.on_meter(self.meter_w, self.safety.closed(Relay.MAIN))
         reasons = gate.drain_open_main()
         if reasons:
             self.recorder.fault(FaultKind.UNAUTHORIZED_DISCHARGE.value, "; ".join(reasons))
@@ -502,7 +528,7 @@ class Gatekeeper:
         self._follow_bridge(gate)
 
     def _follow_bridge(self, gate: Gate) -> None:
-        """The site bridge is open exactly while the session is authorized (issue #6)."""
+        """The site bridge is open exactly while the session is authorized."""
         bound = gate.bound
         if gate.authorized and bound is not None:
             self.services.link.follow(True, bound.lfdi, "")
@@ -511,22 +537,21 @@ class Gatekeeper:
             self.services.link.follow(False, "", "; ".join(reasons) or "not authorized")
 
     def _discharge_wanted(self) -> bool:
-        """Authorized, main closed for charging, no fault: the interlock adds the pilot
+        """Authorized, main closed for charging, no fault: the safety process adds the pilot
         (C/D), main's own feedback and its latches at the instant of closing."""
-        gate, charger, interlock = self.gate, self.charger, self.interlock
-        if gate is None or charger is None or interlock is None:
+        gate, charger = self.gate, self.charger
+        if gate is None or charger is None:
             return False
         return (
             gate.authorized
             and charger.state_id in POWER_STATES
             and not charger.faults
-            and interlock.closed(Relay.MAIN)
+            and self.safety.closed(Relay.MAIN)
         )
 
     def _apply_discharge(self) -> None:
-        interlock = self.interlock
-        assert interlock is not None
-        actual = interlock.closed(Relay.DISCHARGE)
+        safety = self.safety
+        actual = safety.closed(Relay.DISCHARGE)
         if self._discharge_closed and not actual:  # the interlock opened it with main
             self._discharge_closed = False
             self.recorder.relay("discharge", False, "opened with main")
@@ -534,67 +559,31 @@ class Gatekeeper:
         wanted = self._discharge_wanted()
         if wanted == actual:
             return
-        now = self._clock()
         if not wanted:
-            interlock.command(Relay.DISCHARGE, False, now)
+            safety.wish(Relay.DISCHARGE, False)
             self._discharge_closed = False
+            self._discharge_request = None
             reason = "j3072: " + ("revoked" if self.gate and not self.gate.authorized else "main")
             self.recorder.relay("discharge", False, reason)
             log_event(logger, "relay.command", relay="discharge", closed=False)
             return
-        if interlock.command(Relay.DISCHARGE, True, now):
-            self._discharge_closed = True
-            self.recorder.relay("discharge", True, "j3072: authorized")
-            log_event(logger, "relay.command", relay="discharge", closed=True)
-
-    def _recorded_fault(self) -> FaultKind | None:
-        """A permanent fault recorded before this start (an unreadable record counts)."""
-        try:
-            recorded = self._fault_store.load()
-        except FaultStoreError as err:
-            log_event(logger, "fault.record_unreadable", logging.ERROR, error=str(err))
-            return FaultKind.RECORD_UNREADABLE
-        if recorded is not None:
-            log_event(
-                logger,
-                "fault.recorded",
-                logging.WARNING,
-                kind=recorded.kind.value,
-                at=recorded.at,
-                clear_with="evse-gatekeeper faults clear",
-            )
-            return recorded.kind
-        return None
-
-    def _latch_permanent(self, kind: FaultKind) -> Outputs:
-        """Record the fault (before it is reported), then make the EVSE inoperative."""
-        assert self.interlock is not None and self.charger is not None
-        now = self._clock()
-        self.interlock.latch_permanent(kind, now)
-        if kind is not FaultKind.RECORD_UNREADABLE:
-            try:
-                if self._fault_store.load() is None:
-                    at = datetime.now(UTC).isoformat(timespec="seconds")
-                    self._fault_store.save(PermanentFault(kind, at))
-            except FaultStoreError as err:
-                log_event(logger, "fault.record_failed", logging.ERROR, error=str(err))
-        return self.charger.on_permanent_fault(kind, now)
+        if self._discharge_request is None:  # one closing in flight at a time
+            self._discharge_request = safety.wish(Relay.DISCHARGE, True)
 
     def _apply(self, outputs: Outputs) -> None:
-        """Drive the outputs through the interlock: relays first when opening, pilot first
-        when closing (the interlock only closes onto a running PWM)."""
-        interlock, charger = self.interlock, self.charger
-        assert interlock is not None and charger is not None
-        now = self._clock()
+        """Send the outputs as wishes: relays first when opening, pilot first when closing
+        (the interlock only closes onto a running PWM). A closing is answered later."""
+        charger = self.charger
+        assert charger is not None
+        safety = self.safety
         before = self._applied
-        if not outputs.discharge_closed and before.discharge_closed:
-            interlock.command(Relay.DISCHARGE, False, now)
         if not outputs.main_closed and before.main_closed:
-            interlock.command(Relay.MAIN, False, now)
+            safety.wish(Relay.MAIN, False)
+            self._main_request = self._discharge_request = None
             self.recorder.relay("main", False, f"charger: {charger.state_id}")
             log_event(logger, "relay.command", relay="main", closed=False)
         if outputs.pilot != before.pilot:
-            interlock.set_pilot(outputs.pilot)
+            safety.set_pilot(outputs.pilot)
             log_event(
                 logger,
                 "pilot.output",
@@ -603,13 +592,7 @@ class Gatekeeper:
             )
         self._applied = outputs
         if outputs.main_closed and not before.main_closed:
-            if interlock.command(Relay.MAIN, True, now):
-                self.recorder.relay("main", True, f"charger: {charger.state_id}")
-                log_event(logger, "relay.command", relay="main", closed=True)
-            else:
-                log_event(logger, "relay.refused", logging.WARNING, relay="main")
-                self._applied = Outputs(outputs.pilot, main_closed=False)
-                self._apply(charger.on_close_refused(self._clock()))
+            self._main_request = safety.wish(Relay.MAIN, True)
 
     def _log_notes(self) -> None:
         assert self.charger is not None
@@ -627,59 +610,54 @@ class Gatekeeper:
 
     def log_stats(self) -> None:
         self.services.log_stats()
-        if self.sampler is not None:
-            stats = self.sampler.stats
+        status = self.safety.mirror.status
+        if status is not None:
             log_event(
                 logger,
                 "sampler.stats",
-                ticks=stats.ticks,
-                overruns=stats.overruns,
-                max_late_ms=round(stats.max_late_ns / 1e6, 3),
+                ticks=status.ticks,
+                overruns=status.overruns,
+                max_late_ms=round(status.max_late_ns / 1e6, 3),
             )
 
     # --- shutdown -----------------------------------------------------------------------
 
-    def _shutdown(self) -> None:
-        """Relays open first, each step in its own try: one failure must not skip the rest."""
-        steps: list[tuple[str, Callable[[], object]]] = []
-        if self.interlock is not None:
-            interlock = self.interlock
-            steps.append(("relays", lambda: interlock.open_all(self._clock())))
-            steps.append(("pilot", lambda: interlock.set_pilot(SAFE_PILOT)))
-            steps.append(("confirm", self._confirm_open))
-        steps.append(("notify", self.notifier.stopping))
-        if self._watchdog_task is not None:
-            steps.append(("watchdog", self._watchdog_task.cancel))
-        steps.append(("services", self.services.close))
-        steps.append(("journal", self.recorder.close))
-        if self.sampler is not None:
-            steps.append(("stats", self.log_stats))
-            steps.append(("sampler", self.sampler.stop))
-        if self.board is not None:
-            steps.append(("board", self.board.close))
+    async def _shutdown(self) -> None:
+        """The safe state first (the safety process opens both relays, confirms them open and
+        drives the pilot to +12 V), then the rest, each step in its own try."""
+        steps: list[tuple[str, Callable[[], object]]] = [
+            ("relays", self._stop_safety),
+            ("notify", self.notifier.stopping),
+            ("stats", self.log_stats),
+            ("watchdog", self._cancel_watchdog),
+            ("services", self.services.close),
+            ("control", self._stop_control),
+            ("services", self.services.stop),
+            ("journal", self.recorder.close),
+        ]
         for name, step in steps:
             try:
-                step()
+                result: Any = step()
+                if asyncio.iscoroutine(result):
+                    await result
             except Exception as err:
-                log_event(
-                    logger,
-                    "gatekeeper.shutdown_step_failed",
-                    logging.ERROR,
-                    step=name,
-                    error=repr(err),
-                )
+                log_event(logger, "gatekeeper.shutdown_step_failed", logging.ERROR,
+                          step=name, error=repr(err))  # fmt: skip
         log_event(logger, "gatekeeper.stopped")
 
-    def _confirm_open(self) -> None:
-        """Wait (bounded) for the feedback to show both relays open, and say what it shows."""
-        board = self.board
-        assert board is not None
-        deadline = time.monotonic() + SHUTDOWN_CONFIRM_S
-        while True:
-            seen = {relay: board.read_feedback(relay) for relay in Relay}
-            if all(c is not Contacts.CLOSED for c in seen.values()) or time.monotonic() > deadline:
-                break
-            time.sleep(0.005)
-        logger.info(
-            "%s", kv("gatekeeper.safe_state", [(r.value, c.value) for r, c in seen.items()])
-        )
+    async def _stop_safety(self) -> None:
+        safe = await self.safety.stop()
+        if safe is not None:
+            log_event(logger, "gatekeeper.safe_state", main=safe.main.value,
+                      discharge=safe.discharge.value)  # fmt: skip
+        else:
+            log_event(logger, "gatekeeper.safe_state_unconfirmed", logging.WARNING,
+                      reason=self.safety.lost or "no answer")  # fmt: skip
+
+    def _cancel_watchdog(self) -> None:
+        if self._watchdog_task is not None:
+            self._watchdog_task.cancel()
+
+    async def _stop_control(self) -> None:
+        if self.control is not None:
+            await self.control.stop()

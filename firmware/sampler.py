@@ -75,6 +75,7 @@ class Sampler:
         post: Callable[[SamplerEvent], None],
         clock: Callable[[], int] = time.monotonic_ns,
         proximity: ProximityMode = ProximityMode.NONE,
+        between_ticks: Callable[[int], None] | None = None,
     ) -> None:
         self._board = board
         self._pp_mode = proximity
@@ -88,6 +89,7 @@ class Sampler:
         self.stats = SamplerStats()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._between_ticks = between_ticks  # the safety process's channel, on this thread
 
     def tick(self, now_ns: int) -> bool:
         """One sample. Returns True when a candidate state wants its confirming re-read."""
@@ -127,15 +129,21 @@ class Sampler:
         return self._confirmer.confirming
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="pilot-sampler", daemon=True)
+        """Run on a thread of its own (``run`` runs on the caller's)."""
+        self._thread = threading.Thread(target=self.run, name="pilot-sampler", daemon=True)
         self._thread.start()
+
+    def request_stop(self) -> None:
+        """Safe from any thread, and from ``between_ticks``: the loop ends after this tick."""
+        self._stop.set()
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """Tick until stopped; an unexpected error opens the relays and is posted."""
         try:
             self._loop_on_deadlines()
         except Exception as err:  # never die silently: relays open, the supervisor hears
@@ -154,6 +162,10 @@ class Sampler:
             if delay > 0:
                 time.sleep(delay / 1e9)
             now = clock()
+            if self._between_ticks is not None:
+                self._between_ticks(now)
+                if self._stop.is_set():
+                    break
             late = now - wake
             self.stats.max_late_ns = max(self.stats.max_late_ns, late)
             if late > self.period_ns:

@@ -25,7 +25,7 @@ from firmware.errors import ConfigError
 from firmware.logs import log_event
 from firmware.plc.stack import PlcEvent, PlcStack
 from firmware.plc_link import PlcLink
-from hal import Board
+from firmware.safety.link import BoardMirror
 
 if TYPE_CHECKING:
     from firmware.sep2.service import Sep2Service
@@ -48,7 +48,7 @@ class Services:
         self.approvals: ApprovalWatch | None = None
         self.link = PlcLink(config)
 
-    async def start(self, board: Board) -> None:
+    async def start(self, board: BoardMirror) -> None:
         self._start_approvals()
         await self._start_plc(board)
         await self.link.start(self._watched)
@@ -109,7 +109,7 @@ class Services:
         if self.sep2 is not None:
             await self.sep2.stop()
 
-    async def _start_plc(self, board: Board) -> None:
+    async def _start_plc(self, board: BoardMirror) -> None:
         """The PLC stack on its netdev, or on the in-process mock world (which lives with the
         simulators in ``hil`` and follows the mock board's virtual rig)."""
         plc = self.config.plc
@@ -117,7 +117,8 @@ class Services:
             return
         link = None
         if plc.interface == PLC_MOCK:
-            world = importlib.import_module(MOCK_PLC_WORLD).MockPlcWorld(board)
+            world_type = importlib.import_module(MOCK_PLC_WORLD).MockPlcWorld
+            world = world_type(lambda: board.simulated_vehicle)
             self._background.append(self._watched(world.run(), "plc.mock_world"))
             link = world.evse_link
         self.plc = PlcStack(plc.interface, plc.slac_init_timeout_s, self._post, link)

@@ -24,7 +24,7 @@ from hal.contract import (
     RcdState,
     Relay,
 )
-from hal.mock.circuit import VehicleSide, plateaus_v
+from hal.mock.circuit import VehicleSide, VehicleState, plateaus_v
 from hal.mock.relays import Deadman, FeedbackMode, RelayModel
 from hal.settings import BoardSettings
 
@@ -35,6 +35,8 @@ NOMINAL_FREQUENCY_HZ = 60.0
 
 class _Stoppable(Protocol):
     def stop(self) -> None: ...
+
+    def unlink(self) -> None: ...
 
 
 class MockBoard:
@@ -147,6 +149,12 @@ class MockBoard:
     def attach_rig(self, rig: _Stoppable) -> None:
         self._rig = rig
 
+    def retire_rig(self) -> None:
+        """This board is about to go: its rig stays with a host that has it open, and new
+        hosts no longer find it."""
+        if self._rig is not None:
+            self._rig.unlink()
+
     def pilot_output(self) -> tuple[PilotOutput, int]:
         """The pilot command and since when (ns) it has been in force."""
         with self._lock:
@@ -156,6 +164,11 @@ class MockBoard:
     def vehicle(self) -> VehicleSide:
         with self._lock:
             return self._vehicle
+
+    def simulated_vehicle(self) -> tuple[bool, bool]:
+        """(plugged in, PLC modem on): what the simulated modems on the other side follow."""
+        with self._lock:
+            return self._vehicle.state is not VehicleState.A, self._vehicle.plc
 
     def set_vehicle(self, vehicle: VehicleSide) -> None:
         with self._lock:

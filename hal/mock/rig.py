@@ -60,12 +60,17 @@ class VirtualRig:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
-        with contextlib.suppress(OSError):
-            if self._link.is_symlink() and os.readlink(self._link) == self.device:
-                self._link.unlink()
+        self.unlink()
         for fd in (self._master, self._slave):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+    def unlink(self) -> None:
+        """Remove the link (if it is still ours): a host that has the device open keeps it,
+        a new one finds the next board's rig instead of this one."""
+        with contextlib.suppress(OSError):
+            if self._link.is_symlink() and os.readlink(self._link) == self.device:
+                self._link.unlink()
 
     def _serve(self) -> None:
         pending = b""

@@ -3,7 +3,9 @@ vehicle's SLAC client, all in the daemon's process over in-process links.
 
 The composition root builds it for ``[plc] interface = "mock"`` and hands the EVSE end of the
 link to the PLC stack, exactly where a raw socket would otherwise go. It follows the virtual
-rig through the mock board: the line carries frames only while the vehicle is plugged in
+rig through what the mock board reports of its simulated vehicle (the board lives in the
+safety process, which sends its plug and PLC modem state on every change): the line carries
+frames only while the vehicle is plugged in
 (pilot not A), and ``EV:PLC ON`` makes the vehicle's modem join and run SLAC as a PEV (again
 after each failed attempt, as a vehicle keeps trying); ``EV:PLC OFF`` or an unplug makes it
 leave, which drops the link.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from firmware.logs import log_event
 from firmware.plc.frame import Header
@@ -21,8 +24,6 @@ from firmware.plc.link import InProcessLink
 from firmware.plc.messages import Message
 from firmware.plc.modem import ModemClient
 from firmware.plc.port import PlcPort
-from hal.mock.board import MockBoard
-from hal.mock.circuit import VehicleState
 from hil.plc.mock_modem import MODEM_EVSE, MODEM_PEV, Knobs, MockModemPair
 from hil.plc.pev import PevSlacClient, PevSlacError
 
@@ -36,8 +37,10 @@ PEV_SETTLE_S = 0.05
 
 
 class MockPlcWorld:
-    def __init__(self, board: MockBoard, knobs: Knobs | None = None) -> None:
-        self.board = board
+    def __init__(
+        self, vehicle: Callable[[], tuple[bool, bool]], knobs: Knobs | None = None
+    ) -> None:
+        self._vehicle_seen = vehicle  # (plugged, PLC modem on), as the mock board reports it
         self.evse_link, modem_evse = InProcessLink.pair(EVSE_HOST_MAC, MODEM_EVSE)
         self._pev_link, modem_pev = InProcessLink.pair(PEV_HOST_MAC, MODEM_PEV)
         self.modems = MockModemPair(modem_evse, modem_pev, knobs)
@@ -61,13 +64,12 @@ class MockPlcWorld:
     async def _watch(self) -> None:
         try:
             while True:
-                vehicle = self.board.vehicle
-                plugged = vehicle.state is not VehicleState.A
+                plugged, plc_on = self._vehicle_seen()
                 self.modems.knobs.line_connected = plugged
-                if plugged and vehicle.plc and self._vehicle is None:
+                if plugged and plc_on and self._vehicle is None:
                     log_event(logger, "mock.pev_joins")
                     self._vehicle = asyncio.create_task(self._pev_session())
-                elif not (plugged and vehicle.plc) and self._vehicle is not None:
+                elif not (plugged and plc_on) and self._vehicle is not None:
                     await self._leave("unplugged" if not plugged else "plc off")
                 await asyncio.sleep(WATCH_EVERY_S)
         finally:

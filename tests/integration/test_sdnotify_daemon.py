@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-import firmware.app as app_module
 from firmware.app import Gatekeeper
 from firmware.config import parse_config
 from hal import BoardSettings, MockSettings, PilotSample, Relay
 from hal.mock.board import MockBoard
 from tests.integration.conftest import StartDaemon
+from tests.safety_inprocess import launcher
 
 pytestmark = pytest.mark.integration
 
@@ -65,8 +65,9 @@ def test_watchdog_pings_follow_the_sampler_and_stop_while_it_stalls(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, manager: socket.socket
 ) -> None:
     board = StallableBoard()
-    monkeypatch.setattr(app_module, "open_board", lambda settings: board)
-    gatekeeper = Gatekeeper(parse_config({"paths": {"state_dir": str(tmp_path / "state")}}))
+    gatekeeper = Gatekeeper(
+        parse_config({"paths": {"state_dir": str(tmp_path / "state")}}), launcher=launcher(board)
+    )
 
     async def count_pings(seconds: float) -> int:
         drain(manager)

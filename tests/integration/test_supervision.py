@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from firmware import app as app_module
 from firmware.app import Gatekeeper
 from firmware.charger.faults import FaultKind
 from firmware.config import parse_config
@@ -21,6 +20,7 @@ from hal import PilotDrive, PilotSample, RcdState, Relay
 from hal.mock.board import MockBoard
 from hal.mock.circuit import VehicleSide, VehicleState
 from hal.settings import BoardSettings, MockSettings
+from tests.safety_inprocess import launcher
 
 pytestmark = pytest.mark.integration
 
@@ -77,9 +77,8 @@ def test_the_daemon_stops_non_zero_when_its_sampler_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     board = FailingBoard(good_reads=200)
-    monkeypatch.setattr(app_module, "open_board", lambda settings: board)
     config = parse_config({"paths": {"state_dir": str(tmp_path)}})
-    gatekeeper = Gatekeeper(config)
+    gatekeeper = Gatekeeper(config, launcher=launcher(board))
     started = time.monotonic()
     code = asyncio.run(asyncio.wait_for(gatekeeper.run(), timeout=10))
     assert code == 1
@@ -101,8 +100,9 @@ def test_a_failed_rcd_self_test_makes_the_evse_inoperative(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     board = DeadRcdBoard()
-    monkeypatch.setattr(app_module, "open_board", lambda settings: board)
-    gatekeeper = Gatekeeper(parse_config({"paths": {"state_dir": str(tmp_path)}}))
+    gatekeeper = Gatekeeper(
+        parse_config({"paths": {"state_dir": str(tmp_path)}}), launcher=launcher(board)
+    )
 
     async def scenario() -> int:
         task = asyncio.create_task(gatekeeper.run())
