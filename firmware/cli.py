@@ -57,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
         help="show or clear the recorded permanent fault",
         description="A welded or failed-to-close contactor (or a failed RCD self-test) makes "
         "the EVSE inoperative across restarts. After the hardware is repaired, clear the "
-        "record; it takes effect at the daemon's next start.",
+        "record; it takes effect at the daemon's next start. Exit 1 when the state directory "
+        "or the record cannot be used: show also when the record is unreadable or a save was "
+        "interrupted (both count as a fault; clear removes them). Exit 2 for a bad config.",
     )
     action = faults.add_subparsers(dest="action", metavar="ACTION", required=True)
     for name, text in (
@@ -136,19 +138,26 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _faults(args: argparse.Namespace) -> int:
+    """A record that cannot be used is a runtime failure (exit 1), not bad input: the config
+    was fine, and for the daemon the same record counts as a fault."""
     from firmware.config import load_config
     from firmware.fault_store import FaultStore
 
     store = FaultStore(load_config(args.config).paths.state_dir)
-    if args.action == "show":
-        recorded = store.load()
-        print(f"{recorded.kind.value} at={recorded.at}" if recorded else "none")
-        return 0
     try:
-        recorded = store.load()
-    except FaultStoreError:
-        recorded = None  # a damaged record is cleared all the same
-    if store.clear():
+        if args.action == "show":
+            recorded = store.load()
+            print(f"{recorded.kind.value} at={recorded.at}" if recorded else "none")
+            return 0
+        try:
+            recorded = store.load()
+        except FaultStoreError:
+            recorded = None  # a damaged record or a leftover is cleared all the same
+        cleared = store.clear()
+    except FaultStoreError as err:
+        print(f"evse-gatekeeper: faults: {err}", file=sys.stderr)
+        return 1
+    if cleared:
         print(f"cleared {recorded.kind.value if recorded else 'unreadable record'}")
     else:
         print("no permanent fault recorded")
