@@ -34,6 +34,7 @@ FEEDBACK_DEBOUNCE_NS = 10 * MS  # a mismatch must persist this long
 # vehicle whose diode has not been seen under PWM; a sample that failed the check shows as
 # an unconfirmed reading, which also blocks a closing.
 DIODE_CHECKED_SAMPLES = 2
+DEADMAN_LAPSED = "deadman_lapsed"  # a trip reason: the sampler stalled past the dead-man
 
 _MISMATCH = {
     (Relay.MAIN, False): FaultKind.MAIN_WELDED,
@@ -107,6 +108,18 @@ class Interlock:
                 return False
             self._set(relay, True, now_ns)
             return True
+
+    def deadman_lapsed(self, now_ns: int) -> Trip | None:
+        """The sampler did not toggle the dead-man in time, so the hardware may have dropped
+        the relay supply: command both relays open before the next toggle restores it, so
+        nothing re-closes by itself and a dropped contact is not read as a failure to close
+        (a weld still is: open commanded, contacts still closed)."""
+        with self._lock:
+            if not any(self._commanded.values()):
+                return None
+            self._open_all(now_ns)
+            self.trip_count += 1
+            return Trip(DEADMAN_LAPSED, now_ns)
 
     def latch_permanent(self, kind: FaultKind, now_ns: int) -> None:
         """A permanent fault from outside the interlock (the record, the RCD self-test)."""

@@ -90,12 +90,15 @@ class Sampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._between_ticks = between_ticks  # the safety process's channel, on this thread
+        # half the hardware's timeout: a gap that long may already have dropped the supply
+        self._deadman_guard_ns = int(board.capabilities.deadman_timeout_ms * 1e6) // 2
+        self._kicked_at: int | None = None
 
     def tick(self, now_ns: int) -> bool:
         """One sample. Returns True when a candidate state wants its confirming re-read."""
         board = self._board
         sample = board.read_pilot()
-        board.kick_deadman()
+        lapse = self._kick_deadman(board)
         drive = self._interlock.pilot_output  # what the pilot was driven with for this sample
         own = _explained_by_own_drive(drive.drive, sample.high_mv)
         change = self._confirmer.feed(
@@ -115,6 +118,8 @@ class Sampler:
             proximity=self._pp.confirmed.state,
         )
         # the relays are already open when anything below is posted
+        if lapse is not None:
+            self._post(lapse)
         if change is not None:
             self._post(change)
         if rcd is not self._rcd:
@@ -127,6 +132,17 @@ class Sampler:
         self.stats.ticks += 1
         self.stats.last_tick_ns = now_ns
         return self._confirmer.confirming
+
+    def _kick_deadman(self, board: Board) -> Trip | None:
+        """Toggle the dead-man; if the last toggle was too long ago (a stalled process, a
+        hung ADC read), open the relays first so the restored supply closes nothing."""
+        kick_at = self._clock()
+        lapse = None
+        if self._kicked_at is not None and kick_at - self._kicked_at > self._deadman_guard_ns:
+            lapse = self._interlock.deadman_lapsed(kick_at)
+        board.kick_deadman()
+        self._kicked_at = kick_at
+        return lapse
 
     def start(self) -> None:
         """Run on a thread of its own (``run`` runs on the caller's)."""

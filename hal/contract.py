@@ -104,6 +104,8 @@ class Capabilities:
     supports_rcd_self_test: bool
     main_feedback: FeedbackKind
     discharge_feedback: FeedbackKind
+    # the relay supply drops this long after the last dead-man toggle (docs/hardware.md)
+    deadman_timeout_ms: float = 100.0
 
     def feedback(self, relay: Relay) -> FeedbackKind:
         return self.main_feedback if relay is Relay.MAIN else self.discharge_feedback

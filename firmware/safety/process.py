@@ -293,8 +293,7 @@ class SafetyProcess:
     def _recorded_fault(self) -> FaultKind | None:
         """A permanent fault recorded before this start; an unusable record counts as one."""
         try:
-            if hasattr(self._records, "prepare"):
-                self._records.prepare()
+            self._records.prepare()
             recorded = self._records.load()
         except FaultStoreError as err:
             log_event(logger, "fault.record_unreadable", logging.ERROR, error=str(err))
@@ -312,7 +311,7 @@ class SafetyProcess:
                 self._records.save(FaultRecord(kind, stamp))
         except FaultStoreError as err:
             # the latch holds in memory until a restart, which finds no readable record
-            # only if nothing was written: see docs/safety.md "The inoperative record"
+            # only if nothing was written: see docs/design.md "The inoperative record"
             log_event(logger, "fault.record_failed", logging.ERROR, kind=kind.value,
                       error=str(err))  # fmt: skip
             return False

@@ -13,6 +13,7 @@ import ctypes.util
 import gc
 import logging
 import os
+import sys
 import threading
 
 from firmware.logs import log_event
@@ -21,20 +22,31 @@ logger = logging.getLogger(__name__)
 
 MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4  # <sys/mman.h> (MCL_ONFAULT: Linux 4.4)
 THREAD_STACK_BYTES = 256 * 1024  # locked pages: keep the few threads' stacks small
+SWITCH_INTERVAL_S = 0.0005  # a thread waiting for the GIL gets it within half a ms
 
 
 def enter_realtime(priority: int) -> bool:
-    """Ask for SCHED_FIFO at ``priority`` and lock memory; True when both were granted."""
+    """Ask for SCHED_FIFO at ``priority`` and lock memory; True when both were granted.
+
+    Called on the sampler's thread. The process's other threads (a virtual rig, the log
+    writer) get ``priority - 1``: they share the GIL with the sampler, and one of them
+    preempted by ordinary work while holding it would hold the sampler too.
+    """
     threading.stack_size(THREAD_STACK_BYTES)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     scheduled = _sched_fifo(priority)
     locked = _lock_memory()
     return scheduled and locked
 
 
 def _sched_fifo(priority: int) -> bool:
+    me = threading.get_native_id()
     try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-    except (OSError, AttributeError) as err:
+        for task in os.listdir("/proc/self/task"):
+            tid = int(task)
+            level = priority if tid == me else priority - 1
+            os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(level))
+    except (OSError, AttributeError, ValueError) as err:
         log_event(logger, "safety.realtime_refused", logging.WARNING, what="SCHED_FIFO",
                   reason=getattr(err, "strerror", None) or repr(err))  # fmt: skip
         return False

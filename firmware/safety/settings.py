@@ -69,5 +69,8 @@ def from_json(raw: bytes) -> SafetySettings:
     if not isinstance(data, dict) or data.pop("format", None) != FORMAT:
         raise ValueError(f"safety settings are not format {FORMAT}")
     template = SafetySettings(BoardSettings(), False, 200, ProximityMode.NONE, Path("."))
-    settings: SafetySettings = _typed(template, data)
+    try:
+        settings: SafetySettings = _typed(template, data)
+    except (TypeError, KeyError) as err:
+        raise ValueError(f"safety settings: {err}") from err
     return settings

@@ -72,6 +72,7 @@ class MockBoard:
             supports_rcd_self_test=mock.supports_rcd_self_test,
             main_feedback=settings.main_feedback,
             discharge_feedback=settings.discharge_feedback,
+            deadman_timeout_ms=mock.deadman_timeout_ms,
         )
 
     # --- the Board contract -------------------------------------------------------------

@@ -309,6 +309,60 @@ def test_dead_man_drops_the_relays_when_the_sampler_stops(clock: Clock) -> None:
     assert not board.contacts(Relay.MAIN)[0]
 
 
+def charging_sampler(
+    clock: Clock, board: MockBoard
+) -> tuple[Interlock, Sampler, list[SamplerEvent]]:
+    """Main closed onto a vehicle in C, every check met, sampled by a Sampler."""
+    interlock = armed(clock, board)
+    posted: list[SamplerEvent] = []
+    sampler = Sampler(board, interlock, 200, posted.append, clock=clock)
+    interlock.set_pilot(PWM)
+    board.set_vehicle(VehicleSide(VehicleState.C))
+    for _ in range(4):
+        sampler.tick(clock.advance(5))
+    assert interlock.command(Relay.MAIN, True, clock())
+    for _ in range(4):
+        sampler.tick(clock.advance(5))
+    assert board.contacts(Relay.MAIN)[0]
+    posted.clear()
+    return interlock, sampler, posted
+
+
+@pytest.mark.parametrize("stall_ms", [150, 300, 1000])
+def test_a_stall_past_the_dead_man_opens_the_relays_and_latches_no_contactor_fault(
+    clock: Clock, stall_ms: float
+) -> None:
+    """A sampler that stalled (a hung ADC read, a stopped process) finds its relays dropped by
+    the dead-man: it commands them open before its next toggle restores the coil supply, so
+    they do not re-close by themselves and the dropped contacts are not a failure to close."""
+    board = board_with(clock)
+    interlock, sampler, posted = charging_sampler(clock, board)
+    sampler.tick(clock.advance(stall_ms))
+    assert [e.reason for e in posted if isinstance(e, Trip)] == ["deadman_lapsed"]
+    for _ in range(200):  # a second of ticks: feedback supervision sees open == commanded
+        sampler.tick(clock.advance(5))
+        assert not board.contacts(Relay.MAIN)[0], "re-closed without a command"
+    assert interlock.permanent is None
+    assert not interlock.closed(Relay.MAIN)
+
+
+def test_a_gap_under_half_the_dead_man_timeout_opens_nothing(clock: Clock) -> None:
+    board = board_with(clock)
+    interlock, sampler, posted = charging_sampler(clock, board)
+    sampler.tick(clock.advance(45))
+    assert posted == [] and interlock.closed(Relay.MAIN) and board.contacts(Relay.MAIN)[0]
+
+
+def test_a_weld_is_still_latched_after_a_stall(clock: Clock) -> None:
+    board = board_with(clock)
+    interlock, sampler, posted = charging_sampler(clock, board)
+    board.set_feedback_mode(Relay.MAIN, FeedbackMode.STUCK_CLOSED)
+    sampler.tick(clock.advance(300))
+    for _ in range(100):
+        sampler.tick(clock.advance(5))
+    assert interlock.permanent is FaultKind.MAIN_WELDED
+
+
 def test_sampler_tick_confirms_posts_changes_and_trips(clock: Clock) -> None:
     board = board_with(clock)
     interlock = armed(clock, board)
