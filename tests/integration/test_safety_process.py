@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import StartDaemon
+from hil.daemon import Daemon, toml_dumps
+from tests.integration.conftest import BASE_CONFIG, StartDaemon, merged
 from tests.integration.discharging import Discharging, cli, start_discharging
 
 pytestmark = pytest.mark.integration
@@ -157,3 +160,43 @@ def test_a_running_safety_process_maps_no_protocol_library(
         assert library not in maps, f"{library} is mapped in the safety process"
     gatekeeper_maps = Path(f"/proc/{running.daemon.proc.pid}/maps").read_text()
     assert "_sqlite3" in gatekeeper_maps, "the probe sees what the gatekeeper maps"
+
+
+def _status(config: Path) -> dict[str, object]:
+    done = cli("status", "--json", "--config", str(config), timeout_s=30)
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+@pytest.mark.parametrize(("rtprio", "granted"), [(50, True), (0, False)])
+def test_real_time_comes_from_the_units_limits_without_a_capability(
+    tmp_path: Path, rtprio: int, granted: bool
+) -> None:
+    """As the unit runs it: no capability at all (bounding set empty), only LimitRTPRIO and
+    LimitMEMLOCK. Refused (rtprio 0), the safety process says so and runs anyway."""
+    if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("prlimit"):
+        pytest.skip("needs root, setpriv and prlimit to drop every capability")
+    memlock = 64 * 1024 * 1024 if granted else resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
+    limits = ["prlimit", f"--rtprio={rtprio}", f"--memlock={memlock}", "--"]
+    probe = subprocess.run([*limits, "true"], capture_output=True, text=True)
+    if probe.returncode != 0:  # raising a hard limit needs CAP_SYS_RESOURCE
+        pytest.skip(f"the kernel refuses these limits here: {probe.stderr.strip()}")
+    config = tmp_path / "c.toml"
+    config.write_text(toml_dumps(merged(BASE_CONFIG, {
+        "hal": {"mock": {"rig_link": str(tmp_path / "rig")}},
+        "paths": {"state_dir": str(tmp_path / "state")},
+    })))  # fmt: skip
+    argv = [*limits, "setpriv", "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs",
+            sys.executable, "-m", "firmware", "run", "--config", str(config)]  # fmt: skip
+    daemon = Daemon(config, argv=argv)
+    try:
+        daemon.wait_for("gatekeeper.ready", timeout_s=20)
+        safety = _status(config)["processes"]["safety"]  # type: ignore[index]
+        assert safety["realtime"] is granted  # type: ignore[index]
+        assert safety["alive"]  # type: ignore[index]
+        refused = any("safety.realtime_refused" in ln for ln in daemon.lines)
+        assert refused is not granted
+        caps = Path(f"/proc/{safety['pid']}/status").read_text()  # type: ignore[index]
+        assert "CapEff:\t0000000000000000" in caps, "no capability in the safety process"
+    finally:
+        assert daemon.stop() == 0

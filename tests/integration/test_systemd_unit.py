@@ -75,6 +75,18 @@ def test_the_unit_says_what_the_issue_requires() -> None:
     assert any("spidev" in allowed for allowed in d["DeviceAllow"])
 
 
+def test_the_unit_grants_real_time_by_limits_not_by_a_capability() -> None:
+    """The safety process's SCHED_FIFO and locked memory come from RLIMIT_RTPRIO and
+    RLIMIT_MEMLOCK (no CAP_SYS_NICE, no CAP_IPC_LOCK); SIGTERM goes to the gatekeeper alone,
+    which stops the safety process in order."""
+    d = directives(UNIT.read_text())
+    assert d["LimitRTPRIO"] == ["50"] and d["LimitMEMLOCK"] == ["64M"] and d["Nice"] == ["-10"]
+    assert d["KillMode"] == ["mixed"] and d["RestrictRealtime"] == ["no"]
+    assert "CAP_SYS_NICE" not in d["CapabilityBoundingSet"][0]
+    assert "CAP_IPC_LOCK" not in d["CapabilityBoundingSet"][0]
+    assert d["SystemCallFilter"][-1] == "sched_setscheduler sched_getscheduler setpriority"
+
+
 def install(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["sh", str(REPO / "systemd" / "install.sh"), *args],
                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
