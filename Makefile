@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SYSDEPS := $(VENV)/.sysdeps
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-unit test-integration lint format bench bench-flood bench-slac bench-sep2 bench-approvals diagram clean install-system uninstall-system unit-check hil hil-virtual
+.PHONY: help venv run test test-unit test-integration lint format bench bench-storm bench-flood bench-slac bench-sep2 bench-approvals diagram clean install-system uninstall-system unit-check hil hil-virtual
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 
 bench: $(STAMP) ## interlock latency under a busy event loop (p50/p99/max)
 	$(BIN)/python -m hil.bench_interlock --config config/mock.toml
+
+bench-storm: $(STAMP) ## interlock latency under the storm: CPU hogs, 2M-entry lists, 2030.5 flood
+	$(BIN)/python -m hil.bench_interlock --config config/mock.toml --load storm
 
 bench-flood: $(STAMP) ## interlock latency while the PLC socket is flooded (needs root)
 	$(BIN)/python -m hil.bench_interlock --config config/mock.toml --load flood

@@ -399,12 +399,10 @@ class Gatekeeper:
         assert charger is not None
         if result.relay is Relay.DISCHARGE and result.request == self._discharge_request:
             self._discharge_request = None
-            if result.granted and self._discharge_wanted():
+            if result.granted:  # if no longer wanted, the gate's turn of this step opens it
                 self._discharge_closed = True
                 self.recorder.relay("discharge", True, "j3072: authorized")
                 log_event(logger, "relay.command", relay="discharge", closed=True)
-            elif result.granted:  # no longer wanted by the time it closed
-                self.safety.wish(Relay.DISCHARGE, False)
             return charger.poll(now)
         if result.relay is not Relay.MAIN or result.request != self._main_request:
             return charger.poll(now)  # an opening, or an answer overtaken by a newer wish

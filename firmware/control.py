@@ -296,8 +296,28 @@ def render(snapshot: dict[str, Any]) -> str:
         f"faults:        {_faults(snapshot.get('faults'))}",
         render_current(_table(snapshot, "current")),
         f"meter:         {_watts(snapshot.get('meter_w'))}",
+        *_process_lines(_table(snapshot, "processes")),
     ]
     return "\n".join(lines)
+
+
+def _process_lines(processes: dict[str, Any]) -> list[str]:
+    """Both processes: the gatekeeper (this answer) and the safety process's last report."""
+    gatekeeper = processes.get("gatekeeper")
+    safety = processes.get("safety")
+    gatekeeper = gatekeeper if isinstance(gatekeeper, dict) else {}
+    safety = safety if isinstance(safety, dict) else {}
+    sampler = safety.get("sampler")
+    sampler = sampler if isinstance(sampler, dict) else {}
+    state = "running" if safety.get("alive") else f"lost ({_text(safety.get('lost'))})"
+    realtime = {True: "real time", False: "NOT real time"}.get(safety.get("realtime"), "-")
+    return [
+        f"processes:     gatekeeper pid {_text(gatekeeper.get('pid'))}",
+        f"               safety pid {_text(safety.get('pid'))}, {state}, {realtime}",
+        f"               sampler {_text(sampler.get('ticks'))} ticks, "
+        f"{_text(sampler.get('overruns'))} overruns, "
+        f"at most {_text(sampler.get('max_late_ms'))} ms late",
+    ]
 
 
 def _session_lines(session: Any) -> list[str]:

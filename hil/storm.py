@@ -16,17 +16,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import re
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from firmware.approvals.jws import jwk_thumbprint, sign_es256
+from firmware.sep2.pki import init_pki
 from firmware.sep2.tls import client_context
 from firmware.sep2.xml import MAX_BODY_BYTES, MEDIA_TYPE
 from hil.approvals import UtilityAuthority, approval_payload, encode_payload
@@ -93,7 +99,16 @@ async def _oversized(
                 await asyncio.sleep(0.01)
 
 
-async def flood(url: str, pki: Path, seconds: float, connections: int) -> dict[str, int]:
+async def _write_counts(path: Path | None, until: float, seen: Counter[str]) -> None:
+    """Every second: the counts so far, for a caller that stops the flood early."""
+    while path is not None and time.monotonic() < until:
+        path.write_text(json.dumps(dict(seen)))
+        await asyncio.sleep(1.0)
+
+
+async def flood(
+    url: str, pki: Path, seconds: float, connections: int, counts: Path | None = None
+) -> dict[str, int]:
     context = client_context(pki / "serca.pem", pki / f"pev-{FLOOD_PROFILE}.pem",
                              pki / f"pev-{FLOOD_PROFILE}.key")  # fmt: skip
     seen: Counter[str] = Counter()
@@ -102,19 +117,23 @@ async def flood(url: str, pki: Path, seconds: float, connections: int) -> dict[s
     connector = aiohttp.TCPConnector(ssl=context, limit=connections + 1)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         tasks = [_getter(session, url, until, seen) for _ in range(connections)]
-        await asyncio.gather(*tasks, _oversized(session, url, until, seen))
+        await asyncio.gather(*tasks, _oversized(session, url, until, seen),
+                             _write_counts(counts, until, seen))  # fmt: skip
     return dict(seen)
 
 
 class Storm:
     """The burners and the flood as processes, started together and stopped together."""
 
-    def __init__(self, url: str, pki: Path, seconds: float, connections: int = 6) -> None:
+    def __init__(
+        self, url: str, pki: Path, seconds: float, connections: int = 6, counts: Path | None = None
+    ) -> None:
         python = [sys.executable, "-m", "hil.storm"]
         self._burners = [subprocess.Popen([*python, "burn", str(seconds)]) for _ in range(2)]
+        extra = ["--counts", str(counts)] if counts is not None else []
         self._flood = subprocess.Popen(
             [*python, "flood", "--url", url, "--pki", str(pki), "--seconds", str(seconds),
-             "--connections", str(connections)],
+             "--connections", str(connections), *extra],
             stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
 
@@ -133,6 +152,67 @@ class Storm:
                 process.wait(5)
 
 
+class StormSite:
+    """The interlock bench's daemon as a 2030.5 site (TEST PKI, utility, service area) and,
+    while ``running``, the storm around it: the burners, the flood, and 2,000,000-entry lists
+    built and installed with the CLI one after another."""
+
+    AREA = "BENCH-STORM"
+    ENTRIES = 2_000_000
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.pki = init_pki(workdir / "pki").directory
+        self.utility = UtilityAuthority(workdir, self.AREA)
+        self.utility.install(workdir / "state", approve={"ISM-BENCH": 5000})
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+            self.port = probe.getsockname()[1]
+        self.summary: dict[str, object] = {}
+
+    def config(self) -> dict[str, Any]:
+        pki = self.pki
+        return {
+            "tls": {"ca_file": str(pki / "serca.pem"), "cert_file": str(pki / "evse.pem"),
+                    "key_file": str(pki / "evse.key")},
+            "sep2": {"enabled": True, "host": "::1", "port": self.port},
+            "approvals": self.utility.config,
+            "site": {"service_area": self.AREA},
+        }  # fmt: skip
+
+    @contextlib.contextmanager
+    def running(self, daemon: object, config: Path) -> Iterator[None]:
+        counts = self.workdir / "flood.json"
+        storm = Storm(f"https://[::1]:{self.port}", self.pki, 3600, counts=counts)
+        stop = threading.Event()
+        installs: list[float] = []
+        installer = threading.Thread(target=self._install_until, args=(stop, config, installs))
+        installer.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            installer.join()
+            storm.kill()
+            flood = json.loads(counts.read_text()) if counts.exists() else {}
+            self.summary = {"lists_installed": len(installs),
+                            "install_s_max": round(max(installs, default=0.0), 1),
+                            "flood": flood}  # fmt: skip
+
+    def _install_until(self, stop: threading.Event, config: Path, took: list[float]) -> None:
+        path = self.workdir / "big.jws"
+        while not stop.is_set():
+            path.write_text(big_list(self.utility, self.ENTRIES, {"ISM-BENCH": 5000}))
+            started = time.monotonic()
+            done = subprocess.run([sys.executable, "-m", "firmware", "approvals", "install",
+                                   str(path), "--config", str(config)],
+                                  capture_output=True, text=True, timeout=300)  # fmt: skip
+            if done.returncode != 0:
+                raise RuntimeError(f"storm: the list install failed: {done.stderr.strip()}")
+            took.append(time.monotonic() - started)
+            stop.wait(5.0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hil.storm", description=__doc__)
     action = parser.add_subparsers(dest="action", required=True)
@@ -143,11 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     flooder.add_argument("--pki", type=Path, required=True)
     flooder.add_argument("--seconds", type=float, required=True)
     flooder.add_argument("--connections", type=int, default=6)
+    flooder.add_argument("--counts", type=Path, help="write the counts here every second")
     args = parser.parse_args(argv)
     if args.action == "burn":
         burn(args.seconds)
         return 0
-    counts = asyncio.run(flood(args.url, args.pki, args.seconds, args.connections))
+    counts = asyncio.run(flood(args.url, args.pki, args.seconds, args.connections, args.counts))
     print(json.dumps(counts), flush=True)
     return 0
 

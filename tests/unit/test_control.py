@@ -584,3 +584,18 @@ def test_cli_limit(
     assert main(["limit", "lots", "--config", config]) == 2
     assert "'lots' is not amps or 'default'" in capsys.readouterr().err
     assert limits.asked == [0.0, None]
+
+
+def test_render_shows_both_processes() -> None:
+    processes = {
+        "gatekeeper": {"pid": 100},
+        "safety": {"pid": 101, "alive": True, "realtime": True, "lost": None,
+                   "sampler": {"ticks": 9000, "overruns": 0, "max_late_ms": 0.4}},
+    }  # fmt: skip
+    lines = render({**SNAPSHOT, "processes": processes}).splitlines()
+    assert "processes:     gatekeeper pid 100" in lines
+    assert "               safety pid 101, running, real time" in lines
+    assert "               sampler 9000 ticks, 0 overruns, at most 0.4 ms late" in lines
+    lost = {**processes["safety"], "alive": False, "realtime": False, "lost": "channel closed"}
+    text = render({**SNAPSHOT, "processes": {**processes, "safety": lost}})
+    assert "safety pid 101, lost (channel closed), NOT real time" in text
