@@ -336,10 +336,10 @@ class Gatekeeper:
                 self.gate.plugged(charger.vehicle_present)
                 self.gate.on_pilot(event.current)
             return outputs
-        if isinstance(event, ch.RcdChanged):
+        if isinstance(event, ch.RcdChange):
             log_event(logger, "rcd.changed", state=event.state.value)
             return charger.on_rcd(event.state, now)
-        if isinstance(event, ch.ProximityChanged):
+        if isinstance(event, ch.ProximityChange):
             reading = event.reading
             log_event(
                 logger,
@@ -359,7 +359,7 @@ class Gatekeeper:
             raise SafetyProcessError(event.reason)
         return self._on_trip(event, now)
 
-    def _on_trip(self, event: ch.Tripped, now: int) -> Outputs:
+    def _on_trip(self, event: ch.Trip, now: int) -> Outputs:
         charger = self.charger
         assert charger is not None
         self._main_request = self._discharge_request = None

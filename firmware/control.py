@@ -310,7 +310,8 @@ def _process_lines(processes: dict[str, Any]) -> list[str]:
     sampler = safety.get("sampler")
     sampler = sampler if isinstance(sampler, dict) else {}
     state = "running" if safety.get("alive") else f"lost ({_text(safety.get('lost'))})"
-    realtime = {True: "real time", False: "NOT real time"}.get(safety.get("realtime"), "-")
+    flag = safety.get("realtime")
+    realtime = "-" if flag is None else "real time" if flag is True else "NOT real time"
     return [
         f"processes:     gatekeeper pid {_text(gatekeeper.get('pid'))}",
         f"               safety pid {_text(safety.get('pid'))}, {state}, {realtime}",

@@ -22,9 +22,12 @@ from typing import Any, TypeVar
 
 from firmware.charger.faults import FaultKind
 from firmware.errors import GatekeeperError
-from firmware.pilot.confirm import PilotChange as PilotChange  # travels up as it is
+from firmware.interlock import Trip as Trip  # these three travel up as they are
+from firmware.pilot.confirm import PilotChange as PilotChange
 from firmware.pilot.levels import PilotState
 from firmware.pilot.proximity import Proximity, ProximityReading
+from firmware.sampler import ProximityChange as ProximityChange
+from firmware.sampler import RcdChange as RcdChange
 from hal.contract import Contacts, PilotDrive, PilotOutput, RcdState, Relay
 
 VERSION = 1
@@ -108,30 +111,11 @@ class Ready:
 
 
 @dataclass(frozen=True, slots=True)
-class Tripped:
-    reason: str
-    t_ns: int
-    contactor_fault: FaultKind | None
-
-
-@dataclass(frozen=True, slots=True)
 class RelayResult:
     request: int
     relay: Relay
     closed: bool  # what was wished
     granted: bool
-
-
-@dataclass(frozen=True, slots=True)
-class RcdChanged:
-    state: RcdState
-    t_ns: int
-
-
-@dataclass(frozen=True, slots=True)
-class ProximityChanged:
-    reading: ProximityReading
-    t_ns: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,10 +167,10 @@ Down = Setup | Heartbeat | SetPilot | RelayWish | Shutdown
 Up = (
     Ready
     | PilotChange
-    | Tripped
+    | Trip
     | RelayResult
-    | RcdChanged
-    | ProximityChanged
+    | RcdChange
+    | ProximityChange
     | PermanentFault
     | Status
     | SimulatedVehicle
@@ -212,8 +196,8 @@ _SAFE = struct.Struct(f"<{_NAME}s{_NAME}s")
 
 _TYPES: dict[type, int] = {
     Setup: 1, Heartbeat: 2, SetPilot: 3, RelayWish: 4, Shutdown: 5,
-    Ready: 65, PilotChange: 66, Tripped: 67, RelayResult: 68, RcdChanged: 69,
-    ProximityChanged: 70, PermanentFault: 71, Status: 72, SimulatedVehicle: 73, Failed: 74,
+    Ready: 65, PilotChange: 66, Trip: 67, RelayResult: 68, RcdChange: 69,
+    ProximityChange: 70, PermanentFault: 71, Status: 72, SimulatedVehicle: 73, Failed: 74,
     SafeState: 75,
 }  # fmt: skip
 
@@ -248,13 +232,13 @@ def _body(message: Message) -> bytes:
             return _READY.pack(amps, state_e, ventilation, _fault_name(permanent), realtime)
         case PilotChange(previous, current, t_ns, own):
             return _CHANGE.pack(_name(previous.value), _name(current.value), t_ns, own)
-        case Tripped(reason, t_ns, fault):
+        case Trip(reason, t_ns, fault):
             return _TRIPPED.pack(_name(reason), t_ns, _fault_name(fault))
         case RelayResult(request, relay, closed, granted):
             return _RESULT.pack(request, _name(relay.value), closed, granted)
-        case RcdChanged(state, t_ns):
+        case RcdChange(state, t_ns):
             return _RCD.pack(_name(state.value), t_ns)
-        case ProximityChanged(reading, t_ns):
+        case ProximityChange(reading, t_ns):
             amps = math.nan if reading.cable_a is None else reading.cable_a
             return _PROXIMITY.pack(_name(reading.state.value), amps, t_ns)
         case PermanentFault(kind, recorded):
@@ -302,10 +286,10 @@ def _decode_status(f: tuple[Any, ...]) -> Status:
     return Status(f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], latched)
 
 
-def _decode_proximity(f: tuple[Any, ...]) -> ProximityChanged:
+def _decode_proximity(f: tuple[Any, ...]) -> ProximityChange:
     amps = float(f[1])
     cable = None if math.isnan(amps) else amps
-    return ProximityChanged(ProximityReading(_member(Proximity, f[0]), cable), int(f[2]))
+    return ProximityChange(ProximityReading(_member(Proximity, f[0]), cable), int(f[2]))
 
 
 _DECODERS: dict[int, tuple[struct.Struct | None, Callable[[Any], Message]]] = {}
@@ -322,10 +306,10 @@ def _register() -> None:
         t[Ready]: (_READY, lambda f: Ready(f[0], f[1], f[2], _fault(f[3]), f[4])),
         t[PilotChange]: (_CHANGE, lambda f: PilotChange(
             _member(PilotState, f[0]), _member(PilotState, f[1]), f[2], f[3])),
-        t[Tripped]: (_TRIPPED, lambda f: Tripped(_text(f[0]), f[1], _fault(f[2]))),
+        t[Trip]: (_TRIPPED, lambda f: Trip(_text(f[0]), f[1], _fault(f[2]))),
         t[RelayResult]: (_RESULT, lambda f: RelayResult(f[0], _member(Relay, f[1]), f[2], f[3])),
-        t[RcdChanged]: (_RCD, lambda f: RcdChanged(_member(RcdState, f[0]), f[1])),
-        t[ProximityChanged]: (_PROXIMITY, _decode_proximity),
+        t[RcdChange]: (_RCD, lambda f: RcdChange(_member(RcdState, f[0]), f[1])),
+        t[ProximityChange]: (_PROXIMITY, _decode_proximity),
         t[PermanentFault]: (_PERMANENT, lambda f: PermanentFault(_member(FaultKind, f[0]), f[1])),
         t[Status]: (_STATUS, _decode_status),
         t[SimulatedVehicle]: (_VEHICLE, lambda f: SimulatedVehicle(f[0], f[1])),

@@ -84,10 +84,10 @@ class SafetyLost:
 
 SafetyEvent = (
     ch.PilotChange
-    | ch.Tripped
+    | ch.Trip
     | ch.RelayResult
-    | ch.RcdChanged
-    | ch.ProximityChanged
+    | ch.RcdChange
+    | ch.ProximityChange
     | ch.PermanentFault
     | SafetyLost
 )
@@ -114,7 +114,7 @@ class SafetyLink:
         self._beating = threading.Event()
         self._stamper: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[ch.Ready] | None = None
-        self._safe: asyncio.Future[ch.SafeState] | None = None
+        self._safe: asyncio.Future[ch.SafeState | None] | None = None
         self.lost: str | None = None
         self.max_heartbeat_gap_ns = 0  # between two heartbeats sent: the safety allows 100 ms
 
@@ -242,12 +242,12 @@ class SafetyLink:
                 return
             case ch.PilotChange(current=current):
                 mirror.pilot = current
-            case ch.Tripped():
+            case ch.Trip():
                 mirror.relays = dict.fromkeys(Relay, False)
             case ch.RelayResult(relay=relay, closed=closed, granted=granted):
                 if granted:
                     mirror.relays[relay] = closed
-            case ch.RcdChanged() | ch.ProximityChanged() | ch.PermanentFault():
+            case ch.RcdChange() | ch.ProximityChange() | ch.PermanentFault():
                 pass
             case _:
                 log_event(logger, "safety.unexpected_message", logging.WARNING,
@@ -260,9 +260,10 @@ class SafetyLink:
             return
         self.lost = reason
         self._beating.clear()
-        for future in (self._ready, self._safe):
-            if future is not None and not future.done():
-                future.set_exception(SafetyProcessError(reason))
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(SafetyProcessError(reason))  # start() awaits it
+        if self._safe is not None and not self._safe.done():
+            self._safe.set_result(None)  # no safe state will be reported
         self._post(SafetyLost(reason))
 
     # --- stop ----------------------------------------------------------------------------------
@@ -272,7 +273,7 @@ class SafetyLink:
         safe = None
         if self.lost is None and self._safe is not None:
             self._send(ch.Shutdown())
-            with contextlib.suppress(TimeoutError, SafetyProcessError):
+            with contextlib.suppress(TimeoutError):
                 safe = await asyncio.wait_for(asyncio.shield(self._safe), STOP_TIMEOUT_S)
         self.close()
         await asyncio.to_thread(self._reap)

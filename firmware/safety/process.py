@@ -30,7 +30,7 @@ from firmware.logs import log_event
 from firmware.safety import channel as ch
 from firmware.safety.realtime import collect_between_ticks, enter_realtime, quiet_gc
 from firmware.safety.settings import SafetySettings
-from firmware.sampler import ProximityChange, RcdChange, Sampler, SamplerEvent, SamplerFailed
+from firmware.sampler import Sampler, SamplerEvent, SamplerFailed
 from hal import SAFE_PILOT, Board, Contacts, RcdState, Relay, open_board
 
 logger = logging.getLogger(__name__)
@@ -262,21 +262,14 @@ class SafetyProcess:
 
     def _post(self, event: SamplerEvent) -> None:
         """On the sampler's thread; the relays are already open when a trip is posted."""
-        match event:
-            case Trip(reason, t_ns, fault):
-                self._outbox.append(ch.Tripped(reason, t_ns, fault))
-                if fault is not None:
-                    self._record_in_background(fault)
-            case RcdChange(state, t_ns):
-                self._outbox.append(ch.RcdChanged(state, t_ns))
-            case ProximityChange(reading, t_ns):
-                self._outbox.append(ch.ProximityChanged(reading, t_ns))
-            case SamplerFailed(error):
-                self.exit_code = EXIT_FAILED
-                log_event(logger, "safety.sampler_failed", logging.CRITICAL, error=error)
-                self._outbox.append(ch.Failed(error))
-            case _:
-                self._outbox.append(event)
+        if isinstance(event, SamplerFailed):
+            self.exit_code = EXIT_FAILED
+            log_event(logger, "safety.sampler_failed", logging.CRITICAL, error=event.error)
+            self._outbox.append(ch.Failed(event.error))
+            return
+        self._outbox.append(event)  # pilot, RCD and PP changes and trips travel as they are
+        if isinstance(event, Trip) and event.contactor_fault is not None:
+            self._record_in_background(event.contactor_fault)
 
     def _record_in_background(self, kind: FaultKind) -> None:
         """The record's fsync must not hold the tick: the latch already holds in memory, and

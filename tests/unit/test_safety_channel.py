@@ -3,6 +3,7 @@ anything else is a ChannelError with a one-line reason."""
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from pathlib import Path
 
@@ -29,12 +30,12 @@ EXAMPLES: list[ch.Message] = [
     ch.Ready(32.0, True, False, FaultKind.MAIN_WELDED, True),
     ch.Ready(80.0, False, True, None, False),
     PilotChange(PilotState.B, PilotState.DIODE_FAULT, 5_000_000, True),
-    ch.Tripped("pilot_b", 9, None),
-    ch.Tripped("contactor_mismatch", 10, FaultKind.DISCHARGE_FAILED_TO_CLOSE),
+    ch.Trip("pilot_b", 9, None),
+    ch.Trip("contactor_mismatch", 10, FaultKind.DISCHARGE_FAILED_TO_CLOSE),
     ch.RelayResult(2**32 - 1, Relay.MAIN, True, False),
-    ch.RcdChanged(RcdState.DC, 11),
-    ch.ProximityChanged(ProximityReading(Proximity.CABLE, 32.0), 12),
-    ch.ProximityChanged(ProximityReading(Proximity.RELEASE_PRESSED, None), 13),
+    ch.RcdChange(RcdState.DC, 11),
+    ch.ProximityChange(ProximityReading(Proximity.CABLE, 32.0), 12),
+    ch.ProximityChange(ProximityReading(Proximity.RELEASE_PRESSED, None), 13),
     ch.PermanentFault(FaultKind.RCD_SELF_TEST, False),
     ch.Status(1, 2, 3, 4, True, False, -3000.5, 240.0, 60.0, ("pilot_e", "rcd_dc")),
     ch.Status(1, 2, 3, 4, False, False, 0.0, 0.0, 0.0, ()),
@@ -93,10 +94,8 @@ def test_a_value_neither_side_defines_is_refused() -> None:
 
 @given(st.binary(max_size=300))
 def test_random_bytes_decode_or_raise_channel_error(data: bytes) -> None:
-    try:
+    with contextlib.suppress(ch.ChannelError):  # anything else fails the test
         ch.decode(data)
-    except ch.ChannelError:
-        pass
 
 
 def test_settings_round_trip_with_every_board_field() -> None:
