@@ -49,12 +49,12 @@ class Services:
         self.link = PlcLink(config)
 
     async def start(self, board: BoardMirror) -> None:
-        self._start_approvals()
+        await self._start_approvals()
         await self._start_plc(board)
         await self.link.start(self._watched)
         await self._start_sep2()
 
-    def _start_approvals(self) -> None:
+    async def _start_approvals(self) -> None:
         """The installed approval list, kept current (only with utility keys configured)."""
         config = self.config
         if not config.approvals.utility_keys:
@@ -66,7 +66,9 @@ class Services:
             raise ConfigError([f"approvals.utility_keys: {err}"]) from err
         store = ApprovalStore(config.paths.state_dir, keys, config.site.service_area)
         self.approvals = ApprovalWatch(store)
-        self.approvals.check()
+        # off the loop like every later check: a missing index is rebuilt by a child process
+        # for seconds, and the loop must keep turning (the safety process's heartbeat)
+        await asyncio.to_thread(self.approvals.check)
         self._background.append(self._watched(self.approvals.run(), "approvals.watch"))
 
     def describe(self) -> dict[str, str]:

@@ -1,38 +1,61 @@
-"""Bench: a 1,000,000-entry approval list, verified and loaded as at every start, then looked up.
+"""Bench: a 1,000,000-entry approval list installed by the CLI, loaded by the daemon's store,
+switched to its next version, and looked up.
 
-The parent builds and signs the list (TEST key) into a temporary state directory; a fresh child
-process then measures, so that the parent's building garbage does not hide the load's memory:
-``ApprovalStore.load_installed()`` time (ES256 verify + JSON parse + validation), VmRSS growth
-across it (and the VmHWM peak above the start), then 1,000,000 random lookups (90 % listed)
-timed in batches of 1,000: mean, p50 and p99 of the per-lookup batch means.
-Targets (issue #5): verify+load <= 3 s, lookup <= 5 us, RSS growth <= 150 MB.
+The parent builds and signs two versions of the list (TEST key) and installs the first with
+``evse-gatekeeper approvals install`` (timed, as an operator would run it). A fresh child
+process, standing in for the daemon, then measures with a ticker thread that sleeps 1 ms in a
+loop (the heartbeat's stand-in: the longest gap between its ticks is the longest time it was
+kept from running, GIL stalls included):
+
+- the start: ``ApprovalStore.load_installed()`` (chunked read and hash, ES256 over the digest,
+  the index opened), its time, the longest tick gap and the VmRSS growth across it;
+- 1,000,000 random lookups (90 % listed) on the list in force, timed in batches of 1,000:
+  mean, p50 and p99 of the per-lookup batch means;
+- the switch: the second version installed by the CLI (timed: it also verifies the installed
+  list, the rollback floor), then ``load_installed()`` while a thread polls ``in_force()``
+  (it must never see None): time and longest tick gap;
+- the rebuild: the index removed and ``load_installed()`` again, which rebuilds it in a child
+  process: time and longest tick gap;
+- for comparison, the former load: the full ``verify_es256`` and ``parse_approval_list`` in
+  the daemon's process, and the longest tick gap it causes.
+
+Targets: switch and start <= 3 s, longest tick gap while loading, switching or rebuilding
+<= 20 ms, lookup <= 5 us, RSS growth <= 150 MB.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from firmware.approvals.jws import load_utility_key
-from firmware.approvals.store import FILE_NAME, ApprovalStore
-from hil.approvals import encode_payload, keygen, load_key, sign_payload
+from firmware.approvals.approval_list import parse_approval_list
+from firmware.approvals.index import PREFIX, SUFFIX
+from firmware.approvals.jws import load_utility_key, verify_es256
+from firmware.approvals.store import ApprovalStore
+from hil.approvals import keygen, load_key, sign_payload
 from hil.bench_interlock import percentile
+from hil.daemon import toml_dumps
 
 ENTRIES = 1_000_000
 LOOKUPS = 1_000_000
 BATCH = 1_000
 AREA = "BENCH-UTILITY"
-TARGET_LOAD_S, TARGET_LOOKUP_US, TARGET_RSS_MB = 3.0, 5.0, 150.0
+TARGET_LOAD_S, TARGET_STALL_MS, TARGET_LOOKUP_US, TARGET_RSS_MB = 3.0, 20.0, 5.0, 150.0
 LIMITS_W = (3_300, 7_200, 9_600, 11_500, 19_200)
+TICK_S = 0.001
 
 
 def ism(n: int) -> str:
@@ -40,7 +63,8 @@ def ism(n: int) -> str:
 
 
 def build(directory: Path, entries: int) -> Path:
-    """Write a signed list of ``entries`` into ``directory/state``; the public key's path."""
+    """Write ``list1.jws`` and ``list2.jws`` (versions 1 and 2, same entries), the key pair
+    and ``config.toml`` (state in ``directory/state``) into ``directory``; the config."""
     key_path, public = keygen(directory / "keys")
     rows: list[dict[str, Any]] = []
     for n in range(entries):
@@ -49,20 +73,40 @@ def build(directory: Path, entries: int) -> Path:
         else:
             rows.append({"ism": ism(n), "status": "approved", "max_discharge_w": LIMITS_W[n % 5]})
     now = datetime.now(UTC).replace(microsecond=0)
-    payload = {
-        "type": "j3072-approval-list",
-        "version": 1,
-        "issuer": "TEST utility (bench)",
-        "service_area": AREA,
-        "issued_at": now.isoformat().replace("+00:00", "Z"),
-        "expires_at": (now + timedelta(days=1)).isoformat().replace("+00:00", "Z"),
-        "entries": rows,
-    }
-    state = directory / "state"
-    state.mkdir()
-    (state / FILE_NAME).write_text(sign_payload(load_key(key_path), payload) + "\n")
-    print(f"built {entries:,} entries: {len(encode_payload(payload)) / 1e6:.1f} MB of JSON")
-    return public
+    for version in (1, 2):
+        payload = {
+            "type": "j3072-approval-list",
+            "version": version,
+            "issuer": "TEST utility (bench)",
+            "service_area": AREA,
+            "issued_at": now.isoformat().replace("+00:00", "Z"),
+            "expires_at": (now + timedelta(days=1)).isoformat().replace("+00:00", "Z"),
+            "entries": rows,
+        }
+        token = sign_payload(load_key(key_path), payload)
+        (directory / f"list{version}.jws").write_text(token + "\n")
+    size = (directory / "list1.jws").stat().st_size
+    print(f"built {entries:,} entries: {size / 1e6:.1f} MB of JWS")
+    config = directory / "config.toml"
+    config.write_text(toml_dumps({
+        "paths": {"state_dir": str(directory / "state")},
+        "site": {"service_area": AREA},
+        "approvals": {"utility_keys": [str(public)]},
+    }))  # fmt: skip
+    return config
+
+
+def cli_install(config: Path, jws: Path) -> float:
+    """``evse-gatekeeper approvals install``, in its own process; its wall time."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "firmware", "approvals", "install", str(jws),
+         "--config", str(config)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"bench: install {jws.name} failed: {done.stderr.strip()}")
+    return time.perf_counter() - started
 
 
 def _status_kib(field: str) -> int:
@@ -70,17 +114,36 @@ def _status_kib(field: str) -> int:
     return int(match.group(1)) if match else -1
 
 
-def measure(state: Path, public: Path, entries: int) -> dict[str, Any]:
-    """In the child: load, then look up; the figures as a dict."""
-    store = ApprovalStore(state, [load_utility_key(public)], AREA)
-    rss_before = _status_kib("VmRSS")
-    started = time.perf_counter()
-    loaded = store.load_installed()
-    load_s = time.perf_counter() - started
-    rss_after = _status_kib("VmRSS")
-    if loaded is None or len(loaded.entries) != entries:
-        raise SystemExit(f"bench: the list did not load: {store.problem}")
-    peak = _status_kib("VmHWM")
+@dataclass
+class Ticker:
+    """A thread that sleeps ``TICK_S`` in a loop and notes when it ran."""
+
+    ticks: list[float] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            time.sleep(TICK_S)
+            self.ticks.append(time.perf_counter())
+
+    def timed(self, work: Callable[[], Any]) -> tuple[Any, float, float]:
+        """Run ``work``; its result, its time in s and the longest tick gap in ms."""
+        time.sleep(0.05)  # ticks before
+        started = time.perf_counter()
+        result = work()
+        ended = time.perf_counter()
+        time.sleep(0.05)  # and after, so a gap that spans the work's end is seen whole
+        ticks = list(self.ticks)
+        gaps = [b - a for a, b in itertools.pairwise(ticks) if b >= started and a <= ended]
+        return result, ended - started, max(gaps, default=float("nan")) * 1e3
+
+
+def lookups(store: ApprovalStore, entries: int) -> dict[str, float]:
+    loaded = store.in_force()
+    assert loaded is not None
     rng = random.Random(3072)
     queries = [ism(rng.randrange(entries * 10 // 9)) for _ in range(LOOKUPS)]  # ~90 % listed
     lookup = loaded.lookup
@@ -92,9 +155,6 @@ def measure(state: Path, public: Path, entries: int) -> dict[str, Any]:
             lookup(query)
         batches.append((time.perf_counter() - began) / len(batch) * 1e6)
     return {
-        "load_s": load_s,
-        "rss_growth_mb": (rss_after - rss_before) / 1024,
-        "peak_growth_mb": (peak - rss_before) / 1024,
         "lookup_mean_us": sum(batches) / len(batches),
         "lookup_p50_us": percentile(batches, 50),
         "lookup_p99_us": percentile(batches, 99),
@@ -102,55 +162,112 @@ def measure(state: Path, public: Path, entries: int) -> dict[str, Any]:
     }
 
 
-def report(figures: dict[str, Any], entries: int) -> int:
-    checks = [
-        ("verify+load", f"{figures['load_s']:.2f} s", figures["load_s"], TARGET_LOAD_S, "s"),
-        (
-            "lookup mean",
-            f"{figures['lookup_mean_us']:.3f} us (p50 {figures['lookup_p50_us']:.3f}, "
-            f"p99 {figures['lookup_p99_us']:.3f} over batches of {BATCH})",
-            figures["lookup_mean_us"],
-            TARGET_LOOKUP_US,
-            "us",
-        ),
-        (
-            "RSS growth",
-            f"{figures['rss_growth_mb']:.0f} MB (peak during load "
-            f"+{figures['peak_growth_mb']:.0f} MB)",
-            figures["rss_growth_mb"],
-            TARGET_RSS_MB,
-            "MB",
-        ),
-    ]
+def switch(store: ApprovalStore, ticker: Ticker) -> tuple[int | None, float, float, int]:
+    """``load_installed()`` while a thread polls ``in_force()``; the version loaded, time,
+    longest tick gap and how often the poller saw no list in force."""
+    done, gaps = threading.Event(), [0]
+
+    def poll() -> None:
+        while not done.is_set():
+            gaps[0] += store.in_force() is None
+            time.sleep(0.0005)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    loaded, seconds, stall = ticker.timed(store.load_installed)
+    done.set()
+    poller.join()
+    return (None if loaded is None else loaded.version), seconds, stall, gaps[0]
+
+
+def measure(workdir: Path, entries: int) -> dict[str, Any]:
+    """In the child, the daemon's stand-in: every figure as a dict."""
+    keys = [load_utility_key(workdir / "keys" / "utility.pem")]
+    store = ApprovalStore(workdir / "state", keys, AREA)
+    ticker = Ticker()
+    ticker.start()
+    figures: dict[str, Any] = {"idle_gap_ms": ticker.timed(lambda: time.sleep(1.0))[2]}
+    rss_before = _status_kib("VmRSS")
+    loaded, figures["start_s"], figures["start_gap_ms"] = ticker.timed(store.load_installed)
+    figures["rss_growth_mb"] = (_status_kib("VmRSS") - rss_before) / 1024
+    if loaded is None or len(loaded.entries) != entries:
+        raise SystemExit(f"bench: the list did not load: {store.problem}")
+    figures.update(lookups(store, entries))
+    figures["rss_after_lookups_mb"] = (_status_kib("VmRSS") - rss_before) / 1024
+    figures["install2_s"] = cli_install(workdir / "config.toml", workdir / "list2.jws")
+    version, figures["switch_s"], figures["switch_gap_ms"], figures["none_seen"] = switch(
+        store, ticker
+    )
+    if version != 2:
+        raise SystemExit(f"bench: version 2 did not load: {store.problem}")
+    for index in (workdir / "state").glob(f"{PREFIX}*{SUFFIX}"):
+        index.unlink()
+    version, figures["rebuild_s"], figures["rebuild_gap_ms"], none_seen = switch(store, ticker)
+    if version != 2:
+        raise SystemExit(f"bench: the rebuilt index did not load: {store.problem}")
+    figures["none_seen"] += none_seen
+    data = (workdir / "list2.jws").read_bytes()
+    _, figures["former_s"], figures["former_gap_ms"] = ticker.timed(
+        lambda: parse_approval_list(verify_es256(data, keys).payload)
+    )
+    return figures
+
+
+def report(figures: dict[str, Any], entries: int, install_s: float) -> int:
+    f = figures
+    checks: list[tuple[str, str, float, float, str]] = [
+        ("start", f"{f['start_s']:.3f} s", f["start_s"], TARGET_LOAD_S, "s"),
+        ("  tick gap", f"{f['start_gap_ms']:.1f} ms", f["start_gap_ms"], TARGET_STALL_MS, "ms"),
+        ("switch 1->2", f"{f['switch_s']:.3f} s", f["switch_s"], TARGET_LOAD_S, "s"),
+        ("  tick gap", f"{f['switch_gap_ms']:.1f} ms", f["switch_gap_ms"], TARGET_STALL_MS, "ms"),
+        ("rebuild", f"{f['rebuild_s']:.2f} s (index removed: child process)",
+         f["rebuild_s"], float("inf"), "s"),
+        ("  tick gap", f"{f['rebuild_gap_ms']:.1f} ms", f["rebuild_gap_ms"], TARGET_STALL_MS, "ms"),
+        ("no list seen", f"{f['none_seen']} times by the poller during switch and rebuild",
+         f["none_seen"], 0, "times"),
+        ("lookup mean", f"{f['lookup_mean_us']:.3f} us (p50 {f['lookup_p50_us']:.3f}, "
+         f"p99 {f['lookup_p99_us']:.3f} over batches of {BATCH})",
+         f["lookup_mean_us"], TARGET_LOOKUP_US, "us"),
+        ("RSS growth", f"{f['rss_growth_mb']:.1f} MB (after the lookups "
+         f"+{f['rss_after_lookups_mb']:.1f} MB)", f["rss_growth_mb"], TARGET_RSS_MB, "MB"),
+    ]  # fmt: skip
     print(f"approval list bench: {entries:,} entries, {LOOKUPS:,} lookups "
-          f"({figures['listed']:.0%} listed)")  # fmt: skip
+          f"({f['listed']:.0%} listed), ticker every {TICK_S * 1e3:g} ms "
+          f"(idle: longest gap {f['idle_gap_ms']:.1f} ms)")  # fmt: skip
+    print(f"  CLI install  {install_s:.2f} s into an empty state directory, "
+          f"{f['install2_s']:.2f} s over version 1")  # fmt: skip
     failed = 0
     for name, shown, value, target, unit in checks:
         verdict = "ok" if value <= target else "MISSED"
         failed += value > target
-        print(f"  {name:<12} {shown}  target <= {target:g} {unit}: {verdict}")
+        aim = f"  target <= {target:g} {unit}: {verdict}" if target != float("inf") else ""
+        print(f"  {name:<12} {shown}{aim}")
+    print(f"  former load  {f['former_s']:.2f} s in-process verify+parse, "
+          f"longest tick gap {f['former_gap_ms']:.0f} ms (for comparison)")  # fmt: skip
     return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hil.bench_approvals", description=__doc__)
     parser.add_argument("--entries", type=int, default=ENTRIES)
-    parser.add_argument("--measure", nargs=2, metavar=("STATE", "PEM"), help=argparse.SUPPRESS)
+    parser.add_argument("--measure", metavar="WORKDIR", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:
-        print(json.dumps(measure(Path(args.measure[0]), Path(args.measure[1]), args.entries)))
+        print(json.dumps(measure(Path(args.measure), args.entries)))
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-approvals-") as workdir:
-        public = build(Path(workdir), args.entries)
+        config = build(Path(workdir), args.entries)
+        (Path(workdir) / "state").mkdir()
+        install_s = cli_install(config, Path(workdir) / "list1.jws")
         child = subprocess.run(
             [sys.executable, "-m", "hil.bench_approvals", "--entries", str(args.entries),
-             "--measure", str(Path(workdir) / "state"), str(public)],
+             "--measure", workdir],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
     if child.returncode != 0:
         print(child.stderr, file=sys.stderr)
         return 1
-    return report(json.loads(child.stdout), args.entries)
+    return report(json.loads(child.stdout), args.entries, install_s)
 
 
 if __name__ == "__main__":

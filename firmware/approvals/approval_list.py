@@ -13,7 +13,6 @@ JSON decoder builds it, so no per-entry dict outlives its own decoding.
 
 from __future__ import annotations
 
-import enum
 import gc
 import json
 import re
@@ -25,6 +24,10 @@ from typing import Any
 
 from firmware.approvals import ApprovalError
 from firmware.approvals.jws import shown
+from firmware.approvals.view import Entry as Entry
+from firmware.approvals.view import ListReading
+from firmware.approvals.view import Status as Status
+from firmware.approvals.view import rfc3339 as rfc3339
 
 LIST_TYPE = "j3072-approval-list"
 FIELDS = frozenset(
@@ -43,26 +46,12 @@ class ApprovalListError(ApprovalError):
     missing, extra or mistyped, a wrong ``type``, a bad time, or an ISM listed twice."""
 
 
-class Status(enum.StrEnum):
-    """What the list says of an ISM (compares equal to its string)."""
-
-    APPROVED = "approved"
-    REVOKED = "revoked"
-    NOT_LISTED = "not listed"  # never in an Entry: the answer for an ISM the list lacks
-
-
 _APPROVED, _REVOKED = Status.APPROVED.value, Status.REVOKED.value
 _NO_LIMIT = object()  # max_discharge_w absent (an explicit null is refused)
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
-    status: Status  # APPROVED or REVOKED
-    max_discharge_w: int | None = None  # the utility's cap for this ISM; None: no cap
-
-
-@dataclass(frozen=True, slots=True)
-class ApprovalList:
+class ApprovalList(ListReading):
     version: int
     issuer: str
     service_area: str
@@ -72,25 +61,6 @@ class ApprovalList:
 
     def lookup(self, ism: str) -> Entry | None:
         return self.entries.get(ism)
-
-    def status_of(self, ism: str) -> Status:
-        entry = self.entries.get(ism)
-        return Status.NOT_LISTED if entry is None else entry.status
-
-    def valid_at(self, now: datetime) -> bool:
-        return self.issued_at <= now < self.expires_at
-
-    def validity_problem(self, now: datetime) -> str | None:
-        """Why the list is not in force at ``now``; None when it is."""
-        if now < self.issued_at:
-            return f"list version {self.version} is not valid before {rfc3339(self.issued_at)}"
-        if now >= self.expires_at:
-            return f"list version {self.version} expired at {rfc3339(self.expires_at)}"
-        return None
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def parse_approval_list(payload: bytes) -> ApprovalList:

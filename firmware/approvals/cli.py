@@ -25,9 +25,10 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from firmware.approvals import ApprovalError
-from firmware.approvals.approval_list import ApprovalList, Status, rfc3339
+from firmware.approvals.approval_list import Status, rfc3339
 from firmware.approvals.jws import load_utility_keys
 from firmware.approvals.store import MAX_JWS_BYTES, ApprovalStore, ApprovalStoreError
+from firmware.approvals.view import ListView
 from firmware.cli_args import add_config
 from firmware.config import PathsConfig
 from firmware.config_approvals import ApprovalsConfig
@@ -169,7 +170,7 @@ def _plain(value: object) -> str:
     return json.dumps(text) if not text or any(c.isspace() or c == '"' for c in text) else text
 
 
-def summarize(installed: ApprovalList) -> dict[str, Any]:
+def summarize(installed: ListView) -> dict[str, Any]:
     """The ``show --json`` object."""
     return {
         "version": installed.version,
@@ -219,7 +220,7 @@ def _store(config: ApprovalsSettings) -> ApprovalStore:
     return ApprovalStore(config.paths.state_dir, keys, config.site.service_area)
 
 
-def _load(config: ApprovalsSettings) -> ApprovalList | None:
+def _load(config: ApprovalsSettings) -> ListView | None:
     """The installed list if it is in force; otherwise None, and the reason on stderr."""
     store = _store(config)
     installed = store.load_installed()

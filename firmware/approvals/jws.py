@@ -3,7 +3,8 @@
 Owns the envelope of the approval list and the utility keys: EC P-256 public keys read from
 PEM files, each known by its RFC 7638 JWK SHA-256 thumbprint, which a token may name as its
 ``kid``. It does not look inside the payload; ``approval_list`` does, once the signature has
-verified.
+verified. ``verify_es256_prehashed`` applies the same rules to a token that was read in chunks
+and hashed on the way (``installed_file``), so that no whole token is ever held or decoded.
 
 Refused, with a one-line reason: anything but three base64url parts; padding, ``+``, ``/`` or
 a non-canonical last character (so that no two texts carry the same bytes); a header that is
@@ -28,6 +29,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
+    Prehashed,
     decode_dss_signature,
     encode_dss_signature,
 )
@@ -129,7 +131,32 @@ def verify_es256(token: str | bytes, keys: Sequence[UtilityKey]) -> VerifiedJws:
         raise JwsError(f"compact JWS has {len(parts)} part(s), expected 3")
     header = _header(b64url_decode(parts[0], "JWS header"))
     payload = b64url_decode(parts[1], "JWS payload")  # decoded, not looked at, until verified
-    signature = b64url_decode(parts[2], "JWS signature")
+    signing_input = memoryview(data)[: len(parts[0]) + 1 + len(parts[1])]
+    key = _signed_by(header, parts[2], keys, signing_input, ec.ECDSA(hashes.SHA256()))
+    return VerifiedJws(header, payload, key)
+
+
+def verify_es256_prehashed(
+    header_part: bytes, signature_part: bytes, signing_sha256: bytes, keys: Sequence[UtilityKey]
+) -> UtilityKey:
+    """Verify a compact JWS given as its first and last parts (base64url) and the SHA-256 of
+    its signing input (RFC 7515 §5.2 step 8), hashed by the caller as it read the token:
+    the same header and key rules as ``verify_es256``; the key whose signature verified."""
+    header = _header(b64url_decode(header_part, "JWS header"))
+    algorithm = ec.ECDSA(Prehashed(hashes.SHA256()))
+    return _signed_by(header, signature_part, keys, signing_sha256, algorithm)
+
+
+def _signed_by(
+    header: Mapping[str, Any],
+    signature_part: bytes,
+    keys: Sequence[UtilityKey],
+    signed: bytes | memoryview,
+    algorithm: ec.ECDSA,
+) -> UtilityKey:
+    """The key (among those the header allows) whose ES256 signature over ``signed`` verifies;
+    JwsError otherwise."""
+    signature = b64url_decode(signature_part, "JWS signature")
     candidates = _candidates(header, keys)
     if len(signature) != SIGNATURE_BYTES:
         raise JwsError(f"ES256 signature is {len(signature)} bytes, expected {SIGNATURE_BYTES}")
@@ -137,13 +164,12 @@ def verify_es256(token: str | bytes, keys: Sequence[UtilityKey]) -> VerifiedJws:
         int.from_bytes(signature[:COORDINATE_BYTES], "big"),
         int.from_bytes(signature[COORDINATE_BYTES:], "big"),
     )
-    signing_input = memoryview(data)[: len(parts[0]) + 1 + len(parts[1])]
     for key in candidates:
         try:
-            key.public_key.verify(der, signing_input, ec.ECDSA(hashes.SHA256()))
+            key.public_key.verify(der, signed, algorithm)
         except InvalidSignature:
             continue
-        return VerifiedJws(header, payload, key)
+        return key
     if "kid" in header:
         raise JwsError(f"signature does not verify with the utility key {header['kid']}")
     raise JwsError("signature does not verify with any utility key")

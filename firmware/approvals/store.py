@@ -1,13 +1,24 @@
-"""The installed approval list: checked before it is written, written atomically, re-verified
-at every start.
+"""The installed approval list: checked before it is written, written atomically, verified
+again at every start and after every install, and the list in force in memory.
 
-Owns ``<state_dir>/approvals.jws``, which holds the compact JWS exactly as received so that it
-can be re-verified against the keys configured at each start, and the list in force in memory.
-An install runs every check before it touches the disk, then writes a temporary file in the
-same directory, fsyncs it, renames it over the old file and fsyncs the directory: a crash at
-any point leaves the old list or the new one, never a broken one. An installed list that no
-longer verifies at start (key removed, file damaged, expired, another service area) is
-reported and treated as no list: default deny. It does not fetch lists (``cli``).
+Owns ``<state_dir>/approvals.jws``, which holds the compact JWS exactly as received (followed
+by one newline) so that it can be re-verified against the keys configured at each start, and
+the list in force. An install (the CLI, in its own process) runs every check and the full
+parse before it touches the disk, builds the list's SQLite index (``index``, named by the
+SHA-256 of the exact bytes it is about to write), then writes a temporary file in the same
+directory, fsyncs it, renames it over the old file and fsyncs the directory: a crash at any
+point leaves the old list or the new one, never a broken one; the indexes of other content
+are removed after. An installed list that no longer verifies (key removed, file damaged,
+expired, another service area) is reported and not put in force: default deny. It does not
+fetch lists (``cli``).
+
+``load_installed`` (the daemon, in a worker thread) never holds the GIL long: it reads the file
+in chunks, hashing it on the way (``installed_file.scan``), verifies the signature over the
+hash (``jws.verify_es256_prehashed``), opens the index of exactly those bytes, or has a child
+process rebuild it (``rebuild``), and checks service area and dates from the index. The list
+in force stays in force while it works and when the file is refused; the new one replaces it
+in one assignment once verified. Only a deleted file takes the list in force away
+(docs/design.md, "The approval list in force").
 
 Versions: lower than the installed one is refused (rollback); equal with the same payload is
 a no-op (fetching the list in force again is harmless); equal with another payload is refused
@@ -18,7 +29,6 @@ nothing vouches for any more cannot hold the site back.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
@@ -28,19 +38,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from firmware.approvals import ApprovalError
-from firmware.approvals.approval_list import (
-    ApprovalList,
-    Status,
-    parse_approval_list,
-    rfc3339,
+from firmware.approvals.approval_list import ApprovalList, Status, parse_approval_list
+from firmware.approvals.durable import discard, fsync_directory, write_all
+from firmware.approvals.index import (
+    ApprovalIndexError,
+    IndexedList,
+    build_index,
+    open_index,
+    remove_stale,
 )
-from firmware.approvals.jws import UtilityKey, ascii_token, shown, verify_es256
+from firmware.approvals.installed_file import FILE_NAME as FILE_NAME
+from firmware.approvals.installed_file import MAX_JWS_BYTES as MAX_JWS_BYTES
+from firmware.approvals.installed_file import read_whole, scan
+from firmware.approvals.jws import UtilityKey, ascii_token, verify_es256, verify_es256_prehashed
+from firmware.approvals.rebuild import rebuild_index
+from firmware.approvals.view import ListView, rfc3339, service_area_problem
 
 logger = logging.getLogger(__name__)
 
-FILE_NAME = "approvals.jws"
 TEMPORARY_NAME = FILE_NAME + ".tmp"  # same directory, so the rename is atomic
-MAX_JWS_BYTES = 256 * 1024 * 1024  # a million entries take ~90 MB
 
 Clock = Callable[[], datetime]
 
@@ -52,14 +68,15 @@ class ApprovalRefused(ApprovalError):
 
 
 class ApprovalStoreError(ApprovalError):
-    """Raised when the installed list cannot be read, or the new one cannot be written (the
-    old list, or the new one if the rename happened, is then on disk)."""
+    """Raised when the installed list cannot be read, or the new one (or its index) cannot be
+    written (the old list, or the new one if the rename happened, is then on disk)."""
 
 
 @dataclass(frozen=True, slots=True)
 class _Verified:
     approval_list: ApprovalList
     payload_sha256: bytes  # to tell the installed payload again from another one
+    file_sha256: bytes  # the binding hash of the file's bytes (installed_file), names the index
 
 
 def utc_now() -> datetime:
@@ -74,15 +91,16 @@ class ApprovalStore:
         service_area: str,
         clock: Clock = utc_now,
     ) -> None:
+        self.state_dir = state_dir
         self.path = state_dir / FILE_NAME
         self._keys = tuple(keys)
         self._service_area = service_area
         self._clock = clock
-        self._current: ApprovalList | None = None
+        self._current: ListView | None = None
         self._problem: str | None = None
 
     @property
-    def current(self) -> ApprovalList | None:
+    def current(self) -> ListView | None:
         """The list loaded or installed last (it may have expired since: see ``in_force``)."""
         return self._current
 
@@ -91,7 +109,7 @@ class ApprovalStore:
         """Why the installed file is not in force, after ``load_installed``; None if it is."""
         return self._problem
 
-    def in_force(self) -> ApprovalList | None:
+    def in_force(self) -> ListView | None:
         current = self._current
         return current if current is not None and current.valid_at(self._clock()) else None
 
@@ -100,84 +118,122 @@ class ApprovalStore:
         current = self.in_force()
         return Status.NOT_LISTED if current is None else current.status_of(ism)
 
-    def load_installed(self) -> ApprovalList | None:
-        """Re-verify the installed file; None (and ``problem`` says why) if it is refused."""
-        self._current, self._problem = None, None
+    def load_installed(self) -> ListView | None:
+        """Verify the installed file again and put it in force; None (and ``problem`` says
+        why) if it is refused, when the list in force stays, or if there is none, when
+        nothing is in force any more."""
         try:
-            installed = self._read_installed()
-            if installed is not None:
-                self._check_here(installed.approval_list)
+            loaded = self._load_indexed()
         except ApprovalError as err:
             self._problem = f"installed list refused: {err}"
             logger.warning("approvals.installed_refused path=%s reason=%s", self.path, err)
             return None
-        if installed is None:
-            return None
-        self._current = installed.approval_list
-        logger.info("approvals.loaded %s", _fields(self._current))
-        return self._current
+        self._problem = None
+        # the swap: one assignment; the list it replaces closes when its last reader lets go
+        self._current = loaded
+        if loaded is not None:
+            logger.info("approvals.loaded %s", _fields(loaded))
+        return loaded
 
     def install(self, jws: str | bytes) -> ApprovalList:
-        """Verify and check ``jws`` (a compact JWS, as text or a file's bytes), then replace
-        the installed list atomically."""
+        """Verify and check ``jws`` (a compact JWS, as text or a file's bytes), index it, then
+        replace the installed list atomically."""
         try:
             candidate = self._verify(jws)
             self._check_here(candidate.approval_list)
-            unchanged = self._check_version(candidate)
+            installed = self._check_version(candidate)
         except ApprovalError as err:
             logger.warning("approvals.refused reason=%s", err)
             raise
-        if unchanged:
+        if installed is not None:
+            self._ensure_index(installed)
             logger.info("approvals.unchanged %s", _fields(candidate.approval_list))
         else:
+            self._build_index(candidate)
             try:
                 self._write(ascii_token(jws) + b"\n")
             except ApprovalStoreError:
                 self.load_installed()  # the old list or the new one: keep memory as on disk
                 raise
             logger.info("approvals.installed %s", _fields(candidate.approval_list))
+        kept = candidate if installed is None else installed
+        remove_stale(self.state_dir, kept.file_sha256)
         self._current, self._problem = candidate.approval_list, None
         return candidate.approval_list
 
-    def _verify(self, jws: str | bytes) -> _Verified:
-        if len(jws) > MAX_JWS_BYTES:
-            raise ApprovalRefused(f"list is larger than {MAX_JWS_BYTES} bytes")
-        payload = verify_es256(jws, self._keys).payload
-        return _Verified(parse_approval_list(payload), hashlib.sha256(payload).digest())
+    # --- the daemon's load: chunked, prehashed, indexed -------------------------------------
 
-    def _read_installed(self) -> _Verified | None:
+    def _load_indexed(self) -> IndexedList | None:
         try:
-            with self.path.open("rb") as handle:
-                data = handle.read(MAX_JWS_BYTES + 1)
+            scanned = scan(self.path)
         except FileNotFoundError:
             return None
         except OSError as err:
             raise ApprovalStoreError(f"{self.path}: cannot read: {err.strerror}") from err
-        return self._verify(data)
+        verify_es256_prehashed(
+            scanned.header, scanned.signature, scanned.signing_sha256, self._keys
+        )
+        indexed = self._open_index(scanned.file_sha256)
+        try:
+            self._check_here(indexed)
+        except ApprovalError:
+            indexed.close()  # never in force: nobody else holds it
+            raise
+        return indexed
 
-    def _check_here(self, candidate: ApprovalList) -> None:
-        if not self._service_area:
-            raise ApprovalRefused("[site] service_area is not set")
-        if candidate.service_area != self._service_area:
-            raise ApprovalRefused(
-                f"list is for service area {shown(candidate.service_area)}, "
-                f"this site is in {shown(self._service_area)}"
-            )
-        problem = candidate.validity_problem(self._clock())
+    def _open_index(self, file_sha256: bytes) -> IndexedList:
+        try:
+            return open_index(self.state_dir, file_sha256)
+        except ApprovalIndexError as err:
+            logger.info("approvals.index_rebuild path=%s reason=%s", self.path, err)
+        rebuilt = rebuild_index(self.state_dir, self._keys, self._service_area)
+        if rebuilt != file_sha256:
+            raise ApprovalStoreError(f"{self.path}: changed while it was being verified")
+        return open_index(self.state_dir, file_sha256)
+
+    # --- the install's full verification ----------------------------------------------------
+
+    def _verify(self, jws: str | bytes, file_bytes: bytes | None = None) -> _Verified:
+        """Verify ``jws`` in full. ``file_bytes``: what the installed file holds for it; by
+        default what an install writes (the token and a newline). Their hash binds the index."""
+        if len(jws) > MAX_JWS_BYTES:
+            raise ApprovalRefused(f"list is larger than {MAX_JWS_BYTES} bytes")
+        payload = verify_es256(jws, self._keys).payload
+        if file_bytes is None:
+            file_bytes = ascii_token(jws) + b"\n"
+        return _Verified(
+            parse_approval_list(payload),
+            hashlib.sha256(payload).digest(),
+            hashlib.sha256(file_bytes).digest(),
+        )
+
+    def _read_installed(self) -> _Verified | None:
+        try:
+            data = read_whole(self.path)
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise ApprovalStoreError(f"{self.path}: cannot read: {err.strerror}") from err
+        return self._verify(data, data)
+
+    def _check_here(self, candidate: ListView) -> None:
+        problem = service_area_problem(candidate.service_area, self._service_area)
+        if problem is None:
+            problem = candidate.validity_problem(self._clock())
         if problem is not None:
             raise ApprovalRefused(problem)
 
-    def _check_version(self, candidate: _Verified) -> bool:
-        """Refuse a rollback; True when exactly this payload is installed already."""
+    def _check_version(self, candidate: _Verified) -> _Verified | None:
+        """Refuse a rollback; the installed list when exactly this payload is installed."""
         try:
             installed = self._read_installed()
         except ApprovalStoreError:
             raise  # unreadable: cannot tell a rollback, so nothing is replaced
         except ApprovalError as err:
             logger.info("approvals.no_floor reason=%s", err)
-            return False
+            return None
         if installed is None or installed.approval_list.service_area != self._service_area:
-            return False
+            return None
         new, old = candidate.approval_list.version, installed.approval_list.version
         if new < old:
             raise ApprovalRefused(f"version {new} is older than the installed version {old}")
@@ -185,46 +241,41 @@ class ApprovalStore:
             raise ApprovalRefused(
                 f"version {new} is installed with other content: a new list needs a new version"
             )
-        return new == old
+        return installed if new == old else None
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def _build_index(self, verified: _Verified) -> None:
+        try:
+            build_index(self.state_dir, verified.approval_list, verified.file_sha256)
+        except ApprovalIndexError as err:
+            raise ApprovalStoreError(str(err)) from err
+
+    def _ensure_index(self, installed: _Verified) -> None:
+        """The installed file's index exists and is its own (it may have been removed)."""
+        try:
+            open_index(self.state_dir, installed.file_sha256).close()
+        except ApprovalIndexError as err:
+            logger.info("approvals.index_rebuild path=%s reason=%s", self.path, err)
+            self._build_index(installed)
 
     def _write(self, data: bytes) -> None:
         temporary = self.path.with_name(TEMPORARY_NAME)
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
-                _write_all(fd, data)
+                write_all(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)
             os.replace(temporary, self.path)
-            _fsync_directory(self.path.parent)
+            fsync_directory(self.path.parent)
         except OSError as err:
-            _discard(temporary)
+            discard(temporary)
             raise ApprovalStoreError(f"{self.path}: cannot write: {err.strerror}") from err
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _fsync_directory(directory: Path) -> None:
-    # the rename is durable only once the directory entry is on disk
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _discard(temporary: Path) -> None:
-    # already renamed, or never created: then there is nothing to clean up
-    with contextlib.suppress(OSError):
-        temporary.unlink()
-
-
-def _fields(approval_list: ApprovalList) -> str:
+def _fields(approval_list: ListView) -> str:
     return (
         f"version={approval_list.version} service_area={approval_list.service_area} "
         f"entries={len(approval_list.entries)} expires_at={rfc3339(approval_list.expires_at)}"

@@ -4,7 +4,9 @@ place), so a running daemon uses a new list without a restart.
 
 The check is a ``stat`` of the installed file (inode, size, mtime); only a change costs a
 verification. What the list says is asked of the store (``status_of``); a list that expires
-is out of force at once because the store checks validity on every question.
+is out of force at once because the store checks validity on every question. A new file that
+is refused leaves the list in force in force (``approvals.kept``); only a deleted file, or
+none that verifies at start, leaves none (``approvals.none``).
 """
 
 from __future__ import annotations
@@ -37,16 +39,21 @@ class ApprovalWatch:
         self._seen = signature
         self.reloads += 1
         if self.store.load_installed() is None:
-            log_event(logger, "approvals.none", logging.WARNING,
-                      reason=self.store.problem or "no list installed")  # fmt: skip
+            kept = self.store.current
+            if kept is None:
+                log_event(logger, "approvals.none", logging.WARNING,
+                          reason=self.store.problem or "no list installed")  # fmt: skip
+            else:
+                log_event(logger, "approvals.kept", logging.WARNING,
+                          version=kept.version, reason=self.store.problem)  # fmt: skip
         return True
 
     async def run(self) -> None:
         while True:
             await asyncio.sleep(CHECK_EVERY_S)
-            # a new list is verified off the loop: a large one takes seconds of CPU, and the
-            # charger and the gate must keep turning meanwhile (the store swaps the verified
-            # list in with one assignment)
+            # a new list is verified off the loop, in chunks that never hold the GIL long
+            # (an index rebuild runs in a child process): the charger and the gate keep
+            # turning meanwhile, and the store swaps the verified list in with one assignment
             await asyncio.to_thread(self.check)
 
     def _signature(self) -> Signature:

@@ -6,6 +6,7 @@ refused across restarts."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from firmware.approvals.approval_list import Status
+from firmware.approvals.index import index_path
 from firmware.approvals.jws import UtilityKey, utility_key
 from firmware.approvals.store import (
     FILE_NAME,
@@ -54,6 +56,11 @@ class Clock:
 def _store(directory: Path, keys: list[UtilityKey] | None = None, **kw: Any) -> ApprovalStore:
     clock: Callable[[], datetime] = kw.pop("clock", lambda: NOW)
     return ApprovalStore(directory, keys or [_key()], kw.pop("area", AREA), clock)
+
+
+def _index_name(token: str) -> str:
+    """The index an install of ``token`` writes: named by the bytes it writes."""
+    return index_path(Path(), hashlib.sha256(token.encode() + b"\n").digest()).name
 
 
 def _on_disk(directory: Path) -> int | None:
@@ -107,8 +114,12 @@ def test_an_install_uses_every_file_operation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = _trace_install(tmp_path, monkeypatch)
-    # temporary file: open, write, fsync, close; rename; directory: open, fsync, close
-    assert calls == ["open", "write", "fsync", "close", "replace", "open", "fsync", "close"]
+    # the index first (SQLite writes it through its own descriptor): temporary file open,
+    # fsync, close; rename; directory open, fsync, close. Then the list: temporary file
+    # open, write, fsync, close; rename; directory open, fsync, close
+    index = ["open", "fsync", "close", "replace", "open", "fsync", "close"]
+    jws = ["open", "write", "fsync", "close", "replace", "open", "fsync", "close"]
+    assert calls == index + jws
 
 
 @pytest.mark.parametrize("error", [OSError, Crash], ids=["error", "crash"])
@@ -116,7 +127,7 @@ def test_failing_each_file_operation_leaves_the_old_or_the_new_list(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: type
 ) -> None:
     calls = _trace_install(tmp_path, monkeypatch)
-    renamed_at = calls.index("replace")
+    renamed_at = len(calls) - 1 - calls[::-1].index("replace")  # the list's, after the index's
     for k, operation in enumerate(calls):
         directory = tmp_path / f"k{k}"
         directory.mkdir()
@@ -133,9 +144,13 @@ def test_failing_each_file_operation_leaves_the_old_or_the_new_list(
             assert "cannot write" in str(caught.value), where
             assert store.current is not None and store.current.version == expected, where
             assert not (directory / TEMPORARY_NAME).exists(), where
-        # after a crash the next install still succeeds, over any stale temporary file
-        assert _store(directory).install(_list(7)).version == 7, where
-        assert sorted(p.name for p in directory.iterdir()) == [FILE_NAME], where
+            assert not list(directory.glob("*.tmp")), where
+        # after a crash the next install still succeeds, over any stale temporary file, and
+        # removes the stale indexes and temporaries
+        seven = _list(7)
+        assert _store(directory).install(seven).version == 7, where
+        listed = sorted(p.name for p in directory.iterdir())
+        assert listed == [_index_name(seven), FILE_NAME], where
 
 
 def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -355,7 +355,7 @@ def test_a_gap_under_half_the_dead_man_timeout_opens_nothing(clock: Clock) -> No
 
 def test_a_weld_is_still_latched_after_a_stall(clock: Clock) -> None:
     board = board_with(clock)
-    interlock, sampler, posted = charging_sampler(clock, board)
+    interlock, sampler, _ = charging_sampler(clock, board)
     board.set_feedback_mode(Relay.MAIN, FeedbackMode.STUCK_CLOSED)
     sampler.tick(clock.advance(300))
     for _ in range(100):
