@@ -1,4 +1,4 @@
-"""The firmware's error tree. Only the supervisor (``firmware.app``) catches broadly."""
+"""The firmware's error tree. Only the supervisor (``firmware.daemon.app``) catches broadly."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from hal.settings import AdcChip, BoardSettings, MockSettings, RpiSettings
 # name -> "module:factory"; the factory takes BoardSettings and returns an open Board.
 BACKENDS: dict[str, str] = {
     "mock": "hal.mock.board:open_mock_board",
-    "rpi": "hal.rpi:open_rpi_board",
+    "rpi": "hal.rpi.board:open_rpi_board",
 }
 
 

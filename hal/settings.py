@@ -1,6 +1,6 @@
 """Board settings: the facts about the board that the composition root reads from the config.
 
-The HAL does not parse TOML; ``firmware.config`` builds these values and hands them in.
+The HAL does not parse TOML; ``firmware.daemon.config`` builds these values and hands them in.
 """
 
 from __future__ import annotations

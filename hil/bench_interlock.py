@@ -35,7 +35,7 @@ from typing import Any
 
 from lxml import etree
 
-from firmware.config import load_config
+from firmware.daemon.config import load_config
 from hil.daemon import Daemon, toml_dumps
 from hil.plc.netns import Topology
 from hil.rig import Rig, wait_for_rig
@@ -90,7 +90,7 @@ async def _busy_loop(stats: dict[str, float]) -> None:
 
 
 async def _serve(config_path: str, load_kind: str) -> int:
-    from firmware.app import Gatekeeper
+    from firmware.daemon.app import Gatekeeper
     from firmware.logs import flush_logging, setup_logging
 
     config = load_config(config_path)

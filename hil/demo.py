@@ -16,8 +16,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from firmware.config import Config, load_config
-from firmware.control import query
+from firmware.daemon.config import Config, load_config
+from firmware.daemon.control_socket import query
 from firmware.errors import ConfigError
 from firmware.pilot.duty import current_to_duty_permille
 from hil.daemon import Daemon
@@ -366,7 +366,7 @@ def _ensure_utility_list(config: Config, config_path: str) -> None:
     keys = config.approvals.utility_keys
     if not keys:
         return
-    from firmware.cli import main as cli
+    from firmware.daemon.cli import main as cli
     from hil.approvals import KEY_FILE, load_key, signed_list
     from hil.pev.profiles import APPROVED_ISM
 

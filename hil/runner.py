@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from firmware.control import ControlError, request
+from firmware.daemon.control_socket import ControlError, request
 from hil.daemon import Daemon
 from hil.pev.background import BackgroundPev
 from hil.pev.profiles import PROFILES

@@ -5,7 +5,7 @@ simple physical model, so the rpi backend runs on a laptop.
 Every fake appends what it is asked to do to one shared ``events`` list, so tests can check the
 order across GPIO, PWM and SPI. Faults are injected one-shot: the next matching call raises.
 The ADC decodes request frames bit by bit from the datasheets' timing, independently of
-``hal.rpi_adc``, so the tests check the backend's frames rather than echo them.
+``hal.rpi.adc``, so the tests check the backend's frames rather than echo them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from hal.contract import FeedbackKind, PilotDrive, PilotOutput, Relay
 from hal.mock.circuit import VehicleSide, plateaus_v
-from hal.rpi import RpiBoard, open_rpi_board
+from hal.rpi.board import RpiBoard, open_rpi_board
 from hal.settings import AdcChip, BoardSettings, RpiSettings
 
 Event = tuple[Any, ...]

@@ -4,7 +4,7 @@ Owns the four commands and the HTTPS fetch: aiohttp, the server verified against
 trust store (or ``--ca``), ``http://`` refused, redirects not followed (so nothing can lead the
 fetch off HTTPS), the body capped. Whatever arrives goes through ``ApprovalStore.install``,
 the same checks as a file. It does not load the config file (the caller passes it in; ``main``
-here is a stand-alone entry point until ``firmware.cli`` hooks these commands in).
+here is a stand-alone entry point until ``firmware.daemon.cli`` hooks these commands in).
 
 Exit codes, as for the rest of the command: 0 success; 1 runtime failure (no list in force,
 an ISM not approved, a fetch or a write that failed); 2 refused input, with one line on
@@ -26,14 +26,14 @@ from urllib.parse import urlsplit
 
 from firmware.approvals import ApprovalError
 from firmware.approvals.approval_list import Status, rfc3339
+from firmware.approvals.config import ApprovalsConfig
 from firmware.approvals.jws import load_utility_keys
 from firmware.approvals.store import MAX_JWS_BYTES, ApprovalStore, ApprovalStoreError
 from firmware.approvals.view import ListView
-from firmware.cli_args import add_config
-from firmware.config import PathsConfig
-from firmware.config_approvals import ApprovalsConfig
-from firmware.config_site import SiteConfig
-from firmware.journal import Journal, JournalError
+from firmware.daemon.cli_args import add_config
+from firmware.daemon.config import PathsConfig
+from firmware.journal.store import Journal, JournalError
+from firmware.sep2.config import SiteConfig
 
 CHUNK_BYTES = 1 << 16
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from firmware.charger.faults import PILOT_FAULTS, FaultKind
 from firmware.charger.machine import ChargerMachine
 from firmware.charger.outputs import STATE_OUTPUTS, Outputs, outputs_for
-from firmware.config import PlcDuty, PlcFallback
+from firmware.daemon.config import PlcDuty, PlcFallback
 from firmware.pilot.duty import current_to_duty_permille
 from firmware.pilot.levels import PilotState
 from firmware.pilot.proximity import ProximityMode, ProximityReading, read_proximity

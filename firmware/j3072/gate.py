@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from firmware.config_site import MappingConfig, SiteConfig
 from firmware.j3072.decision import (
     NO_VALID_LIST,
     Approval,
@@ -41,6 +40,7 @@ from firmware.j3072.session import (
 )
 from firmware.logs import log_event
 from firmware.pilot.levels import PilotState
+from firmware.sep2.config import MappingConfig, SiteConfig
 from firmware.sep2.response import STATUS_RECEIVED, STATUS_STARTED
 from firmware.sep2.store import PevEvent, PevRecord
 
@@ -58,7 +58,7 @@ DECISION_INPUTS = frozenset(
 
 
 class DecisionJournal(Protocol):
-    """Where decisions go before they take effect (``firmware.recorder.Recorder``)."""
+    """Where decisions go before they take effect (``firmware.journal.recorder.Recorder``)."""
 
     def decision(self, decision: Decision) -> bool: ...
 

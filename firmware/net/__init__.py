@@ -1,7 +1,7 @@
 """The PLC link's IP side (issue #6): the EVSE's address on the link, the router advertisements
 that give the vehicle its address, and the gate that bridges the link to the site network.
 
-Library code only: the daemon decides when to call it (``firmware.app``). The netlink helpers
+Library code only: the daemon decides when to call it (``firmware.daemon.app``). The netlink helpers
 here are synchronous; see ``firmware.net.addressing`` for calling them from an event loop.
 """
 

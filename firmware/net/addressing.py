@@ -1,7 +1,7 @@
 """The EVSE's own address on the PLC link: ``<prefix>::1/64``, put on and taken off an interface
 over netlink (pyroute2), idempotently.
 
-It does not pick the prefix (``firmware.config_bridge``) nor advertise it (``firmware.net.ra``).
+It does not pick the prefix (``firmware.net.config``) nor advertise it (``firmware.net.ra``).
 These calls are synchronous: pyroute2's ``IPRoute`` drives a private event loop, so it refuses
 to run in a thread whose asyncio loop is running; from the daemon's loop call them through
 ``asyncio.to_thread``. ``netns`` names a namespace (``ip netns``) to act in, for tests.

@@ -22,12 +22,12 @@ from typing import Any, TypeVar
 
 from firmware.charger.faults import FaultKind
 from firmware.errors import GatekeeperError
-from firmware.interlock import Trip as Trip  # these three travel up as they are
 from firmware.pilot.confirm import PilotChange as PilotChange
 from firmware.pilot.levels import PilotState
 from firmware.pilot.proximity import Proximity, ProximityReading
-from firmware.sampler import ProximityChange as ProximityChange
-from firmware.sampler import RcdChange as RcdChange
+from firmware.safety.interlock import Trip as Trip  # these three travel up as they are
+from firmware.safety.sampler import ProximityChange as ProximityChange
+from firmware.safety.sampler import RcdChange as RcdChange
 from hal.contract import Contacts, PilotDrive, PilotOutput, RcdState, Relay
 
 VERSION = 1

@@ -23,14 +23,14 @@ from collections import deque
 from collections.abc import Callable
 
 from firmware.charger.faults import FaultKind
-from firmware.fault_store import FaultStore, FaultStoreError
-from firmware.fault_store import PermanentFault as FaultRecord
-from firmware.interlock import Interlock, Trip
 from firmware.logs import log_event
 from firmware.safety import channel as ch
+from firmware.safety.inoperative import FaultStore, FaultStoreError
+from firmware.safety.inoperative import PermanentFault as FaultRecord
+from firmware.safety.interlock import Interlock, Trip
 from firmware.safety.realtime import collect_between_ticks, enter_realtime, quiet_gc
+from firmware.safety.sampler import Sampler, SamplerEvent, SamplerFailed
 from firmware.safety.settings import SafetySettings
-from firmware.sampler import Sampler, SamplerEvent, SamplerFailed
 from hal import SAFE_PILOT, Board, Contacts, RcdState, Relay, open_board
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from firmware.config import PLC_MOCK, Config
+from firmware.daemon.config import PLC_MOCK, Config
 from firmware.errors import ConfigError
 from firmware.logs import log_event
 from firmware.sep2 import paths

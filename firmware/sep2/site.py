@@ -16,8 +16,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import TypedDict
 
-from firmware.config_site import EnterService, Mode, SiteConfig, SiteFunction
 from firmware.sep2 import paths
+from firmware.sep2.config import EnterService, Mode, SiteConfig, SiteFunction
 from firmware.sep2.control import DefaultDERControl, DERControl, DERControlBase, FreqDroop
 from firmware.sep2.curve import CurveData, DERCurve
 from firmware.sep2.der import DERCapability, DERSettings

@@ -16,12 +16,12 @@ import sys
 
 from firmware.plc.keys import new_nmk
 from firmware.plc.link import ETH_P_ALL, RawSocketLink
+from firmware.plc.mock.modems import Knobs, MockModemPair
+from firmware.plc.mock.pev_slac import PevSlacClient, PevSlacError
 from firmware.plc.modem import ModemClient
 from firmware.plc.port import PlcPort
 from firmware.plc.service import SlacService
 from firmware.plc.slac import GaveUp, Matched, PilotWakeUp, SlacEvse
-from hil.plc.mock_modem import Knobs, MockModemPair
-from hil.plc.pev import PevSlacClient, PevSlacError
 
 SETTLE_S = 0.05
 

@@ -1,8 +1,8 @@
 """``evse-gatekeeper approvals`` as an operator meets it, in a real process: install, show,
 check, and fetch from a real HTTPS server on 127.0.0.1 with a self-signed certificate.
 
-Until ``firmware.cli`` hooks the commands in they run as ``python -m firmware.approvals.cli``,
-whose argv is the same as the real command's (``approvals ACTION ... --config PATH``).
+Each runs as the operator types it: ``evse-gatekeeper approvals ACTION ... --config PATH``
+(``python -m firmware``).
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from firmware.approvals.config import ApprovalsConfig, read_approvals
 from firmware.approvals.store import FILE_NAME
-from firmware.config_approvals import ApprovalsConfig, read_approvals
-from firmware.config_reader import SectionReader
+from firmware.config.reader import SectionReader
 from hil.approvals import keygen, load_key, signed_list
 from hil.daemon import toml_dumps
 

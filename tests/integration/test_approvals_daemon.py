@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.journal import Journal
+from firmware.journal.store import Journal
 from hil.approvals import new_key, public_pem, signed_list
 from tests.integration.conftest import StartDaemon
 

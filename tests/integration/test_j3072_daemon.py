@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from firmware.journal import Journal
+from firmware.journal.store import Journal
 from firmware.sep2.pki import PkiLayout, init_pki
 from hal import Relay
 from hil.approvals import UtilityAuthority

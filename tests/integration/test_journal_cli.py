@@ -1,8 +1,8 @@
 """``evse-gatekeeper sessions`` over a real journal file: readable lines, ``--json``,
 ``--limit``, nothing recorded yet, and a broken journal refused in one line with exit 2.
 
-Until ``firmware.cli`` hooks the command in, it is called through ``journal_cli.run`` with the
-namespace its parser makes and a real ``Config``.
+The command runs as ``evse-gatekeeper sessions`` does, through the CLI's own parser and a
+real ``Config``.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from firmware.config import Config, parse_config
+from firmware.daemon.config import Config, parse_config
 from firmware.j3072.decision import Decision
-from firmware.journal import FILE_NAME, Journal
-from firmware.journal_cli import add_parser, run
+from firmware.journal.cli import add_parser, run
+from firmware.journal.store import FILE_NAME, Journal
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.journal import Journal
+from firmware.journal.store import Journal
 from tests.integration.conftest import StartDaemon, charge
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from firmware.config import parse_config
+from firmware.daemon.config import parse_config
 from firmware.sep2.der_status import DERStatus
 from firmware.sep2.identity import lfdi, load_certificate, sfdi
 from firmware.sep2.metering import ROLE_IS_MIRROR, ROLE_IS_PEV, UOM_HZ, UOM_V, UOM_VAR, UOM_W

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from firmware.config import load_config
-from firmware.control import ControlError, query, set_limit
+from firmware.daemon.config import load_config
+from firmware.daemon.control_socket import ControlError, query, set_limit
 from firmware.pilot.duty import current_to_duty_permille
 from hil.rig import RigError
 from tests.integration.conftest import Running, StartDaemon, charge

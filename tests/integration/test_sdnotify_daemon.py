@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from firmware.app import Gatekeeper
-from firmware.config import parse_config
+from firmware.daemon.app import Gatekeeper
+from firmware.daemon.config import parse_config
 from hal import BoardSettings, MockSettings, PilotSample, Relay
 from hal.mock.board import MockBoard
 from tests.integration.conftest import StartDaemon

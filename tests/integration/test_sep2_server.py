@@ -19,7 +19,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
-from firmware.config import parse_config
+from firmware.daemon.config import parse_config
 from firmware.sep2.control import DefaultDERControl
 from firmware.sep2.device import DeviceInformation
 from firmware.sep2.identity import lfdi, load_certificate, sfdi

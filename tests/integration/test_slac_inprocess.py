@@ -12,12 +12,12 @@ import pytest
 
 from firmware.plc.keys import new_nmk
 from firmware.plc.link import InProcessLink
+from firmware.plc.mock.modems import MODEM_EVSE, MODEM_PEV, Knobs, MockModemPair
+from firmware.plc.mock.pev_slac import PevSlacClient
 from firmware.plc.modem import ModemClient
 from firmware.plc.port import PlcPort
 from firmware.plc.service import SlacService
 from firmware.plc.slac import Matched, SlacEvse
-from hil.plc.mock_modem import MODEM_EVSE, MODEM_PEV, Knobs, MockModemPair
-from hil.plc.pev import PevSlacClient
 
 pytestmark = pytest.mark.integration
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from firmware.app import Gatekeeper
 from firmware.charger.faults import FaultKind
-from firmware.config import parse_config
-from firmware.fault_store import FaultStore
-from firmware.interlock import Interlock
-from firmware.sampler import Sampler, SamplerEvent, SamplerFailed
+from firmware.daemon.app import Gatekeeper
+from firmware.daemon.config import parse_config
+from firmware.safety.inoperative import FaultStore
+from firmware.safety.interlock import Interlock
+from firmware.safety.sampler import Sampler, SamplerEvent, SamplerFailed
 from hal import PilotDrive, PilotSample, RcdState, Relay
 from hal.mock.board import MockBoard
 from hal.mock.circuit import VehicleSide, VehicleState

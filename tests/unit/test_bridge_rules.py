@@ -13,7 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from firmware.config_bridge import (
+from firmware.config.reader import SectionReader
+from firmware.net import valid_ifname
+from firmware.net.bridge import BridgeError, MockBridge, bridge_ruleset
+from firmware.net.config import (
     BridgeBackend,
     BridgeConfig,
     BridgePolicy,
@@ -21,9 +24,6 @@ from firmware.config_bridge import (
     effective_prefix,
     read_bridge,
 )
-from firmware.config_reader import SectionReader
-from firmware.net import valid_ifname
-from firmware.net.bridge import BridgeError, MockBridge, bridge_ruleset
 from firmware.net.ra import build_router_advertisement, is_router_solicitation
 
 PREFIX = ipaddress.IPv6Network("fd12:3456:789a:1::/64")

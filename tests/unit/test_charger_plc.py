@@ -13,7 +13,7 @@ from firmware.charger.controller import (
     PlcPolicy,
     SlacPhase,
 )
-from firmware.config import PlcDuty, PlcFallback
+from firmware.daemon.config import PlcDuty, PlcFallback
 from firmware.pilot.duty import current_to_duty_permille
 from firmware.pilot.levels import PilotState as P
 from hal import PilotDrive

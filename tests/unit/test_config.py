@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from firmware.config import Config, load_config, parse_config
+from firmware.daemon.config import Config, load_config, parse_config
 from firmware.errors import ConfigError
 from hal import AdcChip, FeedbackKind, PilotDrive, RcdState, RpiSettings
 
@@ -397,7 +397,7 @@ def test_invalid_toml(tmp_path: Path, text: str) -> None:
 
 
 def test_plc_keys() -> None:
-    from firmware.config import PlcDuty, PlcFallback
+    from firmware.daemon.config import PlcDuty, PlcFallback
 
     assert not parse_config({}).plc.enabled
     plc = parse_config(

@@ -3,7 +3,7 @@ class-level defaults, so the loader must not read them from the class)."""
 
 from pathlib import Path
 
-from firmware.config import parse_config
+from firmware.daemon.config import parse_config
 
 
 def test_empty_config_gives_the_documented_defaults() -> None:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from firmware.config import parse_config
-from firmware.config_site import Mode, Quadrants
+from firmware.daemon.config import parse_config
 from firmware.errors import ConfigError
+from firmware.sep2.config import Mode, Quadrants
 from firmware.sep2.site import SiteResources
 
 VOLT_VAR = {"mode": "volt-var", "curve": [[92, 44], [98, 0], [102, 0], [108, -44]]}

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from firmware.cli import main
-from firmware.control import (
+from firmware.daemon.cli import main
+from firmware.daemon.control_socket import (
     ControlError,
     ControlServer,
     LimitRefused,
@@ -222,7 +222,7 @@ def test_an_unknown_request_gets_an_error_and_the_server_keeps_serving(
     serve: Callable[..., Running], sock_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     serve(sock_path)
-    with caplog.at_level(logging.WARNING, logger="firmware.control"):
+    with caplog.at_level(logging.WARNING, logger="firmware.daemon.control_socket"):
         assert exchange(sock_path, b"reboot\n") == {"error": "unknown request: 'reboot'"}
     assert "control.refused" in caplog.text
     assert query(sock_path) == SNAPSHOT
@@ -290,7 +290,7 @@ def test_a_failing_snapshot_gets_an_error_and_the_server_keeps_serving(
         return {"pilot": "A"}
 
     serve(sock_path, snapshot)
-    with caplog.at_level(logging.ERROR, logger="firmware.control"):
+    with caplog.at_level(logging.ERROR, logger="firmware.daemon.control_socket"):
         answer = exchange(sock_path, b"status\n")
     assert answer == {"error": "snapshot failed: charger not ready"}
     assert "control.snapshot_failed" in caplog.text

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from firmware.config import parse_config
+from firmware.daemon.config import parse_config
 from firmware.j3072.decision import Approval, DecisionInputs, decide, is_four_quadrant
 from firmware.sep2.der import DERCapability, DERSettings
 from firmware.sep2.device import DeviceInformation

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from firmware.charger.faults import FaultKind
-from firmware.fault_store import (
+from firmware.safety.inoperative import (
     RESERVE_SIZE,
     FaultStore,
     FaultStoreError,
@@ -95,7 +95,7 @@ NO_FD_LEFT = """
 import errno, os, resource, sys
 from pathlib import Path
 from firmware.charger.faults import FaultKind
-from firmware.fault_store import FaultStore, FaultStoreError, PermanentFault
+from firmware.safety.inoperative import FaultStore, FaultStoreError, PermanentFault
 
 fault = PermanentFault(FaultKind.MAIN_FAILED_TO_CLOSE, "t")
 store, unprepared = FaultStore(Path(sys.argv[1])), FaultStore(Path(sys.argv[2]))

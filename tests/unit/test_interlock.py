@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from firmware.charger.faults import FaultKind
-from firmware.interlock import FEEDBACK_DEBOUNCE_NS, FEEDBACK_TIMEOUT_NS, Interlock, Trip
 from firmware.pilot.confirm import PilotChange
 from firmware.pilot.levels import PilotState as P
-from firmware.sampler import RcdChange, Sampler, SamplerEvent
+from firmware.safety.interlock import FEEDBACK_DEBOUNCE_NS, FEEDBACK_TIMEOUT_NS, Interlock, Trip
+from firmware.safety.sampler import RcdChange, Sampler, SamplerEvent
 from hal import FeedbackKind, PilotDrive, PilotOutput, RcdState, Relay
 from hal.mock.board import MockBoard
 from hal.mock.circuit import VehicleSide, VehicleState

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from firmware.j3072.decision import Decision
-from firmware.journal import (
+from firmware.journal.store import (
     FILE_NAME,
     SCHEMA_VERSION,
     ApprovalInstallRow,
@@ -226,7 +226,7 @@ CHILD = textwrap.dedent(
     import os, signal, sys
     from pathlib import Path
     from firmware.j3072.decision import Decision
-    from firmware.journal import Journal
+    from firmware.journal.store import Journal
 
     journal = Journal(Path(sys.argv[1]))
     steps = [

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from firmware.charger.controller import Charger, ChargerSettings
-from firmware.interlock import Interlock
 from firmware.pilot.duty import current_to_duty_permille
 from firmware.pilot.levels import PilotState as P
 from firmware.pilot.proximity import (
@@ -16,6 +15,7 @@ from firmware.pilot.proximity import (
     ProximityReading,
     read_proximity,
 )
+from firmware.safety.interlock import Interlock
 from hal import PilotDrive, PilotOutput, RcdState, Relay
 from hal.mock.board import MockBoard
 from hal.settings import BoardSettings, MockSettings

@@ -27,8 +27,8 @@ from hal.contract import (
 )
 from hal.errors import HalError
 from hal.mock.circuit import VehicleSide, VehicleState, plateaus_v
-from hal.rpi import RpiBoard, open_rpi_board
-from hal.rpi_adc import code_to_mv, pilot_mv, pp_ohm, reply_code, request_frame
+from hal.rpi.adc import code_to_mv, pilot_mv, pp_ohm, reply_code, request_frame
+from hal.rpi.board import RpiBoard, open_rpi_board
 from hal.settings import AdcChip, BoardSettings
 from tests.fakes import FakeClock
 from tests.fakes_rpi import FakeGpio, FakePwmSysfs, FakeRpiRig, rig_settings
@@ -75,9 +75,9 @@ def test_importing_the_backend_does_not_import_the_pi_libraries(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _without_pi_libraries(monkeypatch)
-    for name in ("hal.rpi", "hal.rpi_adc", "hal.rpi_libs", "hal.rpi_pwm"):
+    for name in ("hal.rpi.board", "hal.rpi.adc", "hal.rpi.libs", "hal.rpi.pwm"):
         monkeypatch.delitem(sys.modules, name, raising=False)
-    module = importlib.import_module("hal.rpi")
+    module = importlib.import_module("hal.rpi.board")
     assert callable(module.open_rpi_board)
 
 

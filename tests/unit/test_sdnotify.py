@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.sdnotify import MAX_TICK_AGE_NS, HealthWatchdog, Notifier
+from firmware.daemon.sdnotify import MAX_TICK_AGE_NS, HealthWatchdog, Notifier
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from firmware.config_reader import SectionReader
+from firmware.config.reader import SectionReader
 from firmware.net import valid_ifname
 
 ULA_SPACE = ipaddress.IPv6Network("fc00::/7")  # RFC 4193 §3.1

@@ -29,18 +29,20 @@ from firmware.approvals.approval_list import rfc3339
 from firmware.charger.controller import Charger, ChargerSettings, Note, PlcPolicy
 from firmware.charger.faults import FaultKind
 from firmware.charger.outputs import Outputs
-from firmware.config import Config
-from firmware.control import ControlServer, LimitRefused
+from firmware.daemon.communication import Services
+from firmware.daemon.config import Config
+from firmware.daemon.control_socket import ControlServer, LimitRefused
+from firmware.daemon.sdnotify import HealthWatchdog, Notifier
 from firmware.errors import ConfigError
-from firmware.interlock import DEADMAN_LAPSED
 from firmware.j3072.gate import Gate
+from firmware.journal.recorder import Recorder
 from firmware.logs import kv, log_event
 from firmware.pilot.confirm import PilotChange
 from firmware.pilot.duty import MIN_CURRENT_A
 from firmware.plc.slac import GaveUp, Matched, PilotWakeUp
 from firmware.plc.stack import LinkChange, PlcEvent
-from firmware.recorder import Recorder
 from firmware.safety import channel as ch
+from firmware.safety.interlock import DEADMAN_LAPSED
 from firmware.safety.link import (
     SafetyEvent,
     SafetyHandle,
@@ -50,9 +52,7 @@ from firmware.safety.link import (
     spawn_process,
 )
 from firmware.safety.settings import SafetySettings
-from firmware.sdnotify import HealthWatchdog, Notifier
 from firmware.sep2.store import PevEvent
-from firmware.services import Services
 from hal import HalError, Relay
 
 logger = logging.getLogger(__name__)

@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from firmware.config_approvals import ApprovalsConfig, read_approvals
-from firmware.config_bridge import BridgeConfig, read_bridge
-from firmware.config_reader import SectionReader
-from firmware.config_site import (
+from firmware.approvals.config import ApprovalsConfig, read_approvals
+from firmware.config.reader import SectionReader
+from firmware.errors import ConfigError
+from firmware.net.config import BridgeConfig, read_bridge
+from firmware.pilot.duty import MAX_CURRENT_A, MIN_CURRENT_A
+from firmware.pilot.proximity import ProximityMode
+from firmware.sep2.config import (
     MappingConfig,
     Sep2Config,
     SiteConfig,
@@ -27,9 +30,6 @@ from firmware.config_site import (
     read_site,
     read_tls,
 )
-from firmware.errors import ConfigError
-from firmware.pilot.duty import MAX_CURRENT_A, MIN_CURRENT_A
-from firmware.pilot.proximity import ProximityMode
 from hal import (
     BACKENDS,
     AdcChip,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.approvals.jws import UtilityKeyError, load_utility_key
-from firmware.config_reader import SectionReader
+from firmware.config.reader import SectionReader
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,12 +20,12 @@ from collections.abc import Callable, Coroutine
 from ipaddress import IPv6Interface, IPv6Network
 from typing import Any
 
-from firmware.config import Config
-from firmware.config_bridge import BridgeBackend, BridgePolicy, effective_prefix
+from firmware.daemon.config import Config
 from firmware.errors import ConfigError
 from firmware.logs import log_event
 from firmware.net.addressing import AddressingError, assign_evse_address, evse_interface
 from firmware.net.bridge import BridgeError, BridgeGate, LinuxBridge, MockBridge
+from firmware.net.config import BridgeBackend, BridgePolicy, effective_prefix
 from firmware.net.ra import RaSender
 
 logger = logging.getLogger(__name__)

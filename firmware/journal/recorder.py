@@ -1,4 +1,4 @@
-"""What the daemon writes to the journal (``firmware.journal``): sessions from plug-in to
+"""What the daemon writes to the journal (``firmware.journal.store``): sessions from plug-in to
 plug-out with the EV MAC SLAC learned, every relay action with its reason, every fault.
 
 Each record is committed before the caller logs the action as done (DESIGN.md principle 4).
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from firmware.j3072.decision import Decision
-from firmware.journal import Journal, JournalError
+from firmware.journal.store import Journal, JournalError
 from firmware.logs import log_event
 
 logger = logging.getLogger(__name__)

@@ -17,9 +17,9 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from firmware.cli_args import add_config
-from firmware.config import Config
-from firmware.journal import FILE_NAME, Journal, JournalError, SessionRow
+from firmware.daemon.cli_args import add_config
+from firmware.daemon.config import Config
+from firmware.journal.store import FILE_NAME, Journal, JournalError, SessionRow
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 10_000

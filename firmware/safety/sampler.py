@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from firmware.interlock import Interlock, Trip
 from firmware.pilot.confirm import PilotChange, PilotConfirmer
 from firmware.pilot.levels import shows_short_to_pe
 from firmware.pilot.proximity import (
@@ -23,6 +22,7 @@ from firmware.pilot.proximity import (
     ProximityReading,
     read_proximity,
 )
+from firmware.safety.interlock import Interlock, Trip
 from hal import Board, PilotDrive, RcdState
 
 CONFIRM_DELAY_NS = 1_100_000  # one 1 kHz PWM period (980 Hz worst case) plus margin

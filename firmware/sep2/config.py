@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from firmware.config_reader import SectionReader
+from firmware.config.reader import SectionReader
 
 
 @dataclass(frozen=True, slots=True)

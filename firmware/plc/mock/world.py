@@ -22,10 +22,10 @@ from firmware.logs import log_event
 from firmware.plc.frame import Header
 from firmware.plc.link import InProcessLink
 from firmware.plc.messages import Message
+from firmware.plc.mock.modems import MODEM_EVSE, MODEM_PEV, Knobs, MockModemPair
+from firmware.plc.mock.pev_slac import PevSlacClient, PevSlacError
 from firmware.plc.modem import ModemClient
 from firmware.plc.port import PlcPort
-from hil.plc.mock_modem import MODEM_EVSE, MODEM_PEV, Knobs, MockModemPair
-from hil.plc.pev import PevSlacClient, PevSlacError
 
 logger = logging.getLogger(__name__)
 

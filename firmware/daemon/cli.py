@@ -16,10 +16,10 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from firmware import __version__, journal_cli
+from firmware import __version__
 from firmware.approvals import cli as approvals_cli
-from firmware.cli_args import add_config
-from firmware.control import (
+from firmware.daemon.cli_args import add_config
+from firmware.daemon.control_socket import (
     LIMIT_DEFAULT,
     ControlError,
     query,
@@ -28,8 +28,9 @@ from firmware.control import (
     set_limit,
 )
 from firmware.errors import ConfigError
-from firmware.fault_store import FaultStoreError
+from firmware.journal import cli as journal_cli
 from firmware.logs import flush_logging, setup_logging
+from firmware.safety.inoperative import FaultStoreError
 from firmware.sep2.identity import PkiError, lfdi, load_certificate, sfdi
 from firmware.sep2.pki import init_pki
 from hal import HalError
@@ -115,8 +116,8 @@ def _add_pki_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def _run(args: argparse.Namespace) -> int:
-    from firmware.app import Gatekeeper
-    from firmware.config import load_config
+    from firmware.daemon.app import Gatekeeper
+    from firmware.daemon.config import load_config
 
     config = load_config(args.config)
     if args.check:
@@ -140,8 +141,8 @@ def _run(args: argparse.Namespace) -> int:
 def _faults(args: argparse.Namespace) -> int:
     """A record that cannot be used is a runtime failure (exit 1), not bad input: the config
     was fine, and for the daemon the same record counts as a fault."""
-    from firmware.config import load_config
-    from firmware.fault_store import FaultStore
+    from firmware.daemon.config import load_config
+    from firmware.safety.inoperative import FaultStore
 
     store = FaultStore(load_config(args.config).paths.state_dir)
     try:
@@ -165,7 +166,7 @@ def _faults(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from firmware.config import load_config
+    from firmware.daemon.config import load_config
 
     path = load_config(args.config).control.socket
     try:
@@ -178,7 +179,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _limit(args: argparse.Namespace) -> int:
-    from firmware.config import load_config
+    from firmware.daemon.config import load_config
 
     path = load_config(args.config).control.socket
     try:
@@ -208,13 +209,13 @@ def _pki(args: argparse.Namespace) -> int:
 
 
 def _sessions(args: argparse.Namespace) -> int:
-    from firmware.config import load_config
+    from firmware.daemon.config import load_config
 
     return journal_cli.run(args, load_config(args.config))
 
 
 def _approvals(args: argparse.Namespace) -> int:
-    from firmware.config import load_config
+    from firmware.daemon.config import load_config
 
     return approvals_cli.run(args, load_config(args.config))
 

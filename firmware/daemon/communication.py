@@ -11,7 +11,6 @@ after the relays are open.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -20,11 +19,11 @@ from firmware.approvals import ApprovalError
 from firmware.approvals.jws import load_utility_keys
 from firmware.approvals.store import ApprovalStore
 from firmware.approvals.watch import ApprovalWatch
-from firmware.config import PLC_MOCK, Config
+from firmware.daemon.config import PLC_MOCK, Config
 from firmware.errors import ConfigError
 from firmware.logs import log_event
+from firmware.net.plc_network import PlcLink
 from firmware.plc.stack import PlcEvent, PlcStack
-from firmware.plc_link import PlcLink
 from firmware.safety.link import BoardMirror
 
 if TYPE_CHECKING:
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PLC_HOST = "plc"  # [sep2] host: the EVSE's own address on the PLC link
-MOCK_PLC_WORLD = "hil.plc.mock_world"  # imported only for [plc] interface = "mock"
 
 
 class Services:
@@ -112,15 +110,16 @@ class Services:
             await self.sep2.stop()
 
     async def _start_plc(self, board: BoardMirror) -> None:
-        """The PLC stack on its netdev, or on the in-process mock world (which lives with the
-        simulators in ``hil`` and follows the mock board's virtual rig)."""
+        """The PLC stack on its netdev, or on the in-process mock world (``firmware.plc.mock``,
+        imported only then), which follows the mock board's simulated vehicle."""
         plc = self.config.plc
         if plc.interface is None:
             return
         link = None
         if plc.interface == PLC_MOCK:
-            world_type = importlib.import_module(MOCK_PLC_WORLD).MockPlcWorld
-            world = world_type(lambda: board.simulated_vehicle)
+            from firmware.plc.mock.world import MockPlcWorld
+
+            world = MockPlcWorld(lambda: board.simulated_vehicle)
             self._background.append(self._watched(world.run(), "plc.mock_world"))
             link = world.evse_link
         self.plc = PlcStack(plc.interface, plc.slac_init_timeout_s, self._post, link)

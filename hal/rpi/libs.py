@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from hal.errors import HalError
-from hal.rpi_adc import SpiDevice
+from hal.rpi.adc import SpiDevice
 
 
 class GpioModule(Protocol):

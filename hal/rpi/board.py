@@ -3,7 +3,7 @@
 It drives the relays, the dead-man, the RCD test winding, the peak-detector reset and the
 optional state-E clamp through the RPi.GPIO API (``RPi.GPIO`` on Pi 4 and earlier,
 ``rpi-lgpio`` on Pi 5: same module name), the pilot through kernel sysfs PWM
-(``hal.rpi_pwm``) and reads the peak detectors and PP through spidev (``hal.rpi_adc``).
+(``hal.rpi.pwm``) and reads the peak detectors and PP through spidev (``hal.rpi.adc``).
 ``RPi.GPIO`` and ``spidev`` are imported only when a board is opened, and can be injected.
 It has no energy meter and knows nothing of J1772 states. docs/hardware.md shows the wiring.
 """
@@ -29,9 +29,9 @@ from hal.contract import (
     Relay,
 )
 from hal.errors import HalError
-from hal.rpi_adc import PeakAdc, SpiDevice, check_channels
-from hal.rpi_libs import GpioModule, import_gpio, import_spidev, reason
-from hal.rpi_pwm import SysfsPwm, SysfsWriter, high_permille, write_sysfs
+from hal.rpi.adc import PeakAdc, SpiDevice, check_channels
+from hal.rpi.libs import GpioModule, import_gpio, import_spidev, reason
+from hal.rpi.pwm import SysfsPwm, SysfsWriter, high_permille, write_sysfs
 from hal.settings import BoardSettings
 
 logger = logging.getLogger(__name__)
