@@ -269,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"measuring {args.events} events ...", flush=True)
                 results = _measure(rig, args.events)
         except Exception:
-            print("\n".join(["bench: the firmware's log:", *child.lines[-30:]]), file=sys.stderr)
+            notable = [ln for ln in child.lines if " error " in ln or " critical " in ln]
+            print("\n".join(["bench: the firmware's errors:", *notable[-20:],
+                              "bench: its last lines:", *child.lines[-10:]]), file=sys.stderr)  # fmt: skip
             raise
         finally:
             code = child.stop()
