@@ -4,7 +4,7 @@ The firmware runs in a child process (the real ``Gatekeeper`` on the mock board)
 (``--load``) is one of:
 
 - ``xml`` (``make bench``): its asyncio loop kept busy by repeated large XML parses and tree
-  walks, the kind of work the 2030.5 server will do;
+  walks, the kind of work the 2030.5 server does;
 - ``flood`` (``make bench-flood``, root): its PLC stack on a veth in a network namespace,
   with the mock modem on the far end, while a flooder there sends malformed MMEs (plus one
   IPv4 frame in ten) without pause at ``--flood-rate`` frames per second;
@@ -72,7 +72,8 @@ def _document(items: int) -> bytes:
         control = etree.SubElement(root, "DERControl", href=f"/derp/0/derc/{i}")
         etree.SubElement(control, "mRID").text = f"{i:032X}"
         etree.SubElement(control, "opModFixedW").text = str(i % 10000)
-    return etree.tostring(root)
+    document: bytes = etree.tostring(root)
+    return document
 
 
 async def _busy_loop(stats: dict[str, float]) -> None:
@@ -264,14 +265,14 @@ def main(argv: list[str] | None = None) -> int:
                         "--rate", str(args.flood_rate),
                     )  # fmt: skip
                     flooder.wait_for("FLOOD STARTED", 10)
-                if storm is not None:
-                    stack.enter_context(storm.running(child, config_path))
                 print(f"measuring {args.events} events ...", flush=True)
-                results = _measure(rig, args.events)
+                with storm.running(config_path) if storm else contextlib.nullcontext():
+                    results = _measure(rig, args.events)
         except Exception:
             notable = [ln for ln in child.lines if " error " in ln or " critical " in ln]
-            print("\n".join(["bench: the firmware's errors:", *notable[-20:],
-                              "bench: its last lines:", *child.lines[-10:]]), file=sys.stderr)  # fmt: skip
+            lines = ["bench: the firmware's errors:", *notable[-20:]]
+            lines += ["bench: its last lines:", *child.lines[-10:]]
+            print("\n".join(lines), file=sys.stderr)
             raise
         finally:
             code = child.stop()

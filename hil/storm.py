@@ -146,7 +146,8 @@ class Storm:
         return counts
 
     def kill(self) -> None:
-        for process in (*self._burners, self._flood):
+        processes: list[subprocess.Popen[Any]] = [*self._burners, self._flood]
+        for process in processes:
             if process.poll() is None:
                 process.kill()
                 process.wait(5)
@@ -181,7 +182,7 @@ class StormSite:
         }  # fmt: skip
 
     @contextlib.contextmanager
-    def running(self, daemon: object, config: Path) -> Iterator[None]:
+    def running(self, config: Path) -> Iterator[None]:
         counts = self.workdir / "flood.json"
         storm = Storm(f"https://[::1]:{self.port}", self.pki, 3600, counts=counts)
         stop = threading.Event()

@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from typing import Any
 
 from firmware.approvals.store import ApprovalStore
+from firmware.approvals.view import rfc3339
 from firmware.logs import log_event
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,23 @@ class ApprovalWatch:
                 log_event(logger, "approvals.kept", logging.WARNING,
                           version=kept.version, reason=self.store.problem)  # fmt: skip
         return True
+
+    def status(self) -> dict[str, Any]:
+        """The list in force (or why there is none), for ``status``."""
+        store = self.store
+        current = store.current
+        if current is None:
+            return {"version": None, "in_force": False,
+                    "problem": store.problem or "none installed"}  # fmt: skip
+        in_force = store.in_force() is not None
+        return {
+            "version": current.version,
+            "issuer": current.issuer,
+            "expires_at": rfc3339(current.expires_at),
+            "entries": len(current.entries),
+            "in_force": in_force,
+            "problem": None if in_force else (store.problem or "expired or not yet valid"),
+        }
 
     async def run(self) -> None:
         while True:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 from firmware.charger.faults import PILOT_FAULTS, FaultKind
 from firmware.charger.machine import ChargerMachine
-from firmware.charger.outputs import STATE_OUTPUTS, Outputs, outputs_for
+from firmware.charger.outputs import STATE_OUTPUTS, ChargerState, Outputs, outputs_for
 from firmware.daemon.config import PlcDuty, PlcFallback
 from firmware.pilot.duty import current_to_duty_permille
 from firmware.pilot.levels import PilotState
@@ -34,7 +35,7 @@ RCD_FAULTS = {RcdState.DC: FaultKind.RCD_DC, RcdState.AC: FaultKind.RCD_AC}
 
 
 class SlacPhase(enum.Enum):
-    """Where SLAC stands for the vehicle plugged in now (reference/homeplug-slac.md)."""
+    """Where SLAC stands for the vehicle plugged in now (docs/homeplug-slac.md)."""
 
     WAITING = "waiting"  # no match yet (or no vehicle)
     MATCHED = "matched"
@@ -59,11 +60,29 @@ class ChargerSettings:
     plc: PlcPolicy | None = None  # None: no PLC, plain J1772
 
 
+class NoteEvent(enum.StrEnum):
+    """The stable names of what the controller reports (the log's event names)."""
+
+    STATE = "charger.state"
+    CLOSE_DEFERRED = "charger.close_deferred"
+    FAULT_LATCHED = "fault.latched"
+    FAULT_CLEARED = "fault.cleared"
+    PLC_MATCHED = "plc.matched"
+    PLC_FALLBACK = "plc.fallback"
+    PLC_WAKEUP = "plc.wakeup"
+    PLC_WAKEUP_SKIPPED = "plc.wakeup_skipped"
+    PLC_WAKEUP_DONE = "plc.wakeup_done"
+
+    @property
+    def warns(self) -> bool:
+        return self in (NoteEvent.FAULT_LATCHED, NoteEvent.PLC_FALLBACK)
+
+
 @dataclass(frozen=True, slots=True)
 class Note:
     """Something worth a log line: a stable event name and its fields."""
 
-    event: str
+    event: NoteEvent
     fields: tuple[tuple[str, object], ...] = ()
 
 
@@ -90,14 +109,24 @@ class Charger:
         self.slac = SlacPhase.WAITING
         self._wakeup_until: int | None = None
         self._notes: list[Note] = []
+        self._discharge_authorized = False
         self.machine = ChargerMachine(self)
         self.outputs = self._compute_outputs()
 
     # --- inputs -------------------------------------------------------------------------
 
     @property
-    def state_id(self) -> str:
-        return str(self.machine.current_state_value)
+    def state_id(self) -> ChargerState:
+        return ChargerState(self.machine.current_state_value)
+
+    def set_discharge_authorized(self, authorized: bool, now_ns: int) -> Outputs:
+        """The J3072 gate's word: the discharge path is wanted only while it authorizes and
+        main is closed for charging with no fault (``outputs.discharge_closed``)."""
+        self._now = now_ns
+        if authorized == self._discharge_authorized:
+            return self.outputs
+        self._discharge_authorized = authorized
+        return self._step("tick")
 
     def on_pilot(self, state: PilotState, now_ns: int, own_drive: bool = False) -> Outputs:
         """A newly confirmed pilot state. ``own_drive``: confirmed while we drove F (or E)
@@ -159,7 +188,7 @@ class Charger:
         self._now = now_ns
         if self._settings.plc is not None and self.slac is SlacPhase.WAITING:
             self.slac = SlacPhase.MATCHED
-            self._notes.append(Note("plc.matched"))
+            self._notes.append(Note(NoteEvent.PLC_MATCHED))
         return self._step("tick")
 
     def on_slac_gave_up(self, reason: str, now_ns: int) -> Outputs:
@@ -170,7 +199,7 @@ class Charger:
         if policy is not None and self.slac is SlacPhase.WAITING:
             self.slac = SlacPhase.GAVE_UP
             fields = (("mode", policy.fallback.value), ("reason", reason))
-            self._notes.append(Note("plc.fallback", fields))
+            self._notes.append(Note(NoteEvent.PLC_FALLBACK, fields))
         return self._step("tick")
 
     def on_slac_wakeup(self, duration_ns: int, now_ns: int) -> Outputs:
@@ -180,10 +209,10 @@ class Charger:
         idle_in_b = self.state_id == "connected" and self.pilot is PilotState.B
         if idle_in_b and not self.faults and self._wakeup_until is None:
             self._wakeup_until = now_ns + duration_ns
-            self._notes.append(Note("plc.wakeup", (("duration_ms", duration_ns // MS),)))
+            self._notes.append(Note(NoteEvent.PLC_WAKEUP, (("duration_ms", duration_ns // MS),)))
         else:
             fields = (("state", self.state_id), ("pilot", self.pilot.value))
-            self._notes.append(Note("plc.wakeup_skipped", fields))
+            self._notes.append(Note(NoteEvent.PLC_WAKEUP_SKIPPED, fields))
         return self._step("tick")
 
     @property
@@ -209,6 +238,15 @@ class Charger:
     def poll(self, now_ns: int) -> Outputs:
         self._now = now_ns
         return self._step("tick")
+
+    def status(self) -> dict[str, Any]:
+        """For ``evse-gatekeeper status``: the state, the latched faults, the offer."""
+        limit = self._limit_a
+        return {
+            "charger": self.state_id.value,
+            "faults": sorted(kind.value for kind in self.faults),
+            "current": {"limit_a": limit, "rating_a": self.rating_a, "paused": limit == 0},
+        }
 
     def drain_notes(self) -> list[Note]:
         notes, self._notes = self._notes, []
@@ -291,7 +329,7 @@ class Charger:
         until = self._wakeup_until
         if until is not None and (self._now >= until or self.state_id != "connected"):
             self._wakeup_until = None
-            self._notes.append(Note("plc.wakeup_done"))
+            self._notes.append(Note(NoteEvent.PLC_WAKEUP_DONE))
 
     def _faults_clear_in(self, pilot: PilotState) -> bool:
         return self.rcd is RcdState.CLEAR and all(pilot in kind.clears_on for kind in self.faults)
@@ -316,7 +354,9 @@ class Charger:
         if kind not in self.faults:
             self.faults[kind] = self._now
             clears = "/".join(sorted(s.value for s in kind.clears_on)) or "never"
-            self._notes.append(Note("fault.latched", (("kind", kind.value), ("clears_on", clears))))
+            self._notes.append(
+                Note(NoteEvent.FAULT_LATCHED, (("kind", kind.value), ("clears_on", clears)))
+            )
 
     def _step(self, event: str) -> Outputs:
         before = self.state_id
@@ -326,7 +366,7 @@ class Charger:
                 break
         if before in FAULT_STATES and self.state_id in ("idle", "connected") and self.faults:
             kinds = ",".join(sorted(k.value for k in self.faults))
-            self._notes.append(Note("fault.cleared", (("kinds", kinds),)))
+            self._notes.append(Note(NoteEvent.FAULT_CLEARED, (("kinds", kinds),)))
             self.faults.clear()
         self._end_wakeup()
         self._note_deferral()
@@ -349,7 +389,7 @@ class Charger:
             self._closed_before, self._main_closed_at = self._main_closed_at, self._now
         elif STATE_OUTPUTS[before][1] and not closes_main:
             self._main_opened_at = self._now
-        self._notes.append(Note("charger.state", (("from", before), ("to", after), ("on", event))))
+        self._notes.append(Note(NoteEvent.STATE, (("from", before), ("to", after), ("on", event))))
         return True
 
     def _note_deferral(self) -> None:
@@ -360,7 +400,7 @@ class Charger:
             fields: tuple[tuple[str, object], ...] = (("wait_ms", wait_ns // MS),)
             if wait_ns > CLOSE_REQUIRED_NS:
                 fields += (("exceeds_ms", CLOSE_REQUIRED_NS // MS),)
-            self._notes.append(Note("charger.close_deferred", fields))
+            self._notes.append(Note(NoteEvent.CLOSE_DEFERRED, fields))
         elif not waiting:
             self._deferral_noted = False
 
@@ -398,7 +438,8 @@ class Charger:
                 self._pwm_started_at = self._now
         if self._wakeup_until is not None:  # the wake-up: F, then the PWM starts afresh
             return Outputs(PilotOutput(PilotDrive.STEADY_NEGATIVE, 0), main_closed=False)
-        outputs = outputs_for(state, self._advertised)
+        discharge = self._discharge_authorized and state.powered and not self.faults
+        outputs = outputs_for(state, self._advertised, discharge)
         withdrawn = outputs.main_closed and not outputs.pilot.pwm_running
         if not withdrawn:
             self._pwm_withdrawn_at = None

@@ -25,7 +25,8 @@ def render() -> str:
         "| state | pilot | main contactor |\n| --- | --- | --- |\n"
         f"{rows}\n\n"
         "`pwm` falls back to `x1` (B1) when no current can be offered. The discharge relay\n"
-        "stays open in every state until the J3072 gate exists.\n\n"
+        "is wanted only where main is closed for charging (charging, ventilating), while the\n"
+        "J3072 gate authorizes and no fault is latched.\n\n"
         "## Transitions\n\n"
         f"{ChargerMachine:md}"
     )

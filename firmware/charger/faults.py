@@ -1,4 +1,5 @@
-"""Faults the charger latches, and the condition that clears each (reference/j1772.md).
+"""Faults the charger latches, and the condition that clears each (docs/j1772.md "Faults and
+their clear conditions").
 
 Errors are fatal by default: each kind names its clear condition; the contactor and RCD
 self-test faults are permanent (inoperative) and clear only by service and restart.

@@ -100,7 +100,8 @@ class ChargerMachine(StateMachine):
     )
     pilot_error = _each_to(_alive, fault) | _each_to(_faulted, None) | inoperative.to.itself()
     rcd_trip = _each_to(_alive, fault) | _each_to(_faulted, None) | inoperative.to.itself()
-    # the J3072 gate saw discharge it had not authorized (reference/j3072-v2g-ac.md step 8)
+    # the J3072 gate saw discharge it had not authorized (docs/v2g-ac-profile.md "The session",
+    # step 8)
     discharge_fault = _each_to(_alive, fault) | _each_to(_faulted, None) | inoperative.to.itself()
     contactor_fault = _each_to((*_alive, *_faulted), inoperative) | inoperative.to.itself()
     proximity_lost = (

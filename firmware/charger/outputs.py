@@ -1,7 +1,8 @@
 """The charger's outputs as a pure function of its state (EVerest's "state -> outputs" idea).
 
 The caller applies them: pilot first when closing, relays first when opening. The discharge
-relay stays open here; its gate is the J3072 decision (a later layer).
+relay is wanted only while main is (charging or ventilating), no fault is latched and the
+J3072 gate authorizes it: the controller adds that input.
 """
 
 from __future__ import annotations
@@ -10,6 +11,24 @@ import enum
 from dataclasses import dataclass
 
 from hal import SAFE_PILOT, PilotDrive, PilotOutput
+
+
+class ChargerState(enum.StrEnum):
+    """The charger machine's states, as other modules see them (equal to their ids)."""
+
+    IDLE = "idle"
+    CONNECTED = "connected"
+    CHARGING = "charging"
+    VENTILATING = "ventilating"
+    FINISHING = "finishing"
+    FAULT = "fault"
+    FAULT_LATCHED = "fault_latched"
+    INOPERATIVE = "inoperative"
+
+    @property
+    def powered(self) -> bool:
+        """Main closed for charging: the states the discharge path may close in."""
+        return self in (ChargerState.CHARGING, ChargerState.VENTILATING)
 
 
 class PilotPlan(enum.Enum):
@@ -38,7 +57,9 @@ STATE_OUTPUTS: dict[str, tuple[PilotPlan, bool]] = {
 }
 
 
-def outputs_for(state_id: str, offered_duty_permille: int | None) -> Outputs:
+def outputs_for(
+    state_id: str, offered_duty_permille: int | None, discharge: bool = False
+) -> Outputs:
     plan, main_closed = STATE_OUTPUTS[state_id]
     if plan is PilotPlan.F:
         pilot = PilotOutput(PilotDrive.STEADY_NEGATIVE, 0)
@@ -48,4 +69,4 @@ def outputs_for(state_id: str, offered_duty_permille: int | None) -> Outputs:
         pilot = SAFE_PILOT
     # main stays closed when the offer is withdrawn: the vehicle gets 6 s to stop drawing
     # current before the controller forces it open (IEC 61851-1 Table A.6 seq 10.2)
-    return Outputs(pilot=pilot, main_closed=main_closed)
+    return Outputs(pilot=pilot, main_closed=main_closed, discharge_closed=discharge and main_closed)

@@ -16,9 +16,6 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from firmware.approvals import ApprovalError
-from firmware.approvals.jws import load_utility_keys
-from firmware.approvals.store import ApprovalStore
-from firmware.approvals.watch import ApprovalWatch
 from firmware.daemon.config import PLC_MOCK, Config
 from firmware.errors import ConfigError
 from firmware.logs import log_event
@@ -27,6 +24,7 @@ from firmware.plc.stack import PlcEvent, PlcStack
 from firmware.safety.link import BoardMirror
 
 if TYPE_CHECKING:
+    from firmware.approvals.watch import ApprovalWatch
     from firmware.sep2.service import Sep2Service
     from firmware.sep2.store import PevEvent
 
@@ -35,7 +33,7 @@ logger = logging.getLogger(__name__)
 PLC_HOST = "plc"  # [sep2] host: the EVSE's own address on the PLC link
 
 
-class Services:
+class Communication:
     def __init__(self, config: Config, post: Callable[[PlcEvent | PevEvent], None]) -> None:
         self.config = config
         self._post = post
@@ -58,6 +56,10 @@ class Services:
         if not config.approvals.utility_keys:
             log_event(logger, "approvals.off", reason="approvals.utility_keys not set")
             return
+        from firmware.approvals.jws import load_utility_keys  # cryptography: only with keys
+        from firmware.approvals.store import ApprovalStore
+        from firmware.approvals.watch import ApprovalWatch
+
         try:
             keys = load_utility_keys(config.approvals.utility_keys)
         except ApprovalError as err:
@@ -68,6 +70,15 @@ class Services:
         # for seconds, and the loop must keep turning (the safety process's heartbeat)
         await asyncio.to_thread(self.approvals.check)
         self._background.append(self._watched(self.approvals.run(), "approvals.watch"))
+
+    def status(self) -> dict[str, Any]:
+        """The PLC link, the approval list and the site bridge, for ``status``."""
+        plc = self.plc
+        return {
+            "plc": {"link": "off" if plc is None else ("up" if plc.link_up else "down")},
+            "approvals": self.approvals.status() if self.approvals is not None else None,
+            "bridge": self.link.state(),
+        }
 
     def describe(self) -> dict[str, str]:
         """For the ready line: where each part is."""

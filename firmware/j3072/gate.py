@@ -41,8 +41,18 @@ from firmware.j3072.session import (
 from firmware.logs import log_event
 from firmware.pilot.levels import PilotState
 from firmware.sep2.config import MappingConfig, SiteConfig
+from firmware.sep2.der import DERCapability, DERSettings
+from firmware.sep2.der_status import DERStatus
+from firmware.sep2.device import DeviceInformation
 from firmware.sep2.response import STATUS_RECEIVED, STATUS_STARTED
-from firmware.sep2.store import PevEvent, PevRecord
+from firmware.sep2.store import (
+    PevEvent,
+    PevRecord,
+    ResourcePut,
+    ResponsePosted,
+    SiteRead,
+    SiteReadBy,
+)
 
 if TYPE_CHECKING:
     from firmware.approvals.store import ApprovalStore
@@ -52,9 +62,6 @@ logger = logging.getLogger(__name__)
 
 PEV_DATA = ("device_information", "der_capability", "der_settings")
 TLS_GRACE_NS = 2_000_000_000  # our choice: twice the heartbeat period
-DECISION_INPUTS = frozenset(
-    {*PEV_DATA, "response", "der_status", "read:controls", "read:default_control"}
-)  # fmt: skip
 
 
 class DecisionJournal(Protocol):
@@ -156,16 +163,17 @@ class Gate:
         if record is None:
             return
         now = self._clock()
-        if event.what == "der_settings" and "site_limits" not in record.reads:
-            bound.settings_before_limits = True
-        if event.what == "device_information":
-            self._identify(record)
-        if event.what == "der_status":
-            status = record.der_status
-            inverter = status.inverter_status if status is not None else None
-            value = inverter.value if inverter is not None else None
-            self._act(bound.session.on_heartbeat(value, now))
-        if event.what in DECISION_INPUTS:
+        match event:
+            case ResourcePut(resource=DERSettings()):
+                if SiteRead.SITE_LIMITS not in record.reads:
+                    bound.settings_before_limits = True
+            case ResourcePut(resource=DeviceInformation()):
+                self._identify(record)
+            case ResourcePut(resource=DERStatus() as status):
+                inverter = status.inverter_status
+                value = inverter.value if inverter is not None else None
+                self._act(bound.session.on_heartbeat(value, now))
+        if _decision_input(event):
             self._decide(record, force=False)
 
     def on_meter(self, export_w: float, main_closed: bool) -> None:
@@ -268,7 +276,7 @@ class Gate:
         """Site limits read, PEV data PUT, controls read; then the Responses or a heartbeat."""
         if any(getattr(record, name) is None for name in PEV_DATA):
             return False
-        if "controls" not in record.reads:
+        if SiteRead.CONTROLS not in record.reads:
             return False
         return record.der_status is not None or self._all_responded(record)
 
@@ -360,3 +368,16 @@ class Gate:
 def _unrecorded(decision: Decision | None) -> Decision:
     ism = decision.ism if decision is not None else None
     return Decision(False, ("the journal cannot record the decision",), None, ism)
+
+
+def _decision_input(event: PevEvent) -> bool:
+    """The vehicle's data, its Responses, its heartbeat and its reads of the controls: what
+    can complete the exchange or change the decision."""
+    match event:
+        case ResourcePut(resource=DeviceInformation() | DERCapability() | DERSettings()):
+            return True
+        case ResourcePut(resource=DERStatus()) | ResponsePosted():
+            return True
+        case SiteReadBy(what=SiteRead.CONTROLS | SiteRead.DEFAULT_CONTROL):
+            return True
+    return False

@@ -1,11 +1,11 @@
 """What the daemon writes to the journal (``firmware.journal.store``): sessions from plug-in to
 plug-out with the EV MAC SLAC learned, every relay action with its reason, every fault.
 
-Each record is committed before the caller logs the action as done (DESIGN.md principle 4).
-The journal is not on the safety path: the relays have already been commanded through the
-interlock when a record is written, and a journal that fails is logged once per failure
-kind and never stops the charger. A J3072 grant is the exception: it takes effect only once its
-record is written (``decision`` returns False otherwise, and the gate denies).
+Each record is committed before the caller logs the action as done (docs/design.md
+"Principles"). The journal is not on the safety path: the relays have already been commanded
+through the interlock when a record is written, and a journal that fails is logged once per
+failure kind and never stops the charger. A J3072 grant is the exception: it takes effect
+only once its record is written (``decision`` returns False otherwise, and the gate denies).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ class Recorder:
         self.journal = journal
         self.session_id: int | None = None
         self._failed: set[str] = set()
+        self._relays: dict[str, bool] = {}  # what the journal last recorded of each relay
 
     @classmethod
     def open(cls, state_dir: Path) -> Recorder:
@@ -64,7 +65,12 @@ class Recorder:
 
     def relay(self, relay: str, closed: bool, reason: str) -> None:
         session = self.session_id
+        self._relays[relay] = closed
         self._write("relay", lambda j: j.record_relay(None, relay, closed, reason, session))
+
+    def journaled_closed(self, relay: str) -> bool:
+        """Whether the last row for ``relay`` says closed (so an opening is owed a row)."""
+        return self._relays.get(relay, False)
 
     def fault(self, kind: str, detail: str) -> None:
         self._write("fault", lambda j: j.record_fault(None, kind, detail))

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from firmware.errors import GatekeeperError
 from firmware.logs import log_event
@@ -265,6 +265,42 @@ class SafetyLink:
         if self._safe is not None and not self._safe.done():
             self._safe.set_result(None)  # no safe state will be reported
         self._post(SafetyLost(reason))
+
+    # --- status -----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """The board as last reported (pilot, relays, meter, latches) and both processes."""
+        mirror, status = self.mirror, self.mirror.status
+        sampler = None
+        if status is not None:
+            age_ms = max(0, self._clock() - status.t_ns) // 1_000_000
+            sampler = {"ticks": status.ticks, "overruns": status.overruns,
+                       "max_late_ms": round(status.max_late_ns / 1e6, 3),
+                       "last_report_ms_ago": age_ms}  # fmt: skip
+        ready = mirror.ready
+        return {
+            "pilot": mirror.pilot.value,
+            "relays": {r.value: "closed" if self.closed(r) else "open" for r in Relay},
+            "meter_w": status.meter_w if status is not None else 0.0,
+            "latched": list(status.latched) if status is not None else [],
+            "processes": {
+                "gatekeeper": {"pid": os.getpid()},
+                "safety": {
+                    "pid": self.handle.pid if self.handle is not None else None,
+                    "alive": self.lost is None and ready is not None,
+                    "realtime": ready.realtime if ready is not None else None,
+                    "sampler": sampler,
+                    "lost": self.lost,
+                    "max_heartbeat_gap_ms": round(self.max_heartbeat_gap_ns / 1e6, 3),
+                },
+            },
+        }
+
+    def log_stats(self) -> None:
+        status = self.mirror.status
+        if status is not None:
+            log_event(logger, "sampler.stats", ticks=status.ticks, overruns=status.overruns,
+                      max_late_ms=round(status.max_late_ns / 1e6, 3))  # fmt: skip
 
     # --- stop ----------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The resources of the V2G-AC profile, one handler each (reference/j3072-v2g-ac.md,
+"""The resources of the V2G-AC profile, one handler each (docs/v2g-ac-profile.md,
 "Resources the EVSE serves").
 
 ``/dcap`` links to Time, SelfDevice, the EndDeviceList, the MirrorUsagePointList and the
@@ -30,7 +30,7 @@ from firmware.sep2.device import (
 )
 from firmware.sep2.handlers_lists import ListHandlers, xml
 from firmware.sep2.site import SiteResources
-from firmware.sep2.store import PevRecord, Sep2Store
+from firmware.sep2.store import PevRecord, Sep2Store, SiteRead
 from firmware.sep2.tls import PeerIdentity
 from firmware.sep2.values import Link, ListLink
 from firmware.sep2.xml import Sep2InputError
@@ -134,7 +134,7 @@ class Handlers(ListHandlers):
 
     async def site_limits(self, request: web.Request) -> web.Response:
         """Step 1 of the session (§4.6.1): the PEV reads the site limits first."""
-        self.store.note_read(self.record(request), "site_limits")
+        self.store.note_read(self.record(request), SiteRead.SITE_LIMITS)
         return xml(self.site.settings(int(self.wall_clock())))
 
     # --- the vehicle's EndDevice -------------------------------------------------------

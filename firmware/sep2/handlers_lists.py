@@ -36,7 +36,7 @@ from firmware.sep2.response import (
     ResponseSetList,
 )
 from firmware.sep2.site import SiteResources, mrid
-from firmware.sep2.store import MirrorRecord, PevRecord, Sep2Store
+from firmware.sep2.store import MirrorRecord, PevRecord, Sep2Store, SiteRead
 from firmware.sep2.tls import PeerIdentity
 from firmware.sep2.values import Link, ListLink
 from firmware.sep2.xml import MEDIA_TYPE, Sep2InputError
@@ -130,12 +130,12 @@ class ListHandlers:
 
     async def default_control(self, request: web.Request) -> web.Response:
         record = self.mine(request)
-        self.store.note_read(record, "default_control")
+        self.store.note_read(record, SiteRead.DEFAULT_CONTROL)
         return xml(self.site.default_control(record.n, record.energize))
 
     async def control_list(self, request: web.Request) -> web.Response:
         record = self.mine(request)
-        self.store.note_read(record, "controls")
+        self.store.note_read(record, SiteRead.CONTROLS)
         controls = self.site.controls(record.n)
         return xml(DERControlList(
             href=paths.under(record.n, paths.CONTROL_LIST), subscribable=1,

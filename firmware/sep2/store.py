@@ -4,18 +4,21 @@ A vehicle gets its EndDevice index on its first request and keeps it until the d
 stops (URIs stay fixed for the session). The store records the PEV's PUTs (DeviceInformation,
 PowerStatus, DERCapability, DERSettings, DERAvailability), its DERStatus heartbeats with their
 arrival time, its Responses, subscriptions and mirrored meter readings, and which of the
-profile's reads it has made; every change is reported as a ``PevEvent`` to whoever decides
-(the J3072 session, issue #5). It holds no policy.
+profile's reads it has made; every change is reported as a typed ``PevEvent`` (a PUT carries
+its parsed resource) to whoever decides
+(the J3072 session). It holds no policy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import itertools
 import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from firmware.sep2.der import DERCapability, DERSettings
 from firmware.sep2.der_status import DERAvailability, DERStatus
@@ -23,7 +26,9 @@ from firmware.sep2.device import DeviceInformation, PowerStatus
 from firmware.sep2.metering import MirrorMeterReading, MirrorUsagePoint
 from firmware.sep2.pubsub import Subscription
 from firmware.sep2.response import Response
-from firmware.sep2.tls import PeerIdentity
+
+if TYPE_CHECKING:
+    from firmware.sep2.tls import PeerIdentity
 
 MAX_RESPONSES = 256  # per vehicle; the oldest go first
 MAX_SUBSCRIPTIONS = 8
@@ -31,12 +36,54 @@ MAX_MIRRORS = 8
 MAX_READINGS = 64
 
 
+class SiteRead(enum.StrEnum):
+    """The profile's reads of the site's resources that the J3072 exchange waits for."""
+
+    SITE_LIMITS = "site_limits"  # the site's DERSettings (setMaxW ...)
+    CONTROLS = "controls"  # the DERControl list
+    DEFAULT_CONTROL = "default_control"
+
+
 @dataclass(frozen=True, slots=True)
-class PevEvent:
-    """``what`` happened for the vehicle ``lfdi`` (a resource name, or a read of one)."""
+class VehicleSeen:
+    """A vehicle's first request: it has an EndDevice now."""
 
     lfdi: str
-    what: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResourcePut:
+    """The vehicle PUT one of its resources (DeviceInformation, PowerStatus, DERCapability,
+    DERSettings, DERAvailability) or POSTed a DERStatus heartbeat: the parsed resource."""
+
+    lfdi: str
+    resource: PevResource
+
+
+@dataclass(frozen=True, slots=True)
+class SiteReadBy:
+    lfdi: str
+    what: SiteRead
+
+
+@dataclass(frozen=True, slots=True)
+class ResponsePosted:
+    lfdi: str
+    response: Response
+
+
+@dataclass(frozen=True, slots=True)
+class MeteringPosted:
+    """A mirror usage point or a mirrored reading."""
+
+    lfdi: str
+
+
+PevResource = (
+    DeviceInformation | PowerStatus | DERCapability | DERSettings | DERAvailability | DERStatus
+)
+PevEvent = VehicleSeen | ResourcePut | SiteReadBy | ResponsePosted | MeteringPosted
+PEV_EVENTS = (VehicleSeen, ResourcePut, SiteReadBy, ResponsePosted, MeteringPosted)
 
 
 @dataclass(slots=True)
@@ -53,7 +100,7 @@ class PevRecord:
     responses: dict[int, Response] = field(default_factory=dict)  # by id, oldest first
     created_at: int = 0  # wall-clock seconds of the first request (EndDevice.changedTime)
     subscriptions: dict[int, Subscription] = field(default_factory=dict)
-    reads: set[str] = field(default_factory=set)
+    reads: set[SiteRead] = field(default_factory=set)
     energize: bool = False  # DefaultDERControl.opModEnergize as this vehicle sees it
     _next_sub: itertools.count[int] = field(default_factory=itertools.count)
     _next_response: itertools.count[int] = field(default_factory=itertools.count)
@@ -112,7 +159,7 @@ class Sep2Store:
             record = PevRecord(identity, len(self._by_n), created_at=now_s)
             self._by_lfdi[identity.lfdi] = record
             self._by_n[record.n] = record
-            self._on_event(PevEvent(identity.lfdi, "connected"))
+            self._on_event(VehicleSeen(identity.lfdi))
         return record
 
     def get(self, lfdi: str) -> PevRecord | None:
@@ -121,17 +168,17 @@ class Sep2Store:
     def records(self) -> list[PevRecord]:
         return list(self._by_n.values())
 
-    def note_read(self, record: PevRecord, what: str) -> None:
+    def note_read(self, record: PevRecord, what: SiteRead) -> None:
         if what not in record.reads:
             record.reads.add(what)
-            self._on_event(PevEvent(record.lfdi, f"read:{what}"))
+            self._on_event(SiteReadBy(record.lfdi, what))
 
-    def put(self, record: PevRecord, what: str, value: object, now_ns: int) -> None:
+    def put(self, record: PevRecord, what: str, value: PevResource, now_ns: int) -> None:
         """Store one of the PEV's resources (``what`` is the record's field name)."""
         setattr(record, what, value)
-        if what == "der_status":
+        if isinstance(value, DERStatus):
             record.status_at_ns = now_ns
-        self._on_event(PevEvent(record.lfdi, what))
+        self._on_event(ResourcePut(record.lfdi, value))
 
     def add_response(self, record: PevRecord, response: Response) -> int:
         """Keep it under a new id (the oldest go beyond MAX_RESPONSES); returns the id."""
@@ -139,7 +186,7 @@ class Sep2Store:
         record.responses[k] = response
         while len(record.responses) > MAX_RESPONSES:
             del record.responses[next(iter(record.responses))]
-        self._on_event(PevEvent(record.lfdi, "response"))
+        self._on_event(ResponsePosted(record.lfdi, response))
         return k
 
     def subscribe(self, record: PevRecord, subscription: Subscription) -> int:
@@ -160,9 +207,9 @@ class Sep2Store:
             raise StoreFull(f"at most {MAX_MIRRORS} mirror usage points per vehicle")
         k = next(self._next_mirror)
         self.mirrors[k] = MirrorRecord(record.lfdi, point)
-        self._on_event(PevEvent(record.lfdi, "mirror_usage_point"))
+        self._on_event(MeteringPosted(record.lfdi))
         return k
 
     def add_reading(self, record: PevRecord, k: int, reading: MirrorMeterReading) -> None:
         self.mirrors[k].readings.append(reading)
-        self._on_event(PevEvent(record.lfdi, "meter_reading"))
+        self._on_event(MeteringPosted(record.lfdi))
