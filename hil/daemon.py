@@ -15,38 +15,12 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-
-def toml_dumps(data: dict[str, Any], prefix: str = "") -> str:
-    """A TOML writer for the config's shape: nested tables, arrays of tables, scalars and
-    (nested) arrays of scalars."""
-    lines: list[str] = []
-    tables: list[tuple[str, dict[str, Any]]] = []
-    arrays: list[tuple[str, list[dict[str, Any]]]] = []
-    for key, value in data.items():
-        if isinstance(value, dict):
-            tables.append((f"{prefix}{key}", value))
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            arrays.append((f"{prefix}{key}", value))
-        else:
-            lines.append(f"{key} = {_toml_value(value)}")
-    text = "\n".join(lines) + ("\n" if lines else "")
-    for name, table in tables:
-        text += f"\n[{name}]\n" + toml_dumps(table, prefix=f"{name}.")
-    for name, items in arrays:
-        for item in items:
-            text += f"\n[[{name}]]\n" + toml_dumps(item, prefix=f"{name}.")
-    return text
+import tomli_w
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
+def toml_dumps(data: dict[str, Any]) -> str:
+    """A config as TOML text (tomli-w, the ``hil`` extra): what the harnesses write."""
+    return tomli_w.dumps(data)
 
 
 class Daemon:

@@ -3,8 +3,8 @@
 Owns the four commands and the HTTPS fetch: aiohttp, the server verified against the system
 trust store (or ``--ca``), ``http://`` refused, redirects not followed (so nothing can lead the
 fetch off HTTPS), the body capped. Whatever arrives goes through ``ApprovalStore.install``,
-the same checks as a file. It does not load the config file (the caller passes it in; ``main``
-here is a stand-alone entry point until ``firmware.daemon.cli`` hooks these commands in).
+the same checks as a file. It does not load the config file: ``firmware.daemon.cli`` adds
+these commands (``add_parser``), loads the config and calls ``run``.
 
 Exit codes, as for the rest of the command: 0 success; 1 runtime failure (no list in force,
 an ISM not approved, a fetch or a write that failed); 2 refused input, with one line on
@@ -14,26 +14,28 @@ stderr ``evse-gatekeeper: approvals: <reason>``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
-import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from firmware.approvals import ApprovalError
 from firmware.approvals.approval_list import Status, rfc3339
 from firmware.approvals.config import ApprovalsConfig
+from firmware.approvals.installed_file import MAX_JWS_BYTES
 from firmware.approvals.jws import load_utility_keys
-from firmware.approvals.store import MAX_JWS_BYTES, ApprovalStore, ApprovalStoreError
 from firmware.approvals.view import ListView
 from firmware.daemon.cli_args import add_config
 from firmware.daemon.config import PathsConfig
-from firmware.journal.store import Journal, JournalError
 from firmware.sep2.config import SiteConfig
+
+if TYPE_CHECKING:  # the store (sqlite3) and ssl are imported by the commands that use them
+    import ssl
+
+    from firmware.approvals.store import ApprovalStore
 
 CHUNK_BYTES = 1 << 16
 
@@ -92,6 +94,8 @@ def _action(
 
 def run(args: argparse.Namespace, config: ApprovalsSettings) -> int:
     """Run ``approvals <action>``; the exit code."""
+    from firmware.approvals.store import ApprovalStoreError
+
     _quiet_logging()
     command: Callable[[argparse.Namespace, ApprovalsSettings], int] = {
         "install": _install,
@@ -120,6 +124,8 @@ def _install(args: argparse.Namespace, config: ApprovalsSettings) -> int:
 
 
 def _fetch(args: argparse.Namespace, config: ApprovalsSettings) -> int:
+    import asyncio
+
     if urlsplit(args.url).scheme.lower() != "https":
         raise ApprovalsUsageError(f"only https:// URLs are fetched, not {args.url!r}")
     store = _store(config)  # a config without keys is refused before going to the network
@@ -128,6 +134,8 @@ def _fetch(args: argparse.Namespace, config: ApprovalsSettings) -> int:
 
 
 def _install_into(store: ApprovalStore, text: str | bytes, config: ApprovalsSettings) -> int:
+    from firmware.journal.store import Journal, JournalError
+
     config.paths.state_dir.mkdir(parents=True, exist_ok=True)
     installed = store.install(text)
     print(
@@ -185,6 +193,8 @@ def summarize(installed: ListView) -> dict[str, Any]:
 async def download(url: str, context: ssl.SSLContext, settings: ApprovalsConfig) -> bytes:
     """GET ``url`` over verified TLS; the body (anything but a JWS is left for verify to
     refuse)."""
+    import ssl
+
     import aiohttp  # here, not at the top: every other command starts without it
 
     timeout = aiohttp.ClientTimeout(total=settings.fetch_timeout_s)
@@ -207,6 +217,8 @@ async def download(url: str, context: ssl.SSLContext, settings: ApprovalsConfig)
 
 
 def _tls_context(ca: Path | None) -> ssl.SSLContext:
+    import ssl
+
     try:
         return ssl.create_default_context(cafile=str(ca) if ca else None)
     except (OSError, ssl.SSLError) as err:
@@ -214,6 +226,8 @@ def _tls_context(ca: Path | None) -> ssl.SSLContext:
 
 
 def _store(config: ApprovalsSettings) -> ApprovalStore:
+    from firmware.approvals.store import ApprovalStore
+
     if not config.approvals.utility_keys:
         raise ApprovalsUsageError("approvals.utility_keys: not set in the config")
     keys = load_utility_keys(config.approvals.utility_keys)

@@ -23,18 +23,12 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    Prehashed,
-    decode_dss_signature,
-    encode_dss_signature,
-)
+from typing import TYPE_CHECKING, Any
 
 from firmware.approvals import ApprovalError
+
+if TYPE_CHECKING:  # cryptography is imported where keys are loaded or used: no key, no import
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 ALGORITHM = "ES256"
 COORDINATE_BYTES = 32  # P-256: R, S, x and y are each 32 octets, big-endian
@@ -98,6 +92,8 @@ def jwk_thumbprint(public_key: ec.EllipticCurvePublicKey) -> str:
 
 
 def utility_key(public_key: object, source: str) -> UtilityKey:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(
         public_key.curve, ec.SECP256R1
     ):
@@ -107,6 +103,9 @@ def utility_key(public_key: object, source: str) -> UtilityKey:
 
 def load_utility_key(path: Path) -> UtilityKey:
     """A PEM ``PUBLIC KEY`` file (text outside the PEM block, such as a TEST mark, is fine)."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
     try:
         pem = path.read_bytes()
     except OSError as err:
@@ -125,6 +124,9 @@ def load_utility_keys(paths: Iterable[Path]) -> tuple[UtilityKey, ...]:
 def verify_es256(token: str | bytes, keys: Sequence[UtilityKey]) -> VerifiedJws:
     """Verify a compact JWS (text, or a file's bytes: surrounding whitespace is ignored)
     against ``keys``; the payload is returned only if it verified."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     data = ascii_token(token)
     parts = data.split(b".")
     if len(parts) != 3:
@@ -142,6 +144,10 @@ def verify_es256_prehashed(
     """Verify a compact JWS given as its first and last parts (base64url) and the SHA-256 of
     its signing input (RFC 7515 §5.2 step 8), hashed by the caller as it read the token:
     the same header and key rules as ``verify_es256``; the key whose signature verified."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
     header = _header(b64url_decode(header_part, "JWS header"))
     algorithm = ec.ECDSA(Prehashed(hashes.SHA256()))
     return _signed_by(header, signature_part, keys, signing_sha256, algorithm)
@@ -156,6 +162,9 @@ def _signed_by(
 ) -> UtilityKey:
     """The key (among those the header allows) whose ES256 signature over ``signed`` verifies;
     JwsError otherwise."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
     signature = b64url_decode(signature_part, "JWS signature")
     candidates = _candidates(header, keys)
     if len(signature) != SIGNATURE_BYTES:
@@ -185,6 +194,10 @@ def ascii_token(token: str | bytes) -> bytes:
 
 def sign_es256(payload: bytes, key: ec.EllipticCurvePrivateKey, kid: str | None = None) -> str:
     """A compact JWS of ``payload`` (for tests and tools; the firmware only verifies)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
     header: dict[str, str] = {"alg": ALGORITHM}
     if kid is not None:
         header["kid"] = kid

@@ -21,8 +21,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-
 from firmware.approvals import ApprovalError
 from firmware.approvals.approval_list import parse_approval_list
 from firmware.approvals.index import ApprovalIndexError, build_index, remove_stale
@@ -72,6 +70,8 @@ def rebuild_index(
 def _key_pipe(key: UtilityKey) -> int:
     """The read end of a pipe holding ``key`` as PEM (a few hundred bytes: it fits the pipe's
     buffer, so the write does not wait for the child)."""
+    from cryptography.hazmat.primitives import serialization
+
     pem = key.public_key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )

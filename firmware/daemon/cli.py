@@ -7,16 +7,12 @@ line on stderr saying why.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cryptography.hazmat.primitives.serialization import Encoding
-
-from firmware import __version__
+from firmware import firmware_version
 from firmware.approvals import cli as approvals_cli
 from firmware.daemon.cli_args import add_config
 from firmware.daemon.control_socket import (
@@ -31,9 +27,21 @@ from firmware.errors import ConfigError
 from firmware.journal import cli as journal_cli
 from firmware.logs import flush_logging, setup_logging
 from firmware.safety.inoperative import FaultStoreError
-from firmware.sep2.identity import PkiError, lfdi, load_certificate, sfdi
-from firmware.sep2.pki import init_pki
 from hal import HalError
+
+
+class _Version(argparse.Action):
+    """``--version``, looked up only when asked (``importlib.metadata`` costs memory)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"evse-gatekeeper {firmware_version()}")
+        parser.exit()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="evse-gatekeeper",
         description="SAE J3072 gatekeeper firmware for an AC Level 2 EVSE.",
     )
-    parser.add_argument("--version", action="version", version=f"evse-gatekeeper {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     run = commands.add_parser(
         "run",
@@ -116,6 +124,9 @@ def _add_pki_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def _run(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
     from firmware.daemon.app import Gatekeeper
     from firmware.daemon.config import load_config
 
@@ -197,13 +208,22 @@ def _limit(args: argparse.Namespace) -> int:
 
 
 def _pki(args: argparse.Namespace) -> int:
-    if args.action == "init":
-        layout = init_pki(args.directory)
-        for path in layout.files:
-            print(f"wrote {path}")
-        print(f"TEST credentials only, not for production: see {args.directory / 'README.txt'}")
-        return 0
-    value = lfdi(load_certificate(args.cert).public_bytes(Encoding.DER))
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from firmware.sep2.identity import PkiError, lfdi, load_certificate, sfdi
+    from firmware.sep2.pki import init_pki
+
+    try:
+        if args.action == "init":
+            layout = init_pki(args.directory)
+            for path in layout.files:
+                print(f"wrote {path}")
+            print(f"TEST credentials only, not for production: see {args.directory / 'README.txt'}")
+            return 0
+        value = lfdi(load_certificate(args.cert).public_bytes(Encoding.DER))
+    except PkiError as err:
+        print(f"evse-gatekeeper: {err}", file=sys.stderr)
+        return 2
     print(f"lfdi={value} sfdi={sfdi(value)}")
     return 0
 
@@ -233,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }[args.command]
     try:
         return command(args)
-    except (FaultStoreError, PkiError) as err:
+    except FaultStoreError as err:
         print(f"evse-gatekeeper: {err}", file=sys.stderr)
         return 2
     except ConfigError as err:

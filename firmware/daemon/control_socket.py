@@ -13,7 +13,6 @@ callables that build the snapshot and apply a limit.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -25,10 +24,13 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from firmware.errors import ConfigError, GatekeeperError
 from firmware.logs import log_event
+
+if TYPE_CHECKING:
+    import asyncio  # the server's types; `status` and `limit` (the clients) start without it
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ class ControlServer:
 
     async def start(self) -> None:
         """Listen at ``path``; ConfigError when it cannot (not a socket, in use, bind fails)."""
+        import asyncio
+
         sock = self._bind()
         try:
             self._server = await asyncio.start_unix_server(
@@ -150,6 +154,8 @@ class ControlServer:
             pass  # already gone, or not ours to remove
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import asyncio
+
         self._writers.add(writer)
         try:
             reply = await self._reply(reader)
@@ -162,6 +168,8 @@ class ControlServer:
             writer.close()
 
     async def _reply(self, reader: asyncio.StreamReader) -> bytes:
+        import asyncio
+
         try:
             line = await asyncio.wait_for(reader.readuntil(b"\n"), REQUEST_TIMEOUT_S)
         except TimeoutError:

@@ -15,11 +15,13 @@ import argparse
 import json
 import sys
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from firmware.daemon.cli_args import add_config
 from firmware.daemon.config import Config
-from firmware.journal.store import FILE_NAME, Journal, JournalError, SessionRow
+
+if TYPE_CHECKING:
+    from firmware.journal.store import SessionRow
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 10_000
@@ -41,6 +43,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace, config: Config) -> int:
     """Run ``sessions``; the exit code."""
+    from firmware.journal.store import FILE_NAME, Journal, JournalError  # sqlite3: only here
+
     path = config.paths.state_dir / FILE_NAME
     try:
         if path.exists():

@@ -14,10 +14,12 @@ import errno
 import ipaddress
 import logging
 import os
-
-from pyroute2 import IPRoute, NetlinkError
+from typing import TYPE_CHECKING
 
 from firmware.errors import GatekeeperError
+
+if TYPE_CHECKING:  # pyroute2 is imported where netlink is opened: the mock backend never does
+    from pyroute2 import IPRoute, NetlinkError
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,8 @@ def evse_interface(prefix: ipaddress.IPv6Network) -> ipaddress.IPv6Interface:
 
 def netlink(netns: str | None = None) -> IPRoute:
     """An rtnetlink socket in this namespace or in ``netns`` (never created if missing)."""
+    from pyroute2 import IPRoute
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -63,6 +67,8 @@ def add_address(ipr: IPRoute, ifname: str, iface: ipaddress.IPv6Interface) -> No
     is the EVSE's own, so ``::1`` in it is ours alone, and a tentative address would leave
     the vehicle without a server for the first second of the session.
     """
+    from pyroute2 import NetlinkError
+
     index = link_index(ipr, ifname)
     if index is None:
         raise AddressingError(f"no interface {ifname}")
@@ -82,6 +88,8 @@ def add_address(ipr: IPRoute, ifname: str, iface: ipaddress.IPv6Interface) -> No
 
 def delete_address(ipr: IPRoute, ifname: str, iface: ipaddress.IPv6Interface) -> None:
     """Take ``iface`` off ``ifname``; an address or interface already gone is fine."""
+    from pyroute2 import NetlinkError
+
     index = link_index(ipr, ifname)
     if index is None:
         return

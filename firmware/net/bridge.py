@@ -1,11 +1,12 @@
 """The site bridge gate: joins the PLC link to the site network after authorization, IPv6 only.
 
 The profile forbids bridging or routing at initial connect and lets the EVSE bridge after
-authorization (reference/j3072-v2g-ac.md, §4.2.4); DESIGN.md adds: never HomePlug management
-frames, nothing but IPv6. ``LinuxBridge`` makes a kernel bridge of the two interfaces behind an
-nftables bridge-family filter; ``MockBridge`` only records what it would do. Neither decides
-*when* to open: the daemon calls ``open`` once a session is authorized and ``close`` on any
-doubt. The Linux calls block (netlink, ``nft``): from an event loop use ``asyncio.to_thread``.
+authorization (docs/v2g-ac-profile.md "Bridging", §4.2.4); the project adds (docs/design.md
+"The two gates"): never HomePlug management frames, nothing but IPv6. ``LinuxBridge`` makes a
+kernel bridge of the two interfaces behind an nftables bridge-family filter; ``MockBridge``
+only records what it would do. Neither decides *when* to open: the daemon calls ``open`` once
+a session is authorized and ``close`` on any doubt. The Linux calls block (netlink, ``nft``):
+from an event loop use ``asyncio.to_thread``.
 
 The site interface should be a port dedicated to the bridge (a VLAN or a second NIC): an
 enslaved interface's own IP addresses stop working while bridged.
@@ -24,9 +25,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
-
-from pyroute2 import IPRoute, NetlinkError
+from typing import TYPE_CHECKING, Any
 
 from firmware.errors import GatekeeperError
 from firmware.net import valid_ifname
@@ -39,11 +38,14 @@ from firmware.net.addressing import (
     netlink,
 )
 
+if TYPE_CHECKING:  # pyroute2 is imported by the Linux backend's methods: the mock needs none
+    from pyroute2 import IPRoute
+
 logger = logging.getLogger(__name__)
 
 BRIDGE_NAME = "evgk-br0"
 TABLE_NAME = "evse_gatekeeper"  # nftables table, family bridge
-ETHERTYPE_HOMEPLUG = 0x88E1  # HomePlug AV/GP management (reference/homeplug-slac.md)
+ETHERTYPE_HOMEPLUG = 0x88E1  # HomePlug AV/GP management (docs/homeplug-slac.md)
 ETHERTYPE_MEDIAXTREAM = 0x8912  # the other powerline vendors' management frames
 TOOL_TIMEOUT_S = 10.0
 MAX_MULTICAST_PPS = 10_000
@@ -233,6 +235,8 @@ class LinuxBridge(_Gate):
 
     def open(self, authorized_session: str) -> None:
         """Filter first, then bridge: no frame crosses before the filter is in place."""
+        from pyroute2 import NetlinkError
+
         self._check_session(authorized_session)
         with self._netlink() as ipr:  # refused on an event loop's thread, before any change
             try:
@@ -300,6 +304,8 @@ class LinuxBridge(_Gate):
 
     def _teardown(self, restore_address: bool, quiet: bool) -> None:
         """Each step on its own, so one failure does not leave the others undone."""
+        from pyroute2 import NetlinkError
+
         problems: list[str] = []
         try:
             with netlink(self.netns) as ipr:
@@ -376,6 +382,8 @@ def _release(ipr: IPRoute, name: str, bridge: int) -> None:
 
 
 def _delete_link(ipr: IPRoute, index: int) -> None:
+    from pyroute2 import NetlinkError
+
     try:
         ipr.link("del", index=index)
     except NetlinkError as err:
@@ -384,6 +392,8 @@ def _delete_link(ipr: IPRoute, index: int) -> None:
 
 
 def _try(problems: list[str], step: Callable[[], None]) -> None:
+    from pyroute2 import NetlinkError
+
     try:
         step()
     except (AddressingError, NetlinkError, OSError) as err:
@@ -391,6 +401,8 @@ def _try(problems: list[str], step: Callable[[], None]) -> None:
 
 
 def _one_line(err: object) -> str:
+    from pyroute2 import NetlinkError
+
     if isinstance(err, NetlinkError):
         return os.strerror(int(err.code))
     if isinstance(err, OSError) and err.strerror:

@@ -9,7 +9,6 @@ anyway, at normal priority, because a slower interlock is still an interlock.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import logging
 import os
@@ -57,9 +56,10 @@ def _sched_fifo(priority: int) -> bool:
 def _lock_memory() -> bool:
     """mlockall on fault: pages are locked as they are first touched, so thread stacks and
     malloc arenas are not faulted in whole."""
-    libc_name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(libc_name, use_errno=True)
+        # the process's own symbols, libc's among them: no ctypes.util (and the tempfile,
+        # shutil and subprocess it imports, and the ldconfig it runs) in this process
+        libc = ctypes.CDLL(None, use_errno=True)
         result = libc.mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT)
     except (OSError, AttributeError) as err:
         log_event(logger, "safety.realtime_refused", logging.WARNING, what="mlockall",

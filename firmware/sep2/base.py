@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Self
 
-from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type stubs
-
 from firmware.sep2.fields import (
     HEX8,
     MRID,
@@ -42,6 +40,8 @@ class Resource(Sep2Model):
 
     def to_xml(self) -> bytes:
         """This resource as a UTF-8 2030.5 document (default namespace, schema order)."""
+        from lxml import etree  # lxml: only when XML is made
+
         nsmap = {None: NS, "xsi": XSI_NS} if uses_xsi(type(self)) else {None: NS}
         root = etree.Element(qname(self.TAG), nsmap=nsmap)
         fill_element(root, self)

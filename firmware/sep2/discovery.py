@@ -1,6 +1,6 @@
 """DNS-SD for the 2030.5 server: ``_smartenergy._tcp.local`` on the PLC interface only.
 
-The V2G-AC profile (reference/j3072-v2g-ac.md, "Network and security", §4.2-4.3) has the PEV
+The V2G-AC profile (docs/v2g-ac-profile.md, "Network and security", §4.2-4.3) has the PEV
 find the EVSE's server by mDNS on ff02::fb with the TXT keys ``txtvers=1``, ``dcap=/dcap`` and
 ``https=<port>``. The announcement must never leak onto the site network, so zeroconf is
 bound to the PLC netdev's index alone (IPv6 only); the mock mode has no netdev and no
@@ -14,12 +14,13 @@ import logging
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-
-from zeroconf import IPVersion
-from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
+from typing import TYPE_CHECKING
 
 from firmware.errors import GatekeeperError
 from firmware.logs import log_event
+
+if TYPE_CHECKING:  # zeroconf is imported by ``start``: with discovery off, never
+    from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ class Discovery:
         self._info: AsyncServiceInfo | None = None
 
     async def start(self) -> None:
+        from zeroconf import IPVersion
+        from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
+
         a = self.announcement
         try:
             index = socket.if_nametoindex(a.ifname)

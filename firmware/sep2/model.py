@@ -15,8 +15,6 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type stubs
-
 from firmware.sep2.fields import SPEC_KEY, AnyResource, Sep2ValueError, Spec
 from firmware.sep2.xml import NS, XSI_NS, Sep2InputError, clip, qname
 
@@ -67,6 +65,9 @@ def fill_element(element: Any, model: Sep2Model) -> None:
 
 
 def _append(parent: Any, spec: Spec, value: Any) -> None:
+    # lxml: imported when XML is made or read (the models are used without XML, too)
+    from lxml import etree
+
     child = etree.SubElement(parent, qname(spec.name))
     if spec.kind is AnyResource:
         child.set(XSI_TYPE, value.TAG)  # the default namespace resolves the type name
@@ -86,6 +87,8 @@ def uses_xsi(cls: type[Sep2Model]) -> bool:
 
 def decode_element(cls: type[M], element: Any) -> M:
     """Build a ``cls`` from ``element``, refusing what the schema (as modelled) does not allow."""
+    from lxml import etree
+
     parent = etree.QName(element).localname
     specs = specs_of(cls)
     values: dict[str, Any] = {}
@@ -109,6 +112,8 @@ def decode_element(cls: type[M], element: Any) -> M:
 def _decode_children(
     parent: str, specs: list[tuple[str, Spec]], element: Any, values: dict[str, Any]
 ) -> None:
+    from lxml import etree
+
     position = 0
     for child in element:
         name = etree.QName(child)

@@ -71,6 +71,10 @@ class Sep2Service:
         self.discovery: Discovery | None = None
 
     async def start(self) -> None:
+        # lxml is imported by the first document parsed or made (firmware.sep2.xml): load it
+        # now, so that the server's footprint is known at start and no request waits for it
+        import lxml.etree  # noqa: F401
+
         sep2 = self.config.sep2
         try:
             ciphers = probe_ccm8()

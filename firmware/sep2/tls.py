@@ -12,20 +12,13 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from typing import TYPE_CHECKING
 
 from firmware.errors import GatekeeperError
-from firmware.sep2.identity import (
-    PkiError,
-    hardware_module_name,
-    key_problem,
-    lfdi,
-    load_certificate,
-    sfdi,
-)
+
+# cryptography is imported where certificates and keys are read: PeerIdentity needs none
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 CCM8_CIPHER = "ECDHE-ECDSA-AES128-CCM8"
 CCM8_SUITE = 0xC0AE  # TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, RFC 7251 §2
@@ -125,6 +118,10 @@ def _context(
 
 
 def _load_own_credential(context: ssl.SSLContext, cert_file: Path, key_file: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from firmware.sep2.identity import PkiError, key_problem, load_certificate
+
     try:
         cert = load_certificate(cert_file)
     except PkiError as err:
@@ -143,6 +140,8 @@ def _load_own_credential(context: ssl.SSLContext, cert_file: Path, key_file: Pat
 
 
 def _load_key(key_file: Path) -> PrivateKeyTypes:
+    from cryptography.hazmat.primitives import serialization
+
     try:
         return serialization.load_pem_private_key(key_file.read_bytes(), password=None)
     except OSError as err:
@@ -159,6 +158,10 @@ def _reason(err: OSError) -> str:
 
 def peer_identity(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> PeerIdentity:
     """The verified peer's LFDI, SFDI and hwType; raises TlsError when it must be refused."""
+    from cryptography import x509
+
+    from firmware.sep2.identity import PkiError, hardware_module_name, key_problem, lfdi, sfdi
+
     der = ssl_object.getpeercert(binary_form=True)
     if not der:
         raise TlsError("the peer sent no certificate")

@@ -13,8 +13,6 @@ import re
 from collections.abc import Collection
 from typing import Any
 
-from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type stubs
-
 from firmware.errors import GatekeeperError
 
 NS = "urn:ieee:std:2030.5:ns"
@@ -100,6 +98,9 @@ def _check_raw(body: bytes) -> None:
 
 
 def _parse(body: bytes) -> Any:
+    # lxml: imported when a document is parsed (the models are used without XML, too)
+    from lxml import etree
+
     parser = etree.XMLParser(
         resolve_entities=False,
         no_network=True,
@@ -125,6 +126,8 @@ def _check_docinfo(docinfo: Any) -> None:
 
 
 def _check_root(root: Any, expected_root: str) -> None:
+    from lxml import etree
+
     name = etree.QName(root)
     if name.namespace != NS:
         raise Sep2InputError(f"root element {clip(root.tag)} is not in the 2030.5 namespace")
@@ -133,6 +136,8 @@ def _check_root(root: Any, expected_root: str) -> None:
 
 
 def _check_tree(root: Any, known: Collection[str]) -> None:
+    from lxml import etree
+
     count = 0
     stack: list[tuple[Any, int]] = [(root, 1)]
     while stack:

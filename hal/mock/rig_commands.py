@@ -1,16 +1,16 @@
-"""The rig protocol's command set, executed against the mock board (reference/rig-protocol.md).
+"""The rig protocol's command set, executed against the mock board (docs/rig-protocol.md).
 
 It plays the vehicle side of the connector and measures what the EVSE does, as a physical
 HIL rig would; it is test equipment, so unlike the Board contract it does know J1772 letters.
 One line in, exactly one reply line out. Times are on the rig's clock (the board's monotonic
 clock, reported in us since the rig started). One extension the protocol text lacks:
-``EV:STATE B|C|D,<ohms>`` sets the vehicle's load off nominal (README, "The rig protocol").
+``EV:STATE B|C|D,<ohms>`` sets the vehicle's load off nominal (docs/rig-protocol.md "Our
+extension: EV:STATE with a load").
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import os
 import time
 from collections.abc import Callable
@@ -22,9 +22,9 @@ from hal.mock.relays import FeedbackMode
 
 MAX_LINE = 256
 MAX_WAIT_MS = 600_000
-# EV:STATE B|C|D,<ohms> (our extension, README): the vehicle's load off nominal, for the
-# resistor-tolerance scenarios. Wide enough for any tolerance study (nominal D is 246 Ohm, B
-# 2.74 kOhm, reference/j1772.md "Circuit"); a short or an open has its own stimulus.
+# EV:STATE B|C|D,<ohms> (our extension, docs/rig-protocol.md): the vehicle's load off
+# nominal, for the resistor-tolerance scenarios. Wide enough for any tolerance study (nominal
+# D is 246 Ohm, B 2.74 kOhm, docs/j1772.md "Circuit"); a short or an open has its own stimulus.
 LOAD_MIN_OHM = 50.0
 LOAD_MAX_OHM = 100_000.0
 POLL_S = 0.0005
@@ -57,6 +57,8 @@ def _number(text: str, low: float, high: float, what: str) -> float:
 
 
 def _firmware_version() -> str:
+    import importlib.metadata  # on *IDN? only: the safety process runs without it
+
     try:
         return importlib.metadata.version("evse-gatekeeper")
     except importlib.metadata.PackageNotFoundError:

@@ -45,17 +45,17 @@ def malformed_mmes(count: int, dst: bytes, seed: int = 7) -> Iterator[bytes]:
                 unknown = rng.randrange(0x6000, 0x6FFF)
             frame = build_frame(dst, FLOOD_SRC, unknown, bytes(40))
         elif kind == 2:  # a fragment (FMI != 0) of a CM message
-            frame = bytearray(build_frame(dst, FLOOD_SRC, 0x6064, bytes(41)))
-            frame[17] = rng.randrange(1, 256)
-            frame = bytes(frame)
+            edited = bytearray(build_frame(dst, FLOOD_SRC, 0x6064, bytes(41)))
+            edited[17] = rng.randrange(1, 256)
+            frame = bytes(edited)
         elif kind == 3:  # the wrong MMV for the type
-            frame = bytearray(good)
-            frame[14] = 0x05
-            frame = bytes(frame)
+            edited = bytearray(good)
+            edited[14] = 0x05
+            frame = bytes(edited)
         elif kind == 4:  # a vendor message with a foreign OUI
-            frame = bytearray(build_frame(dst, FLOOD_SRC, 0xA0B9, bytes(40)))
-            frame[17:20] = b"\x12\x34\x56"
-            frame = bytes(frame)
+            edited = bytearray(build_frame(dst, FLOOD_SRC, 0xA0B9, bytes(40)))
+            edited[17:20] = b"\x12\x34\x56"
+            frame = bytes(edited)
         else:  # a known message, random bytes of a length no layout has
             frame = good[:19] + rng.randbytes(rng.randrange(200, 1400))
         yield frame

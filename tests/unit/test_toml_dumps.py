@@ -1,39 +1,43 @@
-"""The TOML writer the test harnesses use to write configs: it must round-trip through
-tomllib for every shape the config has (tables, arrays of tables, nested arrays)."""
+"""The harnesses write configs with ``hil.daemon.toml_dumps`` (tomli-w): every shape our
+configs have (tables, sub-tables, arrays of tables, nested arrays, floats, booleans) must come
+back the same through tomllib, the reader the firmware uses."""
 
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 from typing import Any
 
-from hypothesis import given
-from hypothesis import strategies as st
+import pytest
 
 from hil.daemon import toml_dumps
 
-KEYS = st.from_regex(r"[a-z][a-z_]{0,8}", fullmatch=True)
-SCALARS = st.one_of(
-    st.booleans(),
-    st.integers(-(2**40), 2**40),
-    st.floats(allow_nan=False, allow_infinity=False, width=32).filter(lambda f: f == f),
-    st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=12),
-    st.lists(st.lists(st.integers(-200, 200), min_size=2, max_size=2), max_size=4),
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FILES = sorted((REPO_ROOT / "config").glob("*.toml")) + sorted(
+    (REPO_ROOT / "hil" / "scenarios").glob("*.toml")
 )
-TABLES = st.dictionaries(KEYS, SCALARS, max_size=4)
 
 
-@given(
-    st.dictionaries(
-        KEYS,
-        st.one_of(
-            TABLES,
-            st.fixed_dictionaries(
-                {"max_w": st.integers(1, 9999)},
-                optional={"functions": st.lists(TABLES.filter(bool), min_size=1, max_size=3)},
-            ),
-        ),
-        max_size=4,
-    )
-)
-def test_round_trip(data: dict[str, Any]) -> None:
+@pytest.mark.parametrize("path", FILES, ids=lambda path: path.name)
+def test_the_repositorys_toml_round_trips(path: Path) -> None:
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    assert tomllib.loads(toml_dumps(data)) == data
+
+
+def test_a_harness_config_round_trips() -> None:
+    """What the tests merge into a config: an absolute path, a sub-table, a list of keys, a
+    float, an array of tables with a curve of pairs."""
+    data: dict[str, Any] = {
+        "hal": {"backend": "mock", "mock": {"rig_link": "/tmp/x y/rig", "noise_mv": 0.5}},
+        "paths": {"state_dir": 'C:\\state "quoted"'},
+        "sep2": {"enabled": False, "port": 0},
+        "approvals": {"utility_keys": ["/a.pem", "/b.pem"]},
+        "site": {
+            "max_w": 7200,
+            "functions": [
+                {"mode": "volt-var", "curve": [[92, 44], [98, 0], [102, 0], [108, -44]]},
+                {"mode": "fixed-w", "percent": 50},
+            ],
+        },
+    }
     assert tomllib.loads(toml_dumps(data)) == data
