@@ -82,7 +82,7 @@ class RpiSettings:
     rcd_fault_active_high: bool = True  # high = tripped; an open wire reads tripped too
     rcd_fault: RcdState = RcdState.DC  # what a trip of the module reports
     rcd_test_pin: int = 13
-    deadman_pin: int = 24  # relay power needs it toggling (reference/j1772.md "Raspberry Pi notes")
+    deadman_pin: int = 24  # relay power needs it toggling (docs/j1772.md "Raspberry Pi notes")
     max_current_a: float = 32.0  # the HAT's contactor rating
 
     def __post_init__(self) -> None:

@@ -1,4 +1,4 @@
-"""A client for the rig protocol (reference/rig-protocol.md) over pyserial.
+"""A client for the rig protocol (docs/rig-protocol.md) over pyserial.
 
 The same client drives a physical rig on ``/dev/ttyUSB0``, the mock board's virtual rig on
 its pseudo-terminal, or any pyserial URL. Every call has a timeout; a refused command raises

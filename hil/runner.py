@@ -27,7 +27,7 @@ MARGIN_MS = 1000  # how much longer than a limit the rig is asked to wait, to re
 # a re-plug sooner is not an unplug to it.
 UNPLUGGED_DWELL_S = 0.15
 # The plug in the socket at every fresh start, on a board that monitors proximity: a latched
-# type 1 handle (150 ohm), a 32 A type 2 cable (220 ohm) (reference/j1772.md "Proximity").
+# type 1 handle (150 ohm), a 32 A type 2 cable (220 ohm) (docs/j1772.md "Proximity").
 PLUGGED_PP = {"proximity-type1": "PP:RES 150", "proximity-type2": "PP:RES 220"}
 
 

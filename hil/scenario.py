@@ -42,7 +42,7 @@ CONFIG_CAPABILITIES = (
 # A board set up to deny everyone: nothing else shares its config.
 SOLITARY = ("no-approval-list",)
 CONFLICTS = (("ventilation", "no-ventilation"), ("proximity-type1", "proximity-type2"))
-# Requests a ``board`` step may send over the control socket (firmware/control.py).
+# Requests a ``board`` step may send over the control socket (firmware/daemon/control_socket.py).
 BOARD_COMMAND = re.compile(r"limit (?:\d+(?:\.\d+)?|default)")
 # Stimuli (and EVENTS) a step may send; WAIT/MEAS are what expectations are made of.
 COMMANDS: dict[str, str] = {

@@ -1,4 +1,4 @@
-"""Fakes of the reference board's hardware (issue #7): the RPi.GPIO module, a sysfs PWM tree
+"""Fakes of the reference board's hardware (docs/hardware.md): the RPi.GPIO module, a sysfs PWM tree
 in a temp dir, spidev with an MCP3202/3208 behind it, and a rig that ties them together with a
 simple physical model, so the rpi backend runs on a laptop.
 

@@ -1,7 +1,7 @@
 """The approval list's payload, validated once into an O(1) map from ISM number to entry.
 
-Owns the payload schema of issue #5: ``type``, ``version``, ``issuer``, ``service_area``,
-``issued_at``, ``expires_at`` (RFC 3339, UTC) and ``entries`` (``ism``, ``status``, optional
+Owns the payload schema: ``type``, ``version``, ``issuer``, ``service_area``, ``issued_at``,
+``expires_at`` (RFC 3339, UTC) and ``entries`` (``ism``, ``status``, optional
 ``max_discharge_w``); every name required and no other, numbers non-negative integers (never
 floats or booleans), each ISM once. It does not verify the signature (``jws``, which must pass
 first) nor decide whether a list may replace the installed one (``store``).

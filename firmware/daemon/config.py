@@ -79,7 +79,7 @@ class ContactorConfig:
 
 
 class PlcDuty(enum.Enum):
-    """The pilot duty while SLAC runs (reference/homeplug-slac.md, issue #3)."""
+    """The pilot duty while SLAC runs (docs/homeplug-slac.md "The pilot duty while SLAC runs")."""
 
     NOMINAL = "nominal"  # the ampacity: basic charging may start while matching runs
     FIVE_PCT = "5%"  # IEC 61851-1: digital communication required, no ampacity offered

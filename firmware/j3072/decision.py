@@ -2,7 +2,7 @@
 
 Pure: what the vehicle reported, what the site allows and what the approval list says in,
 a ``Decision`` out — a grant with the authorized limit, or a denial with **every** reason,
-never a bare false. Criteria (reference/j3072-v2g-ac.md, "The session", step 5, and "Our
+never a bare false. Criteria (docs/v2g-ac-profile.md, "The session", step 5, and "Our
 interpretation where the public text is thin"):
 
 - the J3072 certification (in the mapped DeviceInformation element);

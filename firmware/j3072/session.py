@@ -2,7 +2,7 @@
 
 Pure (no I/O, no clock). The decision table (``decision.py``) says whether the vehicle may
 discharge; this machine keeps that permission honest while the session lasts
-(reference/j3072-v2g-ac.md, "The session", steps 5-10):
+(docs/v2g-ac-profile.md, "The session", steps 5-10):
 
 - a grant authorizes; any later denial (new data, a list that revokes the ISM or expires)
   revokes with the denial's reasons;

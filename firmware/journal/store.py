@@ -3,7 +3,7 @@
 One SQLite file (``journal.sqlite3`` in the state directory) in WAL mode with
 ``synchronous=FULL``: each ``record_*``/session method commits (and so reaches the disk)
 before it returns, so a caller that writes first and reports second never reports what a
-crash would lose (DESIGN.md, principle 4). The schema is created or migrated at open; a newer
+crash would lose (docs/design.md "Principles"). The schema is created or migrated at open; a newer
 schema or a damaged file is refused with a one-line ``JournalError``. Arguments that cannot be
 recorded (an unknown column, relay or session) raise ``ValueError``.
 

@@ -1,8 +1,11 @@
-"""The PLC link's IP side (issue #6): the EVSE's address on the link, the router advertisements
-that give the vehicle its address, and the gate that bridges the link to the site network.
+"""The PLC link's IP side: the EVSE's address on the link, the router advertisements that
+give the vehicle its address, and the gate that bridges the link to the site network
+(docs/v2g-ac-profile.md "Network and security").
 
-Library code only: the daemon decides when to call it (``firmware.daemon.app``). The netlink helpers
-here are synchronous; see ``firmware.net.addressing`` for calling them from an event loop.
+``addressing``, ``ra`` and ``bridge`` decide nothing; ``plc_network`` is the part the daemon
+runs (started by ``firmware.daemon.communication``), told when a session is authorized. The
+netlink helpers here are synchronous; see ``firmware.net.addressing`` for calling them from an
+event loop.
 """
 
 from __future__ import annotations

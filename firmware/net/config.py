@@ -4,7 +4,7 @@ whether (and how narrowly) the PLC link may be bridged to the site network.
 Owns reading and checking the section (every problem as ``bridge.key: why``) and the EVSE's
 default unique-local prefix, derived from its identity. It does not touch the network:
 ``firmware.net`` does, with the values read here. The profile forbids bridging at initial
-connect and allows it after authorization (reference/j3072-v2g-ac.md, "Network and security",
+connect and allows it after authorization (docs/v2g-ac-profile.md, "Network and security",
 §4.2.4); ``policy`` says whether this site allows it at all.
 """
 

@@ -1,7 +1,7 @@
 """Router advertisements on the PLC link (RFC 4861 §6.2): how the vehicle gets its address.
 
 The profile has the EVSE advertise a unique-local prefix that the PEV configures by SLAAC
-(reference/j3072-v2g-ac.md, "Network and security", §4.2). This module builds the RA (a pure
+(docs/v2g-ac-profile.md, "Network and security", §4.2). This module builds the RA (a pure
 function) and sends it to all-nodes every ``interval_s`` and in answer to router solicitations.
 It does not assign the EVSE's own address (``firmware.net.addressing``) and does not route.
 

@@ -1,4 +1,4 @@
-"""Current limit <-> PWM duty cycle, both directions (reference/j1772.md "Current <-> duty").
+"""Current limit <-> PWM duty cycle, both directions (docs/j1772.md "Current <-> duty").
 
 Duty is carried in permille (0.1 % steps, the pilot generator's resolution). SAE J1772 /
 IEC 61851-1 Table A.8 as EVerest and OpenEVSE apply it.

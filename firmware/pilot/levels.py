@@ -1,7 +1,7 @@
 """Pilot classification: peak-detector millivolts -> J1772 state, with hysteresis.
 
 Pure: no I/O, no clock. The band table, the diode check and the pilot-short rule are from
-reference/j1772.md "Classifying the high plateau" (as EVerest IECStateMachine and chargebyte
+docs/j1772.md "Classifying the high plateau" (as EVerest IECStateMachine and chargebyte
 CPUtils apply them). ``prev`` is the last *confirmed* state.
 """
 
@@ -44,7 +44,7 @@ A, B, C, D, E, F = (
 )
 FAULT = PilotState.PILOT_FAULT
 
-# Low-plateau checks (reference/j1772.md): only meaningful while PWM runs.
+# docs/j1772.md "Low-plateau checks": only meaningful while PWM runs.
 DIODE_CHECK_MIN_HIGH_MV = 2000
 DIODE_SYMMETRY_MV = 1200  # |V+ + V-| at or below this means the plateaus mirror each other
 

@@ -1,6 +1,6 @@
 """Proximity (PP): what the PP-PE resistance means for the charger. Pure, no I/O.
 
-reference/j1772.md "Proximity":
+docs/j1772.md "Proximity":
 - Type 1 (J1772) plug: 150 Ohm with the latch closed; pressing the release button opens S3
   and adds 330 Ohm (480 Ohm). A tethered EVSE that monitors it stops before the plug moves.
   The reference gives nominal values only; the acceptance bands below are ours (wide enough

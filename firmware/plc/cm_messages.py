@@ -1,6 +1,6 @@
 """The HomePlug ``CM_*`` messages of SLAC and keying (payload from byte 19).
 
-Offsets in the comments are frame offsets, as in reference/homeplug-slac.md "Payloads".
+Offsets in the comments are frame offsets, as in docs/homeplug-slac.md "Payloads".
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The HomePlug management-message (MME) frame: Ethernet header, MMV, MMTYPE, FMI or OUI.
 
-reference/homeplug-slac.md "Frame header": bytes 0-5 destination, 6-11 source, 12-13
+docs/homeplug-slac.md "Frame header": bytes 0-5 destination, 6-11 source, 12-13
 ethertype 0x88E1, 14 MMV, 15-16 MMTYPE (little-endian). HomePlug ``CM_*`` messages carry
 MMV 1 and a 2-byte FMI (payload from byte 19); Qualcomm ``VS_*`` messages carry MMV 0 and the
 OUI 00:B0:52 (payload from byte 20). Frames are padded to 60 bytes. Pure: bytes in, bytes out.

@@ -1,6 +1,6 @@
 """Network keys: a fresh NMK per session, NMK from a passphrase, and NID from an NMK.
 
-reference/homeplug-slac.md "Keys" (HomePlug AV key derivation as open-plc-utils does it).
+docs/homeplug-slac.md "Keys" (HomePlug AV key derivation as open-plc-utils does it).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Every MME the EVSE sends or receives, packed and unpacked with strict lengths.
 
-Layouts from reference/homeplug-slac.md "Payloads" (cross-checked there against EVerest,
+Layouts from docs/homeplug-slac.md "Payloads" (cross-checked there against EVerest,
 open-plc-utils, pyslac and pyPLC). Each message is a frozen dataclass whose ``LAYOUT`` lists
 its fields' struct codes in frame order (little-endian); the frame length must be exactly
 the layout's, or the 60-byte minimum for short messages. Anything else is a ProtocolError.

@@ -4,7 +4,7 @@ Every request goes to the Qualcomm localcast address, never to broadcast (a brid
 powerline adapter would take the key too). SET_KEY is single-flight with a 1 s timeout; its
 result 1 (Qualcomm, HomePlug AV 1.0) and 0 (others) both mean success and the log says which;
 afterwards the modem restarts for about a second, so the client waits that out before the
-next request. reference/homeplug-slac.md "The modem" and "Sequence and timing".
+next request. docs/homeplug-slac.md "The modem" and "Sequence and timing".
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """SLAC on the EVSE side (ISO 15118-3 / SAE J2931/4): frames and ``now`` in, actions out.
 
 Pure: no sockets, no clock, no randomness of its own (the NMK source is injected). Follows
-reference/homeplug-slac.md "Sequence and timing". Sessions are keyed by (EV MAC, RunID) so
+docs/homeplug-slac.md "Sequence and timing". Sessions are keyed by (EV MAC, RunID) so
 that several vehicles sounding at once on shared cabling never mix; only the session whose
 SLAC_MATCH.REQ names our MAC completes. The NMK handed to the vehicle is the one our modem
 holds; after every session (unplug, link loss) the modem is re-keyed with a fresh one, which

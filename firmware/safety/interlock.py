@@ -28,9 +28,9 @@ from hal import (
 )
 
 MS = 1_000_000
-FEEDBACK_TIMEOUT_NS = 250 * MS  # reference/j1772.md: feedback expected within 250 ms
+FEEDBACK_TIMEOUT_NS = 250 * MS  # docs/j1772.md "Contactors and other safety inputs"
 FEEDBACK_DEBOUNCE_NS = 10 * MS  # a mismatch must persist this long
-# The diode check needs PWM (reference/j1772.md "Low-plateau checks"): never close onto a
+# The diode check needs PWM (docs/j1772.md "Low-plateau checks"): never close onto a
 # vehicle whose diode has not been seen under PWM; a sample that failed the check shows as
 # an unconfirmed reading, which also blocks a closing.
 DIODE_CHECKED_SAMPLES = 2

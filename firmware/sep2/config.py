@@ -2,7 +2,7 @@
 and the IEEE 1547 functions in effect) and ``[j3072.mapping]``.
 
 Read like the rest of the config: every problem collected as ``section.key: why``. The site
-functions are checked against the V2G-AC profile's rules (reference/j3072-v2g-ac.md, "The
+functions are checked against the V2G-AC profile's rules (docs/v2g-ac-profile.md, "The
 session", step 4): one operating mode per control, each mode at most once, at most one
 reactive-power mode; anything else is refused.
 """
@@ -28,7 +28,7 @@ class TlsConfig:
 @dataclass(frozen=True, slots=True)
 class Sep2Config:
     enabled: bool = False
-    host: str = "::1"  # bind address: the PLC link's address on a board (issue #6)
+    host: str = "::1"  # bind address; "plc" = the EVSE's own address on the PLC link
     port: int = 8443
     discovery: bool = True  # DNS-SD on the PLC interface (never in mock mode)
 
@@ -96,8 +96,8 @@ class SiteConfig:
 
 @dataclass(frozen=True, slots=True)
 class MappingConfig:
-    """Which DeviceInformation elements carry what J3072 Table C4 will say (defaults from
-    the reference)."""
+    """Which DeviceInformation elements carry what J3072 Table C4 assigns, which is not public
+    (defaults: docs/v2g-ac-profile.md "Default field mapping")."""
 
     ism: str = "mfModel"
     certification: str = "mfInfo"
@@ -144,7 +144,7 @@ def read_site(section: SectionReader, problems: list[str]) -> SiteConfig:
         SectionReader("site.enter_service", section.table("enter_service"), problems)
     )
     config = SiteConfig(
-        service_area=section.string("service_area", ""),  # the approval list's (issue #5)
+        service_area=section.string("service_area", ""),  # the approval list must name it
         max_w=section.integer("max_w", d.max_w, 1, 1_000_000),
         v_ref_v=section.integer("v_ref_v", d.v_ref_v, 100, 600),
         quadrants=Quadrants(

@@ -1,4 +1,4 @@
-"""The URIs the EVSE serves: fixed for the whole session (reference/j3072-v2g-ac.md,
+"""The URIs the EVSE serves: fixed for the whole session (docs/v2g-ac-profile.md,
 "Resources the EVSE serves": clients follow links, but the links never move).
 
 Everything the vehicle writes or that is per vehicle lives under its EndDevice,

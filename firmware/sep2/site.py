@@ -4,7 +4,7 @@ IEEE 1547 function in effect, with their curves).
 
 Pure: config, identifiers and ``now`` in, model instances out. Units follow 2030.5: powers as
 value x 10^multiplier W, settings in hundredths (Hz, % of setVRef, seconds), curve points in
-hundredths of a percent (multiplier -2). reference/j3072-v2g-ac.md, "The session", step 4:
+hundredths of a percent (multiplier -2). docs/v2g-ac-profile.md, "The session", step 4:
 every function in effect is published (absence disables it in the PEV), one mode per control,
 ``start`` = the control's creation, ``duration`` = 4294967295, responses "received" and
 "started" required, replies to the Response list.

@@ -1,7 +1,7 @@
 """The J1772 pilot circuit, solved by Ohm's law: what the peak detectors see.
 
 EVSE side: a +/-12 V source behind R1 = 1 kOhm. Vehicle side: a diode, then R2 = 2.74 kOhm to
-PE, with S2 adding 1.3 kOhm (C) or 270 Ohm (D) in parallel. Values from reference/j1772.md
+PE, with S2 adding 1.3 kOhm (C) or 270 Ohm (D) in parallel. Values from docs/j1772.md
 "Circuit". The rig may override that load (``load_ohm``: R2, or R2 parallel S2's resistor) to
 stage a vehicle at the edge of its resistor tolerance. Faults the rig can inject: the diode
 shorted, the pilot shorted to PE, PE lost.

@@ -225,7 +225,7 @@ class RpiBoard:
         return PilotSample(high_mv, low_mv, t_ns)
 
     def _reset_peaks(self) -> None:
-        """The detectors hold the extremes since their last reset (reference/j1772.md
+        """The detectors hold the extremes since their last reset (docs/j1772.md
         "Circuit"): discharge them so the next read covers only the time after this one. The
         sampler reads again no sooner than one PWM period later, enough to recapture both."""
         pin, gpio = self._s.peak_reset_pin, self._gpio

@@ -1,7 +1,7 @@
 """The pilot generator's PWM through the kernel's sysfs PWM interface.
 
 It finds the PWM chip by the name of its device (chip numbers differ between kernels and
-Pi models, reference/j1772.md "Raspberry Pi notes"), exports the channel and sets period,
+Pi models, docs/j1772.md "Raspberry Pi notes"), exports the channel and sets period,
 duty and enable. Writes go through an injectable writer so tests can watch them. It does not
 decide what the pilot should be, and never disables or unexports the channel: the kernel keeps
 the last duty after the process exits, so the pilot stays at the level we left it at.
@@ -17,7 +17,7 @@ from pathlib import Path
 from hal.contract import PilotDrive, PilotOutput
 from hal.errors import HalError
 
-# reference/j1772.md "Circuit": 1 kHz PWM (980-1020 Hz)
+# docs/j1772.md "Circuit": 1 kHz PWM (980-1020 Hz)
 PERIOD_NS = 1_000_000
 
 SysfsWriter = Callable[[Path, str], None]

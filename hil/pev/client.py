@@ -1,6 +1,6 @@
 """``PevClient``: one simulated vehicle's J3072 session against the EVSE's 2030.5 server.
 
-Follows reference/j3072-v2g-ac.md, "The session": mutual TLS, then everything by following
+Follows docs/v2g-ac-profile.md, "The session": mutual TLS, then everything by following
 links from ``/dcap`` (the only path it knows): Time, its own EndDevice (exactly one listed),
 the site limits first (§4.6.1), its own data (§4.6.2), the program and its controls with a
 "received" and a "started" Response each (§4.7.1), its mirrored metering, then the heartbeat

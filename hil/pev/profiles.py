@@ -1,7 +1,7 @@
 """The simulated vehicles: what each one is, says and does, as frozen values.
 
 A profile names its credential in the test PKI (``firmware.sep2.pki.init_pki``), the
-DeviceInformation strings the EVSE judges (reference/j3072-v2g-ac.md, "Default field mapping":
+DeviceInformation strings the EVSE judges (docs/v2g-ac-profile.md, "Default field mapping":
 ISM in ``mfModel``, certification in ``mfInfo``, VIN in ``mfSerNum``), its ratings, how it
 derives the DERSettings it PUTs from the site limits, and its session behaviour (heartbeats,
 subscription or polling, sleep/wake). Each misbehaving profile differs from ``certified-4q``

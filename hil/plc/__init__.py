@@ -1,1 +1,2 @@
-"""PLC simulators: a mock QCA7000 modem pair with the line between them, and a PEV SLAC client."""
+"""PLC test tools over real sockets: the namespace topology and its parties (the mock modem
+pair and the PEV SLAC client of ``firmware.plc.mock``), a flooder, ping6 and the SLAC bench."""

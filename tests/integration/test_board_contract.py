@@ -1,8 +1,8 @@
 """The board-support contract, one suite for every backend (gpiozero's pattern).
 
 Parametrized over the backends that can be opened on this machine; the reference-board
-backend joins with its injected fakes of RPi.GPIO, sysfs PWM and spidev (tests/fakes_rpi.py,
-issue #7). Uses real time in small steps: the contract is about a board as the sampler sees it.
+backend joins with its injected fakes of RPi.GPIO, sysfs PWM and spidev (tests/fakes_rpi.py).
+Uses real time in small steps: the contract is about a board as the sampler sees it.
 """
 
 from __future__ import annotations

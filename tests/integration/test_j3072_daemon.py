@@ -2,7 +2,7 @@
 pseudo-terminal, the mock PLC world (SLAC), and the simulated vehicle over real TLS with real
 certificates, against a utility approval list signed by a test key.
 
-Timings are read where the issue measures them: the rig's ``WAIT:RELAY`` (from the last
+Each timing is read where its limit applies: the rig's ``WAIT:RELAY`` (from the last
 stimulus, on the rig's clock) or the wall clock around a stimulus the rig cannot see (an
 approval-list install, the vehicle falling silent).
 """

@@ -1,4 +1,4 @@
-"""Issue #3: the running daemon on a real PLC netdev (a veth in a network namespace, the mock
+"""PLC robustness: the running daemon on a real PLC netdev (a veth in a network namespace, the mock
 modem on the far end) under a flood of 10,000 malformed MMEs and 1,000 IPv4 frames.
 
 The daemon must not crash, must refuse every malformed MME (counted, or dropped by its

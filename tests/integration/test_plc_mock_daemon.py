@@ -1,4 +1,4 @@
-"""Issue #3 in the running daemon: ``[plc] interface = "mock"`` and the virtual rig's EV:PLC.
+"""PLC in the running daemon: ``[plc] interface = "mock"`` and the virtual rig's EV:PLC.
 
 The simulated vehicle performs SLAC over the in-process link; the charger drives the pilot
 for the duty convention, the E/F wake-up and the fallback; the link state is in the log.

@@ -1,4 +1,4 @@
-"""Issue #2 acceptance through the rig protocol on the running daemon (mock board, pty).
+"""J1772 acceptance through the rig protocol on the running daemon (mock board, pty).
 
 Every latency is measured by the rig on its own clock, from the stimulus command to the
 contacts reaching the position (``WAIT:RELAY``), and checked against the J1772 limit.

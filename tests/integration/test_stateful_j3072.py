@@ -1,13 +1,13 @@
-"""The foundation's random rig stimuli (``test_stateful_rig``), extended with the J3072
-gate's inputs: the vehicle's PLC modem, its TLS session (the simulated vehicle over real
+"""The random rig stimuli of ``test_stateful_rig``, extended with the J3072 gate's
+inputs: the vehicle's PLC modem, its TLS session (the simulated vehicle over real
 TLS), its heartbeats, the EVSE meter and approval lists installed while it runs.
 
 After every step, on what the rig measures: the discharge relay closed => main closed, the
 pilot in C (or D with ventilation), no fault latched, the PLC link up, the vehicle's TLS
 session running and heartbeating, its ISM approved on a list in force, and the meter within
-the authorized limit — each condition allowed the reaction time the issue gives it (the
-approval list and the meter 1 s, heartbeats 10 s) plus a margin, counted from when the model
-saw it fail.
+the authorized limit — each condition allowed its reaction time (the meter 1 s and heartbeats
+10 s, docs/v2g-ac-profile.md "The session"; the approval list 1 s, as the daemon checks it)
+plus a margin, counted from when the model saw it fail.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ pytestmark = pytest.mark.integration
 
 AREA = "TEST-AREA-NORTH"
 LIMIT_W = 5000
-REACT_S = 1.0 + 0.4  # the issue's 1 s, plus the loop's and the watcher's periods as margin
+REACT_S = 1.0 + 0.4  # 1 s to react, plus the loop's and the watcher's periods as margin
 HEARTBEAT_REACT_S = 10.0 + 1.5
 PLC_REACT_S = 1.5  # the mock modem's link poll
 TLS_REACT_S = 2.0 + 0.6  # the gate's grace for a reconnect, plus margin
@@ -73,7 +73,7 @@ class GateModel:
 
 
 class GateHarness(Harness):
-    """The foundation's harness with the 2030.5 server, the mock PLC and an approval list."""
+    """``test_stateful_rig``'s harness with the 2030.5 server, the mock PLC and an approval list."""
 
     def __init__(self, start: StartDaemon, tmp: Path) -> None:
         super().__init__(self._start_gated, ventilation=False, proximity="none")

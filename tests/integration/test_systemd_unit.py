@@ -1,5 +1,5 @@
 """The service unit as systemd judges it (verify, offline security exposure <= 2.5), the
-directives the issue requires, and the install script staged into a temporary root."""
+directives the unit must carry, and the install script staged into a temporary root."""
 
 from __future__ import annotations
 

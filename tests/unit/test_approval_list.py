@@ -1,5 +1,6 @@
-"""The approval list payload and every refusal of issue #5, each through ``install`` on a store
-that holds a list already: the one-line reason, and nothing changed on disk or in memory."""
+"""The approval list payload and every refusal of its checks, each through ``install`` on a
+store that holds a list already: the one-line reason, and nothing changed on disk or in
+memory."""
 
 from __future__ import annotations
 

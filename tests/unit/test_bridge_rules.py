@@ -1,5 +1,5 @@
-"""The pure parts of issue #6's PLC addressing and site bridge gate: the nftables ruleset, the
-router advertisement bytes (RFC 4861 §4.2, §4.6), the RFC 4193 prefix, the ``[bridge]``
+"""The pure parts of the PLC link's addressing and the site bridge gate: the nftables ruleset,
+the router advertisement bytes (RFC 4861 §4.2, §4.6), the RFC 4193 prefix, the ``[bridge]``
 section, and the mock gate's record."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The configuration file (firmware/config.py): defaults, every key, and every problem at once.
+"""The configuration file (firmware/daemon/config.py): defaults, every key, and every problem
+at once.
 
 A config with any problem is refused whole; ``ConfigError.problems`` lists each problem as
 ``section.key: reason`` (or ``section: reason`` for a whole section), so an operator can fix
@@ -46,7 +47,7 @@ def test_defaults_of_an_empty_file() -> None:
     assert config.board.discharge_feedback is FeedbackKind.NORMALLY_OPEN
     mock = config.board.mock
     assert mock.rig_link is None
-    assert mock.relay_delay_ms == 10.0  # reference/rig-protocol.md: default mechanical delay
+    assert mock.relay_delay_ms == 10.0  # docs/rig-protocol.md "The virtual rig": 10 ms
     assert mock.deadman_timeout_ms == 100.0
     assert mock.noise_mv == 15.0
     assert mock.seed is None

@@ -1,5 +1,6 @@
-"""The control socket (firmware/control.py) on real unix sockets: the server on an event loop in
-a background thread, the blocking client and ``evse-gatekeeper status`` in the test thread."""
+"""The control socket (firmware/daemon/control_socket.py) on real unix sockets: the server on
+an event loop in a background thread, the blocking client and ``evse-gatekeeper status`` in the
+test thread."""
 
 from __future__ import annotations
 

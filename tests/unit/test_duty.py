@@ -1,4 +1,4 @@
-"""Current limit <-> PWM duty (firmware/pilot/duty.py) against reference/j1772.md.
+"""Current limit <-> PWM duty (firmware/pilot/duty.py) against docs/j1772.md.
 
 EVSE side: < 6 A or > 80 A invalid; 6 A -> 10 %; up to 51 A duty = A / 0.6; 51-52.5 A clamp to
 51 A; 52.5-80 A duty = A / 2.5 + 64. Duty is in permille and rounded *down* to 0.1 %, so the

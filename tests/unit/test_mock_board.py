@@ -1,4 +1,4 @@
-"""The mock board (hal/mock/circuit.py, relays.py, board.py) against reference/j1772.md.
+"""The mock board (hal/mock/circuit.py, relays.py, board.py) against docs/j1772.md.
 
 Circuit: +/-12 V behind R1 = 1 kOhm; vehicle diode (~0.7 V) then R2 = 2.74 kOhm, S2 adding
 1.3 kOhm (C) or 270 Ohm (D). The reference quotes V+ ~ 8.98 V (B), 6.0 V (C), 2.93 V (D); the
@@ -36,7 +36,7 @@ TOLERANCE_V = 0.050
 
 PWM_50 = PilotOutput(PilotDrive.PWM, 500)
 
-# reference/j1772.md "Circuit": the quoted high plateaus
+# docs/j1772.md "Circuit": the quoted high plateaus
 REFERENCE_HIGH_V = {
     VehicleState.A: 12.0,
     VehicleState.B: 8.98,

@@ -1,4 +1,4 @@
-"""Two-sample confirmation (firmware/pilot/confirm.py) against reference/j1772.md.
+"""Two-sample confirmation (firmware/pilot/confirm.py) against docs/j1772.md.
 
 "Confirmation: a new state needs 2 agreeing consecutive samples (rejects one-sample glitches)."
 Samples are fed as peak-detector millivolts; the nominal plateau values below are the

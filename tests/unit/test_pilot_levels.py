@@ -1,4 +1,4 @@
-"""Pilot classification (firmware/pilot/levels.py) against reference/j1772.md.
+"""Pilot classification (firmware/pilot/levels.py) against docs/j1772.md.
 
 The band table below is the reference's "Classifying the high plateau" table, row for row, in
 millivolts. Every parametrized case is generated from it: each edge is probed at edge - 1 mV,
@@ -50,7 +50,7 @@ class Band:
         return above_low and below_high
 
 
-# reference/j1772.md, "Classifying the high plateau (with hysteresis)". The outer limits are
+# docs/j1772.md, "Classifying the high plateau". The outer limits are
 # inclusive, so the A row ends at 13001 (exclusive) and the "> 13.0" row starts there; the F row
 # starts at -13000 (inclusive) and the "< -13.0" row ends there.
 BAND_TABLE: tuple[Band, ...] = (

@@ -1,4 +1,5 @@
-"""2030.5 identities and the TEST PKI (firmware/sep2/identity.py, pki.py), per the reference.
+"""2030.5 identities and the TEST PKI (firmware/sep2/identity.py, pki.py), per
+docs/v2g-ac-profile.md "Device identifiers: LFDI and SFDI".
 
 LFDI = first 160 bits of SHA-256 over the DER certificate; SFDI = its first 36 bits in decimal,
 times 10, plus a check digit making the digit sum a multiple of 10. Device certificates: empty

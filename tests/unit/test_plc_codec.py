@@ -1,4 +1,4 @@
-"""The MME codec against reference/homeplug-slac.md, both directions.
+"""The MME codec against docs/homeplug-slac.md, both directions.
 
 Golden frames are built byte by byte at the reference's offsets ("Frame header" and
 "Payloads"), independently of the codec's layouts: encode must produce them exactly and

@@ -1,4 +1,4 @@
-"""Proximity (PP) classification against reference/j1772.md "Proximity", and its effect on
+"""Proximity (PP) classification against docs/j1772.md "Proximity", and its effect on
 the charger controller and the interlock."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The rig client (hil/rig.py) on its own, against a scripted fake rig.
 
-The fake serves the line protocol of reference/rig-protocol.md from a thread, over a real
+The fake serves the line protocol of docs/rig-protocol.md from a thread, over a real
 pseudo-terminal (the client opens the slave device by path, as it opens ``/dev/ttyUSB0`` or
 the virtual rig's pty) and over TCP (the client opens a ``socket://`` pyserial URL). Each test
 scripts the rig's answer to every line and checks what the client makes of it: ``OK`` fields,

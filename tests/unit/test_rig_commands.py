@@ -1,6 +1,6 @@
 """The virtual rig's command set (hal/mock/rig_commands.py), driven directly without a pty.
 
-Checked against reference/rig-protocol.md: one reply line per command, ``OK`` + ``key=value``
+Checked against docs/rig-protocol.md: one reply line per command, ``OK`` + ``key=value``
 fields or ``ERR <CODE> <text>``; case-insensitive keywords; a trailing ``\\r`` ignored;
 WAIT:* report ``elapsed_us`` measured from the most recent stimulus (EV:*, PP:*, FB:*, RCD:*,
 METER:*). Most tests run the board on a fake clock whose time the interpreter's sleep
@@ -158,7 +158,7 @@ def test_meas_cp_with_pwm(rig: Rig, letter: str, hi_mv: int) -> None:
     rig(f"EV:STATE {letter}")
     got = fields(rig("MEAS:CP?"))
     assert got["state"] == letter
-    assert abs(int(got["hi_mv"]) - hi_mv) <= 50  # reference/j1772.md circuit values
+    assert abs(int(got["hi_mv"]) - hi_mv) <= 50  # docs/j1772.md "Circuit"
     assert got["lo_mv"] == "-12000"
     assert got["duty_pct"] == "53.3"
     assert float(got["freq_hz"]) == 1000.0
@@ -194,9 +194,9 @@ def test_plc_joins_and_leaves_and_reset_turns_it_off(rig: Rig) -> None:
     assert rig("*RST") == "OK" and not rig.board.vehicle.plc
 
 
-# --- EV:STATE B|C|D,<ohms>: the vehicle's load off nominal (our extension, README) ------------
+# --- EV:STATE B|C|D,<ohms>: the vehicle's load off nominal (docs/rig-protocol.md "Our extension")
 
-# reference/j1772.md "Circuit": R2 = 2740 Ohm, S2 adding 1300 Ohm (C) or 270 Ohm (D) in parallel
+# docs/j1772.md "Circuit": R2 = 2740 Ohm, S2 adding 1300 Ohm (C) or 270 Ohm (D) in parallel
 NOMINAL_LOAD_OHM = {"B": 2740.0, "C": 2740 * 1300 / 4040, "D": 2740 * 270 / 3010}
 # nominal -/+3 % on R2 and on S2's resistor, as the a7/a8 scenarios stage them
 TOLERANCE_LOADS = [("B", 2658), ("B", 2822), ("C", 855), ("C", 908), ("D", 238), ("D", 253)]

@@ -1,4 +1,4 @@
-"""The reference-board backend (hal/rpi.py, rpi_pwm.py, rpi_adc.py) on the fakes of
+"""The reference-board backend (hal/rpi/board.py, pwm.py, adc.py) on the fakes of
 tests/fakes_rpi.py: pin mapping, the order things happen in, the divider maths, the SPI frames
 of both ADCs, the safe state when anything fails, and the lazy import of the Pi libraries.
 

@@ -6,7 +6,7 @@ from the PEV, the EVSE's modem reports one ATTEN_PROFILE.IND to its host. Anythi
 not an MME (IPv6) crosses only while both modems hold the same NMK. Fault knobs: drop,
 duplicate or reorder sounds, a delay on every crossing, and a second EV: a vehicle at the
 neighbouring charger whose SLAC crosstalks onto our line at the same time as ours (weaker,
-and matching with its own EVSE). reference/homeplug-slac.md "Testing without hardware".
+and matching with its own EVSE). docs/homeplug-slac.md "Testing without hardware".
 """
 
 from __future__ import annotations
