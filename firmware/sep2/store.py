@@ -50,6 +50,11 @@ class VehicleSeen:
 
     lfdi: str
 
+    @property
+    def name(self) -> str:
+        """A stable word for logs and tests, as for every event here."""
+        return "connected"
+
 
 @dataclass(frozen=True, slots=True)
 class ResourcePut:
@@ -59,17 +64,29 @@ class ResourcePut:
     lfdi: str
     resource: PevResource
 
+    @property
+    def name(self) -> str:
+        return _FIELD_OF[type(self.resource)]
+
 
 @dataclass(frozen=True, slots=True)
 class SiteReadBy:
     lfdi: str
     what: SiteRead
 
+    @property
+    def name(self) -> str:
+        return f"read:{self.what}"
+
 
 @dataclass(frozen=True, slots=True)
 class ResponsePosted:
     lfdi: str
     response: Response
+
+    @property
+    def name(self) -> str:
+        return "response"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +95,24 @@ class MeteringPosted:
 
     lfdi: str
 
+    @property
+    def name(self) -> str:
+        return "metering"
+
 
 PevResource = (
     DeviceInformation | PowerStatus | DERCapability | DERSettings | DERAvailability | DERStatus
 )
 PevEvent = VehicleSeen | ResourcePut | SiteReadBy | ResponsePosted | MeteringPosted
 PEV_EVENTS = (VehicleSeen, ResourcePut, SiteReadBy, ResponsePosted, MeteringPosted)
+_FIELD_OF: dict[type, str] = {
+    DeviceInformation: "device_information",
+    PowerStatus: "power_status",
+    DERCapability: "der_capability",
+    DERSettings: "der_settings",
+    DERAvailability: "der_availability",
+    DERStatus: "der_status",
+}
 
 
 @dataclass(slots=True)

@@ -30,7 +30,7 @@ from firmware.sep2.pubsub import NOTIFICATION_CANCELLED, NOTIFICATION_DEFAULT, N
 from firmware.sep2.response import STATUS_RECEIVED, STATUS_STARTED
 from firmware.sep2.server import Sep2Server, ServerSettings
 from firmware.sep2.site import SiteResources, watts
-from firmware.sep2.store import PevEvent, PevRecord, Sep2Store
+from firmware.sep2.store import PevEvent, PevRecord, ResourcePut, Sep2Store
 from firmware.sep2.tls import PeerIdentity, client_context
 from firmware.sep2.xml import MEDIA_TYPE
 from hil.pev import __main__ as cli
@@ -106,9 +106,8 @@ async def evse(pki: Path) -> AsyncIterator[Evse]:
     seen: list[Seen] = []
 
     def on_event(event: PevEvent) -> None:
-        record = store.get(event.lfdi)
-        value = getattr(record, event.what, None) if record is not None else None
-        seen.append(Seen(time.monotonic(), event.what, value))
+        value = event.resource if isinstance(event, ResourcePut) else None
+        seen.append(Seen(time.monotonic(), event.name, value))
 
     store = Sep2Store(on_event)
     settings = ServerSettings("::1", 0, pki / "serca.pem", pki / "evse.pem", pki / "evse.key")

@@ -151,7 +151,7 @@ def test_the_profile_tree_from_dcap(pki: PkiLayout) -> None:
             assert b"setMaxVA" not in limits and b"setVNom" not in limits
 
     bench = run(pki, scenario)
-    whats = [e.what for e in bench.events]
+    whats = [e.name for e in bench.events]
     assert whats[0] == "connected" and "read:site_limits" in whats and "read:controls" in whats
     _validate_all(bench.bodies)
 
