@@ -32,9 +32,12 @@ from hal import SAFE_PILOT, PilotOutput, Relay
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_EVERY_S = 0.02
+HEARTBEAT_EVERY_S = 0.01  # a tenth of the safety process's 100 ms allowance
 HEARTBEAT_PRIORITY = 1  # SCHED_FIFO, lowest: wakes ahead of CPU-bound work, runs for µs
-LOOP_STALL_LIMIT_NS = 1_000_000_000  # a loop that has not turned for 1 s is hung
+# a loop that has not turned for 2 s is hung (the service watchdog's period): a journal fsync
+# on a busy SD card may hold it for a second, and that is not a hang
+LOOP_STALL_LIMIT_NS = 2_000_000_000
+LATE_HEARTBEAT_NS = 50_000_000  # a gap this long is logged: half the allowance is gone
 LOOP_STAMP_EVERY_S = 0.05
 READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 2.0
@@ -181,19 +184,31 @@ class SafetyLink:
         assert sock is not None
         with contextlib.suppress(OSError):  # this thread only (Linux: 0 = the caller)
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(HEARTBEAT_PRIORITY))
-        sent_at = None
+        sent_at: int | None = None
         while self._beating.is_set():
             now = self._clock()
-            if now - self._loop_turned_ns <= LOOP_STALL_LIMIT_NS:
+            loop_age = now - self._loop_turned_ns
+            if loop_age > LOOP_STALL_LIMIT_NS:
+                if sent_at is not None:
+                    log_event(logger, "safety.heartbeat_withheld", logging.ERROR,
+                              loop_stalled_ms=loop_age // 1_000_000)  # fmt: skip
+                sent_at = None
+            else:
                 with contextlib.suppress(BlockingIOError):
                     try:
                         sock.send(ch.encode(ch.Heartbeat(now)))
                     except OSError:
                         return  # gone: the loop hears of it from the reader
                 if sent_at is not None:
-                    self.max_heartbeat_gap_ns = max(self.max_heartbeat_gap_ns, now - sent_at)
+                    self._note_gap(now - sent_at, loop_age)
                 sent_at = now
             time.sleep(HEARTBEAT_EVERY_S)
+
+    def _note_gap(self, gap_ns: int, loop_age_ns: int) -> None:
+        self.max_heartbeat_gap_ns = max(self.max_heartbeat_gap_ns, gap_ns)
+        if gap_ns >= LATE_HEARTBEAT_NS:
+            log_event(logger, "safety.heartbeat_late", logging.WARNING,
+                      gap_ms=gap_ns // 1_000_000, loop_age_ms=loop_age_ns // 1_000_000)  # fmt: skip
 
     # --- reports -------------------------------------------------------------------------------
 

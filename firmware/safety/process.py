@@ -36,7 +36,7 @@ from hal import SAFE_PILOT, Board, Contacts, RcdState, Relay, open_board
 logger = logging.getLogger(__name__)
 
 MS = 1_000_000
-HEARTBEAT_TIMEOUT_NS = 100 * MS  # the gatekeeper's heartbeat comes every 20 ms
+HEARTBEAT_TIMEOUT_NS = 100 * MS  # the gatekeeper's heartbeat comes every 10 ms
 HOLD_AFTER_LOSS_NS = 1000 * MS
 STATUS_EVERY_NS = 25 * MS  # the sampler's health (the service watchdog) and the meter
 VEHICLE_EVERY_NS = 20 * MS  # mock board: the simulated vehicle's PLC modem
