@@ -88,7 +88,7 @@ class Running:
             ch.RcdChange: self._on_rcd,
             ch.ProximityChange: self._on_proximity,
             ch.RelayResult: self._on_relay_result,
-            ch.PermanentFault: self._on_recorded,
+            ch.FaultRecorded: self._on_recorded,
             ch.Trip: self._on_trip,
             SafetyLost: self._on_safety_lost,
         }
@@ -199,7 +199,7 @@ class Running:
             event.applied.set_result(None)
         return outputs
 
-    def _on_recorded(self, event: ch.PermanentFault, now: int) -> Outputs:
+    def _on_recorded(self, event: ch.FaultRecorded, now: int) -> Outputs:
         level = logging.WARNING if event.recorded else logging.CRITICAL
         log_event(logger, "fault.record_written", level, kind=event.kind.value,
                   recorded=event.recorded)  # fmt: skip

@@ -119,7 +119,7 @@ class RelayResult:
 
 
 @dataclass(frozen=True, slots=True)
-class PermanentFault:
+class FaultRecorded:
     """A contactor fault latched; ``recorded`` says whether the record reached the disk."""
 
     kind: FaultKind
@@ -171,7 +171,7 @@ Up = (
     | RelayResult
     | RcdChange
     | ProximityChange
-    | PermanentFault
+    | FaultRecorded
     | Status
     | SimulatedVehicle
     | Failed
@@ -197,7 +197,7 @@ _SAFE = struct.Struct(f"<{_NAME}s{_NAME}s")
 _TYPES: dict[type, int] = {
     Setup: 1, Heartbeat: 2, SetPilot: 3, RelayWish: 4, Shutdown: 5,
     Ready: 65, PilotChange: 66, Trip: 67, RelayResult: 68, RcdChange: 69,
-    ProximityChange: 70, PermanentFault: 71, Status: 72, SimulatedVehicle: 73, Failed: 74,
+    ProximityChange: 70, FaultRecorded: 71, Status: 72, SimulatedVehicle: 73, Failed: 74,
     SafeState: 75,
 }  # fmt: skip
 
@@ -241,7 +241,7 @@ def _body(message: Message) -> bytes:
         case ProximityChange(reading, t_ns):
             amps = math.nan if reading.cable_a is None else reading.cable_a
             return _PROXIMITY.pack(_name(reading.state.value), amps, t_ns)
-        case PermanentFault(kind, recorded):
+        case FaultRecorded(kind, recorded):
             return _PERMANENT.pack(_name(kind.value), recorded)
         case Status():
             return _status_body(message)
@@ -310,7 +310,7 @@ def _register() -> None:
         t[RelayResult]: (_RESULT, lambda f: RelayResult(f[0], _member(Relay, f[1]), f[2], f[3])),
         t[RcdChange]: (_RCD, lambda f: RcdChange(_member(RcdState, f[0]), f[1])),
         t[ProximityChange]: (_PROXIMITY, _decode_proximity),
-        t[PermanentFault]: (_PERMANENT, lambda f: PermanentFault(_member(FaultKind, f[0]), f[1])),
+        t[FaultRecorded]: (_PERMANENT, lambda f: FaultRecorded(_member(FaultKind, f[0]), f[1])),
         t[Status]: (_STATUS, _decode_status),
         t[SimulatedVehicle]: (_VEHICLE, lambda f: SimulatedVehicle(f[0], f[1])),
         t[Failed]: (_FAILED, lambda f: Failed(f[0].rstrip(b"\0").decode("utf-8", "replace"))),

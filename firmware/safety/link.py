@@ -91,7 +91,7 @@ SafetyEvent = (
     | ch.RelayResult
     | ch.RcdChange
     | ch.ProximityChange
-    | ch.PermanentFault
+    | ch.FaultRecorded
     | SafetyLost
 )
 
@@ -262,7 +262,7 @@ class SafetyLink:
             case ch.RelayResult(relay=relay, closed=closed, granted=granted):
                 if granted:
                     mirror.relays[relay] = closed
-            case ch.RcdChange() | ch.ProximityChange() | ch.PermanentFault():
+            case ch.RcdChange() | ch.ProximityChange() | ch.FaultRecorded():
                 pass
             case _:
                 log_event(logger, "safety.unexpected_message", logging.WARNING,

@@ -25,8 +25,7 @@ from collections.abc import Callable
 from firmware.charger.faults import FaultKind
 from firmware.logs import log_event
 from firmware.safety import channel as ch
-from firmware.safety.inoperative import FaultStore, FaultStoreError
-from firmware.safety.inoperative import PermanentFault as FaultRecord
+from firmware.safety.inoperative import FaultStore, FaultStoreError, PermanentFault
 from firmware.safety.interlock import Interlock, Trip
 from firmware.safety.realtime import collect_between_ticks, enter_realtime, quiet_gc
 from firmware.safety.sampler import Sampler, SamplerEvent, SamplerFailed
@@ -277,7 +276,7 @@ class SafetyProcess:
 
         def write() -> None:
             recorded = self._record(kind)
-            self._outbox.append(ch.PermanentFault(kind, recorded))
+            self._outbox.append(ch.FaultRecorded(kind, recorded))
 
         threading.Thread(target=write, name="fault-record", daemon=True).start()
 
@@ -301,7 +300,7 @@ class SafetyProcess:
         try:
             if self._records.load() is None:
                 stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
-                self._records.save(FaultRecord(kind, stamp))
+                self._records.save(PermanentFault(kind, stamp))
         except FaultStoreError as err:
             # the latch holds in memory until a restart, which finds no readable record
             # only if nothing was written: see docs/design.md "The inoperative record"

@@ -36,7 +36,7 @@ EXAMPLES: list[ch.Message] = [
     ch.RcdChange(RcdState.DC, 11),
     ch.ProximityChange(ProximityReading(Proximity.CABLE, 32.0), 12),
     ch.ProximityChange(ProximityReading(Proximity.RELEASE_PRESSED, None), 13),
-    ch.PermanentFault(FaultKind.RCD_SELF_TEST, False),
+    ch.FaultRecorded(FaultKind.RCD_SELF_TEST, False),
     ch.Status(1, 2, 3, 4, True, False, -3000.5, 240.0, 60.0, ("pilot_e", "rcd_dc")),
     ch.Status(1, 2, 3, 4, False, False, 0.0, 0.0, 0.0, ()),
     ch.SimulatedVehicle(True, False),
