@@ -35,7 +35,47 @@ def enter_realtime(priority: int) -> bool:
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     scheduled = _sched_fifo(priority)
     locked = _lock_memory()
+    _say_preemption()
     return scheduled and locked
+
+
+PREEMPTIBLE = ("full", "rt", "lazy")
+
+
+def preemption_model(debugfs: str | None, cmdline: str, version: str) -> str:
+    """The kernel's preemption model, from what the kernel lets us read.
+
+    ``debugfs`` is ``/sys/kernel/debug/sched/preempt`` (``none voluntary (full) lazy``: the
+    chosen one in parentheses) when readable; else a ``preempt=`` boot argument on a
+    ``PREEMPT_DYNAMIC`` kernel; else what ``uname -v`` says it was built with.
+    """
+    if debugfs and "(" in debugfs:
+        return debugfs.split("(", 1)[1].split(")", 1)[0]
+    words = version.split()
+    if "PREEMPT_RT" in words:
+        return "rt"
+    argument = next((w.split("=", 1)[1] for w in cmdline.split() if w.startswith("preempt=")), "")
+    if "PREEMPT_DYNAMIC" in words:
+        return argument or "dynamic, model not readable"
+    return "full" if "PREEMPT" in words else "none or voluntary"
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii") as file:
+            return file.read()
+    except (OSError, ValueError):
+        return None
+
+
+def _say_preemption() -> None:
+    """A kernel that does not preempt its own code paths lets another process's system call
+    (a large write, its page cache work) hold a CPU for tens of milliseconds, whatever our
+    priority: docs/design.md "Real time". Said once at start, as a warning where it may."""
+    model = preemption_model(_read("/sys/kernel/debug/sched/preempt"),
+                             _read("/proc/cmdline") or "", os.uname().version)  # fmt: skip
+    level = logging.INFO if model in PREEMPTIBLE else logging.WARNING
+    log_event(logger, "safety.kernel_preemption", level, model=model)
 
 
 def _sched_fifo(priority: int) -> bool:
