@@ -218,7 +218,7 @@ class Story:
         ``expected``, with the site bridge open exactly when authorized)."""
 
         def check() -> str:
-            shown = query(self.config.control.socket)
+            shown = query(self.config.control_socket)
             auth = shown["authorization"]
             assert auth["state"] == expected, f"authorization {auth}, not {expected}"
             bridge_state = shown.get("bridge") or {}

@@ -24,8 +24,9 @@ class ApprovalsConfig:
     fetch_timeout_s: float = 10.0  # the whole HTTPS fetch: connect, TLS, download
 
 
-def read_approvals(section: SectionReader, problems: list[str]) -> ApprovalsConfig:
-    """Read ``[approvals]``; every problem is appended to ``problems``."""
+def read_approvals(section: SectionReader) -> ApprovalsConfig:
+    """Read ``[approvals]``; every problem goes to the section's problem list."""
+    problems = section.problems
     d = ApprovalsConfig()
     config = ApprovalsConfig(
         utility_keys=_key_paths(section.raw_list("utility_keys"), section.name, problems),

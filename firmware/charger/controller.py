@@ -15,10 +15,10 @@ from typing import Any
 from firmware.charger.faults import PILOT_FAULTS, FaultKind
 from firmware.charger.machine import ChargerMachine
 from firmware.charger.outputs import STATE_OUTPUTS, ChargerState, Outputs, outputs_for
-from firmware.daemon.config import PlcDuty, PlcFallback
 from firmware.pilot.duty import current_to_duty_permille
 from firmware.pilot.levels import PilotState
 from firmware.pilot.proximity import ProximityMode, ProximityReading, read_proximity
+from firmware.plc.config import PlcDuty, PlcFallback
 from hal import PilotDrive, PilotOutput, RcdState
 
 MS = 1_000_000

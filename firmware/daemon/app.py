@@ -137,7 +137,7 @@ class Gatekeeper:
                     self.recorder, self._clock)  # fmt: skip
         running = Running(charger, gate, self.safety, self.services, self.recorder,
                           self._queue, self._clock)  # fmt: skip
-        self._control = ControlServer(config.control.socket, running.status, running.set_limit)
+        self._control = ControlServer(config.control_socket, running.status, running.set_limit)
         await self._control.start()
         fields = [("sample_rate_hz", config.charger.sample_rate_hz),
                   ("rig", config.board.mock.rig_link or "none"),

@@ -179,7 +179,7 @@ def _faults(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from firmware.daemon.config import load_config
 
-    path = load_config(args.config).control.socket
+    path = load_config(args.config).control_socket
     try:
         snapshot = query(path)
     except ControlError as err:
@@ -192,7 +192,7 @@ def _status(args: argparse.Namespace) -> int:
 def _limit(args: argparse.Namespace) -> int:
     from firmware.daemon.config import load_config
 
-    path = load_config(args.config).control.socket
+    path = load_config(args.config).control_socket
     try:
         amps = None if args.amps == LIMIT_DEFAULT else float(args.amps)
     except ValueError:

@@ -16,10 +16,11 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from firmware.approvals import ApprovalError
-from firmware.daemon.config import PLC_MOCK, Config
+from firmware.daemon.config import Config
 from firmware.errors import ConfigError
 from firmware.logs import log_event
 from firmware.net.plc_network import PlcLink
+from firmware.plc.config import PLC_MOCK
 from firmware.plc.stack import PlcEvent, PlcStack
 from firmware.safety.link import BoardMirror
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from firmware.sep2.config import MappingConfig, Quadrants, SiteConfig
+from firmware.j3072.config import MappingConfig
+from firmware.sep2.config import Quadrants, SiteConfig
 from firmware.sep2.der import DERCapability, DERSettings
 from firmware.sep2.device import DeviceInformation
 from firmware.sep2.response import STATUS_RECEIVED, STATUS_STARTED, Response

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from firmware.j3072.config import MappingConfig
 from firmware.j3072.decision import (
     NO_VALID_LIST,
     Approval,
@@ -40,7 +41,7 @@ from firmware.j3072.session import (
 )
 from firmware.logs import log_event
 from firmware.pilot.levels import PilotState
-from firmware.sep2.config import MappingConfig, SiteConfig
+from firmware.sep2.config import SiteConfig
 from firmware.sep2.der import DERCapability, DERSettings
 from firmware.sep2.der_status import DERStatus
 from firmware.sep2.device import DeviceInformation

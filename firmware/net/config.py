@@ -50,8 +50,9 @@ class BridgeConfig:
         return self.policy is BridgePolicy.AFTER_AUTHORIZATION and self.site_interface is not None
 
 
-def read_bridge(section: SectionReader, problems: list[str]) -> BridgeConfig:
-    """Read ``[bridge]``; every problem is appended to ``problems``."""
+def read_bridge(section: SectionReader) -> BridgeConfig:
+    """Read ``[bridge]``; every problem goes to the section's problem list."""
+    problems = section.problems
     d = BridgeConfig()
     where = section.name
     config = BridgeConfig(

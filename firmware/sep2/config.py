@@ -1,5 +1,5 @@
-"""The 2030.5 side of the configuration: ``[tls]``, ``[sep2]``, ``[site]`` (the site limits
-and the IEEE 1547 functions in effect) and ``[j3072.mapping]``.
+"""The 2030.5 side of the configuration: ``[tls]``, ``[sep2]``, and ``[site]`` (the site limits
+and the IEEE 1547 functions in effect).
 
 Read like the rest of the config: every problem collected as ``section.key: why``. The site
 functions are checked against the V2G-AC profile's rules (docs/v2g-ac-profile.md, "The
@@ -94,16 +94,6 @@ class SiteConfig:
     functions: tuple[SiteFunction, ...] = field(default_factory=tuple)
 
 
-@dataclass(frozen=True, slots=True)
-class MappingConfig:
-    """Which DeviceInformation elements carry what J3072 Table C4 assigns, which is not public
-    (defaults: docs/v2g-ac-profile.md "Default field mapping")."""
-
-    ism: str = "mfModel"
-    certification: str = "mfInfo"
-    vin: str = "mfSerNum"
-
-
 DEVICE_INFORMATION_STRINGS = ("mfHwVer", "mfInfo", "mfModel", "mfSerNum", "swVer")
 # freq-droop parameters: (default, low, high); defaults from IEEE 1547-2018 Table 24
 # (category III): deadbands 0.036 Hz, droop 5 %, open-loop response time 5 s
@@ -122,7 +112,7 @@ def read_tls(section: SectionReader) -> TlsConfig:
     return TlsConfig(**{k: Path(v) if v else None for k, v in paths.items()})
 
 
-def read_sep2(section: SectionReader, tls: TlsConfig, problems: list[str]) -> Sep2Config:
+def read_sep2(section: SectionReader) -> Sep2Config:
     d = Sep2Config()
     config = Sep2Config(
         enabled=section.boolean("enabled", d.enabled),
@@ -131,14 +121,19 @@ def read_sep2(section: SectionReader, tls: TlsConfig, problems: list[str]) -> Se
         discovery=section.boolean("discovery", d.discovery),
     )
     section.finish()
-    if config.enabled:
-        for key in ("ca_file", "cert_file", "key_file"):
-            if getattr(tls, key) is None:
-                problems.append(f"tls.{key}: required when sep2.enabled = true")
     return config
 
 
-def read_site(section: SectionReader, problems: list[str]) -> SiteConfig:
+def sep2_problems(sep2: Sep2Config, tls: TlsConfig) -> list[str]:
+    """What ``[sep2]`` needs of ``[tls]``: a server needs its keys."""
+    if not sep2.enabled:
+        return []
+    missing = [key for key in ("ca_file", "cert_file", "key_file") if getattr(tls, key) is None]
+    return [f"tls.{key}: required when sep2.enabled = true" for key in missing]
+
+
+def read_site(section: SectionReader) -> SiteConfig:
+    problems = section.problems
     d = SiteConfig()
     es = _enter_service(
         SectionReader("site.enter_service", section.table("enter_service"), problems)
@@ -152,18 +147,6 @@ def read_site(section: SectionReader, problems: list[str]) -> SiteConfig:
         ),
         enter_service=es,
         functions=_functions(section.raw_list("functions"), problems),
-    )
-    section.finish()
-    return config
-
-
-def read_mapping(section: SectionReader) -> MappingConfig:
-    d = MappingConfig()
-    config = MappingConfig(
-        **{
-            key: section.string(key, getattr(d, key), DEVICE_INFORMATION_STRINGS)
-            for key in ("ism", "certification", "vin")
-        }
     )
     section.finish()
     return config

@@ -16,9 +16,10 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from firmware.daemon.config import PLC_MOCK, Config
+from firmware.daemon.config import Config
 from firmware.errors import ConfigError
 from firmware.logs import log_event
+from firmware.plc.config import PLC_MOCK
 from firmware.sep2 import paths
 from firmware.sep2.discovery import Announcement, Discovery, DiscoveryError
 from firmware.sep2.identity import PkiError, lfdi, load_certificate, sfdi

@@ -190,17 +190,15 @@ def test_read_approvals_reports_every_problem(tmp_path: Path) -> None:
     junk.write_text("not a key")
     problems: list[str] = []
     table = {"utility_keys": [str(junk), str(junk)], "colour": "blue"}
-    read_approvals(SectionReader("approvals", table, problems), problems)
+    read_approvals(SectionReader("approvals", table, problems))
     assert problems == [
         f"approvals.utility_keys: {junk}: listed more than once",
         f"approvals.utility_keys: {junk}: not a PEM public key",
         "approvals.colour: unknown key",
     ]
     problems.clear()
-    assert read_approvals(SectionReader("approvals", None, problems), problems) == (
-        ApprovalsConfig((), 10.0)
-    )
-    read_approvals(SectionReader("approvals", {"utility_keys": "k.pem"}, problems), problems)
+    assert read_approvals(SectionReader("approvals", None, problems)) == (ApprovalsConfig((), 10.0))
+    read_approvals(SectionReader("approvals", {"utility_keys": "k.pem"}, problems))
     assert problems == ["approvals.utility_keys: must be an array of PEM file paths"]
 
 

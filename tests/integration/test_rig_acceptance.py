@@ -143,7 +143,7 @@ def test_a_paused_charge_withdraws_the_offer_and_keeps_main_for_the_vehicle_to_s
     """``evse-gatekeeper limit 0`` while charging: PWM withdrawn at once, main not dropped
     under load (the vehicle gets 6 s: Table A.6 seq 10.2, timed by the HIL scenario c4);
     ``limit default`` offers again without a new closing; a refused limit changes nothing."""
-    rig, sock = gatekeeper.rig, load_config(gatekeeper.daemon.config_path).control.socket
+    rig, sock = gatekeeper.rig, load_config(gatekeeper.daemon.config_path).control_socket
     charge(rig)
     assert set_limit(sock, 0) == {"limit_a": 0.0, "rating_a": 32.0, "paused": True}
     duty, _ = rig.wait_duty(100, 100, 200)

@@ -171,7 +171,7 @@ def test_a_configured_prefix_wins_over_the_derived_one() -> None:
 
 def read(table: Any) -> tuple[BridgeConfig, list[str]]:
     problems: list[str] = []
-    config = read_bridge(SectionReader("bridge", table, problems), problems)
+    config = read_bridge(SectionReader("bridge", table, problems))
     return config, problems
 
 

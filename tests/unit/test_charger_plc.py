@@ -13,9 +13,9 @@ from firmware.charger.controller import (
     PlcPolicy,
     SlacPhase,
 )
-from firmware.daemon.config import PlcDuty, PlcFallback
 from firmware.pilot.duty import current_to_duty_permille
 from firmware.pilot.levels import PilotState as P
+from firmware.plc.config import PlcDuty, PlcFallback
 from hal import PilotDrive
 
 MS = 1_000_000

@@ -54,7 +54,7 @@ def test_defaults_of_an_empty_file() -> None:
     assert mock.supports_rcd_self_test is True
     assert config.charger.max_current_a == 32.0
     assert config.charger.ventilation is False
-    assert config.charger.sample_rate_hz == 200
+    assert config.charger.sample_rate_hz == 400
     assert config.contactor.min_close_interval_ms == 10_000  # reference: ~10 s per closing
     assert config.paths.state_dir == Path("/var/lib/evse-gatekeeper")
     assert config.log.level == "info"
@@ -121,14 +121,14 @@ def test_contactor_paths_and_log_keys() -> None:
 
 
 def test_control_socket() -> None:
-    assert parse_config({}).control.socket == Path("/var/lib/evse-gatekeeper/control.sock")
-    assert parse_config({"control": {}}).control.socket == Path(
+    assert parse_config({}).control_socket == Path("/var/lib/evse-gatekeeper/control.sock")
+    assert parse_config({"control": {}}).control_socket == Path(
         "/var/lib/evse-gatekeeper/control.sock"
     )
     in_state = parse_config({"paths": {"state_dir": "/srv/evse"}})
-    assert in_state.control.socket == Path("/srv/evse/control.sock"), "follows the state dir"
+    assert in_state.control_socket == Path("/srv/evse/control.sock"), "follows the state dir"
     config = parse_config({"control": {"socket": ".state/control.sock"}})
-    assert config.control.socket == Path(".state/control.sock")  # relative: used as written
+    assert config.control_socket == Path(".state/control.sock")  # relative: used as written
     assert problems_of({"control": {"socket": "/run/x.sock", "mode": "0666"}}) == [
         "control.mode: unknown key"
     ]
@@ -398,7 +398,7 @@ def test_invalid_toml(tmp_path: Path, text: str) -> None:
 
 
 def test_plc_keys() -> None:
-    from firmware.daemon.config import PlcDuty, PlcFallback
+    from firmware.plc.config import PlcDuty, PlcFallback
 
     assert not parse_config({}).plc.enabled
     plc = parse_config(
@@ -432,7 +432,7 @@ def test_the_shipped_mock_config_loads() -> None:
     assert config.board.mock.relay_delay_ms == 10.0
     assert config.charger.max_current_a == 32.0
     assert config.plc.interface == "mock", "make run shows SLAC in its timeline"
-    assert config.control.socket == Path(".state/control.sock")
+    assert config.control_socket == Path(".state/control.sock")
     assert config.source == path
 
 
@@ -678,3 +678,36 @@ def test_every_hal_rpi_key_in_the_shipped_config_says_what_it_is() -> None:
     )
     for line in keys:
         assert "#" in line, f"no comment: {line}"
+
+
+@pytest.mark.parametrize("name", ["eth'0", 'eth"0', "eth\\0", "eth\x7f"])
+def test_plc_and_bridge_interfaces_share_one_name_rule(name: str) -> None:
+    """[plc] interface once had a looser validator than [bridge]: a name the bridge would
+    refuse to quote in its ruleset must be refused in both places."""
+    with pytest.raises(ConfigError) as info:
+        parse_config({"plc": {"interface": name}, "bridge": {"plc_interface": name}})
+    assert sorted(p.split(":")[0] for p in info.value.problems) == [
+        "bridge.plc_interface",
+        "plc.interface",
+    ]
+
+
+def test_each_section_is_read_by_the_package_it_configures() -> None:
+    from firmware.daemon.config import SECTIONS
+
+    owners = {name: read.__module__ for name, (_field, read) in SECTIONS.items()}
+    assert owners == {
+        "hal": "firmware.safety.config",  # the safety side owns the board; hal imports no firmware
+        "charger": "firmware.charger.config",
+        "contactor": "firmware.charger.config",
+        "plc": "firmware.plc.config",
+        "tls": "firmware.sep2.config",
+        "sep2": "firmware.sep2.config",
+        "site": "firmware.sep2.config",
+        "j3072": "firmware.j3072.config",
+        "approvals": "firmware.approvals.config",
+        "bridge": "firmware.net.config",
+        "paths": "firmware.daemon.config",
+        "log": "firmware.daemon.config",
+        "control": "firmware.daemon.config",
+    }

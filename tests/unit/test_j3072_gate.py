@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 import pytest
 
 from firmware.approvals.approval_list import Entry, Status
+from firmware.j3072.config import MappingConfig
 from firmware.j3072.decision import Decision
 from firmware.j3072.gate import TLS_GRACE_NS, Gate
 from firmware.pilot.levels import PilotState
-from firmware.sep2.config import MappingConfig, Mode, SiteConfig, SiteFunction
+from firmware.sep2.config import Mode, SiteConfig, SiteFunction
 from firmware.sep2.response import STATUS_RECEIVED, STATUS_STARTED
 from firmware.sep2.site import SiteResources
 from firmware.sep2.store import Sep2Store
