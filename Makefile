@@ -28,7 +28,7 @@ $(SYSDEPS):
 venv: $(STAMP) $(SYSDEPS) ## create the venv with the dev extras (and nftables when missing)
 
 run: $(STAMP) ## start the firmware in mock mode and play a scripted vehicle session
-	$(BIN)/python -m hil.demo --config config/mock.toml
+	$(BIN)/python -m demo --config config/mock.toml
 
 test: $(STAMP) $(SYSDEPS) ## run the whole test suite (no tests collected counts as a failure)
 	$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "make test: no tests ran" >&2; exit 1; fi; exit $$rc
@@ -43,22 +43,22 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
 bench: $(STAMP) ## interlock latency under a busy event loop (p50/p99/max)
-	$(BIN)/python -m hil.bench_interlock --config config/mock.toml
+	$(BIN)/python -m bench.interlock --config config/mock.toml
 
 bench-storm: $(STAMP) ## interlock latency under the storm: CPU hogs, 2M-entry lists, 2030.5 flood
-	$(BIN)/python -m hil.bench_interlock --config config/mock.toml --load storm
+	$(BIN)/python -m bench.interlock --config config/mock.toml --load storm
 
 bench-flood: $(STAMP) ## interlock latency while the PLC socket is flooded (needs root)
-	$(BIN)/python -m hil.bench_interlock --config config/mock.toml --load flood
+	$(BIN)/python -m bench.interlock --config config/mock.toml --load flood
 
 bench-sep2: $(STAMP) ## 2030.5 over loopback TLS: handshake, GET /dcap, PUT DERSettings, RSS
-	$(BIN)/python -m hil.bench_sep2
+	$(BIN)/python -m bench.sep2
 
 bench-approvals: $(STAMP) ## a 1,000,000-entry approval list: verify+load, lookup, RSS growth
-	$(BIN)/python -m hil.bench_approvals
+	$(BIN)/python -m bench.approvals
 
 bench-slac: $(STAMP) ## SLAC timings over veth in network namespaces (needs root)
-	$(BIN)/python -m hil.plc.bench_slac --runs 50
+	$(BIN)/python -m bench.slac --runs 50
 
 hil: $(STAMP) ## the HIL suite on a physical rig: make hil PORT=/dev/ttyUSB0 [HIL_ARGS="--config F --control S"]
 	@test -n "$(PORT)" || { echo "make hil: PORT is required (make hil PORT=/dev/ttyUSB0)" >&2; exit 2; }

@@ -22,13 +22,13 @@ from typing import Any
 
 import firmware
 from firmware.sep2.pki import init_pki
-from hil.approvals import UtilityAuthority
-from hil.daemon import Daemon, toml_dumps
+from hil.firmware_process import Daemon, toml_dumps
 from hil.pev.profiles import APPROVED_ISM
 from hil.report import RunInfo, write_report
 from hil.rig import Rig, RigError, wait_for_rig
 from hil.runner import Runner, ScenarioResult, Target
 from hil.scenario import CONFIG_CAPABILITIES, CONFLICTS, SOLITARY, Scenario, ScenarioError, load_all
+from hil.utility import UtilityAuthority
 
 APPROVED_LIMIT_W = 6000  # the TEST approval list's cap for the certified vehicle
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from firmware.daemon.control_socket import ControlError, request
-from hil.daemon import Daemon
+from hil.firmware_process import Daemon
 from hil.pev.background import BackgroundPev
 from hil.pev.profiles import PROFILES
 from hil.rig import Rig, RigError

@@ -28,7 +28,7 @@ from firmware.approvals.installed_file import FILE_NAME, check_size, read_whole
 from firmware.approvals.jws import UtilityKey, load_utility_keys, verify_es256
 from firmware.approvals.view import service_area_problem
 
-# far above the 2,000,000-entry bench (hil/bench_approvals.py, seconds on a laptop core):
+# far above the 2,000,000-entry bench (bench/approvals.py, seconds on a laptop core):
 # a 256 MB list on the reference board's slower cores must still finish
 REBUILD_TIMEOUT_S = 600.0
 

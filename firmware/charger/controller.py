@@ -79,7 +79,7 @@ class NoteEvent(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Note:
+class ChargerNote:
     """Something worth a log line: a stable event name and its fields."""
 
     event: NoteEvent
@@ -108,7 +108,7 @@ class Charger:
         self.vehicle_present = False  # B, C or D seen since the last A
         self.slac = SlacPhase.WAITING
         self._wakeup_until: int | None = None
-        self._notes: list[Note] = []
+        self._notes: list[ChargerNote] = []
         self._discharge_authorized = False
         self.machine = ChargerMachine(self)
         self.outputs = self._compute_outputs()
@@ -188,7 +188,7 @@ class Charger:
         self._now = now_ns
         if self._settings.plc is not None and self.slac is SlacPhase.WAITING:
             self.slac = SlacPhase.MATCHED
-            self._notes.append(Note(NoteEvent.PLC_MATCHED))
+            self._notes.append(ChargerNote(NoteEvent.PLC_MATCHED))
         return self._step("tick")
 
     def on_slac_gave_up(self, reason: str, now_ns: int) -> Outputs:
@@ -199,7 +199,7 @@ class Charger:
         if policy is not None and self.slac is SlacPhase.WAITING:
             self.slac = SlacPhase.GAVE_UP
             fields = (("mode", policy.fallback.value), ("reason", reason))
-            self._notes.append(Note(NoteEvent.PLC_FALLBACK, fields))
+            self._notes.append(ChargerNote(NoteEvent.PLC_FALLBACK, fields))
         return self._step("tick")
 
     def on_slac_wakeup(self, duration_ns: int, now_ns: int) -> Outputs:
@@ -209,10 +209,12 @@ class Charger:
         idle_in_b = self.state_id == "connected" and self.pilot is PilotState.B
         if idle_in_b and not self.faults and self._wakeup_until is None:
             self._wakeup_until = now_ns + duration_ns
-            self._notes.append(Note(NoteEvent.PLC_WAKEUP, (("duration_ms", duration_ns // MS),)))
+            self._notes.append(
+                ChargerNote(NoteEvent.PLC_WAKEUP, (("duration_ms", duration_ns // MS),))
+            )
         else:
             fields = (("state", self.state_id), ("pilot", self.pilot.value))
-            self._notes.append(Note(NoteEvent.PLC_WAKEUP_SKIPPED, fields))
+            self._notes.append(ChargerNote(NoteEvent.PLC_WAKEUP_SKIPPED, fields))
         return self._step("tick")
 
     @property
@@ -248,7 +250,7 @@ class Charger:
             "current": {"limit_a": limit, "rating_a": self.rating_a, "paused": limit == 0},
         }
 
-    def drain_notes(self) -> list[Note]:
+    def drain_notes(self) -> list[ChargerNote]:
         notes, self._notes = self._notes, []
         return notes
 
@@ -329,7 +331,7 @@ class Charger:
         until = self._wakeup_until
         if until is not None and (self._now >= until or self.state_id != "connected"):
             self._wakeup_until = None
-            self._notes.append(Note(NoteEvent.PLC_WAKEUP_DONE))
+            self._notes.append(ChargerNote(NoteEvent.PLC_WAKEUP_DONE))
 
     def _faults_clear_in(self, pilot: PilotState) -> bool:
         return self.rcd is RcdState.CLEAR and all(pilot in kind.clears_on for kind in self.faults)
@@ -355,7 +357,7 @@ class Charger:
             self.faults[kind] = self._now
             clears = "/".join(sorted(s.value for s in kind.clears_on)) or "never"
             self._notes.append(
-                Note(NoteEvent.FAULT_LATCHED, (("kind", kind.value), ("clears_on", clears)))
+                ChargerNote(NoteEvent.FAULT_LATCHED, (("kind", kind.value), ("clears_on", clears)))
             )
 
     def _step(self, event: str) -> Outputs:
@@ -366,7 +368,7 @@ class Charger:
                 break
         if before in FAULT_STATES and self.state_id in ("idle", "connected") and self.faults:
             kinds = ",".join(sorted(k.value for k in self.faults))
-            self._notes.append(Note(NoteEvent.FAULT_CLEARED, (("kinds", kinds),)))
+            self._notes.append(ChargerNote(NoteEvent.FAULT_CLEARED, (("kinds", kinds),)))
             self.faults.clear()
         self._end_wakeup()
         self._note_deferral()
@@ -389,7 +391,9 @@ class Charger:
             self._closed_before, self._main_closed_at = self._main_closed_at, self._now
         elif STATE_OUTPUTS[before][1] and not closes_main:
             self._main_opened_at = self._now
-        self._notes.append(Note(NoteEvent.STATE, (("from", before), ("to", after), ("on", event))))
+        self._notes.append(
+            ChargerNote(NoteEvent.STATE, (("from", before), ("to", after), ("on", event)))
+        )
         return True
 
     def _note_deferral(self) -> None:
@@ -400,7 +404,7 @@ class Charger:
             fields: tuple[tuple[str, object], ...] = (("wait_ms", wait_ns // MS),)
             if wait_ns > CLOSE_REQUIRED_NS:
                 fields += (("exceeds_ms", CLOSE_REQUIRED_NS // MS),)
-            self._notes.append(Note(NoteEvent.CLOSE_DEFERRED, fields))
+            self._notes.append(ChargerNote(NoteEvent.CLOSE_DEFERRED, fields))
         elif not waiting:
             self._deferral_noted = False
 

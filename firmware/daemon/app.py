@@ -28,7 +28,7 @@ from firmware.daemon.communication import Communication
 from firmware.daemon.config import Config
 from firmware.daemon.control_socket import ControlServer
 from firmware.daemon.running import LoopEvent, Running
-from firmware.daemon.sdnotify import HealthWatchdog, Notifier
+from firmware.daemon.sdnotify import HealthWatchdog, SystemdNotifier
 from firmware.errors import ConfigError
 from firmware.j3072.gate import Gate
 from firmware.journal.recorder import Recorder
@@ -82,7 +82,7 @@ class Gatekeeper:
         self.safety = SafetyLink(safety_settings(config), self._queue.put_nowait, launcher, clock)
         self.services = Communication(config, self._queue.put_nowait)
         self.recorder = Recorder(None)  # the journal, once the state directory exists
-        self.notifier = Notifier()
+        self.notifier = SystemdNotifier()
         self.ready = threading.Event()
         self.running: Running | None = None  # once every part has started
         self._control: ControlServer | None = None

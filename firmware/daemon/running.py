@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from firmware import firmware_version
-from firmware.charger.controller import Charger, Note, NoteEvent
+from firmware.charger.controller import Charger, ChargerNote, NoteEvent
 from firmware.charger.faults import FaultKind
 from firmware.charger.outputs import Outputs
 from firmware.daemon.communication import Communication
@@ -333,6 +333,6 @@ class Running:
         self.safety.log_stats()
 
 
-def _log_note(note: Note) -> None:
+def _log_note(note: ChargerNote) -> None:
     level = logging.WARNING if note.event.warns else logging.INFO
     logger.log(level, "%s", kv(note.event, note.fields))

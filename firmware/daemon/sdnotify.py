@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 MAX_TICK_AGE_NS = 200_000_000  # a sampler silent this long is stalled (it ticks every 5 ms)
 
 
-class Notifier:
+class SystemdNotifier:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
         address = env.get("NOTIFY_SOCKET") or None
@@ -77,7 +77,7 @@ class HealthWatchdog:
 
     def __init__(
         self,
-        notifier: Notifier,
+        notifier: SystemdNotifier,
         last_tick_ns: Callable[[], int],
         clock: Callable[[], int],
     ) -> None:

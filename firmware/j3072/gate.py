@@ -36,8 +36,8 @@ from firmware.j3072.session import (
     Action,
     Energize,
     J3072Session,
-    Note,
     OpenMain,
+    SessionNote,
 )
 from firmware.logs import log_event
 from firmware.pilot.levels import PilotState
@@ -347,7 +347,7 @@ class Gate:
                     bound.session.on_decision(_unrecorded(bound.session.decision), self._clock())
                     action = Energize(False, ("the journal cannot record the authorization",))
                 self._energize(bound, action)
-            elif isinstance(action, Note) and action.event in ("authorized", "revoked"):
+            elif isinstance(action, SessionNote) and action.event in ("authorized", "revoked"):
                 log_event(logger, f"j3072.{action.event}", detail=action.detail)
 
     def _journal_energize(self, bound: Bound, action: Energize) -> bool:

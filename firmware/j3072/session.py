@@ -17,7 +17,7 @@ discharge; this machine keeps that permission honest while the session lasts
 - the end of the session (PLC link lost, unplug) revokes for good.
 
 Actions: ``Energize`` (the DefaultDERControl.opModEnergize the vehicle sees, and the
-permission the discharge relay follows), ``OpenMain`` and ``Note`` (for the journal).
+permission the discharge relay follows), ``OpenMain`` and ``SessionNote`` (for the journal).
 """
 
 from __future__ import annotations
@@ -57,12 +57,12 @@ class OpenMain:
 
 
 @dataclass(frozen=True, slots=True)
-class Note:
+class SessionNote:
     event: str
     detail: str = ""
 
 
-Action = Energize | OpenMain | Note
+Action = Energize | OpenMain | SessionNote
 
 
 class J3072Session:
@@ -83,7 +83,7 @@ class J3072Session:
     def on_decision(self, decision: Decision, now_ns: int) -> list[Action]:
         """A (new) decision: the exchange completed, its data changed, or the list did."""
         self.decision = decision
-        actions: list[Action] = [Note("decision", _describe(decision))]
+        actions: list[Action] = [SessionNote("decision", _describe(decision))]
         if self.ended:
             return actions
         if not decision.granted:
@@ -169,14 +169,14 @@ class J3072Session:
 
     def _authorize(self, now_ns: int) -> list[Action]:
         self.authorized, self.reasons, self._revoked_at_ns = True, (), None
-        return [Energize(True), Note("authorized", _describe(self.decision))]
+        return [Energize(True), SessionNote("authorized", _describe(self.decision))]
 
     def _revoke(self, reasons: tuple[str, ...], now_ns: int) -> list[Action]:
         self.reasons = reasons
         if not self.authorized:
             return []
         self.authorized, self._revoked_at_ns, self._good_heartbeats = False, now_ns, 0
-        return [Energize(False, reasons), Note("revoked", "; ".join(reasons))]
+        return [Energize(False, reasons), SessionNote("revoked", "; ".join(reasons))]
 
 
 def _describe(decision: Decision | None) -> str:

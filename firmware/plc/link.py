@@ -31,7 +31,7 @@ class LinkError(GatekeeperError):
     """Raised when a link cannot be opened or a frame cannot be sent."""
 
 
-class Link(Protocol):
+class FrameLink(Protocol):
     mac: bytes
     dropped: int
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from firmware.errors import GatekeeperError, ProtocolError
 from firmware.plc.codec import decode, encode
 from firmware.plc.frame import Header
-from firmware.plc.link import Link
+from firmware.plc.link import FrameLink
 from firmware.plc.messages import Message
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ class RequestTimeout(GatekeeperError):
 
 
 class PlcPort:
-    def __init__(self, link: Link, on_message: Callable[[Header, Message], None]) -> None:
+    def __init__(self, link: FrameLink, on_message: Callable[[Header, Message], None]) -> None:
         self.link = link
         self._on_message = on_message
         self._waiting: dict[type[Message], asyncio.Future[tuple[Header, Message]]] = {}

@@ -23,7 +23,7 @@ from firmware.errors import GatekeeperError
 from firmware.logs import log_event
 from firmware.plc.frame import Header
 from firmware.plc.keys import new_nmk
-from firmware.plc.link import Link, LinkError, RawSocketLink
+from firmware.plc.link import FrameLink, LinkError, RawSocketLink
 from firmware.plc.messages import Message
 from firmware.plc.modem import ModemClient
 from firmware.plc.port import PlcPort
@@ -51,7 +51,7 @@ class PlcStack:
         interface: str,
         init_timeout_s: float,
         on_event: Callable[[PlcEvent], None],
-        link: Link | None = None,
+        link: FrameLink | None = None,
         clock: Callable[[], int] = time.monotonic_ns,
     ) -> None:
         self.interface = interface
@@ -104,7 +104,7 @@ class PlcStack:
     def malformed(self) -> int:
         return self.port.malformed if self.port is not None else 0
 
-    def _wire(self, link: Link) -> None:
+    def _wire(self, link: FrameLink) -> None:
         port = self.port = PlcPort(link, self._on_frame)
         modem = ModemClient(port)
         slac = SlacEvse(link.mac, new_nmk, self._init_timeout_ns)

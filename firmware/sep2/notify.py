@@ -26,7 +26,7 @@ DELIVERY_TIMEOUT_S = 2.0
 STATUS_DEFAULT = 0  # Notification.status: 0 = the resource changed (default status)
 
 
-class Notifier:
+class SubscriptionNotifier:
     def __init__(self, client_context: ssl.SSLContext) -> None:
         self._context = client_context
         self._session: aiohttp.ClientSession | None = None

@@ -23,7 +23,7 @@ from firmware.plc.config import PLC_MOCK
 from firmware.sep2 import paths
 from firmware.sep2.discovery import Announcement, Discovery, DiscoveryError
 from firmware.sep2.identity import PkiError, lfdi, load_certificate, sfdi
-from firmware.sep2.notify import Notifier
+from firmware.sep2.notify import SubscriptionNotifier
 from firmware.sep2.server import Sep2Server, ServerSettings
 from firmware.sep2.site import SiteResources
 from firmware.sep2.store import PevEvent, Sep2Store
@@ -68,7 +68,7 @@ class Sep2Service:
         self.host = host or sep2.host
         settings = ServerSettings(self.host, sep2.port, *credentials(config))
         self.server = Sep2Server(settings, self.site, self.store, self.evse, clock_ns)
-        self.notifier: Notifier | None = None
+        self.notifier: SubscriptionNotifier | None = None
         self.discovery: Discovery | None = None
 
     async def start(self) -> None:
@@ -79,7 +79,7 @@ class Sep2Service:
         sep2 = self.config.sep2
         try:
             ciphers = probe_ccm8()
-            self.notifier = Notifier(client_context(*credentials(self.config)))
+            self.notifier = SubscriptionNotifier(client_context(*credentials(self.config)))
             await self.server.start()
         except TlsError as err:
             raise ConfigError([f"tls: {err}"]) from err

@@ -31,7 +31,7 @@ POLL_S = 0.0005
 STIMULI = ("EV:", "PP:", "FB:", "RCD:", "METER:", "*RST")
 
 
-class RigError(Exception):
+class RigCommandError(Exception):
     """Raised when a command is refused; ``code`` is the protocol's error code."""
 
     def __init__(self, code: str, text: str) -> None:
@@ -42,7 +42,7 @@ class RigError(Exception):
 def _choice(arg: str, options: tuple[str, ...]) -> str:
     word = arg.strip().upper()
     if word not in options:
-        raise RigError("SYNTAX", f"expected one of {'|'.join(options)}, got {arg.strip()!r}")
+        raise RigCommandError("SYNTAX", f"expected one of {'|'.join(options)}, got {arg.strip()!r}")
     return word
 
 
@@ -50,9 +50,9 @@ def _number(text: str, low: float, high: float, what: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise RigError("SYNTAX", f"{what} must be a number, got {text.strip()!r}") from None
+        raise RigCommandError("SYNTAX", f"{what} must be a number, got {text.strip()!r}") from None
     if not low <= value <= high:
-        raise RigError("RANGE", f"{what} {value:g} outside {low:g}..{high:g}")
+        raise RigCommandError("RANGE", f"{what} {value:g} outside {low:g}..{high:g}")
     return value
 
 
@@ -105,7 +105,7 @@ class RigInterpreter:
             )
         try:
             reply = handler(arg)
-        except RigError as err:
+        except RigCommandError as err:
             return f"ERR {err}"
         if keyword.upper().startswith(STIMULI):
             self.stimulus_ns = self.board.now_ns()
@@ -205,7 +205,9 @@ class RigInterpreter:
     def _wait_relay(self, arg: str) -> str:
         parts = arg.split(",")
         if len(parts) != 3:
-            raise RigError("SYNTAX", "expected WAIT:RELAY MAIN|DISCHARGE,OPEN|CLOSED,<timeout_ms>")
+            raise RigCommandError(
+                "SYNTAX", "expected WAIT:RELAY MAIN|DISCHARGE,OPEN|CLOSED,<timeout_ms>"
+            )
         relay = Relay(_choice(parts[0], ("MAIN", "DISCHARGE")).lower())
         want_closed = _choice(parts[1], ("OPEN", "CLOSED")) == "CLOSED"
         timeout_ms = _number(parts[2], 0, MAX_WAIT_MS, "timeout_ms")
@@ -216,7 +218,7 @@ class RigInterpreter:
 
         since_ns = self._poll(reached, timeout_ms)
         if since_ns is None:
-            raise RigError(
+            raise RigCommandError(
                 "TIMEOUT", f"{relay.value} not {parts[1].strip().upper()} within {timeout_ms:g} ms"
             )
         return f"OK elapsed_us={self._elapsed_us(since_ns)}"
@@ -224,7 +226,7 @@ class RigInterpreter:
     def _wait_duty(self, arg: str) -> str:
         parts = arg.split(",")
         if len(parts) != 3:
-            raise RigError("SYNTAX", "expected WAIT:DUTY <min_pct>,<max_pct>,<timeout_ms>")
+            raise RigCommandError("SYNTAX", "expected WAIT:DUTY <min_pct>,<max_pct>,<timeout_ms>")
         low = _number(parts[0], 0, 100, "min_pct")
         high = _number(parts[1], low, 100, "max_pct")
         timeout_ms = _number(parts[2], 0, MAX_WAIT_MS, "timeout_ms")
@@ -236,7 +238,7 @@ class RigInterpreter:
         since_ns = self._poll(reached, timeout_ms)
         if since_ns is None:
             duty = self.board.pilot_output()[0].duty_pct
-            raise RigError(
+            raise RigCommandError(
                 "TIMEOUT", f"duty {duty:.1f} % not in {low:g}..{high:g} within {timeout_ms:g} ms"
             )
         duty = self.board.pilot_output()[0].duty_pct
@@ -261,4 +263,4 @@ class RigInterpreter:
     @staticmethod
     def _no_arg(arg: str) -> None:
         if arg.strip():
-            raise RigError("SYNTAX", f"unexpected argument {arg.strip()[:40]!r}")
+            raise RigCommandError("SYNTAX", f"unexpected argument {arg.strip()[:40]!r}")

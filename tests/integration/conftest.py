@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from hil.daemon import Daemon, toml_dumps
+from hil.firmware_process import Daemon, toml_dumps
 from hil.plc.netns import NetnsUnavailable, Topology
 from hil.rig import Rig, wait_for_rig
 

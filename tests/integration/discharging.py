@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from firmware.sep2.pki import init_pki
-from hil.approvals import UtilityAuthority
 from hil.pev.background import BackgroundPev
 from hil.pev.profiles import APPROVED_ISM, PROFILES
+from hil.utility import UtilityAuthority
 from tests.integration.conftest import Running, StartDaemon
 
 AREA = "TEST-AREA-SAFETY"

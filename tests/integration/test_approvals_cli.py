@@ -30,8 +30,8 @@ from cryptography.x509.oid import NameOID
 from firmware.approvals.config import ApprovalsConfig, read_approvals
 from firmware.approvals.store import FILE_NAME
 from firmware.config.reader import SectionReader
-from hil.approvals import keygen, load_key, signed_list
-from hil.daemon import toml_dumps
+from hil.firmware_process import toml_dumps
+from hil.utility import keygen, load_key, signed_list
 
 pytestmark = pytest.mark.integration
 

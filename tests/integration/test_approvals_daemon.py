@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from firmware.journal.store import Journal
-from hil.approvals import new_key, public_pem, signed_list
+from hil.utility import new_key, public_pem, signed_list
 from tests.integration.conftest import StartDaemon
 
 pytestmark = pytest.mark.integration

@@ -27,8 +27,8 @@ from firmware.approvals.approval_list import ApprovalList, parse_approval_list
 from firmware.approvals.index import IndexedList, index_path
 from firmware.approvals.jws import b64url_encode, sign_es256, utility_key, verify_es256
 from firmware.approvals.store import FILE_NAME, ApprovalStore
-from hil.approvals import approval_payload, encode_payload, keygen, load_key, signed_list
-from hil.daemon import toml_dumps
+from hil.firmware_process import toml_dumps
+from hil.utility import approval_payload, encode_payload, keygen, load_key, signed_list
 
 pytestmark = pytest.mark.integration
 

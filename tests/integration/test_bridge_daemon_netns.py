@@ -24,11 +24,11 @@ from typing import Any
 import pytest
 
 from firmware.sep2.pki import init_pki
-from hil.approvals import UtilityAuthority
-from hil.daemon import Daemon, toml_dumps
+from hil.firmware_process import Daemon, toml_dumps
 from hil.pev.profiles import APPROVED_ISM
 from hil.plc.netns import run
 from hil.rig import Rig, wait_for_rig
+from hil.utility import UtilityAuthority
 from tests.integration.conftest import BASE_CONFIG, merged
 from tests.integration.test_bridge_netns import (
     CAPTURE,

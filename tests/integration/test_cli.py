@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from firmware.sep2.identity import sfdi
-from hil.daemon import toml_dumps
+from hil.firmware_process import toml_dumps
 from tests.integration.conftest import BASE_CONFIG, merged
 
 pytestmark = pytest.mark.integration
@@ -140,7 +140,7 @@ def test_the_make_run_demo_passes(tmp_path: Path) -> None:
     path = tmp_path / "demo.toml"
     path.write_text(toml_dumps(config))
     result = subprocess.run(
-        [sys.executable, "-m", "hil.demo", "--config", str(path)],
+        [sys.executable, "-m", "demo", "--config", str(path)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hil.daemon import Daemon, toml_dumps
+from hil.firmware_process import Daemon, toml_dumps
 from hil.scenario import load_all
 from tests.integration.conftest import BASE_CONFIG, merged
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hil.daemon import toml_dumps
+from hil.firmware_process import toml_dumps
 from hil.rig import RigError
 from tests.integration.conftest import BASE_CONFIG, StartDaemon, merged
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from hil.daemon import toml_dumps
+from hil.firmware_process import toml_dumps
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

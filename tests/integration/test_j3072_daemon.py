@@ -23,10 +23,10 @@ import pytest
 from firmware.journal.store import Journal
 from firmware.sep2.pki import PkiLayout, init_pki
 from hal import Relay
-from hil.approvals import UtilityAuthority
 from hil.pev.background import BackgroundPev
 from hil.pev.profiles import APPROVED_ISM, PROFILES, Profile
 from hil.rig import RigError
+from hil.utility import UtilityAuthority
 from tests.integration.conftest import Running, StartDaemon
 
 pytestmark = pytest.mark.integration

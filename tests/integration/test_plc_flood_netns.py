@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hil.daemon import Daemon, toml_dumps
+from hil.firmware_process import Daemon, toml_dumps
 from hil.plc.netns import Topology
 from hil.rig import wait_for_rig
 from tests.integration.conftest import BASE_CONFIG, merged

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from hil.daemon import Daemon, toml_dumps
+from hil.firmware_process import Daemon, toml_dumps
 from tests.integration.conftest import BASE_CONFIG, StartDaemon, merged
 from tests.integration.discharging import Discharging, cli, start_discharging
 

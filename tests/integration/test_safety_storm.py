@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from bench.storm import Storm, big_list
 from hil.pev.profiles import APPROVED_ISM
-from hil.storm import Storm, big_list
 from tests.integration.conftest import StartDaemon
 from tests.integration.discharging import LIMIT_W, cli, start_discharging
 

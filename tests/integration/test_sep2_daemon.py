@@ -16,7 +16,7 @@ import pytest
 
 from firmware.sep2.pki import PkiLayout, init_pki
 from firmware.sep2.tls import client_context
-from hil.daemon import toml_dumps
+from hil.firmware_process import toml_dumps
 from tests.integration.conftest import BASE_CONFIG, StartDaemon, merged
 
 pytestmark = pytest.mark.integration

@@ -332,10 +332,10 @@ def _subscription(resource: str, uri: str) -> bytes:
 
 async def _notify_energize(bench: Bench, pki: PkiLayout) -> None:
     """What Sep2Service.set_energize does, on this bench's store and site."""
-    from firmware.sep2.notify import Notifier
+    from firmware.sep2.notify import SubscriptionNotifier
 
     d = pki.directory
-    notifier = Notifier(client_context(d / "serca.pem", d / "evse.pem", d / "evse.key"))
+    notifier = SubscriptionNotifier(client_context(d / "serca.pem", d / "evse.pem", d / "evse.key"))
     record = bench.store.get(pev_lfdi(pki))
     assert record is not None
     record.energize = True

@@ -26,9 +26,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, rule
 
 from firmware.sep2.pki import PkiLayout, init_pki
-from hil.approvals import UtilityAuthority
 from hil.pev.background import BackgroundPev
 from hil.pev.profiles import APPROVED_ISM, PROFILES
+from hil.utility import UtilityAuthority
 from tests.integration.conftest import Running, StartDaemon
 from tests.integration.test_stateful_rig import (
     SETTLE_S,

@@ -33,7 +33,7 @@ from firmware.approvals.index import (
     open_index,
     remove_stale,
 )
-from hil.approvals import approval_payload, encode_payload
+from hil.utility import approval_payload, encode_payload
 
 AREA = "MOCK-UTILITY-NORTH"
 ISSUED = datetime(2026, 6, 1, 12, 0, 0, 250_000, tzinfo=UTC)  # fractions survive

@@ -27,7 +27,7 @@ from firmware.approvals.approval_list import (
 )
 from firmware.approvals.jws import sign_es256, utility_key
 from firmware.approvals.store import FILE_NAME, ApprovalStore
-from hil.approvals import approval_payload, encode_payload, new_key, sign_payload
+from hil.utility import approval_payload, encode_payload, new_key, sign_payload
 
 AREA = "MOCK-UTILITY-NORTH"
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

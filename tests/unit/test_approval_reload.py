@@ -26,7 +26,7 @@ from firmware.approvals.jws import utility_key
 from firmware.approvals.store import FILE_NAME, ApprovalStore
 from firmware.approvals.view import Status
 from firmware.approvals.watch import ApprovalWatch
-from hil.approvals import new_key, signed_list
+from hil.utility import new_key, signed_list
 
 AREA = "MOCK-UTILITY-NORTH"
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

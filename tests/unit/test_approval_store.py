@@ -25,7 +25,7 @@ from firmware.approvals.store import (
     ApprovalStore,
     ApprovalStoreError,
 )
-from hil.approvals import new_key, signed_list
+from hil.utility import new_key, signed_list
 
 AREA = "MOCK-UTILITY-NORTH"
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

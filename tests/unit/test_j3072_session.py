@@ -9,8 +9,8 @@ from firmware.j3072.session import (
     STOP_GRACE_NS,
     Energize,
     J3072Session,
-    Note,
     OpenMain,
+    SessionNote,
 )
 
 S = 1_000_000_000
@@ -33,7 +33,9 @@ def test_a_denial_never_authorizes_and_keeps_its_reasons() -> None:
     session = J3072Session("AB" * 20, 0)
     actions = session.on_decision(DENY, 0)
     assert energize(actions) == [] and not session.authorized
-    assert any(isinstance(a, Note) and "revoked on the approval list" in a.detail for a in actions)
+    assert any(
+        isinstance(a, SessionNote) and "revoked on the approval list" in a.detail for a in actions
+    )
     for t in range(1, 20):
         assert energize(session.on_heartbeat(0, t * S)) == []
     assert session.on_meter(3000, 30 * S) == [OpenMain("discharge 3000 W while not authorized")]

@@ -23,7 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 THIS_FILE = Path(__file__).resolve()
 
-CITATION_DIRS = ("firmware", "hal", "hil", "tests", "config", "systemd")
+CITATION_DIRS = ("firmware", "hal", "hil", "bench", "demo", "tests", "config", "systemd")
 CITATION_SUFFIXES = (".py", ".toml", ".service", ".sh")
 FORBIDDEN_CITATIONS = {
     "a path outside the repository": re.compile(r"\.\./shared"),
@@ -103,8 +103,12 @@ def _imports_of(path: Path, package: str) -> list[str]:
 
 @pytest.mark.parametrize(
     ("top", "forbidden"),
-    [("firmware", "hil"), ("hal", "hil"), ("hal", "firmware")],
-    ids=["firmware-imports-no-hil", "hal-imports-no-hil", "hal-imports-no-firmware"],
+    [
+        *((low, tool) for low in ("firmware", "hal") for tool in ("hil", "bench", "demo")),
+        ("hil", "bench"),
+        ("hil", "demo"),
+        ("hal", "firmware"),
+    ],
 )
 def test_layers_import_downwards_only(top: str, forbidden: str) -> None:
     found = [hit for path in _files(top, (".py",)) for hit in _imports_of(path, forbidden)]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.daemon.sdnotify import MAX_TICK_AGE_NS, HealthWatchdog, Notifier
+from firmware.daemon.sdnotify import MAX_TICK_AGE_NS, HealthWatchdog, SystemdNotifier
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def listener(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
 
 def test_ready_reaches_a_path_socket_as_one_datagram(listener: tuple[socket.socket, str]) -> None:
     sock, path = listener
-    assert Notifier({"NOTIFY_SOCKET": path}).ready("up")
+    assert SystemdNotifier({"NOTIFY_SOCKET": path}).ready("up")
     assert sock.recv(4096) == b"READY=1\nSTATUS=up"
 
 
@@ -34,13 +34,13 @@ def test_an_abstract_address_is_used_as_such() -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind("\0" + name)
         sock.settimeout(1.0)
-        assert Notifier({"NOTIFY_SOCKET": "@" + name}).watchdog()
+        assert SystemdNotifier({"NOTIFY_SOCKET": "@" + name}).watchdog()
         assert sock.recv(4096) == b"WATCHDOG=1"
 
 
 def test_outside_systemd_nothing_is_sent_and_nothing_raises(tmp_path: Path) -> None:
-    assert not Notifier({}).enabled and not Notifier({}).ready("x")
-    gone = Notifier({"NOTIFY_SOCKET": str(tmp_path / "nobody")})
+    assert not SystemdNotifier({}).enabled and not SystemdNotifier({}).ready("x")
+    gone = SystemdNotifier({"NOTIFY_SOCKET": str(tmp_path / "nobody")})
     assert gone.enabled and not gone.stopping(), "a missing manager is reported, not raised"
 
 
@@ -58,7 +58,7 @@ def test_outside_systemd_nothing_is_sent_and_nothing_raises(tmp_path: Path) -> N
 def test_the_watchdog_period_is_for_this_process_only(
     env: dict[str, str], expected: int | None
 ) -> None:
-    assert Notifier(env).watchdog_ns == expected
+    assert SystemdNotifier(env).watchdog_ns == expected
 
 
 def test_a_ping_is_earned_only_by_a_fresh_advancing_sampler(
@@ -68,7 +68,7 @@ def test_a_ping_is_earned_only_by_a_fresh_advancing_sampler(
     now = [10_000_000_000]
     tick = [now[0]]
     watchdog = HealthWatchdog(
-        Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"}),
+        SystemdNotifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"}),
         lambda: tick[0],
         lambda: now[0],
     )

@@ -1,4 +1,4 @@
-"""The harnesses write configs with ``hil.daemon.toml_dumps`` (tomli-w): every shape our
+"""The harnesses write configs with ``hil.firmware_process.toml_dumps`` (tomli-w): every shape our
 configs have (tables, sub-tables, arrays of tables, nested arrays, floats, booleans) must come
 back the same through tomllib, the reader the firmware uses."""
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from hil.daemon import toml_dumps
+from hil.firmware_process import toml_dumps
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FILES = sorted((REPO_ROOT / "config").glob("*.toml")) + sorted(

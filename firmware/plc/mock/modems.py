@@ -22,7 +22,7 @@ from firmware.plc import vs_messages as vs
 from firmware.plc.codec import decode, encode
 from firmware.plc.frame import BROADCAST, ETHERTYPE_HOMEPLUG, LOCALCAST, Header
 from firmware.plc.keys import nid_from_nmk
-from firmware.plc.link import Link
+from firmware.plc.link import FrameLink
 from firmware.plc.messages import Message
 
 MODEM_EVSE = bytes.fromhex("00B052000E5E")
@@ -45,7 +45,9 @@ class Knobs:
 
 
 class MockModemPair:
-    def __init__(self, evse_side: Link, pev_side: Link, knobs: Knobs | None = None) -> None:
+    def __init__(
+        self, evse_side: FrameLink, pev_side: FrameLink, knobs: Knobs | None = None
+    ) -> None:
         self.evse_side, self.pev_side = evse_side, pev_side
         self.knobs = knobs or Knobs()
         self.nmk: dict[str, bytes | None] = {"evse": None, "pev": None}
@@ -65,7 +67,7 @@ class MockModemPair:
             group.create_task(self._serve("evse", self.evse_side, self.pev_side, MODEM_EVSE))
             group.create_task(self._serve("pev", self.pev_side, self.evse_side, MODEM_PEV))
 
-    async def _serve(self, side: str, host: Link, line: Link, modem_mac: bytes) -> None:
+    async def _serve(self, side: str, host: FrameLink, line: FrameLink, modem_mac: bytes) -> None:
         while True:
             frame = await host.recv()
             ethertype = int.from_bytes(frame[12:14], "big")
@@ -87,7 +89,7 @@ class MockModemPair:
                         self._start_second_ev()
                     await self._cross(line, frame)
 
-    def _answer(self, side: str, host: Link, dst: bytes, me: bytes, msg: Message) -> None:
+    def _answer(self, side: str, host: FrameLink, dst: bytes, me: bytes, msg: Message) -> None:
         reply: Message | None = None
         if isinstance(msg, cm.SetKeyReq):
             if self.knobs.set_key_result in (0, 1):
@@ -144,7 +146,7 @@ class MockModemPair:
         profile = cm.AttenProfileInd(pev_mac, cm.NUM_GROUPS, 0, aag)
         self.evse_side.send(encode(profile, self.host_mac["evse"], MODEM_EVSE))
 
-    async def _cross(self, line: Link, frame: bytes) -> None:
+    async def _cross(self, line: FrameLink, frame: bytes) -> None:
         if self.knobs.delay_s:
             await asyncio.sleep(self.knobs.delay_s)
         if not self.knobs.line_connected:

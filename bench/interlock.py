@@ -10,7 +10,7 @@ The firmware runs in a child process (the real ``Gatekeeper`` on the mock board)
   IPv4 frame in ten) without pause at ``--flood-rate`` frames per second;
 - ``storm`` (``make bench-storm``): two CPU-bound processes, approval lists of 2,000,000
   entries installed with the CLI again and again, and a 2030.5 request flood with bodies over
-  the size limit, all at once (``hil.storm``);
+  the size limit, all at once (``bench.storm``);
 - ``none``: the baseline.
 
 This process drives the virtual rig: for each event it gets the vehicle charging, applies
@@ -38,12 +38,12 @@ from typing import Any
 
 from lxml import etree
 
+from bench.platform_probe import ProbeResult, Stall, read_probe
+from bench.storm import StormSite
 from firmware.daemon.config import load_config
-from hil.daemon import Daemon, toml_dumps
-from hil.platform_probe import ProbeResult, Stall, read_probe
+from hil.firmware_process import Daemon, toml_dumps
 from hil.plc.netns import Topology
 from hil.rig import Rig, wait_for_rig
-from hil.storm import StormSite
 
 TARGET_P99_MS = 20.0
 STORM_P99_MS, STORM_MAX_MS = 15.0, 20.0
@@ -280,7 +280,7 @@ def _platform_probe(workdir: Path) -> Iterator[Callable[[], ProbeResult | None]]
     Refused real-time priority (a container without CAP_SYS_NICE) means no probe: the
     bench then judges the raw figures only, and says so."""
     out = workdir / "probe.txt"
-    command = [sys.executable, "-m", "hil.platform_probe", "--out", str(out),
+    command = [sys.executable, "-m", "bench.platform_probe", "--out", str(out),
                "--priority", str(PROBE_PRIORITY),
                "--threshold-ms", str(PROBE_THRESHOLD_MS)]  # fmt: skip
     result: list[ProbeResult | None] = [None]
@@ -302,7 +302,7 @@ def _platform_probe(workdir: Path) -> Iterator[Callable[[], ProbeResult | None]]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hil.bench_interlock", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.interlock", description=__doc__)
     parser.add_argument("--config", default="config/mock.toml", help="base config (mock)")
     parser.add_argument("--events", type=int, default=240, help="events to measure (>= 200)")
     parser.add_argument("--load", choices=sorted(LOAD_WORDS), default="xml")
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         storm = StormSite(workdir) if args.load == "storm" else None
         plc = "evse0" if topology else None
         config_path = _bench_config(args.config, workdir, plc, storm)
-        command = [sys.executable, "-m", "hil.bench_interlock", "--serve", str(config_path)]
+        command = [sys.executable, "-m", "bench.interlock", "--serve", str(config_path)]
         command += ["--load", "none" if storm else args.load]
         if topology is not None:
             modem = topology.start("modem", "--evse-if", "m-e", "--pev-if", "m-p")

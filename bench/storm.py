@@ -7,7 +7,7 @@
 - ``big_list``: a signed approval list of millions of entries (installed with the CLI, as an
   operator would), which keeps the vehicle under test approved.
 
-``python -m hil.storm burn SECONDS`` and ``python -m hil.storm flood --url URL --pki DIR
+``python -m bench.storm burn SECONDS`` and ``python -m bench.storm flood --url URL --pki DIR
 --seconds S`` run the first two in processes of their own, so the load does not share an
 interpreter with the test that watches the rig. The flood prints its counts as one JSON line.
 """
@@ -35,7 +35,7 @@ from firmware.approvals.jws import jwk_thumbprint, sign_es256
 from firmware.sep2.pki import init_pki
 from firmware.sep2.tls import client_context
 from firmware.sep2.xml import MAX_BODY_BYTES, MEDIA_TYPE
-from hil.approvals import UtilityAuthority, approval_payload, encode_payload
+from hil.utility import UtilityAuthority, approval_payload, encode_payload
 
 FLOOD_PROFILE = "unapproved-ism"  # a valid certificate that is not the vehicle's
 FLOOD_PATHS = ("/dcap", "/tm", "/edev", "/mup", "/dcap")
@@ -128,7 +128,7 @@ class Storm:
     def __init__(
         self, url: str, pki: Path, seconds: float, connections: int = 6, counts: Path | None = None
     ) -> None:
-        python = [sys.executable, "-m", "hil.storm"]
+        python = [sys.executable, "-m", "bench.storm"]
         self._burners = [subprocess.Popen([*python, "burn", str(seconds)]) for _ in range(2)]
         extra = ["--counts", str(counts)] if counts is not None else []
         self._flood = subprocess.Popen(
@@ -215,7 +215,7 @@ class StormSite:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hil.storm", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.storm", description=__doc__)
     action = parser.add_subparsers(dest="action", required=True)
     burner = action.add_parser("burn")
     burner.add_argument("seconds", type=float)

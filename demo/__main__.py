@@ -20,7 +20,7 @@ from firmware.daemon.config import Config, load_config
 from firmware.daemon.control_socket import query
 from firmware.errors import ConfigError
 from firmware.pilot.duty import current_to_duty_permille
-from hil.daemon import Daemon
+from hil.firmware_process import Daemon
 from hil.pev.background import BackgroundPev
 from hil.report import RunInfo, write_report
 from hil.rig import Rig, RigError, wait_for_rig
@@ -344,7 +344,7 @@ def _play(story: Story) -> None:
 def _with_utility_key(config_path: str, state_dir: Path) -> str:
     """The mock config plus a TEST utility key (made once under the state dir): the config
     the demo's daemon runs with, written next to the key."""
-    from hil.approvals import KEY_FILE, PUBLIC_FILE, keygen
+    from hil.utility import KEY_FILE, PUBLIC_FILE, keygen
 
     directory = state_dir / "utility"
     if not (directory / KEY_FILE).exists():
@@ -367,8 +367,8 @@ def _ensure_utility_list(config: Config, config_path: str) -> None:
     if not keys:
         return
     from firmware.daemon.cli import main as cli
-    from hil.approvals import KEY_FILE, load_key, signed_list
     from hil.pev.profiles import APPROVED_ISM
+    from hil.utility import KEY_FILE, load_key, signed_list
 
     key = load_key(keys[0].parent / KEY_FILE)
     version = int(time.time())  # strictly increasing from run to run
@@ -392,7 +392,7 @@ def _ensure_test_pki(ca_file: Path | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hil.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
     parser.add_argument("--config", default="config/mock.toml")
     args = parser.parse_args(argv)
     try:

@@ -43,7 +43,7 @@ def measure(runs: int) -> dict[str, list[float]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hil.plc.bench_slac", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.slac", description=__doc__)
     parser.add_argument("--runs", type=int, default=50)
     args = parser.parse_args(argv)
     try:

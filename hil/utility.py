@@ -1,7 +1,7 @@
 """TEST utility keys and signed approval lists, for the tests, the benches and ``make run``.
 
-``python -m hil.approvals keygen DIR`` writes ``utility.key`` (mode 0600) and ``utility.pem``,
-both marked TEST above the PEM block. ``python -m hil.approvals sign --key K --service-area S
+``python -m hil.utility keygen DIR`` writes ``utility.key`` (mode 0600) and ``utility.pem``,
+both marked TEST above the PEM block. ``python -m hil.utility sign --key K --service-area S
 --version N --approve ISM[:max_w] ... --revoke ISM ... -o FILE`` writes a list signed as a
 utility would (ES256 compact JWS, ``kid`` = the key's RFC 7638 thumbprint). The functions are
 importable so that tests build lists the same way. Never a production utility's tool.
@@ -148,12 +148,12 @@ def _parse_approvals(values: Sequence[str]) -> dict[str, int | None]:
         elif limit.isdigit() and ism:
             approve[ism] = int(limit)
         else:
-            raise SystemExit(f"hil.approvals: --approve {value!r}: expected ISM or ISM:max_w")
+            raise SystemExit(f"hil.utility: --approve {value!r}: expected ISM or ISM:max_w")
     return approve
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m hil.approvals", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m hil.utility", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     keys = commands.add_parser("keygen", help="write a TEST utility key pair into DIR")
     keys.add_argument("directory", metavar="DIR", type=Path)
@@ -176,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "keygen":
         if (args.directory / KEY_FILE).exists():
-            print(f"hil.approvals: {args.directory} already holds a {KEY_FILE}", file=sys.stderr)
+            print(f"hil.utility: {args.directory} already holds a {KEY_FILE}", file=sys.stderr)
             return 2
         for path in keygen(args.directory):
             print(f"wrote {path} (TEST key, not for production)")

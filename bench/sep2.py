@@ -20,13 +20,13 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.interlock import percentile
 from firmware.sep2.der import DERSettings
 from firmware.sep2.pki import init_pki
 from firmware.sep2.tls import client_context
 from firmware.sep2.values import ActivePower
 from firmware.sep2.xml import MEDIA_TYPE
-from hil.bench_interlock import percentile
-from hil.daemon import Daemon, toml_dumps
+from hil.firmware_process import Daemon, toml_dumps
 
 TARGET_P99_MS = 10.0
 PEV = "certified-4q"
@@ -98,7 +98,7 @@ def _row(name: str, values: list[float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hil.bench_sep2", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.sep2", description=__doc__)
     parser.add_argument("--requests", type=int, default=2000, help="of each kind")
     parser.add_argument("--handshakes", type=int, default=200)
     args = parser.parse_args(argv)

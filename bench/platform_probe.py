@@ -6,7 +6,7 @@ host's, or under a kernel without full preemption, a thread at the highest prior
 wait tens of milliseconds. This probe measures that floor while a benchmark runs, so a bench can
 tell a delay of the firmware's own from one no software on this machine could have avoided.
 
-``python -m hil.platform_probe --out FILE --priority P`` runs one thread at ``SCHED_FIFO`` P
+``python -m bench.platform_probe --out FILE --priority P`` runs one thread at ``SCHED_FIFO`` P
 (above the safety process's), memory locked, waking every millisecond on an absolute deadline.
 Each wake-up later than ``--threshold-ms`` is appended to FILE as one line
 ``<CLOCK_MONOTONIC ns at wake-up> <lateness ns>``; the clock is the system's, so the bench can
@@ -112,7 +112,7 @@ def run(out: Path, priority: int, threshold_ns: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hil.platform_probe", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.platform_probe", description=__doc__)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--priority", type=int, default=60)
     parser.add_argument("--threshold-ms", type=float, default=2.0)

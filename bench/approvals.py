@@ -41,13 +41,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.interlock import percentile
 from firmware.approvals.approval_list import parse_approval_list
 from firmware.approvals.index import PREFIX, SUFFIX
 from firmware.approvals.jws import load_utility_key, verify_es256
 from firmware.approvals.store import ApprovalStore
-from hil.approvals import keygen, load_key, sign_payload
-from hil.bench_interlock import percentile
-from hil.daemon import toml_dumps
+from hil.firmware_process import toml_dumps
+from hil.utility import keygen, load_key, sign_payload
 
 ENTRIES = 1_000_000
 LOOKUPS = 1_000_000
@@ -248,7 +248,7 @@ def report(figures: dict[str, Any], entries: int, install_s: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hil.bench_approvals", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.approvals", description=__doc__)
     parser.add_argument("--entries", type=int, default=ENTRIES)
     parser.add_argument("--measure", metavar="WORKDIR", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         (Path(workdir) / "state").mkdir()
         install_s = cli_install(config, Path(workdir) / "list1.jws")
         child = subprocess.run(
-            [sys.executable, "-m", "hil.bench_approvals", "--entries", str(args.entries),
+            [sys.executable, "-m", "bench.approvals", "--entries", str(args.entries),
              "--measure", workdir],
             capture_output=True, text=True, check=False,
         )  # fmt: skip

@@ -1,0 +1,1 @@
+"""``make run``: the whole story in mock mode, narrated (``python -m demo``)."""
