@@ -29,7 +29,6 @@ WELD_RECHECK_NS = 1000 * MS  # re-check the contacts >= 1 s after each opening b
 CLOSE_REQUIRED_NS = 3000 * MS  # Table A.6 seq 4: close within 3 s of C2 (logged if deferred)
 CLOSE_RETRY_NS = 50 * MS  # back-off after the interlock refused a closing
 FIVE_PCT_PERMILLE = 50  # IEC 61851-1 Table A.7: 5 % = digital communication required
-SETTLE_LIMIT = 4
 FAULT_STATES = ("fault", "fault_latched")
 RCD_FAULTS = {RcdState.DC: FaultKind.RCD_DC, RcdState.AC: FaultKind.RCD_AC}
 
@@ -110,7 +109,7 @@ class Charger:
         self._wakeup_until: int | None = None
         self._notes: list[ChargerNote] = []
         self._discharge_authorized = False
-        self.machine = ChargerMachine(self)
+        self.machine = ChargerMachine(self, self._changed)
         self.outputs = self._compute_outputs()
 
     # --- inputs -------------------------------------------------------------------------
@@ -362,10 +361,7 @@ class Charger:
 
     def _step(self, event: str) -> Outputs:
         before = self.state_id
-        self._send(event)
-        for _ in range(SETTLE_LIMIT):
-            if not self._send("tick"):
-                break
+        self.machine.send(event)  # and the eventless moves it enables: see ``_changed``
         if before in FAULT_STATES and self.state_id in ("idle", "connected") and self.faults:
             kinds = ",".join(sorted(k.value for k in self.faults))
             self._notes.append(ChargerNote(NoteEvent.FAULT_CLEARED, (("kinds", kinds),)))
@@ -375,13 +371,9 @@ class Charger:
         self.outputs = self._compute_outputs()
         return self.outputs
 
-    def _send(self, event: str) -> bool:
-        """Send one event; True when the state changed."""
-        before = self.state_id
-        self.machine.send(event)
-        after = self.state_id
-        if after == before:
-            return False
+    def _changed(self, before: str, after: str, event: str) -> None:
+        """Each change of state, from the machine's transition hook: the contact times and
+        the log line."""
         if after == "fault":
             self._fault_at = self._now
         closes_main = STATE_OUTPUTS[after][1]
@@ -394,7 +386,6 @@ class Charger:
         self._notes.append(
             ChargerNote(NoteEvent.STATE, (("from", before), ("to", after), ("on", event)))
         )
-        return True
 
     def _note_deferral(self) -> None:
         waiting = self.state_id == "connected" and self.pilot.requests_power and not self.faults

@@ -9,6 +9,7 @@ this class and a test fails when it drifts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from statemachine import State, StateMachine
@@ -21,6 +22,9 @@ def _each_to(sources: tuple[State, ...], target: State | None) -> Any:
     for row in rows[1:]:
         combined = combined | row
     return combined
+
+
+AUTO = "auto"  # what an eventless move was "on"
 
 
 class ChargerContext(Protocol):
@@ -118,28 +122,34 @@ class ChargerMachine(StateMachine):
         | _each_to(_faulted, None)
         | inoperative.to.itself()
     )
-    tick = (
-        idle.to.itself()
-        | connected.to(charging, cond=["requests_c", "may_close"])
-        | connected.to(ventilating, cond=["requests_d", "may_close"])
-        | connected.to.itself()
-        | charging.to(finishing, cond="pwm_withdrawn_too_long")
-        | charging.to.itself()
-        | ventilating.to(finishing, cond="pwm_withdrawn_too_long")
-        | ventilating.to.itself()
-        | finishing.to(connected, cond="weld_recheck_done")
-        | finishing.to.itself()
-        | fault.to(fault_latched, cond="fault_hold_elapsed")
-        | fault.to.itself()
-        | fault_latched.to(idle, cond="fault_clear_to_idle")
-        | fault_latched.to(connected, cond="fault_clear_to_connected")
-        | fault_latched.to.itself()
-        | inoperative.to.itself()
+    # Time passed: a chance for the eventless moves below to look at their guards again, and
+    # the one timed move that would close a loop if it were eventless.
+    tick = finishing.to(connected, cond="weld_recheck_done") | _each_to(
+        (*_alive, *_faulted, inoperative), None
     )
 
-    def __init__(self, ctx: ChargerContext) -> None:
+    # Eventless: taken after any event whenever the guard holds, until none does, so one
+    # event settles the machine (a fault held long enough and already cleared goes
+    # fault -> fault latched -> connected in one call). They form no cycle (a test checks),
+    # so settling always ends: finishing -> connected waits for a tick.
+    connected.to(charging, cond=["requests_c", "may_close"])
+    connected.to(ventilating, cond=["requests_d", "may_close"])
+    charging.to(finishing, cond="pwm_withdrawn_too_long")
+    ventilating.to(finishing, cond="pwm_withdrawn_too_long")
+    fault.to(fault_latched, cond="fault_hold_elapsed")
+    fault_latched.to(idle, cond="fault_clear_to_idle")
+    fault_latched.to(connected, cond="fault_clear_to_connected")
+
+    def __init__(self, ctx: ChargerContext, on_change: Callable[[str, str, str], None]) -> None:
         self.ctx = ctx
+        self._on_change = on_change
         super().__init__()
+
+    def after_transition(self, event: Any, source: State, target: State) -> None:
+        """The library's hook after each transition: a change of state is told to the
+        controller as (from, to, on), an eventless move on ``auto``."""
+        if source is not target:
+            self._on_change(source.id, target.id, str(event) if event else AUTO)
 
     # Guards: thin, side-effect free, delegated to the context.
     def may_close(self) -> bool:

@@ -25,11 +25,15 @@ class _Context:
         return lambda: self.answer
 
 
+def _ignore(before: str, after: str, event: str) -> None:
+    pass
+
+
 @pytest.mark.parametrize("answer", [False, True])
 @pytest.mark.parametrize("state", STATES)
 def test_every_event_has_a_row_in_every_state(state: str, answer: bool) -> None:
     for event in EVENTS:
-        machine = ChargerMachine(_Context(answer))  # type: ignore[arg-type]
+        machine = ChargerMachine(_Context(answer), _ignore)  # type: ignore[arg-type]
         machine.current_state_value = state  # type: ignore[assignment]
         machine.send(event)  # raises TransitionNotAllowed on a missing row
 
@@ -44,10 +48,64 @@ def test_missing_rows_are_errors_not_silently_ignored() -> None:
 
 def test_inoperative_never_leaves() -> None:
     for event in EVENTS:
-        machine = ChargerMachine(_Context(True))  # type: ignore[arg-type]
+        machine = ChargerMachine(_Context(True), _ignore)  # type: ignore[arg-type]
         machine.current_state_value = "inoperative"  # type: ignore[assignment]
         machine.send(event)
         assert machine.current_state_value == "inoperative"
+
+
+class _Guards:
+    """Named guards, each False until set."""
+
+    def __init__(self, **answers: bool) -> None:
+        self.answers = answers
+
+    def __getattr__(self, name: str) -> object:
+        return lambda: self.answers.get(name, False)
+
+
+def test_one_event_settles_through_eventless_moves_and_the_hook_sees_each() -> None:
+    seen: list[tuple[str, str, str]] = []
+    guards = _Guards()
+    machine = ChargerMachine(guards, lambda *change: seen.append(change))  # type: ignore[arg-type]
+    machine.send("pilot_error")
+    assert seen == [("idle", "fault", "pilot_error")]
+    machine.send("tick")  # the hold has not elapsed: nothing moves, nothing is told
+    assert machine.current_state_value == "fault" and len(seen) == 1
+    guards.answers.update(fault_hold_elapsed=True, fault_clear_to_connected=True)
+    machine.send("tick")
+    assert machine.current_state_value == "connected"
+    assert seen[1:] == [("fault", "fault_latched", "auto"), ("fault_latched", "connected", "auto")]
+
+
+def _eventless_edges() -> dict[str, set[str]]:
+    edges: dict[str, set[str]] = {}
+    for state in ChargerMachine.states:
+        for transition in state.transitions:
+            if transition.is_eventless:
+                edges.setdefault(state.id, set()).add(transition.target.id)
+    return edges
+
+
+def test_the_eventless_moves_form_no_cycle_so_settling_ends() -> None:
+    """The engine takes eventless moves until none is enabled, with no bound of its own."""
+    edges = _eventless_edges()
+    assert edges, "the machine has eventless moves"
+
+    def reaches(start: str, goal: str, seen: frozenset[str] = frozenset()) -> bool:
+        return any(
+            nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt}))
+            for nxt in edges.get(start, ())
+        )
+
+    assert [s for s in edges if reaches(s, s)] == []
+
+
+def test_all_guards_true_still_settles() -> None:
+    machine = ChargerMachine(_Context(True), _ignore)  # type: ignore[arg-type]
+    machine.send("pilot_b")
+    machine.send("tick")
+    assert machine.current_state_value == "finishing"  # connected -> charging -> finishing
 
 
 def test_docs_diagram_matches_the_machine() -> None:
