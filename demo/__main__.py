@@ -21,6 +21,7 @@ from firmware.daemon.control_socket import query
 from firmware.errors import ConfigError
 from firmware.pilot.duty import current_to_duty_permille
 from hil.firmware_process import Daemon
+from hil.footprint import daemon_footprints
 from hil.pev.background import BackgroundPev
 from hil.report import RunInfo, write_report
 from hil.rig import Rig, RigError, wait_for_rig
@@ -391,6 +392,16 @@ def _ensure_test_pki(ca_file: Path | None) -> None:
     print(f"made TEST credentials in {ca_file.parent} (not for production)")
 
 
+def _say_footprints(when: str, daemon: Daemon) -> None:
+    try:
+        shown = daemon_footprints(daemon.proc.pid)
+    except OSError as err:  # the daemon is gone: the story's failure says why
+        print(f"  memory {when}: unreadable ({err.strerror})")
+        return
+    for name, used in shown.items():
+        print(f"  memory {when}, {name} process: {used}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
     parser.add_argument("--config", default="config/mock.toml")
@@ -426,7 +437,9 @@ def main(argv: list[str] | None = None) -> int:
             identity = rig.identify()
             print(f"  rig: {' '.join(f'{k}={v}' for k, v in identity.items())}")
             timeline.show_firmware("start-up")
+            _say_footprints("after start", daemon)
             _play(Story(rig, timeline, config, duty / 10))
+            _say_footprints("after the story", daemon)
     except (TimeoutError, RuntimeError, RigError) as err:
         timeline.failures.append(str(err))
     finally:

@@ -25,6 +25,9 @@ class MockSettings:
     # trips, supervises nothing and refuses no closing, so that the HIL suite can show it
     # catches a broken build. The daemon logs it loudly; no other backend has the key.
     sabotage: str = "none"
+    # not from the config: the firmware's version, filled in by the gatekeeper for the rig's
+    # *IDN?, so that the safety process need not load importlib.metadata (about 2 MB locked)
+    firmware_version: str = "unknown"
 
 
 class AdcChip(enum.Enum):

@@ -21,8 +21,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
+from firmware import firmware_version
 from firmware.charger.controller import Charger, ChargerSettings, PlcPolicy
 from firmware.daemon.communication import Communication
 from firmware.daemon.config import Config
@@ -59,8 +61,11 @@ def _claim_the_cpu() -> None:
 
 def safety_settings(config: Config) -> SafetySettings:
     """What the safety process needs of the config (it reads no config file itself)."""
+    board = config.board
+    if board.backend == "mock" and board.mock.rig_link:  # the virtual rig's *IDN? names it
+        board = replace(board, mock=replace(board.mock, firmware_version=firmware_version()))
     return SafetySettings(
-        board=config.board,
+        board=board,
         ventilation=config.charger.ventilation,
         sample_rate_hz=config.charger.sample_rate_hz,
         proximity=config.charger.proximity,

@@ -7,7 +7,6 @@ SIGTERM and SIGINT open the relays and exit 0.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import signal
@@ -24,13 +23,27 @@ SETUP_TIMEOUT_S = 10.0
 logger = logging.getLogger("firmware.safety")
 
 
+USAGE = "usage: python -m firmware.safety --channel-fd N"
+
+
+def _channel_fd(argv: list[str]) -> int | None:
+    """The one argument, read by hand: argparse (with gettext and textwrap) would cost this
+    process about 1 MB of locked memory for a flag only the gatekeeper ever passes."""
+    if len(argv) == 2 and argv[0] == "--channel-fd" and argv[1].isdigit():
+        return int(argv[1])
+    if len(argv) == 1 and argv[0].startswith("--channel-fd=") and argv[0][13:].isdigit():
+        return int(argv[0][13:])
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m firmware.safety")
-    parser.add_argument("--channel-fd", type=int, required=True)
-    args = parser.parse_args(argv)
-    link = socket.socket(fileno=args.channel_fd)
-    link.settimeout(SETUP_TIMEOUT_S)
+    fd = _channel_fd(sys.argv[1:] if argv is None else argv)
+    if fd is None:
+        print(USAGE, file=sys.stderr)
+        return 2
     try:
+        link = socket.socket(fileno=fd)
+        link.settimeout(SETUP_TIMEOUT_S)
         message = ch.decode(link.recv(ch.MAX_MESSAGE))
         if not isinstance(message, ch.Setup):
             raise ch.ChannelError(f"expected Setup first, got {type(message).__name__}")

@@ -44,6 +44,7 @@ class MockBoard:
         self, settings: BoardSettings, clock: Callable[[], int] = time.monotonic_ns
     ) -> None:
         mock = settings.mock
+        self.firmware_version = mock.firmware_version
         self._lock = threading.RLock()
         self._clock = clock
         now = clock()

@@ -56,15 +56,6 @@ def _number(text: str, low: float, high: float, what: str) -> float:
     return value
 
 
-def _firmware_version() -> str:
-    import importlib.metadata  # on *IDN? only: the safety process runs without it
-
-    try:
-        return importlib.metadata.version("evse-gatekeeper")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
 class RigInterpreter:
     def __init__(self, board: MockBoard, sleep: Callable[[float], None] = time.sleep) -> None:
         self.board = board
@@ -118,7 +109,7 @@ class RigInterpreter:
 
     def _idn(self, arg: str) -> str:
         self._no_arg(arg)
-        serial, version = f"mock-{os.getpid()}", _firmware_version()
+        serial, version = f"mock-{os.getpid()}", self.board.firmware_version
         return f"OK vendor=evse-gatekeeper model=virtual-rig serial={serial} fw={version}"
 
     def _reset(self, arg: str) -> str:

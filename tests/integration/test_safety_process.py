@@ -162,6 +162,18 @@ def test_a_running_safety_process_maps_no_protocol_library(
     assert "_sqlite3" in gatekeeper_maps, "the probe sees what the gatekeeper maps"
 
 
+def test_the_virtual_rig_names_the_firmware_version_the_gatekeeper_handed_over(
+    start_daemon: StartDaemon,
+) -> None:
+    """*IDN? answers with the installed version, which the gatekeeper reads and hands over in
+    the setup: the safety process itself never loads importlib.metadata (about 2 MB that
+    mlockall would keep)."""
+    from firmware import firmware_version
+
+    running = start_daemon()
+    assert running.rig.identify()["fw"] == firmware_version() != "unknown"
+
+
 def _status(config: Path) -> dict[str, object]:
     done = cli("status", "--json", "--config", str(config), timeout_s=30)
     result: dict[str, object] = json.loads(done.stdout)
