@@ -21,6 +21,8 @@ class ChargerConfig:
 @dataclass(frozen=True, slots=True)
 class ContactorConfig:
     min_close_interval_ms: int = 10_000  # contact protection: at most one closing per interval
+    # the discharge relay's own: a vehicle whose authorization flips cannot cycle it
+    discharge_min_close_interval_ms: int = 10_000
 
 
 def read_charger(section: SectionReader) -> ChargerConfig:
@@ -46,7 +48,13 @@ def read_contactor(section: SectionReader) -> ContactorConfig:
     config = ContactorConfig(
         min_close_interval_ms=section.integer(
             "min_close_interval_ms", default.min_close_interval_ms, 0, 3_600_000
-        )
+        ),
+        discharge_min_close_interval_ms=section.integer(
+            "discharge_min_close_interval_ms",
+            default.discharge_min_close_interval_ms,
+            0,
+            3_600_000,
+        ),
     )
     section.finish()
     return config

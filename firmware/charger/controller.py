@@ -57,6 +57,7 @@ class ChargerSettings:
     pwm_settle_ns: int = 20 * MS
     proximity: ProximityMode = ProximityMode.NONE
     plc: PlcPolicy | None = None  # None: no PLC, plain J1772
+    discharge_min_close_interval_ns: int = 0  # the discharge relay's contact protection
 
 
 class NoteEvent(enum.StrEnum):
@@ -109,6 +110,8 @@ class Charger:
         self._wakeup_until: int | None = None
         self._notes: list[ChargerNote] = []
         self._discharge_authorized = False
+        self._discharge_closed_at: int | None = None  # its last closing (contact protection)
+        self._discharge_on = False  # what the last outputs wanted of it
         self.machine = ChargerMachine(self, self._changed)
         self.outputs = self._compute_outputs()
 
@@ -267,6 +270,8 @@ class Charger:
             candidates.append(self._main_opened_at + WELD_RECHECK_NS)
         if state == "connected" and self.pilot.requests_power and self._advertised is not None:
             candidates.append(self._close_gate_ns())
+        if self._discharge_authorized and not self._discharge_on:
+            candidates.append(self._discharge_gate_ns())
         target = self._target_duty()
         if self._advertised is not None and target not in (None, self._advertised):
             candidates.append(self._advertised_at + DUTY_UPDATE_MIN_NS)
@@ -351,6 +356,12 @@ class Charger:
             gates.append(self._main_closed_at + self._settings.min_close_interval_ns)
         return max(gates)
 
+    def _discharge_gate_ns(self) -> int:
+        """The discharge relay's contact protection: at most one closing per interval."""
+        if self._discharge_closed_at is None:
+            return 0
+        return self._discharge_closed_at + self._settings.discharge_min_close_interval_ns
+
     def _latch(self, kind: FaultKind) -> None:
         if kind not in self.faults:
             self.faults[kind] = self._now
@@ -432,9 +443,15 @@ class Charger:
             if convention:  # the vehicle sees its first ampacity: let it settle as at plug-in
                 self._pwm_started_at = self._now
         if self._wakeup_until is not None:  # the wake-up: F, then the PWM starts afresh
+            self._discharge_on = False
             return Outputs(PilotOutput(PilotDrive.STEADY_NEGATIVE, 0), main_closed=False)
         discharge = self._discharge_authorized and state.powered and not self.faults
+        if discharge and not self._discharge_on:  # a new closing
+            discharge = self._now >= self._discharge_gate_ns()
         outputs = outputs_for(state, self._advertised, discharge)
+        if outputs.discharge_closed and not self._discharge_on:
+            self._discharge_closed_at = self._now
+        self._discharge_on = outputs.discharge_closed
         withdrawn = outputs.main_closed and not outputs.pilot.pwm_running
         if not withdrawn:
             self._pwm_withdrawn_at = None

@@ -137,9 +137,10 @@ class Gatekeeper:
         charger = self._charger(ready)
         await self.services.start(self.safety.mirror)
         approvals = self.services.approvals
-        gate = Gate(config.site, config.mapping, self.services.sep2,
+        gate = Gate(config.site, config.j3072.mapping, self.services.sep2,
                     approvals.store if approvals is not None else None,
-                    self.recorder, self._clock)  # fmt: skip
+                    self.recorder, self._clock,
+                    hold_ns=int(config.j3072.hold_s * 1e9))  # fmt: skip
         running = Running(charger, gate, self.safety, self.services, self.recorder,
                           self._queue, self._clock)  # fmt: skip
         self._control = ControlServer(config.control_socket, running.status, running.set_limit)
@@ -178,6 +179,7 @@ class Gatekeeper:
             max_current_a, ventilation, config.contactor.min_close_interval_ms * 1_000_000,
             settle_ns, config.charger.proximity,
             PlcPolicy(plc.duty, plc.fallback) if plc.enabled else None,
+            config.contactor.discharge_min_close_interval_ms * 1_000_000,
         )  # fmt: skip
         charger = Charger(settings, self._clock())
         if ready.permanent is not None:

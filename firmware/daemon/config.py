@@ -25,7 +25,7 @@ from firmware.charger.config import (
 )
 from firmware.config.reader import SectionReader
 from firmware.errors import ConfigError
-from firmware.j3072.config import MappingConfig, read_j3072
+from firmware.j3072.config import J3072Config, read_j3072
 from firmware.net.config import BridgeConfig, read_bridge
 from firmware.plc.config import PLC_MOCK, PlcConfig, read_plc
 from firmware.safety.config import read_board
@@ -70,7 +70,7 @@ class Config:
     tls: TlsConfig = field(default_factory=TlsConfig)
     sep2: Sep2Config = field(default_factory=Sep2Config)
     site: SiteConfig = field(default_factory=SiteConfig)
-    mapping: MappingConfig = field(default_factory=MappingConfig)
+    j3072: J3072Config = field(default_factory=J3072Config)
     approvals: ApprovalsConfig = field(default_factory=ApprovalsConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
@@ -120,7 +120,7 @@ SECTIONS: dict[str, tuple[str, Callable[[SectionReader], Any]]] = {
     "tls": ("tls", read_tls),
     "sep2": ("sep2", read_sep2),
     "site": ("site", read_site),
-    "j3072": ("mapping", read_j3072),
+    "j3072": ("j3072", read_j3072),
     "approvals": ("approvals", read_approvals),
     "bridge": ("bridge", read_bridge),
     "paths": ("paths", _paths),

@@ -1,5 +1,6 @@
-"""The ``[j3072]`` config section: ``[j3072.mapping]``, which DeviceInformation elements carry
-the vehicle's ISM, certification and VIN."""
+"""The ``[j3072]`` config section: how long a denial or revocation holds (``hold_s``), and
+``[j3072.mapping]``, which DeviceInformation elements carry the vehicle's ISM, certification
+and VIN."""
 
 from __future__ import annotations
 
@@ -31,9 +32,18 @@ def _read_mapping(section: SectionReader) -> MappingConfig:
     return config
 
 
-def read_j3072(section: SectionReader) -> MappingConfig:
+@dataclass(frozen=True, slots=True)
+class J3072Config:
+    mapping: MappingConfig = MappingConfig()
+    # after a denial or a revocation, a grant waits this long before it authorizes: a vehicle
+    # changing its data (or its ISM) cannot cycle the discharge path faster
+    hold_s: float = 10.0
+
+
+def read_j3072(section: SectionReader) -> J3072Config:
     mapping = _read_mapping(
         SectionReader(f"{section.name}.mapping", section.table("mapping"), section.problems)
     )
+    config = J3072Config(mapping, hold_s=section.number("hold_s", J3072Config().hold_s, 0, 3600))
     section.finish()
-    return mapping
+    return config

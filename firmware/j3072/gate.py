@@ -2,7 +2,10 @@
 table says of it, and whether the discharge path may close.
 
 It binds the first vehicle (by LFDI) that talks to the 2030.5 server while a vehicle is
-plugged in, and runs its ``J3072Session``. It decides once the profile's exchange is
+plugged in, and runs its ``J3072Session``. A violation (discharge over the limit in effect,
+or while not authorized) is kept for the plug-in: a session that a lost link or a re-pairing
+starts later in the same plug-in begins violated, and only the pilot showing the vehicle
+unplugged (state A) clears it. It decides once the profile's exchange is
 complete (site limits read, PEV data PUT, controls read, then every Response in or the first
 heartbeat) and again whenever an input changes: the vehicle's data or Responses, or what the
 approval list says of its ISM (asked on every poll, so a new list or an expiry counts within
@@ -35,6 +38,7 @@ from firmware.j3072.session import (
     DISCHARGE_NOISE_W,
     Action,
     Energize,
+    Hold,
     J3072Session,
     OpenMain,
     SessionNote,
@@ -46,6 +50,7 @@ from firmware.sep2.der import DERCapability, DERSettings
 from firmware.sep2.der_status import DERStatus
 from firmware.sep2.device import DeviceInformation
 from firmware.sep2.response import STATUS_RECEIVED, STATUS_STARTED
+from firmware.sep2.site import watts
 from firmware.sep2.store import (
     PevEvent,
     PevRecord,
@@ -62,7 +67,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PEV_DATA = ("device_information", "der_capability", "der_settings")
-TLS_GRACE_NS = 2_000_000_000  # our choice: twice the heartbeat period
 
 
 class DecisionJournal(Protocol):
@@ -84,7 +88,6 @@ class Bound:
     approval: Approval | None = None  # what the last decision was told of the list
     recorded: Decision | None = None  # the last decision journaled
     identified: dict[str, str | None] = field(default_factory=dict)
-    tls_down_since: int | None = None  # no TLS connection open since (monotonic ns)
 
 
 class Gate:
@@ -96,6 +99,7 @@ class Gate:
         approvals: ApprovalStore | None,
         journal: DecisionJournal,
         clock: Callable[[], int],
+        hold_ns: int = 0,
     ) -> None:
         self._site = site
         self._mapping = mapping
@@ -107,6 +111,10 @@ class Gate:
         self._plugged = False
         self._open_main: list[str] = []
         self._ignored: set[str] = set()
+        self._hold_ns = hold_ns
+        # a violation (over the limit, discharge while not authorized) holds until unplug:
+        # losing the link or re-pairing starts a new session, not a clean slate
+        self.violation: str | None = None
 
     # --- what the loop asks -------------------------------------------------------------
 
@@ -116,8 +124,21 @@ class Gate:
 
     @property
     def limit_w(self) -> int | None:
-        decision = self.bound.session.decision if self.bound is not None else None
-        return decision.limit_w if decision is not None and decision.granted else None
+        """The discharge limit in effect (§4.8.1.2): the decision's (the site's setMaxW, the
+        vehicle's, the approval list's cap), lowered by the site's opModMaxLimW, a percentage
+        of the vehicle's setMaxW (of the site's when the vehicle gave none)."""
+        bound = self.bound
+        decision = bound.session.decision if bound is not None else None
+        if bound is None or decision is None or not decision.granted:
+            return None
+        limits = [decision.limit_w] if decision.limit_w is not None else []
+        percent = self._site.max_lim_w_pct()
+        if percent is not None:
+            record = self._record()
+            settings = record.der_settings if record is not None else None
+            base = watts(settings.set_max_w) if settings is not None else self._site.max_w
+            limits.append(int(percent * base / 100))
+        return min(limits) if limits else None
 
     def drain_open_main(self) -> list[str]:
         reasons, self._open_main = self._open_main, []
@@ -136,6 +157,9 @@ class Gate:
         if not present:
             self._end("the vehicle unplugged")
             self._ignored.clear()
+            if self.violation is not None:
+                log_event(logger, "j3072.violation_cleared", reason="the vehicle unplugged")
+            self.violation = None
 
     def on_pilot(self, state: PilotState) -> None:
         if self.bound is not None:
@@ -182,32 +206,35 @@ class Gate:
         if not main_closed or export_w <= DISCHARGE_NOISE_W:
             return
         if self.bound is None or self.bound.session.ended:
-            self._open_main.append(f"discharge {export_w:.0f} W with no J3072 session")
+            why = f"discharge {export_w:.0f} W with no J3072 session"
+            self._open_main.append(why)
+            self._violated(why)
             return
-        self._act(self.bound.session.on_meter(export_w, self._clock()))
+        session = self.bound.session
+        actions = session.on_meter(export_w, self.limit_w, self._clock())
+        if Hold.VIOLATED in session.holds:
+            self._violated(session.reasons[0] if session.reasons else "over the limit")
+        for action in actions:
+            if isinstance(action, OpenMain):
+                self._violated(action.reason)
+        self._act(actions)
+
+    def _violated(self, why: str) -> None:
+        if self.violation is None:
+            self.violation = why
+            log_event(logger, "j3072.violation", logging.WARNING, reason=why,
+                      holds="until the vehicle unplugs")  # fmt: skip
 
     def poll(self) -> None:
-        """Heartbeat deadlines, the TLS connection, and the approval list's current word."""
+        """Heartbeat deadlines, holds that end, and the approval list's current word."""
         bound = self.bound
         if bound is None or bound.session.ended:
             return
         now = self._clock()
         self._act(bound.session.poll(now))
-        self._watch_tls(bound, now)
         record = self._record()
         if record is not None and bound.exchanged and self._approval(record) != bound.approval:
             self._decide(record, force=True)
-
-    def _watch_tls(self, bound: Bound, now: int) -> None:
-        """No TLS connection for TLS_GRACE_NS revokes: a vehicle may close one connection
-        and open the next between two requests, but not stay away."""
-        if self._sep2 is None or self._sep2.store.connected(bound.lfdi):
-            bound.tls_down_since = None
-            return
-        if bound.tls_down_since is None:
-            bound.tls_down_since = now
-        elif now - bound.tls_down_since >= TLS_GRACE_NS:
-            self._act(bound.session.on_tls(False, now))
 
     # --- status -------------------------------------------------------------------------
 
@@ -235,7 +262,11 @@ class Gate:
 
     def _bind(self, lfdi: str) -> Bound:
         assert self._sep2 is not None
-        self.bound = Bound(lfdi, J3072Session(lfdi, self._clock()))
+        now = self._clock()
+        self.bound = Bound(lfdi, J3072Session(lfdi, now, self._hold_ns))
+        if self.violation is not None:
+            self.bound.session.violated(f"a violation earlier in this plug-in: {self.violation}",
+                                        now)  # fmt: skip
         self._journal.identify(lfdi=lfdi)
         log_event(logger, "j3072.session", lfdi=lfdi)
         record = self._sep2.store.get(lfdi)

@@ -6,14 +6,20 @@ discharge; this machine keeps that permission honest while the session lasts
 
 - a grant authorizes; any later denial (new data, a list that revokes the ISM or expires)
   revokes with the denial's reasons;
-- heartbeats: 10 s without a DERStatus (10 missed at 1 s) revokes; after that, 3
-  consecutive heartbeats re-authorize if the decision still grants;
+- heartbeats (§4.8.1.1), and only they, tell whether the vehicle is there: 10 consecutive
+  missed 1 s heartbeats revoke; after that, 3 consecutive on-time heartbeats re-authorize if
+  the decision still grants. Both thresholds carry ``JITTER_NS`` of margin: a heartbeat is
+  on time within 1.5 s of the previous one, and the loss is declared 10.5 s after the last.
+  How the vehicle carries its requests (one TLS connection, or one per request) is its
+  business;
 - ``inverterStatus = 2`` (sleeping) revokes; waking re-authorizes after 3 heartbeats;
-- the EVSE's meter: discharge above the authorized limit revokes at once; discharge
-  while not authorized opens the main contactor, after a 3 s grace following a
-  revocation (the vehicle must stop within 3 s);
+- the EVSE's meter (§4.8.1.2): discharge above the limit in effect (the gate's, with
+  ``METER_TOLERANCE`` of it) revokes at once, and the violation holds for the rest of the
+  plug-in; discharge while not authorized opens the main contactor, after a 3 s grace
+  following a revocation (the vehicle must stop within 3 s);
+- a denial or a revocation holds for ``hold_ns`` (config) before a grant can authorize
+  again, so a vehicle changing its data cannot cycle the discharge path;
 - the pilot leaving C/D (after it was there) revokes; back in C/D, 3 heartbeats resume;
-- the vehicle's last TLS connection closing revokes; heartbeats over a new one resume;
 - the end of the session (PLC link lost, unplug) revokes for good.
 
 Actions: ``Energize`` (the DefaultDERControl.opModEnergize the vehicle sees, and the
@@ -28,10 +34,16 @@ from dataclasses import dataclass
 from firmware.j3072.decision import Decision
 
 S = 1_000_000_000
-HEARTBEAT_LOSS_NS = 10 * S  # §4.8.1.1: 10 consecutive missed 1 s heartbeats
-HEARTBEATS_TO_RESUME = 3
+HEARTBEAT_PERIOD_NS = 1 * S  # §4.8.1.1: one DERStatus a second
+JITTER_NS = S // 2  # our margin on both thresholds: scheduling and network jitter
+HEARTBEAT_LOSS_NS = 10 * HEARTBEAT_PERIOD_NS + JITTER_NS  # 10 consecutive missed
+ON_TIME_NS = HEARTBEAT_PERIOD_NS + JITTER_NS  # a heartbeat this soon after the last counts
+HEARTBEATS_TO_RESUME = 3  # consecutive and on time
 STOP_GRACE_NS = 3 * S  # §4.8.1.2: the PEV must stop within 3 s of a revocation
 DISCHARGE_NOISE_W = 50  # the meter reading below which nothing is flowing out
+# over the limit means over it by more than a class 1 meter's error (1 %), and never by less
+# than the noise floor: a vehicle at its limit is not a violation
+METER_TOLERANCE = 0.01
 INVERTER_SLEEPING = 2
 
 
@@ -40,9 +52,9 @@ class Hold(enum.Enum):
 
     HEARTBEATS = "heartbeats"  # lifted by 3 good heartbeats
     SLEEPING = "sleeping"  # lifted by a heartbeat with the inverter awake
-    VIOLATED = "violated"  # over the limit once: never lifted this session
+    VIOLATED = "violated"  # over the limit once: never lifted this plug-in
     PILOT = "pilot"  # out of C/D: lifted back in C/D
-    TLS = "tls"  # no TLS connection: lifted by a heartbeat over a new one
+    COOLING = "cooling"  # a denial or revocation less than hold_ns ago: lifted by time
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +78,7 @@ Action = Energize | OpenMain | SessionNote
 
 
 class J3072Session:
-    def __init__(self, lfdi: str, now_ns: int) -> None:
+    def __init__(self, lfdi: str, now_ns: int, hold_ns: int = 0) -> None:
         self.lfdi = lfdi
         self.decision: Decision | None = None
         self.authorized = False
@@ -77,6 +89,8 @@ class J3072Session:
         self._good_heartbeats = 0  # since the last revocation
         self._revoked_at_ns: int | None = None
         self._was_in_cd = False
+        self._hold_ns = hold_ns
+        self._cooling_until_ns = 0
 
     # --- events ------------------------------------------------------------------------
 
@@ -87,15 +101,21 @@ class J3072Session:
         if self.ended:
             return actions
         if not decision.granted:
+            self._cool(now_ns)
             return actions + self._revoke(decision.reasons, now_ns)
         if not self.authorized and not self.holds:
             self._last_heartbeat_ns = now_ns  # heartbeats are counted from the grant
             actions += self._authorize(now_ns)
+        elif Hold.COOLING in self.holds and not self.authorized:
+            wait_s = (self._cooling_until_ns - now_ns) / S
+            self.reasons = (f"granted, held {wait_s:.1f} s more after a denial or revocation",)
         return actions
 
     def on_heartbeat(self, inverter_status: int | None, now_ns: int) -> list[Action]:
+        on_time = now_ns - self._last_heartbeat_ns <= ON_TIME_NS
         self._last_heartbeat_ns = now_ns
-        self.holds.discard(Hold.TLS)  # it came over a live connection
+        if not on_time:
+            self._good_heartbeats = 0  # "consecutive": a late one starts the count again
         if inverter_status == INVERTER_SLEEPING:
             self.holds.add(Hold.SLEEPING)
             return self._revoke(("the vehicle's inverter is sleeping",), now_ns)
@@ -118,28 +138,27 @@ class J3072Session:
         self.holds.add(Hold.PILOT)
         return self._revoke(("the pilot left C/D",), now_ns)
 
-    def on_tls(self, connected: bool, now_ns: int) -> list[Action]:
-        """The vehicle's last TLS connection closed (``False``), or a new one opened."""
-        if connected:
-            return []  # the hold lifts with a heartbeat over it
-        self.holds.add(Hold.TLS)
-        return self._revoke(("the vehicle's TLS session is gone",), now_ns)
-
-    def on_meter(self, export_w: float, now_ns: int) -> list[Action]:
-        """The EVSE's own meter; positive = from the vehicle to the grid."""
+    def on_meter(self, export_w: float, limit_w: int | None, now_ns: int) -> list[Action]:
+        """The EVSE's own meter; positive = from the vehicle to the grid. ``limit_w``: the
+        limit in effect now (the gate's minimum of every limit that applies)."""
         if export_w <= DISCHARGE_NOISE_W:
             return []
-        limit = self.decision.limit_w if self.decision is not None else None
-        if self.authorized and limit is not None and export_w > limit:
-            self.holds.add(Hold.VIOLATED)
-            why = f"discharge {export_w:.0f} W over the authorized {limit} W"
-            return self._revoke((why,), now_ns)
+        if self.authorized and limit_w is not None and export_w > over_limit_w(limit_w):
+            why = f"discharge {export_w:.0f} W over the {limit_w} W in effect"
+            return self.violated(why, now_ns)
         if self.authorized:
             return []
         revoked = self._revoked_at_ns
         if revoked is not None and now_ns < revoked + STOP_GRACE_NS:
             return []
         return [OpenMain(f"discharge {export_w:.0f} W while not authorized")]
+
+    def violated(self, why: str, now_ns: int) -> list[Action]:
+        """A violation: revoked, and never authorized again in this session (the gate
+        carries it over to any later session of the same plug-in)."""
+        self.holds.add(Hold.VIOLATED)
+        self.reasons = (why,)
+        return self._revoke((why,), now_ns)
 
     def end(self, why: str, now_ns: int) -> list[Action]:
         """The session is over (pilot out of C/D, link or TLS lost, unplug)."""
@@ -151,10 +170,17 @@ class J3072Session:
         if self.authorized and now_ns >= self._last_heartbeat_ns + HEARTBEAT_LOSS_NS:
             self.holds.add(Hold.HEARTBEATS)
             return self._revoke(("10 heartbeats missed",), now_ns)
+        if Hold.COOLING in self.holds and now_ns >= self._cooling_until_ns:
+            self.holds.discard(Hold.COOLING)
+            granted = self.decision is not None and self.decision.granted
+            if granted and not self.authorized and not self.holds and not self.ended:
+                return self._authorize(now_ns)
         return []
 
     def next_deadline_ns(self) -> int | None:
-        return self._last_heartbeat_ns + HEARTBEAT_LOSS_NS if self.authorized else None
+        if self.authorized:
+            return self._last_heartbeat_ns + HEARTBEAT_LOSS_NS
+        return self._cooling_until_ns if Hold.COOLING in self.holds else None
 
     # --- internals ---------------------------------------------------------------------
 
@@ -171,12 +197,24 @@ class J3072Session:
         self.authorized, self.reasons, self._revoked_at_ns = True, (), None
         return [Energize(True), SessionNote("authorized", _describe(self.decision))]
 
+    def _cool(self, now_ns: int) -> None:
+        if self._hold_ns > 0:
+            self.holds.add(Hold.COOLING)
+            self._cooling_until_ns = now_ns + self._hold_ns
+
     def _revoke(self, reasons: tuple[str, ...], now_ns: int) -> list[Action]:
         self.reasons = reasons
         if not self.authorized:
             return []
         self.authorized, self._revoked_at_ns, self._good_heartbeats = False, now_ns, 0
+        if Hold.PILOT not in self.holds:  # the vehicle pausing its charge is no doubt
+            self._cool(now_ns)
         return [Energize(False, reasons), SessionNote("revoked", "; ".join(reasons))]
+
+
+def over_limit_w(limit_w: int) -> float:
+    """The reading above which discharge is over ``limit_w``."""
+    return limit_w + max(limit_w * METER_TOLERANCE, DISCHARGE_NOISE_W)
 
 
 def _describe(decision: Decision | None) -> str:

@@ -93,6 +93,13 @@ class SiteConfig:
     enter_service: EnterService = EnterService()
     functions: tuple[SiteFunction, ...] = field(default_factory=tuple)
 
+    def max_lim_w_pct(self) -> float | None:
+        """The opModMaxLimW the site publishes (percent of setMaxW), if any."""
+        for function in self.functions:
+            if function.mode is Mode.MAX_LIM_W:
+                return function.value
+        return None
+
 
 DEVICE_INFORMATION_STRINGS = ("mfHwVer", "mfInfo", "mfModel", "mfSerNum", "swVer")
 # freq-droop parameters: (default, low, high); defaults from IEEE 1547-2018 Table 24

@@ -21,7 +21,8 @@ BASE_CONFIG: dict[str, Any] = {
         "mock": {"relay_delay_ms": 10, "deadman_timeout_ms": 100, "noise_mv": 15},
     },
     "charger": {"max_current_a": 32, "ventilation": False, "sample_rate_hz": 200},
-    "contactor": {"min_close_interval_ms": 200},
+    "contactor": {"min_close_interval_ms": 200, "discharge_min_close_interval_ms": 200},
+    "j3072": {"hold_s": 1.0},
     "log": {"level": "info"},
 }
 

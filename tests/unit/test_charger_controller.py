@@ -243,3 +243,23 @@ def test_state_changes_and_latches_are_noted_for_the_log() -> None:
     latched = next(n for n in notes if n.event == "fault.latched")
     assert dict(latched.fields) == {"kind": "pilot_e", "clears_on": "A"}
     assert c.drain_notes() == []
+
+
+def test_the_discharge_relay_closes_at_most_once_per_its_interval() -> None:
+    """Its own contact protection: an authorization that flips cannot cycle it."""
+    settings = ChargerSettings(32.0, False, 10_000 * MS, SETTLE_MS * MS,
+                               discharge_min_close_interval_ns=10_000 * MS)  # fmt: skip
+    c = Charger(settings, 0)
+    charging(c)
+    assert c.set_discharge_authorized(True, 100 * MS).discharge_closed
+    closings, was_closed = 1, True
+    for step in range(1, 60):  # the authorization flips every 150 ms for 9 s
+        now = 100 * MS + step * 150 * MS
+        closed = c.set_discharge_authorized(step % 2 == 0, now).discharge_closed
+        closings += closed and not was_closed
+        was_closed = closed
+    assert closings == 1
+    assert not c.set_discharge_authorized(False, 9_900 * MS).discharge_closed
+    c.set_discharge_authorized(True, 9_950 * MS)
+    assert c.next_deadline_ns() == 10_100 * MS, "the loop wakes when the interval ends"
+    assert c.poll(10_100 * MS).discharge_closed

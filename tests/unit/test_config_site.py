@@ -28,7 +28,7 @@ def test_defaults_leave_the_server_off_and_publish_no_functions() -> None:
     assert config.site.max_w == 7200 and config.site.v_ref_v == 240
     assert config.site.quadrants is Quadrants.TWO and config.site.functions == ()
     assert config.site.enter_service.delay_s == 300
-    assert (config.mapping.ism, config.mapping.certification, config.mapping.vin) == (
+    assert (config.j3072.mapping.ism, config.j3072.mapping.certification, config.j3072.mapping.vin) == (
         "mfModel", "mfInfo", "mfSerNum",
     )  # fmt: skip
 
@@ -61,7 +61,7 @@ def test_a_full_site() -> None:
     assert config.site.functions[0].curve[0] == (92.0, 44.0)
     assert config.site.functions[1].value == 80.0
     assert dict(config.site.functions[2].droop)["k_of"] == 0.04
-    assert config.mapping.ism == "mfHwVer"
+    assert config.j3072.mapping.ism == "mfHwVer"
 
 
 def test_the_server_needs_its_credentials() -> None:

@@ -57,7 +57,7 @@ def responses(*skip: tuple[str, int]) -> tuple[Response, ...]:
 
 def good() -> DecisionInputs:
     return DecisionInputs(
-        site=CONFIG.site, mapping=CONFIG.mapping, device_information=info(),
+        site=CONFIG.site, mapping=CONFIG.j3072.mapping, device_information=info(),
         der_capability=capability(), der_settings=settings(), site_limits_read_first=True,
         control_mrids=CONTROLS, responses=responses(), approval=Approval("approved"),
     )  # fmt: skip
@@ -167,6 +167,6 @@ def test_a_2q_vehicle_is_fine_where_the_site_needs_only_2q() -> None:
 
 
 def test_the_mapping_decides_where_the_ism_is_read() -> None:
-    mapping = parse_config({"j3072": {"mapping": {"ism": "mfHwVer"}}}).mapping
+    mapping = parse_config({"j3072": {"mapping": {"ism": "mfHwVer"}}}).j3072.mapping
     inputs = dataclasses.replace(good(), mapping=mapping, device_information=info(mf_hw_ver="HW-9"))
     assert decide(inputs).ism == "HW-9"

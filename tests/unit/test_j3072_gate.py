@@ -5,14 +5,15 @@ is complete, journals before it energizes, and revokes on each of its inputs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
 from firmware.approvals.approval_list import Entry, Status
 from firmware.j3072.config import MappingConfig
 from firmware.j3072.decision import Decision
-from firmware.j3072.gate import TLS_GRACE_NS, Gate
+from firmware.j3072.gate import Gate
+from firmware.j3072.session import HEARTBEAT_LOSS_NS
 from firmware.pilot.levels import PilotState
 from firmware.sep2.config import Mode, SiteConfig, SiteFunction
 from firmware.sep2.response import STATUS_RECEIVED, STATUS_STARTED
@@ -41,8 +42,11 @@ class FakeSep2:
     store: Sep2Store
     site: SiteResources
     energized: dict[str, bool] = field(default_factory=dict)
+    changes: int = 0  # energize flips
 
     def set_energize(self, lfdi: str, value: bool) -> None:
+        if self.energized.get(lfdi) != value:
+            self.changes += 1
         self.energized[lfdi] = value
 
 
@@ -78,16 +82,16 @@ class FakeJournal:
 
 
 class World:
-    def __init__(self) -> None:
+    def __init__(self, site: SiteConfig = SITE, hold_ns: int = 0) -> None:
         self.now = 0
         self.gate: Gate
         self.store = Sep2Store(lambda event: self.gate.on_pev(event))
-        self.sep2 = FakeSep2(self.store, SiteResources(SITE, "E" * 40, 0))
+        self.sep2 = FakeSep2(self.store, SiteResources(site, "E" * 40, 0))
         approved = {APPROVED_ISM: Entry(Status.APPROVED, 5000)}
         self.approvals = FakeApprovals(FakeList(approved))
         self.journal = FakeJournal()
-        self.gate = Gate(SITE, MappingConfig(), self.sep2, self.approvals,  # type: ignore[arg-type]
-                         self.journal, lambda: self.now)  # fmt: skip
+        self.gate = Gate(site, MappingConfig(), self.sep2, self.approvals,  # type: ignore[arg-type]
+                         self.journal, lambda: self.now, hold_ns)  # fmt: skip
         self.transports: dict[str, Transport] = {}
 
     def connect(self, profile: Profile, lfdi: str) -> None:
@@ -119,6 +123,12 @@ class World:
                 for status in (STATUS_RECEIVED, STATUS_STARTED):
                     response = documents.control_response(lfdi, control.mrid, status, 0)
                     self.store.add_response(record, response)
+
+    def put_device_information(self, profile: Profile, lfdi: str) -> None:
+        record = self.store.get(lfdi)
+        assert record is not None
+        info = documents.device_information(profile, lfdi, 0)
+        self.store.put(record, "device_information", info, self.now)
 
     def heartbeat(self, lfdi: str, asleep: bool = False) -> None:
         record = self.store.get(lfdi)
@@ -199,24 +209,115 @@ def test_an_expired_list_revokes(world: World) -> None:
     ]
 
 
-def test_the_tls_session_closing_revokes_and_heartbeats_over_a_new_one_resume(
-    world: World,
-) -> None:
+def test_no_open_connection_is_no_loss_while_heartbeats_come(world: World) -> None:
+    """§4.8.1.1: heartbeats alone tell whether the vehicle is there. A vehicle that opens a
+    connection per request has none open between two of them (this project once revoked
+    after 2 s without one)."""
     world.exchange(PROFILES["certified-4q"], LFDI)
     world.transports[LFDI].closing = True
+    for _ in range(8):
+        world.now += S
+        world.heartbeat(LFDI)
+        world.gate.poll()
+        assert world.gate.authorized
+
+
+def test_three_missed_heartbeats_do_not_revoke_ten_do(world: World) -> None:
+    """§4.8.1.1: 10 consecutive missed 1 s heartbeats, with half a second of margin."""
+    world.exchange(PROFILES["certified-4q"], LFDI)
+    world.heartbeat(LFDI)
+    world.now += 4 * S  # three missed
     world.gate.poll()
-    world.now += TLS_GRACE_NS - 1
+    assert world.gate.authorized
+    world.heartbeat(LFDI)
+    world.now += HEARTBEAT_LOSS_NS - 1
     world.gate.poll()
-    assert world.gate.authorized, "a reconnect between two requests is not a loss"
+    assert world.gate.authorized
     world.now += 1
     world.gate.poll()
     assert not world.gate.authorized
-    assert world.gate.snapshot()["reasons"] == ["the vehicle's TLS session is gone"]
-    world.store.saw_connection(LFDI, Transport())  # type: ignore[arg-type]
-    for beat in range(3):
+    assert world.gate.snapshot()["reasons"] == ["10 heartbeats missed"]
+
+
+def test_resuming_needs_three_consecutive_on_time_heartbeats(world: World) -> None:
+    world.exchange(PROFILES["certified-4q"], LFDI)
+    world.now += HEARTBEAT_LOSS_NS
+    world.gate.poll()
+    assert not world.gate.authorized
+    for gap in (S, S, 2 * S, S, S):  # the late third starts the count again
+        world.now += gap
+        world.heartbeat(LFDI)
+        world.gate.poll()
+    assert world.gate.authorized, "the three on time after the late one"
+    assert world.journal.decisions[-1].granted
+
+
+def test_a_violation_holds_across_a_lost_link_and_a_re_pairing_until_unplug(
+    world: World,
+) -> None:
+    """Over the limit, the vehicle drops its PLC link and pairs again without unplugging:
+    the new session starts violated. Only state A clears it."""
+    world.exchange(PROFILES["certified-4q"], LFDI)
+    world.gate.on_meter(6000.0, main_closed=True)
+    assert not world.gate.authorized and world.gate.violation is not None
+    world.gate.on_link(False)
+    world.exchange(PROFILES["certified-4q"], LFDI)  # re-paired, the whole exchange again
+    for _ in range(5):
         world.now += S
         world.heartbeat(LFDI)
-        assert world.gate.authorized == (beat == 2)
+        world.gate.poll()
+    assert not world.gate.authorized
+    assert world.gate.snapshot()["reasons"][0].startswith("a violation earlier in this plug-in")
+    world.gate.plugged(False)
+    world.gate.plugged(True)
+    assert world.gate.violation is None
+    world.exchange(PROFILES["certified-4q"], LFDI)
+    assert world.gate.authorized, "a new plug-in starts clean"
+
+
+def test_discharge_while_not_authorized_is_a_violation_too(world: World) -> None:
+    world.gate.on_meter(2000.0, main_closed=True)
+    assert world.gate.drain_open_main() and world.gate.violation is not None
+    world.exchange(PROFILES["certified-4q"], LFDI)
+    assert not world.gate.authorized
+
+
+def test_a_denial_holds_before_a_grant_authorizes_again() -> None:
+    """A vehicle flipping its reported ISM cannot cycle the discharge path: after a denial
+    (or revocation) a grant waits the hold."""
+    held = World(hold_ns=10 * S)
+    held.gate.plugged(True)
+    profile = PROFILES["certified-4q"]
+    held.exchange(profile, LFDI)
+    assert held.gate.authorized
+    held.sep2.changes = flips = 0
+    for step in range(60):  # every 150 ms for 9 s: unapproved, approved, unapproved, ...
+        held.now += 150_000_000
+        ism = APPROVED_ISM if step % 2 else "NOT-ON-THE-LIST"
+        held.put_device_information(replace(profile, ism=ism), LFDI)
+        held.gate.poll()
+        flips += held.sep2.changes
+        held.sep2.changes = 0
+    assert flips == 1, "revoked once, never re-authorized within the hold"
+    held.now += 10 * S
+    held.put_device_information(profile, LFDI)
+    held.gate.poll()
+    assert held.gate.authorized, "after the hold the grant counts"
+
+
+def test_the_meter_limit_is_the_one_in_effect_with_max_lim_w() -> None:
+    """opModMaxLimW 50 % of the vehicle's 7,200 W setMaxW: 3,600 W is the limit, however
+    high the approval list's cap (5,000 W)."""
+    site = replace(SITE, functions=(SiteFunction(Mode.MAX_LIM_W, value=50.0),))
+    capped = World(site=site)
+    capped.gate.plugged(True)
+    capped.exchange(PROFILES["certified-4q"], LFDI)
+    assert capped.gate.limit_w == 3600
+    capped.gate.on_meter(3600 * 1.01, main_closed=True)
+    assert capped.gate.authorized, "within the meter's tolerance"
+    capped.gate.on_meter(3700.0, main_closed=True)
+    assert not capped.gate.authorized
+    assert capped.gate.snapshot()["reasons"] == ["discharge 3700 W over the 3600 W in effect"]
 
 
 def test_losing_the_plc_link_ends_the_session_and_forgets_the_exchange(world: World) -> None:

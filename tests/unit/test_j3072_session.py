@@ -38,7 +38,8 @@ def test_a_denial_never_authorizes_and_keeps_its_reasons() -> None:
     )
     for t in range(1, 20):
         assert energize(session.on_heartbeat(0, t * S)) == []
-    assert session.on_meter(3000, 30 * S) == [OpenMain("discharge 3000 W while not authorized")]
+    opened = session.on_meter(3000, None, 30 * S)
+    assert opened == [OpenMain("discharge 3000 W while not authorized")]
 
 
 def test_ten_seconds_without_heartbeats_revokes_and_three_good_ones_resume() -> None:
@@ -67,11 +68,9 @@ def test_sleeping_revokes_and_waking_resumes_after_three_heartbeats() -> None:
 
 def test_discharge_over_the_limit_revokes_at_once_and_for_good() -> None:
     session = granted()
-    assert session.on_meter(7000, S) == []
-    actions = session.on_meter(7500, 2 * S)
-    assert (
-        energize(actions) == [False] and "7500 W over the authorized 7200 W" in session.reasons[0]
-    )
+    assert session.on_meter(7000, 7200, S) == []
+    actions = session.on_meter(7500, 7200, 2 * S)
+    assert energize(actions) == [False] and "7500 W over the 7200 W in effect" in session.reasons[0]
     for t in range(3, 8):
         session.on_heartbeat(0, t * S)
     assert not session.authorized, "a violation is not forgiven by heartbeats"
@@ -79,12 +78,12 @@ def test_discharge_over_the_limit_revokes_at_once_and_for_good() -> None:
 
 def test_still_discharging_3_s_after_a_revocation_opens_main() -> None:
     session = granted()
-    session.on_meter(9000, 10 * S)
-    assert session.on_meter(9000, 10 * S + STOP_GRACE_NS - 1) == [], "the vehicle's 3 s"
-    assert session.on_meter(9000, 10 * S + STOP_GRACE_NS) == [
+    session.on_meter(9000, 7200, 10 * S)
+    assert session.on_meter(9000, 7200, 10 * S + STOP_GRACE_NS - 1) == [], "the vehicle's 3 s"
+    assert session.on_meter(9000, 7200, 10 * S + STOP_GRACE_NS) == [
         OpenMain("discharge 9000 W while not authorized")
     ]
-    assert session.on_meter(20, 20 * S) == [], "below the noise floor nothing flows"
+    assert session.on_meter(20, 7200, 20 * S) == [], "below the noise floor nothing flows"
 
 
 def test_a_later_denial_revokes_and_a_later_grant_authorizes_again() -> None:
