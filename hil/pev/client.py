@@ -131,7 +131,8 @@ class PevClient:
         self.log.started_s = time.monotonic()
         try:
             context, listening = self._credentials()
-            self._http = Sep2Http(self.server_url, context, self.log)
+            self._http = Sep2Http(self.server_url, context, self.log,
+                                  per_request=self.profile.connection_per_request)  # fmt: skip
             self.log.evse_lfdi, local = await self.http.handshake()
             async with self.http:
                 site = await self._setup()

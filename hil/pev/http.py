@@ -33,7 +33,11 @@ HEADERS = {"Accept": MEDIA_TYPE}
 
 
 class Sep2Http:
-    def __init__(self, server_url: str, context: ssl.SSLContext, log: SessionLog) -> None:
+    def __init__(
+        self, server_url: str, context: ssl.SSLContext, log: SessionLog, per_request: bool = False
+    ) -> None:
+        """``per_request``: a new TLS connection for each request, closed after it (some
+        vehicle stacks do this; the profile allows it)."""
         parts = urlsplit(server_url)
         if parts.scheme != "https" or not parts.hostname or parts.port is None:
             raise PevError(f"server URL must be https://host:port, got {server_url!r}")
@@ -41,6 +45,7 @@ class Sep2Http:
         self.host, self.port = parts.hostname, parts.port
         self.context = context
         self.log = log
+        self.per_request = per_request
         self._session: aiohttp.ClientSession | None = None
 
     async def handshake(self) -> tuple[str, str]:
@@ -70,9 +75,15 @@ class Sep2Http:
 
     async def __aenter__(self) -> Sep2Http:
         timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
-        connector = aiohttp.TCPConnector(ssl=self.context, limit=4)
-        self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        connector = aiohttp.TCPConnector(ssl=self.context, limit=4, force_close=self.per_request)
+        tracing = aiohttp.TraceConfig()
+        tracing.on_connection_create_end.append(self._connected)
+        self._session = aiohttp.ClientSession(connector=connector, timeout=timeout,
+                                              trace_configs=[tracing])  # fmt: skip
         return self
+
+    async def _connected(self, *_: object) -> None:
+        self.log.connections += 1
 
     async def __aexit__(self, *exc: object) -> None:
         if self._session is not None:

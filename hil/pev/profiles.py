@@ -82,6 +82,7 @@ class Profile:
     battery: Battery = Battery()
     expect_tls_failure: bool = False  # the profile "succeeds" when the handshake fails
     respond: bool = True  # False: never POSTs the Responses its DERControls require
+    connection_per_request: bool = False  # True: a new TLS connection for every request
 
     def cert_file(self, pki_dir: Path) -> Path:
         return pki_dir / f"{self.credential}.pem"

@@ -100,6 +100,7 @@ class SessionLog:
     energize_history: list[EnergizeChange] = field(default_factory=list)
     heartbeats_sent: int = 0
     responses_posted: int = 0
+    connections: int = 0  # TLS connections opened for requests
     watch: str = "polling"
     errors: list[str] = field(default_factory=list)
     tls_failure: str | None = None

@@ -235,3 +235,49 @@ def test_an_unapproved_ism_never_closes_the_relay_and_just_charges(site: Site) -
     assert not granted and reasons == (
         f"ISM {PROFILES['unapproved-ism'].ism} not listed on the approval list",
     )
+
+
+def test_a_vehicle_with_a_connection_per_request_is_never_revoked(site: Site) -> None:
+    """§4.8.1.1: only missed heartbeats revoke. A vehicle that opens a TLS connection for
+    each request has none open most of the time (this project once revoked it after 2 s)."""
+    profile = replace(PROFILES["certified-4q"], connection_per_request=True, subscribe=False)
+    pev = authorized_and_discharging(site, profile)
+    daemon, rig = site.running.daemon, site.running.rig
+    since = len(daemon.lines)
+    pev.wait_heartbeats(pev.heartbeats + 8, timeout_s=15)
+    assert rig.relays()["discharge"] == "CLOSED"
+    assert not [ln for ln in daemon.lines[since:] if "j3072.revoked" in ln]
+    assert pev.client.log.connections > 8, "it really reconnected for each request"
+    pev.stop()
+
+
+def test_a_violation_survives_a_re_pairing_until_the_vehicle_unplugs(site: Site) -> None:
+    """Over the limit, the vehicle drops its PLC link and pairs again without unplugging:
+    the exchange completes and the decision grants, but nothing authorizes until state A."""
+    pev = authorized_and_discharging(site, PROFILES["certified-4q"])
+    rig, daemon = site.running.rig, site.running.daemon
+    rig.command(f"METER:W {LIST_LIMIT_W + 800}")
+    rig.wait_relay("DISCHARGE", "OPEN", 1000)
+    daemon.wait_for("j3072.violation", timeout_s=2)
+    rig.command("METER:W 0")  # it stops, as told
+    rig.command("EV:PLC OFF")
+    daemon.wait_for("plc.link state=down", timeout_s=10)
+    pev.stop()
+    rig.command("EV:PLC ON")
+    daemon.wait_for("plc.link state=up", timeout_s=10)
+    again = site.pev(PROFILES["certified-4q"])
+    line = daemon.wait_for("j3072.decision", timeout_s=15)
+    assert "granted=true" in line, "the data alone would grant"
+    again.wait_heartbeats(again.heartbeats + 5, timeout_s=10)
+    with pytest.raises(RigError, match="TIMEOUT"):
+        rig.wait_relay("DISCHARGE", "CLOSED", 500)
+    shown = site.status()["authorization"]
+    assert shown["state"] != "authorized"
+    assert shown["reasons"][0].startswith("a violation earlier in this plug-in: discharge")
+    again.stop()
+    rig.command("EV:STATE A")  # unplugged: the next plug-in starts clean
+    daemon.wait_for("j3072.violation_cleared", timeout_s=2)
+    rig.command("EV:PLC OFF")
+    daemon.wait_for("plc.link state=down", timeout_s=10)
+    fresh = authorized_and_discharging(site, PROFILES["certified-4q"])
+    fresh.stop()

@@ -7,7 +7,9 @@ pilot in C (or D with ventilation), no fault latched, the PLC link up, the vehic
 session running and heartbeating, its ISM approved on a list in force, and the meter within
 the authorized limit — each condition allowed its reaction time (the meter 1 s and heartbeats
 10 s, docs/v2g-ac-profile.md "The session"; the approval list 1 s, as the daemon checks it)
-plus a margin, counted from when the model saw it fail.
+plus a margin, counted from when the model saw it fail. A vehicle that goes away (its TLS
+client stopped) is a heartbeat loss (§4.8.1.1), nothing sooner. Once the vehicle discharged
+over the limit, the discharge path never closes again until the pilot shows it unplugged.
 """
 
 from __future__ import annotations
@@ -44,8 +46,7 @@ LIMIT_W = 5000
 REACT_S = 1.0 + 0.4  # 1 s to react, plus the loop's and the watcher's periods as margin
 HEARTBEAT_REACT_S = 10.0 + 1.5
 PLC_REACT_S = 1.5  # the mock modem's link poll
-TLS_REACT_S = 2.0 + 0.6  # the gate's grace for a reconnect, plus margin
-LIMITS_S = {"heartbeats": HEARTBEAT_REACT_S, "plc": PLC_REACT_S, "tls": TLS_REACT_S}
+LIMITS_S = {"heartbeats": HEARTBEAT_REACT_S, "plc": PLC_REACT_S}
 
 
 @dataclass
@@ -55,6 +56,7 @@ class GateModel:
     plc: bool = False
     pev: BackgroundPev | None = None
     failing_since: dict[str, float] = field(default_factory=dict)
+    violated_at: float | None = None  # discharged over the limit in this plug-in
 
     def fails(self, condition: str) -> None:
         self.failing_since.setdefault(condition, time.monotonic())
@@ -135,7 +137,7 @@ class GateStimuli(RigStimuli):
         self.gate = GateModel()
         self.harness.install(approved=True)
         self.gate.fails("plc")
-        self.gate.fails("tls")
+        self.gate.fails("heartbeats")
         self.vehicle_arrives()  # each example starts from a vehicle discharging, if all is well
 
     def _react(self, condition: str, extra_s: float = 0.0) -> None:
@@ -180,13 +182,12 @@ class GateStimuli(RigStimuli):
         if connect and gate.pev is None:
             gate.pev = BackgroundPev(self.harness.url, self.harness.pki.directory,
                                      PROFILES["certified-4q"]).start()  # fmt: skip
-            gate.holds("tls")
             gate.holds("heartbeats")
         elif not connect and gate.pev is not None:
             gate.pev.stop()
             gate.pev = None
-            gate.fails("tls")
-            self._react("tls")
+            gate.fails("heartbeats")  # gone: its heartbeats stop, which is all the gate sees
+            self._react("heartbeats")
 
     @rule(beating=st.booleans())
     def heartbeats(self, beating: bool) -> None:
@@ -203,8 +204,11 @@ class GateStimuli(RigStimuli):
 
     @rule(watts=st.sampled_from([0, 0, 2000, LIMIT_W - 100, LIMIT_W + 500, -3000]))
     def meter(self, watts: int) -> None:
+        discharging = self.rig.relays()["discharge"] == "CLOSED"
         self.rig.command(f"METER:W {watts}")
         if watts > LIMIT_W:
+            if discharging and self.gate.violated_at is None:
+                self.gate.violated_at = time.monotonic()
             self.gate.fails("meter")
             self._react("meter")
         else:
@@ -223,6 +227,11 @@ class GateStimuli(RigStimuli):
         else:
             self.harness.install(approved=True)
             self.gate.holds("list")
+
+    def _stimulus(self, command: str, **change: object) -> None:
+        super()._stimulus(command, **change)
+        if change.get("state") == "A" and hasattr(self, "gate"):
+            self.gate.violated_at = None  # unplugged: the next plug-in starts clean
 
     # --- the invariant ---------------------------------------------------------------------
 
@@ -256,7 +265,11 @@ class GateStimuli(RigStimuli):
         overdue = self.gate.overdue()
         assert not overdue, f"discharge still closed: {'; '.join(overdue)}"
         if self.gate.pev is None:
-            assert "tls" not in self.gate.failing_since
+            assert "heartbeats" in self.gate.failing_since
+        violated = self.gate.violated_at
+        assert violated is None or time.monotonic() - violated <= REACT_S, (
+            "discharge closed again after a violation in this plug-in"
+        )
 
 
 @pytest.mark.timeout(900)

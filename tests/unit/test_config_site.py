@@ -28,7 +28,8 @@ def test_defaults_leave_the_server_off_and_publish_no_functions() -> None:
     assert config.site.max_w == 7200 and config.site.v_ref_v == 240
     assert config.site.quadrants is Quadrants.TWO and config.site.functions == ()
     assert config.site.enter_service.delay_s == 300
-    assert (config.j3072.mapping.ism, config.j3072.mapping.certification, config.j3072.mapping.vin) == (
+    mapping = config.j3072.mapping
+    assert (mapping.ism, mapping.certification, mapping.vin) == (
         "mfModel", "mfInfo", "mfSerNum",
     )  # fmt: skip
 
