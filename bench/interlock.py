@@ -186,7 +186,7 @@ def _bench_config(
             "max_current_a": base.charger.max_current_a,
             "sample_rate_hz": base.charger.sample_rate_hz,
         },
-        "contactor": {"min_close_interval_ms": 100},  # many closings in one run
+        "contactor": {"min_close_interval_ms": 100, "discharge_min_close_interval_ms": 100},
         "paths": {"state_dir": str(workdir / "state")},
     }
     if plc_interface:

@@ -161,7 +161,7 @@ class VirtualBoard:
         if sabotage:
             mock["sabotage"] = sabotage
         # contact protection lowered so that a suite can close the contactor every scenario
-        config["contactor"] = {"min_close_interval_ms": 200}
+        config["contactor"] = {"min_close_interval_ms": 200, "discharge_min_close_interval_ms": 200}
         config["paths"] = {"state_dir": str(self.state)}
         self.control = self.state / "control.sock"
         config["control"] = {"socket": str(self.control)}

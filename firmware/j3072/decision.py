@@ -9,9 +9,13 @@ interpretation where the public text is thin"):
 - DERCapability type 81 (PEV);
 - 2Q/4Q: the vehicle offers at least what the site requires (4Q = reactive both ways);
 - the ISM number approved on a valid approval list;
-- every reported setting within the site limits;
+- the whole exchange (§4.6.2, J3072 tables C2 to C9 as the profile maps them): DERSettings with
+  setMaxWh, DeviceInformation, DERCapability, DERAvailability and PowerStatus with PEVInfo;
+- every reported setting within the site limits, the Enter Service ones no looser than the
+  site's, and no value that cannot be right (a limit or rating of zero or less);
 - the profile's order: the site limits read before the vehicle's settings were PUT;
-- a "received" and a "started" Response for every control in effect.
+- a "received" and a "started" Response for every control in effect, and no negative one
+  (opted out, rejected): it denies, or revokes, with its status.
 """
 
 from __future__ import annotations
@@ -22,13 +26,33 @@ from dataclasses import dataclass
 from firmware.j3072.config import MappingConfig
 from firmware.sep2.config import Quadrants, SiteConfig
 from firmware.sep2.der import DERCapability, DERSettings
-from firmware.sep2.device import DeviceInformation
+from firmware.sep2.der_status import DERAvailability
+from firmware.sep2.device import DeviceInformation, PowerStatus
 from firmware.sep2.response import STATUS_RECEIVED, STATUS_STARTED, Response
-from firmware.sep2.site import DER_TYPE_PEV, scaled, watts
+from firmware.sep2.site import DER_TYPE_PEV, enter_service, scaled, watts
 
 CERTIFIED = re.compile(r"^J3072(;.*)?$", re.IGNORECASE)
 APPROVED = "approved"
 NO_VALID_LIST = "no valid list"  # none installed, or it expired / is not yet valid
+# IEEE 2030.5 Response status values that refuse a control (the rest acknowledge it)
+NEGATIVE_STATUS = {
+    4: "opted out",
+    8: "partially opted out",
+    252: "rejected: received after it expired",
+    253: "rejected: invalid cancellation",
+    254: "rejected: invalid event",
+}
+# the Enter Service settings the vehicle may not loosen: (element, attribute, "at least" or
+# "at most" the site's value)
+ENTER_SERVICE = (
+    ("setESDelay", "set_es_delay", "at least"),
+    ("setESRandomDelay", "set_es_random_delay", "at least"),
+    ("setESRampTms", "set_es_ramp_tms", "at least"),
+    ("setESHighVolt", "set_es_high_volt", "at most"),
+    ("setESHighFreq", "set_es_high_freq", "at most"),
+    ("setESLowVolt", "set_es_low_volt", "at least"),
+    ("setESLowFreq", "set_es_low_freq", "at least"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +75,8 @@ class DecisionInputs:
     control_mrids: tuple[str, ...]
     responses: tuple[Response, ...]
     approval: Approval
+    der_availability: DERAvailability | None = None
+    power_status: PowerStatus | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +92,7 @@ def decide(inputs: DecisionInputs) -> Decision:
     ism = mapped(inputs.device_information, inputs.mapping.ism)
     reasons += _certification(inputs)
     reasons += _capability(inputs)
+    reasons += _status(inputs)
     reasons += _approval(ism, inputs.approval)
     reasons += _settings(inputs)
     reasons += _responses(inputs)
@@ -107,6 +134,23 @@ def _capability(inputs: DecisionInputs) -> list[str]:
         reasons.append(f"DERCapability type {capability.der_type}, not {DER_TYPE_PEV} (PEV)")
     if inputs.site.quadrants is Quadrants.FOUR and not is_four_quadrant(capability):
         reasons.append("2-quadrant inverter; the site requires 4-quadrant operation")
+    ratings = (("rtgMaxW", capability.rtg_max_w),
+               ("rtgMaxDischargeRateW", capability.rtg_max_discharge_rate_w))  # fmt: skip
+    for name, rating in ratings:
+        if rating is not None and watts(rating) <= 0:
+            reasons.append(f"DERCapability {name} {watts(rating):g} W: must be positive")
+    return reasons
+
+
+def _status(inputs: DecisionInputs) -> list[str]:
+    """What the vehicle says of its state: DERAvailability, PowerStatus with PEVInfo."""
+    reasons = []
+    if inputs.der_availability is None:
+        reasons.append("no DERAvailability")
+    if inputs.power_status is None:
+        reasons.append("no PowerStatus")
+    elif inputs.power_status.pev_info is None:
+        reasons.append("PowerStatus without PEVInfo")
     return reasons
 
 
@@ -132,22 +176,50 @@ def _settings(inputs: DecisionInputs) -> list[str]:
         ("setMaxDischargeRateW", settings.set_max_discharge_rate_w),
         ("setMaxChargeRateW", settings.set_max_charge_rate_w),
     ):
-        if power is not None and watts(power) > site.max_w:
+        if power is None:
+            continue
+        if watts(power) <= 0:
+            reasons.append(f"{name} {watts(power):g} W: must be positive")
+        elif watts(power) > site.max_w:
             reasons.append(f"{name} {watts(power):g} W over the site's {site.max_w} W")
+    if settings.set_max_wh is None:
+        reasons.append("DERSettings without setMaxWh")
+    elif scaled(settings.set_max_wh) <= 0:
+        reasons.append(f"setMaxWh {scaled(settings.set_max_wh):g} Wh: must be positive")
     v_ref = settings.set_v_ref
     if v_ref is not None and scaled(v_ref) != site.v_ref_v:
         reasons.append(f"setVRef {scaled(v_ref):g} V, not {site.v_ref_v} V")
+    return reasons + _enter_service(settings, site)
+
+
+def _enter_service(settings: DERSettings, site: SiteConfig) -> list[str]:
+    """Enter Service settings the vehicle reports: equal to the site's, or stricter."""
+    ours = enter_service(site.enter_service)
+    reasons = []
+    for element, attribute, bound in ENTER_SERVICE:
+        theirs = getattr(settings, attribute)
+        limit = ours[attribute]  # type: ignore[literal-required]
+        if theirs is None:
+            continue
+        if (bound == "at least" and theirs < limit) or (bound == "at most" and theirs > limit):
+            reasons.append(f"{element} {theirs}, looser than the site's {limit}")
     return reasons
 
 
 def _responses(inputs: DecisionInputs) -> list[str]:
     seen = {(r.subject.upper(), r.status) for r in inputs.responses}
+    ours = {mrid.upper() for mrid in inputs.control_mrids}
+    reasons = [
+        f"control {r.subject[:8]} refused: {NEGATIVE_STATUS[r.status]} (status {r.status})"
+        for r in inputs.responses
+        if r.status in NEGATIVE_STATUS and r.subject.upper() in ours
+    ]
     missing = []
     for mrid in inputs.control_mrids:
         for status, word in ((STATUS_RECEIVED, "received"), (STATUS_STARTED, "started")):
             if (mrid.upper(), status) not in seen:
                 missing.append(f"{word} {mrid[:8]}")
-    return [f"Responses missing: {', '.join(missing)}"] if missing else []
+    return reasons + ([f"Responses missing: {', '.join(missing)}"] if missing else [])
 
 
 def _limit_w(inputs: DecisionInputs) -> int:

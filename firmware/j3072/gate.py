@@ -47,8 +47,8 @@ from firmware.logs import log_event
 from firmware.pilot.levels import PilotState
 from firmware.sep2.config import SiteConfig
 from firmware.sep2.der import DERCapability, DERSettings
-from firmware.sep2.der_status import DERStatus
-from firmware.sep2.device import DeviceInformation
+from firmware.sep2.der_status import DERAvailability, DERStatus
+from firmware.sep2.device import DeviceInformation, PowerStatus
 from firmware.sep2.response import STATUS_RECEIVED, STATUS_STARTED
 from firmware.sep2.site import watts
 from firmware.sep2.store import (
@@ -354,6 +354,8 @@ class Gate:
                 control_mrids=self._control_mrids(record),
                 responses=tuple(record.responses.values()),
                 approval=approval,
+                der_availability=record.der_availability,
+                power_status=record.power_status,
             )
         )
         if decision == bound.session.decision and not force:
@@ -407,6 +409,8 @@ def _decision_input(event: PevEvent) -> bool:
     can complete the exchange or change the decision."""
     match event:
         case ResourcePut(resource=DeviceInformation() | DERCapability() | DERSettings()):
+            return True
+        case ResourcePut(resource=DERAvailability() | PowerStatus()):
             return True
         case ResourcePut(resource=DERStatus()) | ResponsePosted():
             return True

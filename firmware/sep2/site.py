@@ -29,6 +29,7 @@ from firmware.sep2.values import (
     Link,
     PowerFactorWithExcitation,
     VoltageRMS,
+    WattHour,
 )
 
 FOREVER_S = 4_294_967_295  # DateTimeInterval.duration: "until superseded"
@@ -51,8 +52,8 @@ def active_power(watts: int) -> ActivePower:
     return ActivePower(multiplier=multiplier, value=value)
 
 
-def scaled(quantity: ActivePower | VoltageRMS) -> float:
-    """A 2030.5 {multiplier, value} quantity in its unit (W, V)."""
+def scaled(quantity: ActivePower | VoltageRMS | WattHour) -> float:
+    """A 2030.5 {multiplier, value} quantity in its unit (W, V, Wh)."""
     return float(quantity.value * 10**quantity.multiplier)
 
 

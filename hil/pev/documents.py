@@ -98,7 +98,8 @@ def der_settings(profile: Profile, site: DERSettings, now: int) -> DERSettings:
 
     SITE_ADJUSTED caps every active-power limit at the site's setMaxW; ABOVE_SITE claims a
     setMaxW of 150 % of the site's; OTHER_V_REF a setVRef 10 % above the site's. Otherwise the
-    Enter-Service settings, setGradW and setVRef are the site's.
+    Enter-Service settings, setGradW and setVRef are the site's. CARELESS sends no setMaxWh,
+    no Enter Service delay and a 120 % high-voltage limit.
     """
     r, limit = profile.ratings, site_max_w(site)
     max_w = min(r.max_w, limit)
@@ -108,10 +109,11 @@ def der_settings(profile: Profile, site: DERSettings, now: int) -> DERSettings:
     v_ref = site.set_v_ref
     if profile.settings is SettingsPolicy.OTHER_V_REF and v_ref is not None:
         v_ref = replace(v_ref, value=round(v_ref.value * 11 / 10))
+    careless = profile.settings is SettingsPolicy.CARELESS
     return DERSettings(
-        set_es_delay=site.set_es_delay,
+        set_es_delay=0 if careless else site.set_es_delay,
         set_es_high_freq=site.set_es_high_freq,
-        set_es_high_volt=site.set_es_high_volt,
+        set_es_high_volt=12000 if careless else site.set_es_high_volt,
         set_es_low_freq=site.set_es_low_freq,
         set_es_low_volt=site.set_es_low_volt,
         set_es_ramp_tms=site.set_es_ramp_tms,
@@ -122,7 +124,7 @@ def der_settings(profile: Profile, site: DERSettings, now: int) -> DERSettings:
         set_max_var=_var(r.max_var) if four_q else None,
         set_max_var_neg=_var(r.max_var_neg) if four_q else None,
         set_max_w=active_power(round(max_w)),
-        set_max_wh=_wh(r.max_wh),
+        set_max_wh=None if careless else _wh(r.max_wh),
         set_v_ref=v_ref,
         updated_time=now,
     )

@@ -57,6 +57,8 @@ class SettingsPolicy(enum.Enum):
     SITE_ADJUSTED = "site-adjusted"  # its own limits, capped at the site's setMaxW (§4.6.2)
     ABOVE_SITE = "above-site"  # setMaxW at 150 % of the site's: a settings violation
     OTHER_V_REF = "other-v-ref"  # setVRef 10 % above the site's: not the site's reference
+    # no setMaxWh, setESDelay 0 and setESHighVolt 120 %: an exchange that is not whole
+    CARELESS = "careless"
 
 
 @dataclass(frozen=True, slots=True)

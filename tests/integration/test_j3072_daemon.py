@@ -24,7 +24,7 @@ from firmware.journal.store import Journal
 from firmware.sep2.pki import PkiLayout, init_pki
 from hal import Relay
 from hil.pev.background import BackgroundPev
-from hil.pev.profiles import APPROVED_ISM, PROFILES, Profile
+from hil.pev.profiles import APPROVED_ISM, PROFILES, Profile, SettingsPolicy
 from hil.rig import RigError
 from hil.utility import UtilityAuthority
 from tests.integration.conftest import Running, StartDaemon
@@ -281,3 +281,25 @@ def test_a_violation_survives_a_re_pairing_until_the_vehicle_unplugs(site: Site)
     daemon.wait_for("plc.link state=down", timeout_s=10)
     fresh = authorized_and_discharging(site, PROFILES["certified-4q"])
     fresh.stop()
+
+
+def test_an_exchange_that_is_not_whole_is_denied_with_every_reason(site: Site) -> None:
+    """§4.6.2: DERSettings must carry setMaxWh, and the Enter Service settings may not be
+    looser than the site's (this project once granted a vehicle with none of that)."""
+    site.plug_in()
+    profile = replace(PROFILES["certified-4q"], settings=SettingsPolicy.CARELESS)
+    pev = site.pev(profile)
+    line = site.running.daemon.wait_for("j3072.decision", timeout_s=15)
+    assert "granted=false" in line
+    rig = site.running.rig
+    rig.command("EV:STATE C")
+    rig.wait_relay("MAIN", "CLOSED", 3000)
+    with pytest.raises(RigError, match="TIMEOUT"):
+        rig.wait_relay("DISCHARGE", "CLOSED", 500)
+    pev.stop()
+    ((granted, reasons),) = decisions(site.state)
+    assert not granted and reasons == (
+        "DERSettings without setMaxWh",
+        "setESDelay 0, looser than the site's 30000",
+        "setESHighVolt 12000, looser than the site's 10500",
+    )

@@ -11,13 +11,25 @@ import pytest
 from firmware.daemon.config import parse_config
 from firmware.j3072.decision import Approval, DecisionInputs, decide, is_four_quadrant
 from firmware.sep2.der import DERCapability, DERSettings
-from firmware.sep2.device import DeviceInformation
+from firmware.sep2.der_status import DERAvailability
+from firmware.sep2.device import DeviceInformation, PEVInfo, PowerStatus
 from firmware.sep2.response import Response
-from firmware.sep2.values import ActivePower, ReactivePower, VoltageRMS
+from firmware.sep2.values import ActivePower, ReactivePower, RealEnergy, VoltageRMS, WattHour
 
 PEV = "5E" * 20
 CONTROLS = ("A1" * 16, "B2" * 16)
 CONFIG = parse_config({"site": {"max_w": 7200, "v_ref_v": 240, "quadrants": "4Q"}})
+
+
+AVAILABILITY = DERAvailability(reading_time=0, stat_w_avail=ActivePower(multiplier=0, value=7200))
+PEV_INFO = PEVInfo(
+    charging_power_now=ActivePower(multiplier=0, value=0),
+    energy_request_now=RealEnergy(multiplier=0, value=20000),
+    max_forward_power=ActivePower(multiplier=0, value=7200), minimum_charging_duration=3600,
+    target_state_of_charge=8000, time_charge_is_needed=0, time_charging_status_pev=0,
+)  # fmt: skip
+POWER_STATUS = PowerStatus(battery_status=0, changed_time=0, current_power_source=3,
+                           pev_info=PEV_INFO)  # fmt: skip
 
 
 def info(**changes: object) -> DeviceInformation:
@@ -41,6 +53,7 @@ def capability(**changes: object) -> DERCapability:
 def settings(**changes: object) -> DERSettings:
     base = DERSettings(
         set_grad_w=33, set_max_w=ActivePower(multiplier=0, value=7200),
+        set_max_wh=WattHour(multiplier=3, value=60), set_es_delay=30000,
         set_v_ref=VoltageRMS(multiplier=0, value=240), updated_time=0,
     )  # fmt: skip
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
@@ -60,6 +73,7 @@ def good() -> DecisionInputs:
         site=CONFIG.site, mapping=CONFIG.j3072.mapping, device_information=info(),
         der_capability=capability(), der_settings=settings(), site_limits_read_first=True,
         control_mrids=CONTROLS, responses=responses(), approval=Approval("approved"),
+        der_availability=AVAILABILITY, power_status=POWER_STATUS,
     )  # fmt: skip
 
 
@@ -170,3 +184,46 @@ def test_the_mapping_decides_where_the_ism_is_read() -> None:
     mapping = parse_config({"j3072": {"mapping": {"ism": "mfHwVer"}}}).j3072.mapping
     inputs = dataclasses.replace(good(), mapping=mapping, device_information=info(mf_hw_ver="HW-9"))
     assert decide(inputs).ism == "HW-9"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"der_availability": None}, "no DERAvailability"),
+        ({"power_status": None}, "no PowerStatus"),
+        ({"power_status": dataclasses.replace(POWER_STATUS, pev_info=None)},
+         "PowerStatus without PEVInfo"),
+        ({"der_settings": settings(set_max_wh=None)}, "DERSettings without setMaxWh"),
+        ({"der_settings": settings(set_max_w=ActivePower(multiplier=0, value=-5000))},
+         "setMaxW -5000 W: must be positive"),
+        ({"der_settings": settings(set_max_w=ActivePower(multiplier=0, value=0))},
+         "setMaxW 0 W: must be positive"),
+        ({"der_settings": settings(set_max_wh=WattHour(multiplier=0, value=0))},
+         "setMaxWh 0 Wh: must be positive"),
+        ({"der_capability": capability(rtg_max_w=ActivePower(multiplier=0, value=-1))},
+         "DERCapability rtgMaxW -1 W: must be positive"),
+        ({"der_settings": settings(set_es_delay=0)}, "setESDelay 0, looser than the site's 30000"),
+        ({"der_settings": settings(set_es_high_volt=12000)},
+         "setESHighVolt 12000, looser than the site's 10500"),
+    ],
+)  # fmt: skip
+def test_an_incomplete_or_impossible_exchange_is_denied_naming_why(
+    change: dict[str, object], reason: str
+) -> None:
+    """The whole exchange (§4.6.2), each part checked: a vehicle that sent no setMaxWh, no
+    DERAvailability, no PEVInfo, a negative setMaxW or looser Enter Service was once granted."""
+    decision = decide(dataclasses.replace(good(), **change))  # type: ignore[arg-type]
+    assert not decision.granted and decision.reasons == (reason,)
+
+
+def test_stricter_enter_service_settings_are_accepted() -> None:
+    stricter = settings(set_es_delay=60000, set_es_high_volt=10400, set_es_low_freq=5960)
+    assert decide(dataclasses.replace(good(), der_settings=stricter)).granted
+
+
+@pytest.mark.parametrize(("status", "word"), [(4, "opted out"), (254, "rejected: invalid event")])
+def test_a_negative_response_denies_with_its_status(status: int, word: str) -> None:
+    refusal = Response(end_device_lfdi=PEV, status=status, subject=CONTROLS[0])
+    inputs = dataclasses.replace(good(), responses=(*responses(), refusal))
+    decision = decide(inputs)
+    assert decision.reasons == (f"control {CONTROLS[0][:8]} refused: {word} (status {status})",)

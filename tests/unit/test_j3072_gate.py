@@ -115,6 +115,9 @@ class World:
         info = documents.device_information(profile, lfdi, 0)
         self.store.put(record, "device_information", info, self.now)
         self.store.put(record, "der_capability", documents.der_capability(profile), self.now)
+        availability = documents.der_availability(profile, site, 0)
+        self.store.put(record, "der_availability", availability, self.now)
+        self.store.put(record, "power_status", documents.power_status(profile, site, 0), self.now)
         self.store.note_read(record, "default_control")
         self.store.note_read(record, "controls")
         if respond:
