@@ -17,6 +17,7 @@ from aiohttp import web
 
 from firmware.sep2 import paths
 from firmware.sep2.base import Resource
+from firmware.sep2.clock import ClockQuality
 from firmware.sep2.der import DER, DERCapability, DERList, DERSettings
 from firmware.sep2.der_status import DERAvailability, DERStatus
 from firmware.sep2.device import (
@@ -36,7 +37,6 @@ from firmware.sep2.values import Link, ListLink
 from firmware.sep2.xml import Sep2InputError
 
 POLL_RATE_S = 1  # the profile's 1 s poll rate (§4.1.4)
-TIME_QUALITY_INTERMEDIATE = 7  # 2030.5 Time.quality: not from an authoritative source
 
 # PUT-able per-vehicle resources: tail -> (model, the store's field name)
 PEV_RESOURCES: dict[str, tuple[type[Resource], str]] = {
@@ -57,9 +57,11 @@ class Handlers(ListHandlers):
         evse: PeerIdentity,
         clock_ns: Callable[[], int],
         wall_clock: Callable[[], float] = time.time,
+        clock_quality: ClockQuality | None = None,
     ) -> None:
         super().__init__(site, store, clock_ns, wall_clock)
         self.evse = evse
+        self.clock_quality = clock_quality or ClockQuality()
 
     def register(self, router: web.UrlDispatcher) -> None:
         router.add_get(paths.DCAP, self.dcap)
@@ -106,7 +108,7 @@ class Handlers(ListHandlers):
                 dst_offset=0,
                 dst_start_time=0,
                 local_time=now,
-                quality=TIME_QUALITY_INTERMEDIATE,
+                quality=self.clock_quality.quality(),
                 tz_offset=0,
             )
         )

@@ -20,8 +20,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
 from firmware.daemon.config import parse_config
+from firmware.sep2.clock import QUALITY_NTP, QUALITY_UNCOORDINATED, kernel_says_synchronized
 from firmware.sep2.control import DefaultDERControl
-from firmware.sep2.device import DeviceInformation
+from firmware.sep2.device import DeviceInformation, Time
 from firmware.sep2.identity import lfdi, load_certificate, sfdi
 from firmware.sep2.pki import PkiLayout, init_pki
 from firmware.sep2.pubsub import Notification, Subscription
@@ -141,6 +142,9 @@ def test_the_profile_tree_from_dcap(pki: PkiLayout) -> None:
                 assert status == 200, (path, body)
             _, edev = await bench.get(pev, "/edev/0")
             assert b"RegistrationLink" not in edev, "registration is prohibited (§4.5.3)"
+            _, tm = await bench.get(pev, "/tm")
+            expected = QUALITY_NTP if kernel_says_synchronized() else QUALITY_UNCOORDINATED
+            assert Time.from_xml(tm).quality == expected, "what the kernel says of the clock"
             _, controls = await bench.get(pev, "/edev/0/derp/0/derc")
             assert controls.count(b"<DERControl ") == 3, "one control per site function"
             assert b'responseRequired="03"' in controls and b"<duration>4294967295<" in controls
