@@ -33,6 +33,7 @@ from firmware.daemon.running import LoopEvent, Running
 from firmware.daemon.sdnotify import HealthWatchdog, SystemdNotifier
 from firmware.errors import ConfigError
 from firmware.j3072.gate import Gate
+from firmware.j3072.peer import PeerCheck
 from firmware.journal.recorder import Recorder
 from firmware.logs import kv, log_event
 from firmware.safety import channel as ch
@@ -139,8 +140,8 @@ class Gatekeeper:
         approvals = self.services.approvals
         gate = Gate(config.site, config.j3072.mapping, self.services.sep2,
                     approvals.store if approvals is not None else None,
-                    self.recorder, self._clock,
-                    hold_ns=int(config.j3072.hold_s * 1e9))  # fmt: skip
+                    self.recorder, self._clock, hold_ns=int(config.j3072.hold_s * 1e9),
+                    peer=self._peer_check(config))  # fmt: skip
         running = Running(charger, gate, self.safety, self.services, self.recorder,
                           self._queue, self._clock)  # fmt: skip
         self._control = ControlServer(config.control_socket, running.status, running.set_limit)
@@ -164,6 +165,18 @@ class Gatekeeper:
             if "board: " in text:
                 raise HalError(text.split("board: ", 1)[1]) from None
             raise
+
+    @staticmethod
+    def _peer_check(config: Config) -> PeerCheck | None:
+        """With a PLC link, only the vehicle SLAC matched, reaching us on that link, is bound."""
+        if not config.plc.enabled:
+            return None
+        interface = config.plc_link_interface
+        if interface is None:
+            log_event(logger, "j3072.peer_unchecked", logging.WARNING,
+                      why="the mock PLC has no link layer: the SLAC match is required, the "
+                          "client's address is not checked")  # fmt: skip
+        return PeerCheck(interface)
 
     def _charger(self, ready: ch.Ready) -> Charger:
         """The charger for what the board can do, told of a permanent fault at once."""

@@ -160,6 +160,7 @@ class Running:
     def _on_matched(self, event: Matched, now: int) -> Outputs:
         self._ev_mac = event.ev_mac.hex(":")
         self.recorder.ev_mac(self._ev_mac)
+        self.gate.slac_matched(self._ev_mac)
         return self.charger.on_slac_matched(now)
 
     def _on_link(self, event: LinkChange, now: int) -> Outputs:

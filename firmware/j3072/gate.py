@@ -34,6 +34,7 @@ from firmware.j3072.decision import (
     decide,
     mapped,
 )
+from firmware.j3072.peer import PeerCheck
 from firmware.j3072.session import (
     DISCHARGE_NOISE_W,
     Action,
@@ -100,7 +101,10 @@ class Gate:
         journal: DecisionJournal,
         clock: Callable[[], int],
         hold_ns: int = 0,
+        peer: PeerCheck | None = None,
     ) -> None:
+        """``peer``: with a PLC link, who may be bound (the vehicle SLAC matched, on the
+        cable); None: no PLC configured, the first client of the plug-in."""
         self._site = site
         self._mapping = mapping
         self._sep2 = sep2
@@ -112,6 +116,8 @@ class Gate:
         self._open_main: list[str] = []
         self._ignored: set[str] = set()
         self._hold_ns = hold_ns
+        self._peer = peer
+        self._refused: set[str] = set()  # clients logged as not the vehicle on the cable
         # a violation (over the limit, discharge while not authorized) holds until unplug:
         # losing the link or re-pairing starts a new session, not a clean slate
         self.violation: str | None = None
@@ -157,6 +163,9 @@ class Gate:
         if not present:
             self._end("the vehicle unplugged")
             self._ignored.clear()
+            self._refused.clear()
+            if self._peer is not None:
+                self._peer.matched(None)
             if self.violation is not None:
                 log_event(logger, "j3072.violation_cleared", reason="the vehicle unplugged")
             self.violation = None
@@ -165,6 +174,12 @@ class Gate:
         if self.bound is not None:
             in_cd = state in (PilotState.C, PilotState.D)
             self._act(self.bound.session.on_pilot(in_cd, self._clock()))
+
+    def slac_matched(self, ev_mac: str) -> None:
+        """SLAC matched this vehicle's modem on the pilot: the MAC its IPv6 must come from."""
+        if self._peer is not None:
+            self._peer.matched(ev_mac)
+            self._refused.clear()
 
     def on_link(self, up: bool) -> None:
         """The PLC link: losing it ends the session (the vehicle can no longer be heard)."""
@@ -175,7 +190,7 @@ class Gate:
         """Something the 2030.5 server received from (or showed to) a vehicle."""
         bound = self.bound
         if bound is None or bound.session.ended:
-            if not self._plugged or self._sep2 is None:
+            if not self._plugged or self._sep2 is None or not self._on_the_cable(event.lfdi):
                 return
             bound = self._bind(event.lfdi)
         if event.lfdi != bound.lfdi:
@@ -259,6 +274,15 @@ class Gate:
                 "lfdi": bound.lfdi, **bound.identified}  # fmt: skip
 
     # --- internals ----------------------------------------------------------------------
+
+    def _on_the_cable(self, lfdi: str) -> bool:
+        if self._peer is None or self._sep2 is None:
+            return True
+        refusal = self._peer.refusal(self._sep2.store.peers(lfdi))
+        if refusal is not None and lfdi not in self._refused:
+            self._refused.add(lfdi)
+            log_event(logger, "j3072.peer_refused", logging.WARNING, lfdi=lfdi, reason=refusal)
+        return refusal is None
 
     def _bind(self, lfdi: str) -> Bound:
         assert self._sep2 is not None

@@ -163,6 +163,15 @@ class Sep2Store:
         """A request of ``lfdi`` arrived on this TLS connection."""
         self._transports.setdefault(lfdi, weakref.WeakSet()).add(transport)
 
+    def peers(self, lfdi: str) -> list[tuple[object, ...]]:
+        """The peer addresses of the vehicle's open connections (asyncio's "peername")."""
+        found = []
+        for transport in self._transports.get(lfdi, ()):
+            name = transport.get_extra_info("peername")
+            if not transport.is_closing() and isinstance(name, tuple):
+                found.append(name)
+        return found
+
     def connected(self, lfdi: str) -> bool:
         """Whether the vehicle has a TLS connection open now."""
         alive = self._transports.get(lfdi, ())

@@ -159,6 +159,9 @@ class Site:
         raise AssertionError("the PEV got no address in the prefix from the EVSE's RAs")
 
 
+PEV_HOST_MAC = "02:eb:5e:00:ee:01"  # firmware.plc.mock.world.PEV_HOST_MAC
+
+
 def line_time(line: str) -> float:
     """The wall-clock time of a daemon log line (its leading ISO timestamp, local time)."""
     return datetime.fromisoformat(line.split(" ", 1)[0]).timestamp()
@@ -167,7 +170,10 @@ def line_time(line: str) -> float:
 @pytest.fixture
 def site(hosts: Hosts, tmp_path: Path) -> Iterator[Site]:
     """The site host at a fixed address of the prefix (IPv6) and with IPv4 next to the PEV's,
-    a TCP server on the site host and on the PEV, and the daemon started."""
+    a TCP server on the site host and on the PEV, and the daemon started. The PEV's host has
+    the MAC of the mock PLC world's vehicle, as a car's modem and its host share the cable:
+    the gate binds only a client whose neighbour entry on plc0 carries the SLAC-matched MAC."""
+    run(*hosts.exec("pev", "ip", "link", "set", "dev", "pev0", "address", PEV_HOST_MAC))
     run(*hosts.exec("site", "ip", "-6", "addr", "add", f"{SITE}/64", "dev", "lan0", "nodad"))
     pairs = (("pev", "pev0", PEV4, SITE4, ("site", "lan0")),
              ("site", "lan0", SITE4, PEV4, ("pev", "pev0")))  # fmt: skip

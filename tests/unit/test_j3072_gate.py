@@ -13,6 +13,7 @@ from firmware.approvals.approval_list import Entry, Status
 from firmware.j3072.config import MappingConfig
 from firmware.j3072.decision import Decision
 from firmware.j3072.gate import Gate
+from firmware.j3072.peer import PeerCheck
 from firmware.j3072.session import HEARTBEAT_LOSS_NS
 from firmware.pilot.levels import PilotState
 from firmware.sep2.config import Mode, SiteConfig, SiteFunction
@@ -30,11 +31,15 @@ SITE = SiteConfig(service_area="AREA", functions=(SiteFunction(Mode.MAX_LIM_W, v
 class Transport:
     """Stands in for a TLS connection: the store only asks whether it is closing."""
 
-    def __init__(self) -> None:
+    def __init__(self, peer: tuple[object, ...] = ("fe80::1", 443, 0, 7)) -> None:
         self.closing = False
+        self.peer = peer
 
     def is_closing(self) -> bool:
         return self.closing
+
+    def get_extra_info(self, name: str) -> object:
+        return self.peer if name == "peername" else None
 
 
 @dataclass
@@ -82,7 +87,9 @@ class FakeJournal:
 
 
 class World:
-    def __init__(self, site: SiteConfig = SITE, hold_ns: int = 0) -> None:
+    def __init__(
+        self, site: SiteConfig = SITE, hold_ns: int = 0, peer: PeerCheck | None = None
+    ) -> None:
         self.now = 0
         self.gate: Gate
         self.store = Sep2Store(lambda event: self.gate.on_pev(event))
@@ -91,19 +98,19 @@ class World:
         self.approvals = FakeApprovals(FakeList(approved))
         self.journal = FakeJournal()
         self.gate = Gate(site, MappingConfig(), self.sep2, self.approvals,  # type: ignore[arg-type]
-                         self.journal, lambda: self.now, hold_ns)  # fmt: skip
+                         self.journal, lambda: self.now, hold_ns, peer)  # fmt: skip
         self.transports: dict[str, Transport] = {}
 
-    def connect(self, profile: Profile, lfdi: str) -> None:
+    def connect(self, profile: Profile, lfdi: str, peer: str = "fe80::1") -> None:
         record = self.store.record_for(PeerIdentity(lfdi, 1, b"", None))
-        transport = self.transports[lfdi] = Transport()
+        transport = self.transports[lfdi] = Transport((peer, 443, 0, 7))
         self.store.saw_connection(lfdi, transport)  # type: ignore[arg-type]
         del record
 
     def exchange(self, profile: Profile, lfdi: str, *, limits_first: bool = True,
-                 respond: bool = True) -> None:  # fmt: skip
+                 respond: bool = True, peer: str = "fe80::1") -> None:  # fmt: skip
         """The profile's order: site limits, PEV data, controls, Responses."""
-        self.connect(profile, lfdi)
+        self.connect(profile, lfdi, peer)
         record = self.store.get(lfdi)
         assert record is not None
         site = self.sep2.site.settings(0)
@@ -360,3 +367,60 @@ def test_discharge_over_the_authorized_limit_revokes(world: World) -> None:
     assert world.gate.authorized
     world.gate.on_meter(5100.0, main_closed=True)
     assert not world.gate.authorized and world.sep2.energized[LFDI] is False
+
+
+EV_MAC = "02:eb:5e:00:ee:01"
+NEIGHBOURS = {("fe80::1", "plc0"): EV_MAC, ("2001:db8::9", "plc0"): "02:00:00:00:00:99"}
+
+
+def _on_cable(check: PeerCheck | None = None) -> World:
+    check = check or PeerCheck("plc0", lambda address, dev: NEIGHBOURS.get((address, dev)))
+    made = World(peer=check)
+    made.gate.plugged(True)
+    return made
+
+
+def test_with_a_plc_link_nothing_binds_before_slac_matches() -> None:
+    """§4.6.1 via SLAC: one vehicle per plug-in, the one matched on the pilot."""
+    world = _on_cable()
+    world.exchange(PROFILES["certified-4q"], LFDI)
+    assert world.gate.bound is None and not world.gate.authorized
+
+
+def test_the_matched_vehicle_on_the_plc_link_is_bound() -> None:
+    world = _on_cable()
+    world.gate.slac_matched(EV_MAC.upper())
+    world.exchange(PROFILES["certified-4q"], LFDI)
+    assert world.gate.authorized
+
+
+@pytest.mark.parametrize(
+    ("peer", "why"),
+    [
+        ("2001:db8::9", "2001:db8::9 is 02:00:00:00:00:99 on plc0, not the matched " + EV_MAC),
+        ("2001:db8::77", "2001:db8::77 is not a neighbour on plc0"),
+        ("192.0.2.7", "192.0.2.7 is not an IPv6 peer on the PLC link"),
+    ],
+)
+def test_a_client_that_is_not_the_vehicle_on_the_cable_is_ignored(peer: str, why: str) -> None:
+    """A valid certificate from elsewhere (the site through a bridge, another host on the
+    link) binds nothing, even as the first client of the plug-in; the vehicle then does."""
+    check = PeerCheck("plc0", lambda address, dev: NEIGHBOURS.get((address, dev)))
+    world = _on_cable(check)
+    world.gate.slac_matched(EV_MAC)
+    other = "C" * 40
+    world.exchange(PROFILES["certified-4q"], other, peer=peer)
+    assert world.gate.bound is None
+    assert check.refusal(world.store.peers(other)) == why
+    world.exchange(PROFILES["certified-4q"], LFDI)
+    assert world.gate.bound is not None and world.gate.bound.lfdi == LFDI
+    assert world.gate.authorized
+
+
+def test_unplugging_forgets_the_match() -> None:
+    world = _on_cable()
+    world.gate.slac_matched(EV_MAC)
+    world.gate.plugged(False)
+    world.gate.plugged(True)
+    world.exchange(PROFILES["certified-4q"], LFDI)
+    assert world.gate.bound is None, "a new plug-in needs its own SLAC match"
