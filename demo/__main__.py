@@ -21,7 +21,7 @@ from firmware.daemon.control_socket import query
 from firmware.errors import ConfigError
 from firmware.pilot.duty import current_to_duty_permille
 from hil.firmware_process import Daemon
-from hil.footprint import daemon_footprints
+from hil.footprint import cpu_seconds, daemon_pids, footprint
 from hil.pev.background import BackgroundPev
 from hil.report import RunInfo, write_report
 from hil.rig import Rig, RigError, wait_for_rig
@@ -392,14 +392,25 @@ def _ensure_test_pki(ca_file: Path | None) -> None:
     print(f"made TEST credentials in {ca_file.parent} (not for production)")
 
 
-def _say_footprints(when: str, daemon: Daemon) -> None:
+IDLE_S = 3.0  # how long the CPU use at rest is measured after start
+
+
+def _say_footprints(when: str, daemon: Daemon, cpu_since: dict[str, tuple[float, float]]) -> None:
+    """Each process's memory now, and its CPU use since ``cpu_since`` (then reset)."""
     try:
-        shown = daemon_footprints(daemon.proc.pid)
+        pids = daemon_pids(daemon.proc.pid)
+        shown = {name: (footprint(pid), cpu_seconds(pid)) for name, pid in pids.items()}
     except OSError as err:  # the daemon is gone: the story's failure says why
         print(f"  memory {when}: unreadable ({err.strerror})")
         return
-    for name, used in shown.items():
-        print(f"  memory {when}, {name} process: {used}")
+    now = time.monotonic()
+    for name, (used, cpu_s) in shown.items():
+        cpu = ""
+        if name in cpu_since:
+            cpu_then, then = cpu_since[name]
+            cpu = f"; CPU {100 * (cpu_s - cpu_then) / (now - then):.1f} % of one core"
+        print(f"  {when}, {name} process: {used}{cpu}")
+        cpu_since[name] = (cpu_s, now)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -437,9 +448,12 @@ def main(argv: list[str] | None = None) -> int:
             identity = rig.identify()
             print(f"  rig: {' '.join(f'{k}={v}' for k, v in identity.items())}")
             timeline.show_firmware("start-up")
-            _say_footprints("after start", daemon)
+            cpu: dict[str, tuple[float, float]] = {}
+            _say_footprints("after start", daemon, cpu)
+            time.sleep(IDLE_S)
+            _say_footprints(f"at rest ({IDLE_S:g} s)", daemon, cpu)
             _play(Story(rig, timeline, config, duty / 10))
-            _say_footprints("after the story", daemon)
+            _say_footprints("over the story", daemon, cpu)
     except (TimeoutError, RuntimeError, RigError) as err:
         timeline.failures.append(str(err))
     finally:

@@ -7,6 +7,7 @@ stopping it would give back. Read from ``/proc/<pid>/smaps_rollup`` (Linux 4.14)
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,12 @@ def footprint(pid: int) -> Footprint:
     return Footprint(fields.get("Rss", 0), fields.get("Pss", 0), private)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far (``/proc/<pid>/stat``)."""
+    fields = (PROC / str(pid) / "stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def children(pid: int) -> list[int]:
     """The processes whose parent is ``pid`` (read from each ``/proc/<n>/stat``)."""
     found = []
@@ -53,11 +60,11 @@ def children(pid: int) -> list[int]:
     return sorted(found)
 
 
-def daemon_footprints(gatekeeper_pid: int) -> dict[str, Footprint]:
+def daemon_pids(gatekeeper_pid: int) -> dict[str, int]:
     """The gatekeeper process and its safety process (its one child running the board)."""
-    result = {"gatekeeper": footprint(gatekeeper_pid)}
+    result = {"gatekeeper": gatekeeper_pid}
     for child in children(gatekeeper_pid):
         cmdline = (PROC / str(child) / "cmdline").read_bytes().split(b"\0")
         if b"firmware.safety" in cmdline:
-            result["safety"] = footprint(child)
+            result["safety"] = child
     return result

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from hil.footprint import children, footprint
+from hil.footprint import children, cpu_seconds, footprint
 
 
 def test_private_memory_grows_by_what_the_process_writes() -> None:
@@ -22,3 +22,17 @@ def test_private_memory_grows_by_what_the_process_writes() -> None:
         child.stdin.close()
     assert used.uss_kb >= 64 * 1024
     assert used.rss_kb >= used.pss_kb >= used.uss_kb
+
+
+def test_cpu_seconds_count_what_the_process_burned() -> None:
+    code = (
+        "import time\nend = time.process_time() + 0.3\n"
+        "while time.process_time() < end: pass\nprint(1, flush=True)\ninput()"
+    )
+    with subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, text=True) as child:  # fmt: skip
+        assert child.stdout is not None and child.stdin is not None
+        child.stdout.readline()
+        burned = cpu_seconds(child.pid)
+        child.stdin.close()
+    assert 0.25 <= burned < 5
