@@ -31,7 +31,7 @@ from hal import HalError
 
 
 class _Version(argparse.Action):
-    """``--version``, looked up only when asked (``importlib.metadata`` costs memory)."""
+    """``--version``, looked up only when asked."""
 
     def __call__(
         self,
