@@ -50,6 +50,8 @@ class Communication:
         await self._start_plc(board)
         await self.link.start(self._watched)
         await self._start_sep2()
+        if self.sep2 is not None:
+            await self.link.isolate(self.sep2.server.port)
 
     async def _start_approvals(self) -> None:
         """The installed approval list, kept current (only with utility keys configured)."""

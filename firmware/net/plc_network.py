@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import socket
+import subprocess
 from collections.abc import Callable, Coroutine
 from ipaddress import IPv6Interface, IPv6Network
 from typing import Any
@@ -24,8 +26,10 @@ from firmware.daemon.config import Config
 from firmware.errors import ConfigError
 from firmware.logs import log_event
 from firmware.net.addressing import AddressingError, assign_evse_address, evse_interface
-from firmware.net.bridge import BridgeError, BridgeGate, LinuxBridge, MockBridge
+from firmware.net.bridge import BRIDGE_NAME, BridgeError, BridgeGate, LinuxBridge, MockBridge
 from firmware.net.config import BridgeBackend, BridgePolicy, effective_prefix
+from firmware.net.isolation import TABLE as ISOLATION_TABLE
+from firmware.net.isolation import IsolationError, isolation_ruleset
 from firmware.net.ra import RaSender
 
 logger = logging.getLogger(__name__)
@@ -153,6 +157,21 @@ class PlcLink:
         else:
             log_event(logger, "bridge.closed", reason=why)
 
+    async def isolate(self, sep2_port: int) -> None:
+        """The PLC link's input filter and no-routing rule (``firmware.net.isolation``),
+        installed once the 2030.5 server's port is known, for the daemon's life: a stopped
+        daemon leaves the link isolated. Refused → the daemon does not start."""
+        plc_if = self.config.plc_link_interface
+        if plc_if is None or self.config.bridge.backend is not BridgeBackend.LINUX:
+            return
+        try:
+            script = isolation_ruleset(plc_if, BRIDGE_NAME, sep2_port)
+            await asyncio.to_thread(_nft, script)
+        except IsolationError as err:
+            raise ConfigError([f"plc link isolation: {err}"]) from err
+        log_event(logger, "plc_link.isolated", interface=plc_if, table=ISOLATION_TABLE,
+                  allowed=f"ND/RA, mDNS, tcp/{sep2_port}")  # fmt: skip
+
     async def stop(self) -> None:
         if self._ra is not None:
             self._ra.stop()
@@ -187,3 +206,15 @@ def _identity(config: Config) -> bytes:
         except OSError:
             pass
     return f"evse-gatekeeper:{socket.gethostname()}".encode()
+
+
+def _nft(script: str) -> None:
+    """Apply an nftables script; IsolationError (one line) when ``nft`` refuses or is missing."""
+    try:
+        done = subprocess.run([shutil.which("nft") or "/usr/sbin/nft", "-f", "-"], input=script,
+                              capture_output=True, text=True, timeout=10)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise IsolationError(f"nft: {err}") from err
+    if done.returncode != 0:
+        reason = " ".join(done.stderr.split())[:200]
+        raise IsolationError(f"nft refused the filter: {reason}")

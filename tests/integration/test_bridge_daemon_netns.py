@@ -48,6 +48,17 @@ pytestmark = pytest.mark.integration
 
 AREA = "TEST-AREA-NORTH"
 PORT = 8443  # the 2030.5 server in the EVSE namespace (TCP_CLIENT's port too)
+CLOSED_PORT = 9  # nothing listens there on the EVSE
+KNOCK = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1.5).close()
+    sys.exit(0)
+except ConnectionRefusedError:
+    sys.exit(2)  # the host answered with a reset: the port was reachable, only closed
+except OSError:
+    sys.exit(3)  # no answer at all: dropped on the way
+"""
 __all__ = ["hosts"]
 TLS_HELLO = """
 import socket, ssl, sys
@@ -212,6 +223,12 @@ def test_the_site_bridge_follows_the_authorization_and_survives_a_crash(site: Si
     reached = subprocess.run(hosts.python("pev", TLS_HELLO, EVSE, str(PORT)), timeout=10)
     assert reached.returncode == 0, "the PEV reaches the 2030.5 server over the ULA"
     assert isolated(hosts, pev) == [False] * 4, "isolated before authorization"
+    # the firmware's own input filter on the PLC link: the 2030.5 port, ND/RA and DNS-SD only
+    knocked = subprocess.run(hosts.python("pev", KNOCK, EVSE, str(CLOSED_PORT)), timeout=10)
+    assert knocked.returncode == 3, "another port on the EVSE is dropped, not even refused"
+    assert hosts.reaches(("pev", "ping6", EVSE)) == [False], "no echo from the vehicle's side"
+    table = run(*hosts.exec("evse", "nft", "list", "table", "inet", "evse_gatekeeper_plc"))
+    assert "tcp dport 8443 accept" in table.stdout and "packets 0 " not in table.stdout
 
     site.plug_in_and_authorize()
     # the new bridge takes a moment to carry (its ports go forwarding, neighbours are found)
