@@ -50,7 +50,7 @@ class Communication:
         await self._start_plc(board)
         await self.link.start(self._watched)
         await self._start_sep2()
-        if self.sep2 is not None:
+        if self.sep2 is not None and self.config.sep2.port == 0:  # known only now
             await self.link.isolate(self.sep2.server.port)
 
     async def _start_approvals(self) -> None:

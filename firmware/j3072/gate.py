@@ -37,6 +37,7 @@ from firmware.j3072.decision import (
 from firmware.j3072.peer import PeerCheck
 from firmware.j3072.session import (
     DISCHARGE_NOISE_W,
+    STOP_GRACE_NS,
     Action,
     Energize,
     Hold,
@@ -67,7 +68,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PEV_DATA = ("device_information", "der_capability", "der_settings")
+PEV_DATA = ("device_information", "der_capability", "der_settings", "der_availability",
+            "power_status")  # fmt: skip
 
 
 class DecisionJournal(Protocol):
@@ -121,6 +123,7 @@ class Gate:
         # a violation (over the limit, discharge while not authorized) holds until unplug:
         # losing the link or re-pairing starts a new session, not a clean slate
         self.violation: str | None = None
+        self._grace_until_ns = 0  # after an authorized session ends: the 3 s to stop
 
     # --- what the loop asks -------------------------------------------------------------
 
@@ -221,6 +224,8 @@ class Gate:
         if not main_closed or export_w <= DISCHARGE_NOISE_W:
             return
         if self.bound is None or self.bound.session.ended:
+            if self._clock() < self._grace_until_ns:
+                return  # a session just ended authorized: the vehicle's 3 s to stop
             why = f"discharge {export_w:.0f} W with no J3072 session"
             self._open_main.append(why)
             self._violated(why)
@@ -308,6 +313,8 @@ class Gate:
         if bound is None:
             return
         if not bound.session.ended:
+            if bound.session.authorized:
+                self._grace_until_ns = self._clock() + STOP_GRACE_NS
             self._act(bound.session.end(why, self._clock()))
             log_event(logger, "j3072.session_ended", lfdi=bound.lfdi, reason=why)
         self.bound = None
@@ -401,7 +408,9 @@ class Gate:
                 self._open_main.append(action.reason)
             elif isinstance(action, Energize) and bound is not None:
                 if not decided and not self._journal_energize(bound, action):
-                    bound.session.on_decision(_unrecorded(bound.session.decision), self._clock())
+                    refused = _unrecorded(bound.session.decision)
+                    bound.session.on_decision(refused, self._clock())
+                    bound.recorded = refused  # the next grant must be journaled afresh
                     action = Energize(False, ("the journal cannot record the authorization",))
                 self._energize(bound, action)
             elif isinstance(action, SessionNote) and action.event in ("authorized", "revoked"):

@@ -15,12 +15,21 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 import subprocess
 from collections.abc import Callable, Iterable
 
 PeerName = tuple[object, ...]  # what asyncio's transport gives as "peername"
 NeighbourLookup = Callable[[str, str], str | None]  # (address, interface) -> MAC or None
 IP_TIMEOUT_S = 2.0
+MAX_REMEMBERED = 64  # addresses looked up per match: a client cannot make us fork without end
+
+
+def interface_index(name: str) -> int | None:
+    try:
+        return socket.if_nametoindex(name)
+    except OSError:
+        return None
 
 
 def ip_neighbour(address: str, interface: str) -> str | None:
@@ -40,14 +49,22 @@ def ip_neighbour(address: str, interface: str) -> str | None:
 
 
 class PeerCheck:
-    def __init__(self, interface: str | None, neighbour: NeighbourLookup = ip_neighbour) -> None:
+    def __init__(
+        self,
+        interface: str | None,
+        neighbour: NeighbourLookup = ip_neighbour,
+        index: Callable[[str], int | None] = interface_index,
+    ) -> None:
         """``interface``: the PLC netdev the vehicle's IPv6 arrives on; None: the mock PLC."""
         self._interface = interface
         self._neighbour = neighbour
+        self._index = index
         self.ev_mac: str | None = None  # SLAC's match in this plug-in
+        self._seen: dict[str, str | None] = {}  # address -> its refusal (None: the vehicle)
 
     def matched(self, ev_mac: str | None) -> None:
         self.ev_mac = ev_mac.lower() if ev_mac else None
+        self._seen.clear()
 
     def refusal(self, peers: Iterable[PeerName]) -> str | None:
         """None when one of the client's connections is the vehicle on the cable, else why
@@ -56,20 +73,38 @@ class PeerCheck:
             return "no SLAC match in this plug-in"
         if self._interface is None:
             return None
-        why = "no open connection"
+        why: str | None = "no open connection"
         for peer in peers:
-            address = str(peer[0]) if peer else ""
-            host = address.split("%", 1)[0]
-            try:
-                ipaddress.IPv6Address(host)
-            except ValueError:
-                why = f"{address or '?'} is not an IPv6 peer on the PLC link"
-                continue
-            mac = self._neighbour(host, self._interface)
-            if mac is None:
-                why = f"{host} is not a neighbour on {self._interface}"
-            elif mac != self.ev_mac:
-                why = f"{host} is {mac} on {self._interface}, not the matched {self.ev_mac}"
-            else:
+            why = self._remembered(peer, self._interface)
+            if why is None:
                 return None
         return why
+
+    def _remembered(self, peer: PeerName, interface: str) -> str | None:
+        """One connection's verdict; the neighbour lookup (a fork of ``ip``) is done once per
+        address and match, for at most ``MAX_REMEMBERED`` addresses."""
+        address = str(peer[0]) if peer else ""
+        scope = peer[3] if len(peer) > 3 else 0
+        key = f"{address}%{scope}"
+        if key in self._seen:
+            return self._seen[key]
+        if len(self._seen) >= MAX_REMEMBERED:
+            return f"{address or '?'}: too many addresses tried in this plug-in"
+        why = self._verdict(address, scope, interface)
+        self._seen[key] = why
+        return why
+
+    def _verdict(self, address: str, scope: object, interface: str) -> str | None:
+        host = address.split("%", 1)[0]
+        try:
+            ip = ipaddress.IPv6Address(host)
+        except ValueError:
+            return f"{address or '?'} is not an IPv6 peer on the PLC link"
+        if ip.is_link_local and scope != self._index(interface):
+            return f"{host} is link-local on another interface than {interface}"
+        mac = self._neighbour(host, interface)
+        if mac is None:
+            return f"{host} is not a neighbour on {interface}"
+        if mac != self.ev_mac:
+            return f"{host} is {mac} on {interface}, not the matched {self.ev_mac}"
+        return None

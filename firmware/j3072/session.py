@@ -106,7 +106,7 @@ class J3072Session:
         if not self.authorized and not self.holds:
             self._last_heartbeat_ns = now_ns  # heartbeats are counted from the grant
             actions += self._authorize(now_ns)
-        elif Hold.COOLING in self.holds and not self.authorized:
+        elif Hold.COOLING in self.holds and Hold.VIOLATED not in self.holds:
             wait_s = (self._cooling_until_ns - now_ns) / S
             self.reasons = (f"granted, held {wait_s:.1f} s more after a denial or revocation",)
         return actions
@@ -172,9 +172,7 @@ class J3072Session:
             return self._revoke(("10 heartbeats missed",), now_ns)
         if Hold.COOLING in self.holds and now_ns >= self._cooling_until_ns:
             self.holds.discard(Hold.COOLING)
-            granted = self.decision is not None and self.decision.granted
-            if granted and not self.authorized and not self.holds and not self.ended:
-                return self._authorize(now_ns)
+            return self._resume(now_ns)  # the heartbeats' word still counts
         return []
 
     def next_deadline_ns(self) -> int | None:
@@ -191,6 +189,8 @@ class J3072Session:
             return []
         if self._good_heartbeats < HEARTBEATS_TO_RESUME:
             return []
+        if now_ns - self._last_heartbeat_ns > ON_TIME_NS:
+            return []  # the vehicle has gone quiet since: its next heartbeat decides
         return self._authorize(now_ns)
 
     def _authorize(self, now_ns: int) -> list[Action]:

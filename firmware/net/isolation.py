@@ -27,11 +27,12 @@ class IsolationError(Exception):
     """The isolation could not be built (a bad name or port); one line."""
 
 
-def isolation_ruleset(plc_if: str, bridge_if: str, sep2_port: int) -> str:
+def isolation_ruleset(plc_if: str, bridge_if: str, sep2_port: int | None) -> str:
+    """``sep2_port`` None: no 2030.5 server, so no port at all is open to the link."""
     for name in (plc_if, bridge_if):
         if not valid_ifname(name):
             raise IsolationError(f"{name!r} is not a network interface name")
-    if not 0 < sep2_port < 65536:
+    if sep2_port is not None and not 0 < sep2_port < 65536:
         raise IsolationError(f"2030.5 port {sep2_port} is not a TCP port")
     link = f'{{ "{plc_if}", "{bridge_if}" }}'
     inbound = [
@@ -40,7 +41,7 @@ def isolation_ruleset(plc_if: str, bridge_if: str, sep2_port: int) -> str:
         "icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit,"
         " nd-neighbor-advert } ip6 hoplimit 255 accept",
         f'udp dport {MDNS_PORT} accept comment "DNS-SD"',
-        f'tcp dport {sep2_port} accept comment "2030.5"',
+        *([f'tcp dport {sep2_port} accept comment "2030.5"'] if sep2_port else []),
         'counter drop comment "nothing else reaches the EVSE from the vehicle"',
     ]
     forward = [

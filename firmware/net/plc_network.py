@@ -59,6 +59,9 @@ class PlcLink:
                                    "(or a [plc] interface netdev) to bridge from"])  # fmt: skip
             log_event(logger, "bridge.off", reason="no PLC link interface")
             return
+        if plc_if is not None:  # before the link has an address: never a moment unfiltered
+            sep2 = self.config.sep2
+            await self.isolate(sep2.port if sep2.enabled and sep2.port else None)
         self.prefix = effective_prefix(bridge, _identity(self.config))
         self.address = evse_interface(self.prefix)
         if bridge.backend is BridgeBackend.MOCK:
@@ -157,12 +160,13 @@ class PlcLink:
         else:
             log_event(logger, "bridge.closed", reason=why)
 
-    async def isolate(self, sep2_port: int) -> None:
-        """The PLC link's input filter and no-routing rule (``firmware.net.isolation``),
-        installed once the 2030.5 server's port is known, for the daemon's life: a stopped
-        daemon leaves the link isolated. Refused → the daemon does not start."""
+    async def isolate(self, sep2_port: int | None) -> None:
+        """The PLC link's input filter and no-routing rule (``firmware.net.isolation``), for
+        the daemon's life: a stopped daemon leaves the link isolated. Installed before the link
+        gets its address, and again once a 2030.5 server on port 0 has its port. Refused →
+        the daemon does not start."""
         plc_if = self.config.plc_link_interface
-        if plc_if is None or self.config.bridge.backend is not BridgeBackend.LINUX:
+        if plc_if is None:
             return
         try:
             script = isolation_ruleset(plc_if, BRIDGE_NAME, sep2_port)
@@ -170,7 +174,7 @@ class PlcLink:
         except IsolationError as err:
             raise ConfigError([f"plc link isolation: {err}"]) from err
         log_event(logger, "plc_link.isolated", interface=plc_if, table=ISOLATION_TABLE,
-                  allowed=f"ND/RA, mDNS, tcp/{sep2_port}")  # fmt: skip
+                  allowed="ND/RA, mDNS" + (f", tcp/{sep2_port}" if sep2_port else ""))  # fmt: skip
 
     async def stop(self) -> None:
         if self._ra is not None:

@@ -14,7 +14,7 @@ from firmware.j3072.config import MappingConfig
 from firmware.j3072.decision import Decision
 from firmware.j3072.gate import Gate
 from firmware.j3072.peer import PeerCheck
-from firmware.j3072.session import HEARTBEAT_LOSS_NS
+from firmware.j3072.session import HEARTBEAT_LOSS_NS, STOP_GRACE_NS
 from firmware.pilot.levels import PilotState
 from firmware.sep2.config import Mode, SiteConfig, SiteFunction
 from firmware.sep2.response import STATUS_RECEIVED, STATUS_STARTED
@@ -312,7 +312,28 @@ def test_a_denial_holds_before_a_grant_authorizes_again() -> None:
     held.now += 10 * S
     held.put_device_information(profile, LFDI)
     held.gate.poll()
-    assert held.gate.authorized, "after the hold the grant counts"
+    assert not held.gate.authorized, "the hold is over, but the vehicle has been silent"
+    for _ in range(3):
+        held.now += S
+        held.heartbeat(LFDI)
+        held.gate.poll()
+    assert held.gate.authorized, "after the hold, 3 on-time heartbeats and the grant count"
+
+
+def test_a_hold_ending_does_not_authorize_a_silent_vehicle() -> None:
+    """A revocation, one heartbeat, then silence: when the hold ends nothing authorizes (the
+    hold once handed the grant back without asking the heartbeats)."""
+    held = World(hold_ns=10 * S)
+    held.gate.plugged(True)
+    held.exchange(PROFILES["certified-4q"], LFDI)
+    held.heartbeat(LFDI, asleep=True)
+    assert not held.gate.authorized
+    held.now += S
+    held.heartbeat(LFDI)
+    for _ in range(12):
+        held.now += S
+        held.gate.poll()
+        assert not held.gate.authorized
 
 
 def test_the_meter_limit_is_the_one_in_effect_with_max_lim_w() -> None:
@@ -374,7 +395,8 @@ NEIGHBOURS = {("fe80::1", "plc0"): EV_MAC, ("2001:db8::9", "plc0"): "02:00:00:00
 
 
 def _on_cable(check: PeerCheck | None = None) -> World:
-    check = check or PeerCheck("plc0", lambda address, dev: NEIGHBOURS.get((address, dev)))
+    check = check or PeerCheck("plc0", lambda address, dev: NEIGHBOURS.get((address, dev)),
+                               lambda name: 7)  # fmt: skip
     made = World(peer=check)
     made.gate.plugged(True)
     return made
@@ -405,7 +427,7 @@ def test_the_matched_vehicle_on_the_plc_link_is_bound() -> None:
 def test_a_client_that_is_not_the_vehicle_on_the_cable_is_ignored(peer: str, why: str) -> None:
     """A valid certificate from elsewhere (the site through a bridge, another host on the
     link) binds nothing, even as the first client of the plug-in; the vehicle then does."""
-    check = PeerCheck("plc0", lambda address, dev: NEIGHBOURS.get((address, dev)))
+    check = PeerCheck("plc0", lambda address, dev: NEIGHBOURS.get((address, dev)), lambda n: 7)
     world = _on_cable(check)
     world.gate.slac_matched(EV_MAC)
     other = "C" * 40
@@ -424,3 +446,52 @@ def test_unplugging_forgets_the_match() -> None:
     world.gate.plugged(True)
     world.exchange(PROFILES["certified-4q"], LFDI)
     assert world.gate.bound is None, "a new plug-in needs its own SLAC match"
+
+
+def test_a_refused_re_authorization_is_journaled_before_any_later_grant() -> None:
+    """The journal refuses a re-authorization: the next identical grant must be journaled
+    afresh, not taken as already recorded."""
+    world = World()
+    world.gate.plugged(True)
+    world.exchange(PROFILES["certified-4q"], LFDI)
+    world.now += HEARTBEAT_LOSS_NS
+    world.gate.poll()
+    assert not world.gate.authorized
+    world.journal.works = False
+    for _ in range(4):
+        world.now += S
+        world.heartbeat(LFDI)
+        world.gate.poll()
+    assert not world.gate.authorized, "a grant the journal cannot record is no grant"
+
+
+def test_losing_the_link_while_discharging_leaves_the_vehicle_its_3_s() -> None:
+    """§4.8.1.2: the session ends with the link, but discharge seen in the next 3 s is the
+    vehicle stopping, not a violation."""
+    world = World()
+    world.gate.plugged(True)
+    world.exchange(PROFILES["certified-4q"], LFDI)
+    world.gate.on_link(False)
+    world.gate.on_meter(3000.0, main_closed=True)
+    assert world.gate.drain_open_main() == [] and world.gate.violation is None
+    world.now += STOP_GRACE_NS
+    world.gate.on_meter(3000.0, main_closed=True)
+    assert world.gate.drain_open_main() and world.gate.violation is not None
+
+
+def test_a_link_local_peer_on_another_interface_is_not_the_vehicle() -> None:
+    check = PeerCheck("plc0", lambda address, dev: EV_MAC, lambda name: 7)
+    check.matched(EV_MAC)
+    assert check.refusal([("fe80::1", 443, 0, 3)]) == (
+        "fe80::1 is link-local on another interface than plc0"
+    )
+    assert check.refusal([("fe80::1", 443, 0, 7)]) is None
+
+
+def test_each_address_is_looked_up_once_per_match() -> None:
+    lookups: list[str] = []
+    check = PeerCheck("plc0", lambda address, dev: lookups.append(address) or None, lambda n: 7)
+    check.matched(EV_MAC)
+    for port in range(50):
+        check.refusal([("2001:db8::5", port, 0, 0)])
+    assert lookups == ["2001:db8::5"]
