@@ -38,9 +38,16 @@ def footprint(pid: int) -> Footprint:
     return Footprint(fields.get("Rss", 0), fields.get("Pss", 0), private)
 
 
+def _stat(pid: int | str) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command name (which is in parentheses and
+    may hold spaces): index 1 is the parent's pid, 11 and 12 the user and system CPU ticks."""
+    stat = (PROC / str(pid) / "stat").read_text(encoding="ascii", errors="replace")
+    return stat.rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time the process has used so far (``/proc/<pid>/stat``)."""
-    fields = (PROC / str(pid) / "stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    """User plus system CPU time the process has used so far."""
+    fields = _stat(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -51,11 +58,10 @@ def children(pid: int) -> list[int]:
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text(encoding="ascii", errors="replace")
+            parent = int(_stat(entry.name)[1])
         except OSError:
             continue  # gone meanwhile
-        # the command name is in parentheses and may hold spaces: the ppid follows the last ')'
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+        if parent == pid:
             found.append(int(entry.name))
     return sorted(found)
 

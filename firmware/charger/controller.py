@@ -111,8 +111,8 @@ class Charger:
         self._notes: list[ChargerNote] = []
         self._discharge_authorized = False
         self._discharge_closed_at: int | None = None  # its last closing (contact protection)
-        self._discharge_on = False  # what the last outputs wanted of it
         self.machine = ChargerMachine(self, self._changed)
+        self.outputs = outputs_for("idle", None)  # nothing closed, before the first computation
         self.outputs = self._compute_outputs()
 
     # --- inputs -------------------------------------------------------------------------
@@ -270,7 +270,7 @@ class Charger:
             candidates.append(self._main_opened_at + WELD_RECHECK_NS)
         if state == "connected" and self.pilot.requests_power and self._advertised is not None:
             candidates.append(self._close_gate_ns())
-        if self._discharge_authorized and not self._discharge_on:
+        if self._discharge_authorized and not self.outputs.discharge_closed:
             candidates.append(self._discharge_gate_ns())
         target = self._target_duty()
         if self._advertised is not None and target not in (None, self._advertised):
@@ -443,15 +443,13 @@ class Charger:
             if convention:  # the vehicle sees its first ampacity: let it settle as at plug-in
                 self._pwm_started_at = self._now
         if self._wakeup_until is not None:  # the wake-up: F, then the PWM starts afresh
-            self._discharge_on = False
             return Outputs(PilotOutput(PilotDrive.STEADY_NEGATIVE, 0), main_closed=False)
         discharge = self._discharge_authorized and state.powered and not self.faults
-        if discharge and not self._discharge_on:  # a new closing
+        if discharge and not self.outputs.discharge_closed:  # a new closing
             discharge = self._now >= self._discharge_gate_ns()
         outputs = outputs_for(state, self._advertised, discharge)
-        if outputs.discharge_closed and not self._discharge_on:
+        if outputs.discharge_closed and not self.outputs.discharge_closed:
             self._discharge_closed_at = self._now
-        self._discharge_on = outputs.discharge_closed
         withdrawn = outputs.main_closed and not outputs.pilot.pwm_running
         if not withdrawn:
             self._pwm_withdrawn_at = None

@@ -157,8 +157,7 @@ class J3072Session:
         """A violation: revoked, and never authorized again in this session (the gate
         carries it over to any later session of the same plug-in)."""
         self.holds.add(Hold.VIOLATED)
-        self.reasons = (why,)
-        return self._revoke((why,), now_ns)
+        return self._revoke((why,), now_ns)  # which keeps the reason even if not authorized
 
     def end(self, why: str, now_ns: int) -> list[Action]:
         """The session is over (pilot out of C/D, link or TLS lost, unplug)."""

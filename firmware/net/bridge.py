@@ -244,7 +244,7 @@ class LinuxBridge(_Gate):
                 self._build(ipr)
             except (BridgeError, AddressingError, NetlinkError, OSError) as err:
                 self._teardown(restore_address=True, quiet=True)
-                raise BridgeError(f"bridge open: {_one_line(err)}") from err
+                raise BridgeError(f"bridge open: {one_line(err)}") from err
         self._record.opened(authorized_session, self._clock())
         logger.info("net.bridge.opened session=%s bridge=%s", authorized_session, BRIDGE_NAME)
 
@@ -311,7 +311,7 @@ class LinuxBridge(_Gate):
             with netlink(self.netns) as ipr:
                 self._unbridge(ipr, restore_address, problems)
         except (AddressingError, NetlinkError, OSError) as err:
-            problems.append(_one_line(err))
+            problems.append(one_line(err))
         try:
             self._nft(_delete_script())
         except BridgeError as err:
@@ -339,20 +339,20 @@ class LinuxBridge(_Gate):
 
     def _run(self, *args: str, script: str | None = None) -> subprocess.CompletedProcess[str]:
         """A tool (``nft``, ``sysctl``) in our namespace; BridgeError if it cannot start."""
-        command = [_tool(args[0]), *args[1:]]
+        command = [tool_path(args[0]), *args[1:]]
         if self.netns is not None:
-            command = [_tool("ip"), "netns", "exec", self.netns, *command]
+            command = [tool_path("ip"), "netns", "exec", self.netns, *command]
         try:
             return subprocess.run(
                 command, input=script, capture_output=True, text=True, timeout=TOOL_TIMEOUT_S
             )
         except (OSError, subprocess.TimeoutExpired) as err:
-            raise BridgeError(f"{args[0]}: {_one_line(err)}") from err
+            raise BridgeError(f"{args[0]}: {one_line(err)}") from err
 
     def _nft(self, script: str) -> None:
         result = self._run("nft", "-f", "-", script=script)
         if result.returncode != 0:
-            raise BridgeError(f"nft refused the filter: {_one_line(result.stderr)}")
+            raise BridgeError(f"nft refused the filter: {one_line(result.stderr)}")
 
     def _table_present(self) -> bool:
         return self._run("nft", "list", "table", "bridge", TABLE_NAME).returncode == 0
@@ -367,11 +367,11 @@ class LinuxBridge(_Gate):
             logger.warning("net.bridge.sysctl_failed %s error=%s", setting, err)
             return
         if result.returncode != 0:
-            error = _one_line(result.stderr)
+            error = one_line(result.stderr)
             logger.warning("net.bridge.sysctl_failed %s error=%s", setting, error)
 
 
-def _tool(name: str) -> str:
+def tool_path(name: str) -> str:
     return shutil.which(name) or f"/usr/sbin/{name}"
 
 
@@ -397,10 +397,10 @@ def _try(problems: list[str], step: Callable[[], None]) -> None:
     try:
         step()
     except (AddressingError, NetlinkError, OSError) as err:
-        problems.append(_one_line(err))
+        problems.append(one_line(err))
 
 
-def _one_line(err: object) -> str:
+def one_line(err: object) -> str:
     from pyroute2 import NetlinkError
 
     if isinstance(err, NetlinkError):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import socket
 import subprocess
 from collections.abc import Callable, Coroutine
@@ -26,7 +25,16 @@ from firmware.daemon.config import Config
 from firmware.errors import ConfigError
 from firmware.logs import log_event
 from firmware.net.addressing import AddressingError, assign_evse_address, evse_interface
-from firmware.net.bridge import BRIDGE_NAME, BridgeError, BridgeGate, LinuxBridge, MockBridge
+from firmware.net.bridge import (
+    BRIDGE_NAME,
+    TOOL_TIMEOUT_S,
+    BridgeError,
+    BridgeGate,
+    LinuxBridge,
+    MockBridge,
+    one_line,
+    tool_path,
+)
 from firmware.net.config import BridgeBackend, BridgePolicy, effective_prefix
 from firmware.net.isolation import TABLE as ISOLATION_TABLE
 from firmware.net.isolation import IsolationError, isolation_ruleset
@@ -215,10 +223,9 @@ def _identity(config: Config) -> bytes:
 def _nft(script: str) -> None:
     """Apply an nftables script; IsolationError (one line) when ``nft`` refuses or is missing."""
     try:
-        done = subprocess.run([shutil.which("nft") or "/usr/sbin/nft", "-f", "-"], input=script,
-                              capture_output=True, text=True, timeout=10)  # fmt: skip
+        done = subprocess.run([tool_path("nft"), "-f", "-"], input=script, capture_output=True,
+                              text=True, timeout=TOOL_TIMEOUT_S)  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as err:
-        raise IsolationError(f"nft: {err}") from err
+        raise IsolationError(f"nft: {one_line(err)}") from err
     if done.returncode != 0:
-        reason = " ".join(done.stderr.split())[:200]
-        raise IsolationError(f"nft refused the filter: {reason}")
+        raise IsolationError(f"nft refused the filter: {one_line(done.stderr)}")
