@@ -10,12 +10,11 @@ reactive-power mode; anything else is refused.
 from __future__ import annotations
 
 import enum
-import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from firmware.config.reader import SectionReader
+from firmware.sep2.functions import DEFAULT_FUNCTIONS, SiteFunction, read_functions
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,39 +37,6 @@ class Quadrants(enum.Enum):
     FOUR = "4Q"  # active and reactive power in both directions
 
 
-class Mode(enum.Enum):
-    """The IEEE 1547 functions a site can put in effect, one DERControl each."""
-
-    FIXED_PF = "fixed-pf"
-    VOLT_VAR = "volt-var"
-    WATT_VAR = "watt-var"
-    FIXED_VAR = "fixed-var"
-    VOLT_WATT = "volt-watt"
-    FREQ_DROOP = "freq-droop"
-    MAX_LIM_W = "max-lim-w"
-    FIXED_W = "fixed-w"  # the dispatch (§4.8.2): + discharge, % of setMaxW; only once energized
-
-    @property
-    def reactive(self) -> bool:
-        return self in (Mode.FIXED_PF, Mode.VOLT_VAR, Mode.WATT_VAR, Mode.FIXED_VAR)
-
-
-CURVE_MODES = (Mode.VOLT_VAR, Mode.WATT_VAR, Mode.VOLT_WATT)
-MAX_CURVE_POINTS = 10  # 2030.5 CurveData: at most 10 points
-
-
-@dataclass(frozen=True, slots=True)
-class SiteFunction:
-    """One mode and its parameters: ``curve`` for the curve modes (x, y pairs in percent),
-    ``value`` for fixed-pf (the power factor), fixed-var, max-lim-w and fixed-w (percent), and the
-    droop parameters for freq-droop."""
-
-    mode: Mode
-    curve: tuple[tuple[float, float], ...] = ()
-    value: float | None = None
-    droop: tuple[tuple[str, float], ...] = ()
-
-
 @dataclass(frozen=True, slots=True)
 class EnterService:
     """IEEE 1547-2018 Table 39 defaults."""
@@ -91,26 +57,10 @@ class SiteConfig:
     v_ref_v: int = 240  # setVRef: nominal voltage
     quadrants: Quadrants = Quadrants.TWO  # what the site requires of a PEV
     enter_service: EnterService = EnterService()
-    functions: tuple[SiteFunction, ...] = field(default_factory=tuple)
-
-    def max_lim_w_pct(self) -> float | None:
-        """The opModMaxLimW the site publishes (percent of setMaxW), if any."""
-        for function in self.functions:
-            if function.mode is Mode.MAX_LIM_W:
-                return function.value
-        return None
+    functions: tuple[SiteFunction, ...] = DEFAULT_FUNCTIONS
 
 
 DEVICE_INFORMATION_STRINGS = ("mfHwVer", "mfInfo", "mfModel", "mfSerNum", "swVer")
-# freq-droop parameters: (default, low, high); defaults from IEEE 1547-2018 Table 24
-# (category III): deadbands 0.036 Hz, droop 5 %, open-loop response time 5 s
-DROOP_KEYS: dict[str, tuple[float, float, float]] = {
-    "db_of_hz": (0.036, 0.017, 1.0),
-    "db_uf_hz": (0.036, 0.017, 1.0),
-    "k_of": (0.05, 0.02, 0.07),
-    "k_uf": (0.05, 0.02, 0.07),
-    "response_s": (5.0, 0.2, 10.0),
-}
 
 
 def read_tls(section: SectionReader) -> TlsConfig:
@@ -153,7 +103,7 @@ def read_site(section: SectionReader) -> SiteConfig:
             section.string("quadrants", d.quadrants.value, tuple(q.value for q in Quadrants))
         ),
         enter_service=es,
-        functions=_functions(section.raw_list("functions"), problems),
+        functions=read_functions(section.raw_list("functions"), es, problems),
     )
     section.finish()
     return config
@@ -172,71 +122,3 @@ def _enter_service(section: SectionReader) -> EnterService:
     )
     section.finish()
     return config
-
-
-def _functions(raw: Any, problems: list[str]) -> tuple[SiteFunction, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
-        problems.append("site.functions: must be an array of tables ([[site.functions]])")
-        return ()
-    functions: list[SiteFunction] = []
-    for index, table in enumerate(raw):
-        function = _function(SectionReader(f"site.functions[{index}]", table, problems), problems)
-        if function is not None:
-            functions.append(function)
-    modes = [f.mode for f in functions]
-    for mode in sorted({m for m in modes if modes.count(m) > 1}, key=lambda m: m.value):
-        problems.append(f"site.functions: mode {mode.value} appears more than once")
-    reactive = sorted({m.value for m in modes if m.reactive})
-    if len(reactive) > 1:
-        problems.append(
-            f"site.functions: at most one reactive-power mode, got {', '.join(reactive)}"
-        )
-    return tuple(functions)
-
-
-def _function(section: SectionReader, problems: list[str]) -> SiteFunction | None:
-    choices = tuple(m.value for m in Mode)
-    name = section.string("mode", "", choices)
-    if not name:
-        if not section.has("mode"):
-            problems.append(f"{section.name}.mode: required (one of {', '.join(choices)})")
-        section.finish()
-        return None
-    mode = Mode(name)
-    function = SiteFunction(mode)
-    if mode in CURVE_MODES:
-        function = SiteFunction(mode, curve=_curve(section, problems))
-    elif mode is Mode.FIXED_PF:
-        function = SiteFunction(mode, value=section.number("power_factor", 1.0, 0.8, 1.0))
-    elif mode in (Mode.FIXED_VAR, Mode.MAX_LIM_W, Mode.FIXED_W):
-        low = 0.0 if mode is Mode.MAX_LIM_W else -100.0
-        function = SiteFunction(mode, value=section.number("percent", 100.0, low, 100.0))
-    elif mode is Mode.FREQ_DROOP:
-        droop = tuple((key, section.number(key, *limits)) for key, limits in DROOP_KEYS.items())
-        function = SiteFunction(mode, droop=droop)
-    section.finish()
-    return function
-
-
-def _curve(section: SectionReader, problems: list[str]) -> tuple[tuple[float, float], ...]:
-    raw = section.raw_list("curve")
-    where = f"{section.name}.curve"
-    ok = (
-        isinstance(raw, list)
-        and all(
-            isinstance(p, list)
-            and len(p) == 2
-            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in p)
-            for p in raw
-        )
-        and 2 <= len(raw) <= MAX_CURVE_POINTS
-    )
-    if not ok:
-        problems.append(f"{where}: 2 to {MAX_CURVE_POINTS} [x, y] points, in percent")
-        return ()
-    points = tuple((float(x), float(y)) for x, y in raw)
-    if any(b[0] <= a[0] for a, b in itertools.pairwise(points)):
-        problems.append(f"{where}: x values must increase")
-    return points

@@ -136,7 +136,7 @@ class Handlers(ListHandlers):
 
     async def site_limits(self, request: web.Request) -> web.Response:
         """Step 1 of the session (§4.6.1): the PEV reads the site limits first."""
-        self.store.note_read(self.record(request), SiteRead.SITE_LIMITS)
+        self.store.note_read(self.record(request), SiteRead.SITE_LIMITS, self.clock_ns())
         return xml(self.site.settings(int(self.wall_clock())))
 
     # --- the vehicle's EndDevice -------------------------------------------------------

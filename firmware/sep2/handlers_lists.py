@@ -119,41 +119,44 @@ class ListHandlers:
         return xml(self._fsa(self.mine(request).n))
 
     async def program_list(self, request: web.Request) -> web.Response:
-        n = self.mine(request).n
+        record = self.mine(request)
         return xml(DERProgramList(
-            href=paths.under(n, paths.PROGRAM_LIST), subscribable=1, all=1, results=1,
-            poll_rate=POLL_RATE_S, der_programs=(self._program(n),),
+            href=paths.under(record.n, paths.PROGRAM_LIST), subscribable=1, all=1, results=1,
+            poll_rate=POLL_RATE_S, der_programs=(self._program(record),),
         ))  # fmt: skip
 
     async def program(self, request: web.Request) -> web.Response:
-        return xml(self._program(self.mine(request).n))
+        return xml(self._program(self.mine(request)))
 
     async def default_control(self, request: web.Request) -> web.Response:
         record = self.mine(request)
-        self.store.note_read(record, SiteRead.DEFAULT_CONTROL)
-        return xml(self.site.default_control(record.n, record.energize))
+        self.store.note_read(record, SiteRead.DEFAULT_CONTROL, self.clock_ns())
+        return xml(self.site.default_control(record))
 
     async def control_list(self, request: web.Request) -> web.Response:
         record = self.mine(request)
-        self.store.note_read(record, SiteRead.CONTROLS)
-        controls = self.site.controls(record.n)
+        self.store.note_read(record, SiteRead.CONTROLS, self.clock_ns())
+        controls = self.site.controls(record)
         return xml(DERControlList(
             href=paths.under(record.n, paths.CONTROL_LIST), subscribable=1,
             all=len(controls), results=len(controls), der_controls=controls,
         ))  # fmt: skip
 
     async def control(self, request: web.Request) -> web.Response:
-        controls = self.site.controls(self.mine(request).n)
-        return xml(_pick(controls, request))
+        record = self.mine(request)
+        k = int(request.match_info["k"])
+        return xml(_pick(self.site.controls(record), paths.control(record.n, k)))
 
     async def curve_list(self, request: web.Request) -> web.Response:
-        n = self.mine(request).n
-        curves = self.site.curves(n)
-        return xml(DERCurveList(href=paths.under(n, paths.CURVE_LIST), all=len(curves),
+        record = self.mine(request)
+        curves = self.site.curves(record)
+        return xml(DERCurveList(href=paths.under(record.n, paths.CURVE_LIST), all=len(curves),
                                 results=len(curves), der_curves=curves))  # fmt: skip
 
     async def curve(self, request: web.Request) -> web.Response:
-        return xml(_pick(self.site.curves(self.mine(request).n), request))
+        record = self.mine(request)
+        k = int(request.match_info["k"])
+        return xml(_pick(self.site.curves(record), paths.curve(record.n, k)))
 
     def _fsa(self, n: int) -> FunctionSetAssignments:
         return FunctionSetAssignments(
@@ -164,8 +167,9 @@ class ListHandlers:
             description="site program",
         )
 
-    def _program(self, n: int) -> DERProgram:
-        controls = len(self.site.config.functions)
+    def _program(self, record: PevRecord) -> DERProgram:
+        n = record.n
+        controls = len(self.site.controls(record))
         return DERProgram(
             href=paths.under(n, paths.PROGRAM),
             mrid=mrid(self.site.evse_lfdi, "program"),
@@ -173,7 +177,7 @@ class ListHandlers:
             default_der_control_link=Link(href=paths.under(n, paths.DEFAULT_CONTROL)),
             der_control_list_link=ListLink(href=paths.under(n, paths.CONTROL_LIST), all=controls),
             der_curve_list_link=ListLink(
-                href=paths.under(n, paths.CURVE_LIST), all=len(self.site.curves(n))
+                href=paths.under(n, paths.CURVE_LIST), all=len(self.site.curves(record))
             ),
             primacy=0,
         )
@@ -288,11 +292,13 @@ class ListHandlers:
         return mirror
 
 
-def _pick(items: tuple[Resource, ...], request: web.Request) -> Resource:
-    k = int(request.match_info["k"])
-    if k >= len(items):
-        raise web.HTTPNotFound(text="no such item")
-    return items[k]
+def _pick(items: tuple[Resource, ...], href: str) -> Resource:
+    """The listed item at ``href`` (a session's controls and curves keep their numbers when
+    others are superseded)."""
+    for item in items:
+        if item.href == href:
+            return item
+    raise web.HTTPNotFound(text="no such item")
 
 
 def _check_notification_uri(uri: str, remote: str | None) -> None:

@@ -28,6 +28,7 @@ from firmware.sep2.pubsub import Subscription
 from firmware.sep2.response import Response
 
 if TYPE_CHECKING:
+    from firmware.sep2.site import SessionProgram
     from firmware.sep2.tls import PeerIdentity
 
 MAX_RESPONSES = 256  # per vehicle; the oldest go first
@@ -130,6 +131,8 @@ class PevRecord:
     created_at: int = 0  # wall-clock seconds of the first request (EndDevice.changedTime)
     subscriptions: dict[int, Subscription] = field(default_factory=dict)
     reads: set[SiteRead] = field(default_factory=set)
+    read_at_ns: dict[SiteRead, int] = field(default_factory=dict)  # the latest read of each
+    program: SessionProgram | None = None  # this session's controls (SiteResources.program)
     energize: bool = False  # DefaultDERControl.opModEnergize as this vehicle sees it
     _next_sub: itertools.count[int] = field(default_factory=itertools.count)
     _next_response: itertools.count[int] = field(default_factory=itertools.count)
@@ -189,6 +192,8 @@ class Sep2Store:
         record.responses.clear()
         record.subscriptions.clear()
         record.reads.clear()
+        record.read_at_ns.clear()
+        record.program = None  # a new session gets controls of its own
         record.energize = False
 
     def record_for(self, identity: PeerIdentity, now_s: int = 0) -> PevRecord:
@@ -206,7 +211,10 @@ class Sep2Store:
     def records(self) -> list[PevRecord]:
         return list(self._by_n.values())
 
-    def note_read(self, record: PevRecord, what: SiteRead) -> None:
+    def note_read(self, record: PevRecord, what: SiteRead, now_ns: int = 0) -> None:
+        """The vehicle read part of the site's program: reported the first time, the time of
+        the latest kept (§4.8.3: a vehicle waking re-reads its controls)."""
+        record.read_at_ns[what] = now_ns
         if what not in record.reads:
             record.reads.add(what)
             self._on_event(SiteReadBy(record.lfdi, what))

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -92,7 +91,7 @@ def run(pki: PkiLayout, scenario: Callable[[Bench], Awaitable[None]]) -> Bench:
     events: list[PevEvent] = []
     store = Sep2Store(events.append)
     settings = ServerSettings("::1", 0, d / "serca.pem", d / "evse.pem", d / "evse.key")
-    server = Sep2Server(settings, SiteResources(SITE, evse.lfdi, int(time.time())), store, evse)
+    server = Sep2Server(settings, SiteResources(SITE, evse.lfdi), store, evse)
     bench = Bench(server, store, events, "", pki, [])
 
     async def main() -> None:
@@ -146,7 +145,8 @@ def test_the_profile_tree_from_dcap(pki: PkiLayout) -> None:
             expected = QUALITY_NTP if kernel_says_synchronized() else QUALITY_UNCOORDINATED
             assert Time.from_xml(tm).quality == expected, "what the kernel says of the clock"
             _, controls = await bench.get(pev, "/edev/0/derp/0/derc")
-            assert controls.count(b"<DERControl ") == 3, "one control per site function"
+            count = controls.count(b"<DERControl ")
+            assert count == len(SITE.functions) == 9, "one per function, the protective included"
             assert b'responseRequired="03"' in controls and b"<duration>4294967295<" in controls
             _, dderc = await bench.get(pev, "/edev/0/derp/0/dderc")
             assert DefaultDERControl.from_xml(dderc).der_control_base.op_mod_energize is False
@@ -344,7 +344,7 @@ async def _notify_energize(bench: Bench, pki: PkiLayout) -> None:
     assert record is not None
     record.energize = True
     site = bench.server.handlers.site
-    assert notifier.changed(record, "/edev/0/derp/0/dderc", site.default_control(0, True)) == 1
+    assert notifier.changed(record, "/edev/0/derp/0/dderc", site.default_control(record)) == 1
     for _ in range(100):
         if notifier.delivered:
             break
