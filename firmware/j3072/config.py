@@ -1,4 +1,5 @@
-"""The ``[j3072]`` config section: how long a denial or revocation holds (``hold_s``), and
+"""The ``[j3072]`` config section: how long a denial or revocation holds (``hold_s``), how long
+a vehicle has to follow a control changed at run time (``follow_s``), and
 ``[j3072.mapping]``, which DeviceInformation elements carry the vehicle's ISM, certification
 and VIN."""
 
@@ -38,12 +39,21 @@ class J3072Config:
     # after a denial or a revocation, a grant waits this long before it authorizes: a vehicle
     # changing its data (or its ISM) cannot cycle the discharge path faster
     hold_s: float = 10.0
+    # after a control changes at run time, how long the vehicle has to reach the new values
+    # before the meter holds it to them (IEEE 1547-2018 gives a limit of active power 30 s);
+    # until then the looser of the old and the new counts
+    follow_s: float = 30.0
 
 
 def read_j3072(section: SectionReader) -> J3072Config:
     mapping = _read_mapping(
         SectionReader(f"{section.name}.mapping", section.table("mapping"), section.problems)
     )
-    config = J3072Config(mapping, hold_s=section.number("hold_s", J3072Config().hold_s, 0, 3600))
+    d = J3072Config()
+    config = J3072Config(
+        mapping,
+        hold_s=section.number("hold_s", d.hold_s, 0, 3600),
+        follow_s=section.number("follow_s", d.follow_s, 0, 300),
+    )
     section.finish()
     return config

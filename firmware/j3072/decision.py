@@ -77,6 +77,9 @@ class DecisionInputs:
     approval: Approval
     der_availability: DERAvailability | None = None
     power_status: PowerStatus | None = None
+    # controls published but whose Responses are not due yet (changed at run time): a
+    # negative Response to one counts at once, a missing one not yet
+    pending_mrids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +211,7 @@ def _enter_service(settings: DERSettings, site: SiteConfig) -> list[str]:
 
 def _responses(inputs: DecisionInputs) -> list[str]:
     seen = {(r.subject.upper(), r.status) for r in inputs.responses}
-    ours = {mrid.upper() for mrid in inputs.control_mrids}
+    ours = {mrid.upper() for mrid in (*inputs.control_mrids, *inputs.pending_mrids)}
     reasons = [
         f"control {r.subject[:8]} refused: {NEGATIVE_STATUS[r.status]} (status {r.status})"
         for r in inputs.responses

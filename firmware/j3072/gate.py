@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from firmware.j3072.config import MappingConfig
+from firmware.j3072.config import J3072Config
 from firmware.j3072.decision import (
     NO_VALID_LIST,
     Approval,
@@ -37,6 +37,7 @@ from firmware.j3072.decision import (
 from firmware.j3072.peer import PeerCheck
 from firmware.j3072.session import (
     DISCHARGE_NOISE_W,
+    INVERTER_SLEEPING,
     STOP_GRACE_NS,
     Action,
     Energize,
@@ -51,8 +52,9 @@ from firmware.sep2.config import SiteConfig
 from firmware.sep2.der import DERCapability, DERSettings
 from firmware.sep2.der_status import DERAvailability, DERStatus
 from firmware.sep2.device import DeviceInformation, PowerStatus
+from firmware.sep2.functions import Mode
 from firmware.sep2.response import STATUS_RECEIVED, STATUS_STARTED
-from firmware.sep2.site import watts
+from firmware.sep2.site import SessionProgram, watts
 from firmware.sep2.store import (
     PevEvent,
     PevRecord,
@@ -67,9 +69,13 @@ if TYPE_CHECKING:
     from firmware.sep2.service import Sep2Service
 
 logger = logging.getLogger(__name__)
+NOT_REREAD = "awake, but has not re-read its controls since it slept (§4.8.3)"
 
 PEV_DATA = ("device_information", "der_capability", "der_settings", "der_availability",
             "power_status")  # fmt: skip
+# a control changed at run time: its "received" and "started" Responses are due this long
+# after it was published (five of the profile's 1 s polls, §4.1.4); missing then, they revoke
+RESPONSES_DUE_NS = 5_000_000_000
 
 
 class DecisionJournal(Protocol):
@@ -91,24 +97,26 @@ class Bound:
     approval: Approval | None = None  # what the last decision was told of the list
     recorded: Decision | None = None  # the last decision journaled
     identified: dict[str, str | None] = field(default_factory=dict)
+    due: tuple[str, ...] = ()  # the controls whose Responses the last decision required
+    slept_at_ns: int | None = None  # the last heartbeat that said the inverter sleeps
 
 
 class Gate:
     def __init__(
         self,
         site: SiteConfig,
-        mapping: MappingConfig,
+        j3072: J3072Config,
         sep2: Sep2Service | None,
         approvals: ApprovalStore | None,
         journal: DecisionJournal,
         clock: Callable[[], int],
-        hold_ns: int = 0,
         peer: PeerCheck | None = None,
     ) -> None:
         """``peer``: with a PLC link, who may be bound (the vehicle SLAC matched, on the
         cable); None: no PLC configured, the first client of the plug-in."""
         self._site = site
-        self._mapping = mapping
+        self._mapping = j3072.mapping
+        self._follow_ns = int(j3072.follow_s * 1e9)
         self._sep2 = sep2
         self._approvals = approvals
         self._journal = journal
@@ -117,7 +125,7 @@ class Gate:
         self._plugged = False
         self._open_main: list[str] = []
         self._ignored: set[str] = set()
-        self._hold_ns = hold_ns
+        self._hold_ns = int(j3072.hold_s * 1e9)
         self._peer = peer
         self._refused: set[str] = set()  # clients logged as not the vehicle on the cable
         # a violation (over the limit, discharge while not authorized) holds until unplug:
@@ -134,27 +142,54 @@ class Gate:
     @property
     def limit_w(self) -> int | None:
         """The discharge limit in effect (§4.8.1.2): the decision's (the site's setMaxW, the
-        vehicle's, the approval list's cap), lowered by the site's opModMaxLimW, a percentage
-        of the vehicle's setMaxW (of the site's when the vehicle gave none)."""
+        vehicle's, the approval list's cap), lowered by the session's opModMaxLimW and its
+        dispatch (opModFixedW, §4.8.2: the vehicle discharges what it is dispatched, none
+        when dispatched to charge), both percentages of the vehicle's setMaxW (of the
+        site's when the vehicle gave none)."""
         bound = self.bound
         decision = bound.session.decision if bound is not None else None
         if bound is None or decision is None or not decision.granted:
             return None
         limits = [decision.limit_w] if decision.limit_w is not None else []
-        percent = self._site.max_lim_w_pct()
-        if percent is not None:
-            record = self._record()
-            settings = record.der_settings if record is not None else None
+        record = self._record()
+        if record is not None and record.program is not None:
+            settings = record.der_settings
             base = watts(settings.set_max_w) if settings is not None else self._site.max_w
-            limits.append(int(percent * base / 100))
+            for mode in (Mode.MAX_LIM_W, Mode.FIXED_W):
+                percent = self._percent_in_effect(record.program, mode)
+                if percent is not None:
+                    limits.append(int(max(percent, 0.0) * base / 100))
         return min(limits) if limits else None
+
+    def _percent_in_effect(self, program: SessionProgram, mode: Mode) -> float | None:
+        """A percentage the meter holds the vehicle to: a control changed at run time counts
+        ``follow_s`` after it was published; until then the looser of it and the one it
+        superseded (none, if it superseded nothing)."""
+        control = program.of(mode)
+        if control is None or control.function.value is None:
+            return None
+        value = control.function.value
+        if control.initial or self._clock() >= control.issued_ns + self._follow_ns:
+            return value
+        before = control.previous.value if control.previous is not None else None
+        return None if before is None else max(value, before)
 
     def drain_open_main(self) -> list[str]:
         reasons, self._open_main = self._open_main, []
         return reasons
 
     def next_deadline_ns(self) -> int | None:
-        return self.bound.session.next_deadline_ns() if self.bound is not None else None
+        """The session's next deadline, or when a changed control's Responses fall due."""
+        bound = self.bound
+        if bound is None:
+            return None
+        deadlines = [bound.session.next_deadline_ns()]
+        record = self._record()
+        if record is not None and record.program is not None:
+            pending = record.program.pending(self._clock(), RESPONSES_DUE_NS)
+            deadlines += [c.issued_ns + RESPONSES_DUE_NS for c in pending]
+        found = [d for d in deadlines if d is not None]
+        return min(found) if found else None
 
     # --- events -------------------------------------------------------------------------
 
@@ -214,8 +249,14 @@ class Gate:
                 self._identify(record)
             case ResourcePut(resource=DERStatus() as status):
                 inverter = status.inverter_status
-                value = inverter.value if inverter is not None else None
+                reported = inverter.value if inverter is not None else None
+                value = self._awake(record, reported, now)
                 self._act(bound.session.on_heartbeat(value, now))
+                if value != reported:
+                    if bound.session.reasons != (NOT_REREAD,):
+                        log_event(logger, "j3072.wake_without_reread", logging.WARNING,
+                                  lfdi=bound.lfdi)  # fmt: skip
+                    bound.session.reasons = (NOT_REREAD,)
         if _decision_input(event):
             self._decide(record, force=False)
 
@@ -239,6 +280,23 @@ class Gate:
                 self._violated(action.reason)
         self._act(actions)
 
+    def _awake(self, record: PevRecord, inverter: int | None, now: int) -> int | None:
+        """§4.8.3: a vehicle waking re-reads every control before it says it is awake; until
+        it has (since it last said it slept), its heartbeats count as sleeping."""
+        bound = self.bound
+        assert bound is not None
+        if inverter == INVERTER_SLEEPING:
+            bound.slept_at_ns = now
+            return inverter
+        slept = bound.slept_at_ns
+        if slept is None:
+            return inverter
+        read = record.read_at_ns.get(SiteRead.CONTROLS)
+        if read is None or read < slept:
+            return INVERTER_SLEEPING
+        bound.slept_at_ns = None
+        return inverter
+
     def _violated(self, why: str) -> None:
         if self.violation is None:
             self.violation = why
@@ -253,8 +311,12 @@ class Gate:
         now = self._clock()
         self._act(bound.session.poll(now))
         record = self._record()
-        if record is not None and bound.exchanged and self._approval(record) != bound.approval:
+        if record is None or not bound.exchanged:
+            return
+        if self._approval(record) != bound.approval:
             self._decide(record, force=True)
+        elif self._control_mrids(record) != bound.due:
+            self._decide(record, force=False)  # a changed control's Responses fell due
 
     # --- status -------------------------------------------------------------------------
 
@@ -346,14 +408,24 @@ class Gate:
     def _all_responded(self, record: PevRecord) -> bool:
         seen = {(r.subject.upper(), r.status) for r in record.responses.values()}
         return all(
-            (mrid.upper(), status) in seen
-            for mrid in self._control_mrids(record)
+            (control.mrid.upper(), status) in seen
+            for control in self._program(record).current()
             for status in (STATUS_RECEIVED, STATUS_STARTED)
         )
 
-    def _control_mrids(self, record: PevRecord) -> tuple[str, ...]:
+    def _program(self, record: PevRecord) -> SessionProgram:
         assert self._sep2 is not None
-        return tuple(c.mrid for c in self._sep2.site.controls(record.n) if c.mrid is not None)
+        return self._sep2.site.program(record)
+
+    def _control_mrids(self, record: PevRecord) -> tuple[str, ...]:
+        """The controls whose Responses are due now: those of the session's start, and a
+        control changed since once ``RESPONSES_DUE_NS`` have passed."""
+        due = self._program(record).due(self._clock(), RESPONSES_DUE_NS)
+        return tuple(c.mrid for c in due)
+
+    def _pending_mrids(self, record: PevRecord) -> tuple[str, ...]:
+        pending = self._program(record).pending(self._clock(), RESPONSES_DUE_NS)
+        return tuple(c.mrid for c in pending)
 
     def _approval(self, record: PevRecord) -> Approval:
         ism = mapped(record.device_information, self._mapping.ism)
@@ -374,6 +446,7 @@ class Gate:
             bound.exchanged = True
         approval = self._approval(record)
         bound.approval = approval
+        bound.due = self._control_mrids(record)
         decision = decide(
             DecisionInputs(
                 site=self._site,
@@ -382,8 +455,9 @@ class Gate:
                 der_capability=record.der_capability,
                 der_settings=record.der_settings,
                 site_limits_read_first=not bound.settings_before_limits,
-                control_mrids=self._control_mrids(record),
+                control_mrids=bound.due,
                 responses=tuple(record.responses.values()),
+                pending_mrids=self._pending_mrids(record),
                 approval=approval,
                 der_availability=record.der_availability,
                 power_status=record.power_status,

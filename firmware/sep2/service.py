@@ -17,11 +17,13 @@ from pathlib import Path
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from firmware.daemon.config import Config
-from firmware.errors import ConfigError
+from firmware.errors import ConfigError, GatekeeperError
 from firmware.logs import log_event
 from firmware.plc.config import PLC_MOCK
 from firmware.sep2 import paths
+from firmware.sep2.control import DERControlList
 from firmware.sep2.discovery import Announcement, Discovery, DiscoveryError
+from firmware.sep2.functions import SiteFunction, incompatible, replaced
 from firmware.sep2.identity import PkiError, lfdi, load_certificate, sfdi
 from firmware.sep2.notify import SubscriptionNotifier
 from firmware.sep2.server import Sep2Server, ServerSettings
@@ -30,6 +32,10 @@ from firmware.sep2.store import PevEvent, Sep2Store
 from firmware.sep2.tls import PeerIdentity, TlsError, client_context, probe_ccm8
 
 logger = logging.getLogger(__name__)
+
+
+class FunctionRefused(GatekeeperError):
+    """A run-time change that would leave an unpublishable set; one line, nothing changed."""
 
 
 def credentials(config: Config) -> tuple[Path, Path, Path]:
@@ -62,7 +68,7 @@ class Sep2Service:
         EVSE's address on the PLC link for ``host = "plc"``)."""
         self.config = config
         self.evse = evse_identity(config)
-        self.site = SiteResources(config.site, self.evse.lfdi, int(time.time()))
+        self.site = SiteResources(config.site, self.evse.lfdi, clock_ns=clock_ns)
         self.store = Sep2Store(on_event)
         sep2 = config.sep2
         self.host = host or sep2.host
@@ -112,7 +118,29 @@ class Sep2Service:
         log_event(logger, "sep2.energize", lfdi=vehicle_lfdi, value=energize)
         if self.notifier is not None:
             href = paths.under(record.n, paths.DEFAULT_CONTROL)
-            self.notifier.changed(record, href, self.site.default_control(record.n, energize))
+            self.notifier.changed(record, href, self.site.default_control(record))
+
+    def change_function(self, function: SiteFunction) -> SiteFunction | None:
+        """The site owner puts ``function`` in effect at run time: refused (FunctionRefused,
+        nothing changed) unless the whole set stays publishable; otherwise every running
+        session gets a superseding DERControl and its subscribers a notification. Returns the
+        function it replaced, if any."""
+        functions, _ = replaced(self.site.functions, function)
+        problems = incompatible(functions, self.config.site.enter_service)
+        if problems:
+            raise FunctionRefused(problems[0].removeprefix("site.functions: "))
+        records = self.store.records()
+        old = self.site.change(function, records)
+        log_event(logger, "sep2.control_changed", mode=function.mode.value,
+                  sessions=sum(r.program is not None for r in records))  # fmt: skip
+        for record in records:
+            if record.program is not None and self.notifier is not None:
+                href = paths.under(record.n, paths.CONTROL_LIST)
+                controls = self.site.controls(record)
+                listed = DERControlList(href=href, subscribable=1, all=len(controls),
+                                        results=len(controls), der_controls=controls)  # fmt: skip
+                self.notifier.changed(record, href, listed)
+        return old
 
     async def stop(self) -> None:
         if self.discovery is not None:

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from firmware.approvals.approval_list import Entry, Status
-from firmware.j3072.config import MappingConfig
+from firmware.j3072.config import J3072Config
 from firmware.j3072.decision import Decision
 from firmware.j3072.gate import Gate
 from firmware.j3072.peer import PeerCheck
 from firmware.j3072.session import HEARTBEAT_LOSS_NS, STOP_GRACE_NS
 from firmware.pilot.levels import PilotState
-from firmware.sep2.config import Mode, SiteConfig, SiteFunction
+from firmware.sep2.config import SiteConfig
+from firmware.sep2.functions import Mode, SiteFunction
 from firmware.sep2.response import STATUS_RECEIVED, STATUS_STARTED
 from firmware.sep2.site import SiteResources
 from firmware.sep2.store import Sep2Store
@@ -88,17 +89,22 @@ class FakeJournal:
 
 class World:
     def __init__(
-        self, site: SiteConfig = SITE, hold_ns: int = 0, peer: PeerCheck | None = None
+        self,
+        site: SiteConfig = SITE,
+        hold_ns: int = 0,
+        peer: PeerCheck | None = None,
+        follow_ns: int = 0,
     ) -> None:
         self.now = 0
         self.gate: Gate
         self.store = Sep2Store(lambda event: self.gate.on_pev(event))
-        self.sep2 = FakeSep2(self.store, SiteResources(site, "E" * 40, 0))
+        self.sep2 = FakeSep2(self.store, SiteResources(site, "E" * 40, clock_ns=lambda: self.now))
         approved = {APPROVED_ISM: Entry(Status.APPROVED, 5000)}
         self.approvals = FakeApprovals(FakeList(approved))
         self.journal = FakeJournal()
-        self.gate = Gate(site, MappingConfig(), self.sep2, self.approvals,  # type: ignore[arg-type]
-                         self.journal, lambda: self.now, hold_ns, peer)  # fmt: skip
+        j3072 = J3072Config(hold_s=hold_ns / 1e9, follow_s=follow_ns / 1e9)
+        self.gate = Gate(site, j3072, self.sep2, self.approvals,  # type: ignore[arg-type]
+                         self.journal, lambda: self.now, peer)  # fmt: skip
         self.transports: dict[str, Transport] = {}
 
     def connect(self, profile: Profile, lfdi: str, peer: str = "fe80::1") -> None:
@@ -128,7 +134,7 @@ class World:
         self.store.note_read(record, "default_control")
         self.store.note_read(record, "controls")
         if respond:
-            for control in self.sep2.site.controls(record.n):
+            for control in self.sep2.site.controls(record):
                 assert control.mrid is not None
                 for status in (STATUS_RECEIVED, STATUS_STARTED):
                     response = documents.control_response(lfdi, control.mrid, status, 0)
