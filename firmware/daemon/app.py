@@ -138,13 +138,13 @@ class Gatekeeper:
         charger = self._charger(ready)
         await self.services.start(self.safety.mirror)
         approvals = self.services.approvals
-        gate = Gate(config.site, config.j3072.mapping, self.services.sep2,
+        gate = Gate(config.site, config.j3072, self.services.sep2,
                     approvals.store if approvals is not None else None,
-                    self.recorder, self._clock, hold_ns=int(config.j3072.hold_s * 1e9),
-                    peer=self._peer_check(config))  # fmt: skip
+                    self.recorder, self._clock, peer=self._peer_check(config))  # fmt: skip
         running = Running(charger, gate, self.safety, self.services, self.recorder,
                           self._queue, self._clock)  # fmt: skip
-        self._control = ControlServer(config.control_socket, running.status, running.set_limit)
+        self._control = ControlServer(config.control_socket, running.status, running.set_limit,
+                                      running.set_function)  # fmt: skip
         await self._control.start()
         fields = [("sample_rate_hz", config.charger.sample_rate_hz),
                   ("rig", config.board.mock.rig_link or "none"),

@@ -21,6 +21,7 @@ from firmware.daemon.control_socket import (
     query,
     render,
     render_current,
+    set_function,
     set_limit,
 )
 from firmware.errors import ConfigError
@@ -96,6 +97,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     limit.add_argument("amps", metavar="AMPS|default")
     add_config(limit)
+    control = commands.add_parser(
+        "control",
+        help="change an IEEE 1547 function in the running sessions (a superseding DERControl)",
+        description="Put one IEEE 1547 function in effect now, as a [[site.functions]] table "
+        "would say it: MODE and KEY=VALUE pairs, each VALUE in TOML (percent=50, "
+        "curve=[[92,44],[98,0],[102,0],[108,-44]]). The daemon checks it as the config "
+        "loader does; every running session gets a superseding DERControl with a new mRID, "
+        "and the gate holds the vehicle to it once it is due ([j3072] follow_s). Held until "
+        "changed or the daemon restarts. Exit 1 when refused or not answered, 2 on bad usage.",
+    )
+    control.add_argument("mode", metavar="MODE")
+    control.add_argument("settings", metavar="KEY=VALUE", nargs="*")
+    add_config(control)
     _add_pki_parser(commands)
     approvals_cli.add_parser(commands)
     journal_cli.add_parser(commands)
@@ -207,6 +221,32 @@ def _limit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _control(args: argparse.Namespace) -> int:
+    import tomllib
+
+    from firmware.daemon.config import load_config
+
+    table: dict[str, object] = {"mode": args.mode}
+    for setting in args.settings:
+        key, equals, value = setting.partition("=")
+        try:
+            if not equals or not key.strip():
+                raise ValueError("expected KEY=VALUE")
+            table[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except (ValueError, tomllib.TOMLDecodeError) as err:
+            print(f"evse-gatekeeper: control: {setting!r}: {err}", file=sys.stderr)
+            return 2
+    path = load_config(args.config).control_socket
+    try:
+        answer = set_function(path, table)
+    except ControlError as err:
+        print(f"evse-gatekeeper: control: {err}", file=sys.stderr)
+        return 1
+    replaced = f", superseding {answer['replaced']}" if answer.get("replaced") else ""
+    print(f"{answer.get('mode')} in effect{replaced}: {answer.get('sessions')} session(s)")
+    return 0
+
+
 def _pki(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -247,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "faults": _faults,
         "status": _status,
         "limit": _limit,
+        "control": _control,
         "pki": _pki,
         "approvals": _approvals,
         "sessions": _sessions,

@@ -1,14 +1,16 @@
-"""The daemon's local control socket: ``evse-gatekeeper status`` and ``limit``.
+"""The daemon's local control socket: ``evse-gatekeeper status``, ``limit`` and ``control``.
 
 Owns a unix stream socket (mode 0660: the service's group is the operator) and its one-line
 protocol: the client sends one request, the server answers one line of JSON (the answer, or
 ``{"error": ...}``) and closes. Requests: ``status`` (the snapshot) and ``limit <amps>`` /
 ``limit default`` (the charging current offered by PWM, lowered at run time by the site
-owner or a load manager; ``0`` pauses charging). Nothing else sent here changes anything:
-the relays, the J3072 gate and the records are out of its reach, and a limit can only lower
-the offer below the configured circuit rating. It holds the blocking client (``request``,
-``query``) and the readable rendering of a snapshot (``render``); the daemon passes the
-callables that build the snapshot and apply a limit.
+owner or a load manager; ``0`` pauses charging), and ``function <json table>`` (an IEEE 1547
+function put in effect at run time, as one ``[[site.functions]]`` table: every running
+session gets a superseding DERControl). Nothing else sent here changes anything: the relays,
+the J3072 gate and the records are out of its reach, a limit can only lower the offer below
+the configured circuit rating, and a function goes through the config's own checks. It holds
+the blocking client (``request``, ``query``) and the readable rendering of a snapshot
+(``render``); the daemon passes the callables that build the snapshot and apply a change.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ logger = logging.getLogger(__name__)
 REQUEST = "status"
 LIMIT = "limit"
 LIMIT_DEFAULT = "default"
-MAX_REQUEST_BYTES = 256
+FUNCTION = "function"
+MAX_REQUEST_BYTES = 1024  # a 10-point curve as JSON fits
 REQUEST_TIMEOUT_S = 2.0
 MAX_REPLY_BYTES = 1 << 20
 SOCKET_MODE = 0o660
@@ -50,12 +53,14 @@ class ControlError(GatekeeperError):
     no answer in time, or an answer that is not a JSON object or is an error."""
 
 
-class LimitRefused(GatekeeperError):
-    """Raised by the daemon's limit callable for a limit it will not apply; one line."""
+class RequestRefused(GatekeeperError):
+    """Raised by the daemon's callables for a limit or function it will not apply; one line."""
 
 
 # ``None`` asks for the configured default; the answer is what is now in force.
 SetLimit = Callable[[float | None], Awaitable[dict[str, Any]]]
+# one [[site.functions]] table in; what changed out (or RequestRefused with the reason)
+SetFunction = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class ControlServer:
@@ -66,10 +71,12 @@ class ControlServer:
         path: Path,
         snapshot: Callable[[], dict[str, Any]],
         set_limit: SetLimit | None = None,
+        set_function: SetFunction | None = None,
     ) -> None:
         self.path = path
         self._snapshot = snapshot
         self._set_limit = set_limit
+        self._set_function = set_function
         self._server: asyncio.Server | None = None
         self._inode: tuple[int, int] | None = None  # (st_dev, st_ino) of the file we made
         self._writers: set[asyncio.StreamWriter] = set()
@@ -184,8 +191,10 @@ class ControlServer:
         word, _, argument = request.partition(" ")
         if word == LIMIT and self._set_limit is not None:
             return await self._limit(argument.strip())
+        if word == FUNCTION and self._set_function is not None:
+            return self._function(argument.strip())
         if request != REQUEST:
-            return _error(f"unknown request: {request!r}")  # repr: no raw client bytes in logs
+            return _error(f"unknown request: {request[:60]!r}")  # repr: no raw client bytes in logs
         try:
             snapshot = self._snapshot()
             return (json.dumps(snapshot, sort_keys=True) + "\n").encode()
@@ -203,8 +212,22 @@ class ControlServer:
             return _error(f"limit: expected a finite number of amps, got {argument[:40]!r}")
         try:
             answer = await self._set_limit(amps)
-        except LimitRefused as err:
+        except RequestRefused as err:
             return _error(f"limit: {err}")
+        return (json.dumps(answer, sort_keys=True) + "\n").encode()
+
+    def _function(self, argument: str) -> bytes:
+        assert self._set_function is not None
+        try:
+            table = json.loads(argument)
+        except json.JSONDecodeError as err:
+            return _error(f"function: not a JSON object: {err.msg}")
+        if not isinstance(table, dict):
+            return _error("function: not a JSON object")
+        try:
+            answer = self._set_function(table)
+        except RequestRefused as err:
+            return _error(f"function: {err}")
         return (json.dumps(answer, sort_keys=True) + "\n").encode()
 
 
@@ -239,6 +262,12 @@ def set_limit(path: Path, amps: float | None, timeout_s: float = 2.0) -> dict[st
     """Ask the daemon at ``path`` to offer at most ``amps`` (``None``: the configured rating)."""
     argument = LIMIT_DEFAULT if amps is None else f"{amps:g}"
     return request(path, f"{LIMIT} {argument}", timeout_s)
+
+
+def set_function(path: Path, table: dict[str, Any], timeout_s: float = 2.0) -> dict[str, Any]:
+    """Ask the daemon at ``path`` to put one function (a ``[[site.functions]]`` table) in
+    effect."""
+    return request(path, f"{FUNCTION} {json.dumps(table, separators=(',', ':'))}", timeout_s)
 
 
 def request(path: Path, line: str, timeout_s: float = 2.0) -> dict[str, Any]:

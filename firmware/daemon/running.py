@@ -21,8 +21,9 @@ from firmware import firmware_version
 from firmware.charger.controller import Charger, ChargerNote, NoteEvent
 from firmware.charger.faults import FaultKind
 from firmware.charger.outputs import Outputs
+from firmware.config.reader import SectionReader
 from firmware.daemon.communication import Communication
-from firmware.daemon.control_socket import LimitRefused
+from firmware.daemon.control_socket import RequestRefused
 from firmware.j3072.gate import Gate
 from firmware.journal.recorder import Recorder
 from firmware.logs import kv, log_event
@@ -33,6 +34,7 @@ from firmware.plc.stack import LinkChange, PlcEvent
 from firmware.safety import channel as ch
 from firmware.safety.interlock import DEADMAN_LAPSED
 from firmware.safety.link import SafetyEvent, SafetyLink, SafetyLost, SafetyProcessError
+from firmware.sep2.functions import read_function
 from firmware.sep2.store import PEV_EVENTS, PevEvent
 from hal import Relay
 
@@ -291,11 +293,11 @@ class Running:
         if amps is None:
             amps = rating
         elif amps > rating:
-            raise LimitRefused(
+            raise RequestRefused(
                 f"{amps:g} A is above the circuit rating {rating:g} A ([charger] max_current_a)"
             )
         elif amps != 0 and amps < MIN_CURRENT_A:
-            raise LimitRefused(
+            raise RequestRefused(
                 f"{amps:g} A cannot be offered: 0 pauses charging, else "
                 f"{MIN_CURRENT_A:g}..{rating:g} A"
             )
@@ -304,9 +306,30 @@ class Running:
         try:
             await asyncio.wait_for(applied, LIMIT_APPLY_TIMEOUT_S)
         except TimeoutError:
-            raise LimitRefused("the charger did not take it in time") from None
+            raise RequestRefused("the charger did not take it in time") from None
         current: dict[str, Any] = self.charger.status()["current"]
         return current
+
+    def set_function(self, table: dict[str, Any]) -> dict[str, Any]:
+        """``evse-gatekeeper control``: put one IEEE 1547 function in effect now, read and
+        checked as ``[[site.functions]]`` is; every running session gets a superseding
+        DERControl, and the gate holds the vehicle to it once it is due."""
+        from firmware.sep2.service import FunctionRefused  # loaded with the server anyway
+
+        sep2 = self.communication.sep2
+        if sep2 is None:
+            raise RequestRefused("no 2030.5 server runs ([sep2] enabled = false)")
+        problems: list[str] = []
+        function = read_function(SectionReader("control", table, problems))
+        if problems or function is None:
+            raise RequestRefused(problems[0] if problems else "no function given")
+        try:
+            old = sep2.change_function(function)
+        except FunctionRefused as err:
+            raise RequestRefused(str(err)) from None
+        sessions = [r.lfdi for r in sep2.store.records() if r.program is not None]
+        return {"mode": function.mode.value, "replaced": old.mode.value if old else None,
+                "sessions": len(sessions)}  # fmt: skip
 
     def status(self) -> dict[str, Any]:
         """What ``evse-gatekeeper status`` shows: each part's own report, assembled."""

@@ -21,7 +21,7 @@ from firmware.daemon.cli import main
 from firmware.daemon.control_socket import (
     ControlError,
     ControlServer,
-    LimitRefused,
+    RequestRefused,
     query,
     render,
     render_current,
@@ -232,8 +232,8 @@ def test_an_unknown_request_gets_an_error_and_the_server_keeps_serving(
 @pytest.mark.parametrize(
     "data",
     [
-        b"x" * 1000 + b"\n",  # a long line
-        b"status" + b" " * 300 + b"\n",  # the right word, padded past the limit
+        b"x" * 2000 + b"\n",  # a long line
+        b"status" + b" " * 1100 + b"\n",  # the right word, padded past the limit
         b"y" * 10_000,  # no newline at all
     ],
 )
@@ -242,7 +242,7 @@ def test_an_over_long_request_gets_an_error_and_does_not_crash(
 ) -> None:
     serve(sock_path)
     answer = exchange(sock_path, data)
-    assert answer == {"error": "request longer than 256 bytes"}
+    assert answer == {"error": "request longer than 1024 bytes"}
     assert query(sock_path) == SNAPSHOT
 
 
@@ -457,7 +457,7 @@ class Limits:
 
     async def __call__(self, amps: float | None) -> dict[str, Any]:
         if amps is not None and amps > 32:
-            raise LimitRefused(f"{amps:g} A is above the circuit rating 32 A")
+            raise RequestRefused(f"{amps:g} A is above the circuit rating 32 A")
         self.asked.append(amps)
         self.limit_a = 32.0 if amps is None else amps
         return {"limit_a": self.limit_a, "rating_a": 32.0, "paused": self.limit_a == 0}
