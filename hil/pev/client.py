@@ -31,7 +31,7 @@ from firmware.sep2.device import DeviceCapability, EndDevice, EndDeviceList, Sel
 from firmware.sep2.identity import PkiError, lfdi, load_certificate
 from firmware.sep2.program import DERProgram, DERProgramList, FunctionSetAssignmentsList
 from firmware.sep2.response import STATUS_RECEIVED, STATUS_STARTED
-from firmware.sep2.site import watts
+from firmware.sep2.site import EVENT_ACTIVE, watts
 from firmware.sep2.tls import TlsError, client_context, server_context
 from firmware.sep2.values import Link, ListLink
 from hil.pev import documents
@@ -101,15 +101,18 @@ class PevClient:
         self._http: Sep2Http | None = None
         self.set_max_w: float | None = None  # what we PUT in our DERSettings
         self.fixed_w_pct: float | None = None  # the dispatch (opModFixedW), % of setMaxW
+        self.max_lim_w_pct: float | None = None  # the cap (opModMaxLimW), % of setMaxW
 
     @property
     def dispatched_w(self) -> float:
-        """What this vehicle discharges: the dispatch, once energized (§4.8.2); else 0."""
+        """What this vehicle discharges: the dispatch, once energized (§4.8.2), capped by
+        opModMaxLimW; else 0."""
         history = self.log.energize_history
         energized = bool(history) and history[-1].energize is True
         if not energized or self.fixed_w_pct is None or self.set_max_w is None:
             return 0.0
-        return max(0.0, self.fixed_w_pct / 100 * self.set_max_w)
+        percent = min(self.fixed_w_pct, self.max_lim_w_pct or 100.0)
+        return max(0.0, percent / 100 * self.set_max_w)
 
     def stop(self) -> None:
         """End the heartbeat phase now (the session then completes normally)."""
@@ -267,23 +270,43 @@ class PevClient:
     async def read_controls(self, via: str) -> None:
         """DefaultDERControl, the DERControls and their curves; respond to the new ones."""
         await self.read_default_control(via)
+        await self.follow_controls(via)
+
+    async def follow_controls(self, via: str, routine: bool = False) -> None:
+        """The DERControlList; when it holds controls we have not answered (a change, or
+        the first read), their curves, our Responses, and the values we now follow. Only
+        active controls count: a superseded one is history."""
         http = self.http
         links, more = self.links, suffix(via)
-        controls = await http.get(links.control_list, DERControlList, "DERControlList" + more)
+        listed = await http.get(links.control_list, DERControlList, "DERControlList" + more,
+                                routine)  # fmt: skip
+        active = [c for c in listed.der_controls if _active(c)]
+        new = [c for c in active if c.mrid not in self._answered]
+        if not new:
+            return
         if links.curve_list:
             await http.get(links.curve_list, DERCurveList, "DERCurveList" + more)
-        for control in controls.der_controls:
+        for control in new:
             for curve in curve_links(control):
                 name = f"DERCurve of {control.description or '-'}{more}"
                 await http.get(curve, DERCurve, name)
-        for control in controls.der_controls:
+        for control in new:
             await self._respond(control)
-        fixed = [c.der_control_base.op_mod_fixed_w for c in controls.der_controls]
+            if via != "read":
+                self.log.controls_followed.append(control.description or "-")
+                self.log.on_control(control.description or "-")
+        fixed = [c.der_control_base.op_mod_fixed_w for c in active]
         dispatch = [value for value in fixed if value is not None]
         self.fixed_w_pct = dispatch[0] / 100 if dispatch else None
+        caps = [c.der_control_base.op_mod_max_lim_w for c in active]
+        cap = [value for value in caps if value is not None]
+        self.max_lim_w_pct = cap[0] / 100 if cap else None
 
     async def _respond(self, control: DERControl) -> None:
-        if control.mrid in self._answered or not self.profile.respond:
+        if control.mrid in self._answered:
+            return
+        if not self.profile.respond:
+            self._answered.add(control.mrid)  # seen, and left unanswered
             return
         for bit, status, word in RESPONSE_BITS:
             if (control.response_required or 0) & bit:
@@ -301,6 +324,11 @@ class PevClient:
         href = need(location, "Location for the MirrorUsagePoint")
         for reading in documents.meter_readings(self.profile, site, self.lfdi, self.now()):
             await self.http.post(href, reading, f"MirrorMeterReading {reading.description}")
+
+
+def _active(control: DERControl) -> bool:
+    status = control.event_status
+    return status is None or status.current_status == EVENT_ACTIVE
 
 
 def suffix(via: str) -> str:

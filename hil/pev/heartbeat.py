@@ -1,12 +1,14 @@
 """The heartbeat phase of a simulated session: DERStatus every 1 s (§4.8.1.1) while watching
-``DefaultDERControl.opModEnergize``, and sleep/wake (§4.8.3).
+``DefaultDERControl.opModEnergize`` and the DERControlList, and sleep/wake (§4.8.3).
 
-The watcher either follows Notifications (the profile subscribes and the EVSE accepted the
-Subscription) or polls every 1 s (§4.1.4); a refused subscription, or one the EVSE ends, falls
-back to polling. A silent profile stops posting after N heartbeats but keeps watching, so that
-the revocation shows in the energize history. Sleeping posts inverterStatus 2; waking re-reads
-every control, answers new ones, then posts 0 again. Time is scheduled on a fixed 1 s grid
-from the phase's start, so heartbeats do not drift with request latency.
+The watcher either follows Notifications (the profile subscribes to both and the EVSE
+accepted the Subscriptions) or polls both every 1 s (§4.1.4); a refused subscription, or one
+the EVSE ends, falls back to polling. A control changed mid-session (a superseding
+DERControl) is answered and followed, unless the profile ignores changes. A silent profile
+stops posting after N heartbeats but keeps watching, so that the revocation shows in the
+energize history. Sleeping posts inverterStatus 2; waking re-reads every control, answers new
+ones, then posts 0 again. Time is scheduled on a fixed 1 s grid from the phase's start, so
+heartbeats do not drift with request latency.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class HeartbeatPhase:
         self._listener: NotificationListener | None = None
         self._subscribed = False
         self._refresh = False
+        self._controls_changed = False
         self._nudge = asyncio.Event()
 
     async def start_watching(self) -> None:
@@ -77,11 +80,23 @@ class HeartbeatPhase:
         except PevError as err:
             log.watch = f"polling (subscription refused: {err})"
             return
+        if client.profile.follows_changes:
+            body = documents.subscription(client.links.control_list, uri)
+            try:
+                await client.http.post(client.links.subscriptions, body,
+                                       "Subscription (DERControlList)", expect=(201,))  # fmt: skip
+            except PevError as err:
+                log.watch = f"polling (subscription refused: {err})"
+                return
         log.watch = "notifications"
         self._subscribed = True
 
     def _on_notification(self, notification: Notification) -> None:
         client = self.client
+        if notification.subscribed_resource == client.links.control_list:
+            self._controls_changed = True
+            self._nudge.set()
+            return
         if notification.subscribed_resource != client.links.default_control:
             log_event(
                 logger,
@@ -159,9 +174,14 @@ class HeartbeatPhase:
             if self._subscribed and self._refresh:
                 self._refresh = False
                 await client.read_default_control("notification", routine=True)
+            if self._subscribed and self._controls_changed:
+                self._controls_changed = False
+                await client.follow_controls("notification")
         loop = asyncio.get_running_loop()
         start, poll = loop.time(), 1
         while True:
             await sleep_until(start + poll * POLL_S)
             poll += 1
             await client.read_default_control("poll", routine=True)
+            if client.profile.follows_changes:
+                await client.follow_controls("poll", routine=True)

@@ -85,6 +85,7 @@ class Profile:
     expect_tls_failure: bool = False  # the profile "succeeds" when the handshake fails
     respond: bool = True  # False: never POSTs the Responses its DERControls require
     connection_per_request: bool = False  # True: a new TLS connection for every request
+    follows_changes: bool = True  # False: never looks at its DERControls after the first read
 
     def cert_file(self, pki_dir: Path) -> Path:
         return pki_dir / f"{self.credential}.pem"

@@ -101,6 +101,8 @@ class SessionLog:
     heartbeats_sent: int = 0
     responses_posted: int = 0
     connections: int = 0  # TLS connections opened for requests
+    on_control: Callable[[str], None] = lambda description: None
+    controls_followed: list[str] = field(default_factory=list)  # changes seen mid-session
     watch: str = "polling"
     errors: list[str] = field(default_factory=list)
     tls_failure: str | None = None

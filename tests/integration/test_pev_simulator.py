@@ -22,6 +22,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from firmware.daemon.config import parse_config
+from firmware.sep2.control import DERControlBase
 from firmware.sep2.der_status import DERStatus
 from firmware.sep2.identity import lfdi, load_certificate, sfdi
 from firmware.sep2.metering import ROLE_IS_MIRROR, ROLE_IS_PEV, UOM_HZ, UOM_V, UOM_VAR, UOM_W
@@ -111,9 +112,7 @@ async def evse(pki: Path) -> AsyncIterator[Evse]:
 
     store = Sep2Store(on_event)
     settings = ServerSettings("::1", 0, pki / "serca.pem", pki / "evse.pem", pki / "evse.key")
-    server = Sep2Server(
-        settings, SiteResources(SITE, identity.lfdi, int(time.time())), store, identity
-    )
+    server = Sep2Server(settings, SiteResources(SITE, identity.lfdi), store, identity)
     await server.start()
     try:
         yield Evse(server, store, seen)
@@ -211,7 +210,7 @@ def test_certified_4q_responses_heartbeats_mirror_subscription(
     report, bench = certified_4q
     assert report.ok, report.summary()
     record = bench.record(report.lfdi or "")
-    controls = bench.site.controls(record.n)
+    controls = bench.site.controls(record)
     answered = sorted((r.subject, r.status) for r in record.responses.values())
     assert answered == sorted(
         (c.mrid, status) for c in controls for status in (STATUS_RECEIVED, STATUS_STARTED)
@@ -231,9 +230,11 @@ def test_certified_4q_responses_heartbeats_mirror_subscription(
     assert mirror.point.role_flags & ROLE_IS_PEV and mirror.point.role_flags & ROLE_IS_MIRROR
     uoms = {r.reading_type.uom for r in mirror.readings if r.reading_type}
     assert uoms == {UOM_W, UOM_VAR, UOM_V, UOM_HZ}
-    [subscription] = record.subscriptions.values()
-    assert subscription.subscribed_resource == bench.site.default_control(record.n, False).href
-    assert subscription.notification_uri.startswith("https://[::1]:")
+    subscribed = {s.subscribed_resource for s in record.subscriptions.values()}
+    default = bench.site.default_control(record).href
+    assert subscribed == {default, f"/edev/{record.n}/derp/0/derc"}, "energize and controls"
+    uris = {s.notification_uri for s in record.subscriptions.values()}
+    assert len(uris) == 1 and uris.pop().startswith("https://[::1]:")
     assert report.watch == "notifications"
 
 
@@ -247,10 +248,13 @@ async def notify(
 ) -> int:
     """POST a Notification to the simulator's notificationURI as ``credential``."""
     record = bench.record(client.lfdi)
-    [subscription] = record.subscriptions.values()
+    default = replace(bench.site.default_control(record),
+                      der_control_base=DERControlBase(op_mod_energize=energize))  # fmt: skip
+    [subscription] = [s for s in record.subscriptions.values()
+                      if s.subscribed_resource == default.href]  # fmt: skip
     notification = Notification(
         subscribed_resource=subscription.subscribed_resource,
-        resource=bench.site.default_control(record.n, energize),
+        resource=default,
         status=status,
         subscription_uri=bench.url + (subscription.href or ""),
     )
@@ -345,7 +349,8 @@ def test_sleep_then_wake_rereads_controls_and_posts_0(pki: Path) -> None:
     assert report.ok, report.summary()
     inverter = [b.value.inverter_status.value for b in bench.heartbeats()]
     assert inverter == [0, 2, 2, 0], inverter  # beats at 0, 1, 2 (asleep 0.5-2.3) and 3 s
-    reads = [(s.name, s.at_s) for s in report.steps if s.name.startswith("DERControlList")]
+    reads = [(s.name, s.at_s) for s in report.steps
+             if s.name.startswith("DERControlList") and not s.name.endswith("(poll)")]  # fmt: skip
     beats = [s.at_s for s in report.steps if s.name.startswith("heartbeat")]
     assert [name for name, _ in reads] == ["DERControlList", "DERControlList (wake)"]
     assert beats[2] < reads[1][1] < beats[3]  # re-read on waking, before posting 0
