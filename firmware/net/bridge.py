@@ -37,6 +37,7 @@ from firmware.net.addressing import (
     link_index,
     netlink,
 )
+from firmware.net.isolation import MDNS_PORT
 
 if TYPE_CHECKING:  # pyroute2 is imported by the Linux backend's methods: the mock needs none
     from pyroute2 import IPRoute
@@ -59,12 +60,20 @@ class BridgeError(GatekeeperError):
 
 
 def bridge_ruleset(
-    plc_if: str, site_if: str, multicast_pps: int, allowed_destinations: Prefixes = ()
+    plc_if: str,
+    site_if: str,
+    multicast_pps: int,
+    allowed_destinations: Prefixes = (),
+    sep2_port: int | None = None,
 ) -> str:
-    """The nftables script for the bridge's filter: replaces our table atomically."""
+    """The nftables script for the bridge's filter: replaces our table atomically. The J3072
+    traffic stays on the PLC link (§4.2.4: only non-J3072 traffic may be bridged): DNS-SD
+    (mDNS) and the 2030.5 port (``sep2_port``, the EVSE server's) never cross, either way."""
     for name in (plc_if, site_if):
         if not valid_ifname(name):
             raise BridgeError(f"{name!r} is not a network interface name")
+    if sep2_port is not None and not 0 < sep2_port < 65536:
+        raise BridgeError(f"2030.5 port {sep2_port} is not a TCP port")
     if not 1 <= multicast_pps <= MAX_MULTICAST_PPS:
         raise BridgeError(f"multicast_pps must be between 1 and {MAX_MULTICAST_PPS}")
     allowed = ", ".join(str(net) for net in allowed_destinations)
@@ -86,6 +95,9 @@ def bridge_ruleset(
         f'iifname != {{ "{plc_if}", "{site_if}" }} accept',
         f'ether type 0x{ETHERTYPE_HOMEPLUG:04x} drop comment "HomePlug management"',
         f'ether type 0x{ETHERTYPE_MEDIAXTREAM:04x} drop comment "powerline management"',
+        f'udp dport {MDNS_PORT} drop comment "DNS-SD stays on the PLC link"',
+        f"udp sport {MDNS_PORT} drop",
+        *(_kept_on_the_link(sep2_port) if sep2_port else ()),
         *(
             f'iifname "{name}" meta pkttype multicast limit rate over {multicast_pps}/second drop'
             for name in (plc_if, site_if)
@@ -102,6 +114,11 @@ def bridge_ruleset(
         "\t}\n"
         "}\n"
     )
+
+
+def _kept_on_the_link(sep2_port: int) -> tuple[str, ...]:
+    return (f'tcp dport {sep2_port} drop comment "2030.5 stays on the PLC link"',
+            f"tcp sport {sep2_port} drop")  # fmt: skip
 
 
 def _delete_script() -> str:
@@ -127,6 +144,10 @@ class BridgeGate(abc.ABC):
     @abc.abstractmethod
     def state(self) -> dict[str, Any]:
         """What the gate intends, for ``status``."""
+
+    @abc.abstractmethod
+    def keep_local(self, sep2_port: int) -> None:
+        """Never bridge the EVSE's 2030.5 port (J3072 traffic stays on the PLC link)."""
 
 
 @dataclass(slots=True)
@@ -166,9 +187,15 @@ class _Gate(BridgeGate):
             self.address = evse_interface(prefix)
         except AddressingError as err:
             raise BridgeError(str(err)) from err
+        self._rules = (multicast_pps, allowed_destinations)
         self.ruleset = bridge_ruleset(plc_if, site_if, multicast_pps, allowed_destinations)
         self._clock = clock
         self._record = _Record()
+
+    def keep_local(self, sep2_port: int) -> None:
+        """The EVSE's 2030.5 port, once known: its traffic is never bridged."""
+        multicast_pps, allowed = self._rules
+        self.ruleset = bridge_ruleset(self.plc_if, self.site_if, multicast_pps, allowed, sep2_port)
 
     def state(self) -> dict[str, Any]:
         return {

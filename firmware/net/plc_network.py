@@ -53,6 +53,7 @@ class PlcLink:
         self.prefix: IPv6Network | None = None
         self.address: IPv6Interface | None = None
         self.gate: BridgeGate | None = None
+        self._sep2_port: int | None = None  # known once isolate() was told it
         self._ra: RaSender | None = None
         self._wanted: tuple[bool, str] = (False, "start")  # (bridged, session or reason)
         self._applied = False
@@ -90,6 +91,9 @@ class PlcLink:
             assert self.prefix is not None and bridge.site_interface is not None
             self.gate = MockBridge(plc_if or "plc", bridge.site_interface, self.prefix,
                                    bridge.allowed_destinations, bridge.multicast_pps)  # fmt: skip
+            sep2 = self.config.sep2
+            if sep2.enabled and sep2.port:
+                self.gate.keep_local(sep2.port)
 
     async def _start_linux(self, plc_if: str, watched: Watched) -> None:
         bridge, prefix = self.config.bridge, self.prefix
@@ -104,6 +108,8 @@ class PlcLink:
             log_event(logger, "bridge.isolated_at_start", leftover_removed=leftover)
             if bridge.policy is BridgePolicy.AFTER_AUTHORIZATION:
                 self.gate = gate
+                if self._sep2_port is not None:
+                    gate.keep_local(self._sep2_port)
         if await self._address(plc_if, prefix, quiet=False):
             self._advertise(plc_if, watched)
         else:  # like the PLC stack: the netdev may appear later (the modem's driver loading)
@@ -181,6 +187,10 @@ class PlcLink:
             await asyncio.to_thread(_nft, script)
         except IsolationError as err:
             raise ConfigError([f"plc link isolation: {err}"]) from err
+        if sep2_port is not None:
+            self._sep2_port = sep2_port  # the bridge, made later or now, never carries it
+            if self.gate is not None:
+                self.gate.keep_local(sep2_port)
         log_event(logger, "plc_link.isolated", interface=plc_if, table=ISOLATION_TABLE,
                   allowed="ND/RA, mDNS" + (f", tcp/{sep2_port}" if sep2_port else ""))  # fmt: skip
 

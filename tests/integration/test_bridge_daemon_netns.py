@@ -37,17 +37,20 @@ from tests.integration.test_bridge_netns import (
     PREFIX,
     SEND_HOMEPLUG,
     SEND_MARKER,
+    SEND_MDNS,
     SITE,
     SITE4,
     TCP_SERVER,
     Hosts,
     hosts,
 )
+from tests.integration.test_bridge_netns import PORT as TCP_PORT
 
 pytestmark = pytest.mark.integration
 
 AREA = "TEST-AREA-NORTH"
-PORT = 8443  # the 2030.5 server in the EVSE namespace (TCP_CLIENT's port too)
+PORT = 8444  # the 2030.5 server in the EVSE namespace (and a stand-in on the site host)
+# TCP_CLIENT's port (8443) is the site's other service: non-J3072 traffic, which may cross
 CLOSED_PORT = 9  # nothing listens there on the EVSE
 KNOCK = """
 import socket, sys
@@ -193,7 +196,8 @@ def site(hosts: Hosts, tmp_path: Path) -> Iterator[Site]:
         run(*hosts.exec(host, "ip", "neigh", "add", other, "lladdr", hosts.mac(*other_dev),
                         "dev", dev, "nud", "permanent"))  # fmt: skip
     for host in ("site", "pev"):
-        hosts.start(host, TCP_SERVER, str(PORT))
+        hosts.start(host, TCP_SERVER, str(TCP_PORT))
+    hosts.start("site", TCP_SERVER, str(PORT))  # a 2030.5 server on the site, say
     made = Site(hosts, tmp_path)
     made.start()
     try:
@@ -228,7 +232,7 @@ def test_the_site_bridge_follows_the_authorization_and_survives_a_crash(site: Si
     assert knocked.returncode == 3, "another port on the EVSE is dropped, not even refused"
     assert hosts.reaches(("pev", "ping6", EVSE)) == [False], "no echo from the vehicle's side"
     table = run(*hosts.exec("evse", "nft", "list", "table", "inet", "evse_gatekeeper_plc"))
-    assert "tcp dport 8443 accept" in table.stdout and "packets 0 " not in table.stdout
+    assert f"tcp dport {PORT} accept" in table.stdout and "packets 0 " not in table.stdout
 
     site.plug_in_and_authorize()
     # the new bridge takes a moment to carry (its ports go forwarding, neighbours are found)
@@ -237,11 +241,15 @@ def test_the_site_bridge_follows_the_authorization_and_survives_a_crash(site: Si
     capture = hosts.start("site", CAPTURE, "lan0", "5")
     run(*hosts.python("pev", SEND_HOMEPLUG, "pev0", hosts.mac("site", "lan0").replace(":", "")))
     ipv4 = hosts.reaches(("pev", "ping4", SITE4))
+    run(*hosts.python("pev", SEND_MDNS, SITE, "pev0"))
     run(*hosts.python("pev", SEND_MARKER, SITE))
     out, _ = capture.communicate(timeout=10)
     crossed = json.loads(out)
-    assert crossed == {"homeplug": 0, "ipv4": 0, "marker": 1}, crossed
+    assert crossed == {"homeplug": 0, "ipv4": 0, "mdns": 0, "marker": 1}, crossed
     assert ipv4 == [False], "IPv4 does not cross"
+    # §4.2.4: J3072 traffic stays on the PLC link, the 2030.5 port included
+    to_site = subprocess.run(hosts.python("pev", KNOCK, SITE, str(PORT)), timeout=10)
+    assert to_site.returncode == 3, "2030.5 from the vehicle does not cross to the site"
 
     daemon = site.daemon
     assert daemon is not None

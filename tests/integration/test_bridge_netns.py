@@ -71,7 +71,7 @@ import json, select, socket, sys, time
 sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
 sock.bind((sys.argv[1], 0))
 print("READY", flush=True)
-counts = {"homeplug": 0, "ipv4": 0, "marker": 0}
+counts = {"homeplug": 0, "ipv4": 0, "mdns": 0, "marker": 0}
 # The marker is sent last: once it is seen (and a moment after), everything before it is in.
 deadline = time.monotonic() + float(sys.argv[2])
 while (left := deadline - time.monotonic()) > 0:
@@ -83,6 +83,7 @@ while (left := deadline - time.monotonic()) > 0:
     ethertype = int.from_bytes(frame[12:14], "big")
     counts["homeplug"] += ethertype in (0x88E1, 0x8912)
     counts["ipv4"] += ethertype == 0x0800
+    counts["mdns"] += b"evgk-mdns" in frame
     if b"evgk-marker" in frame:
         counts["marker"] += 1
         deadline = min(deadline, time.monotonic() + 0.2)
@@ -97,6 +98,13 @@ for dst in (b"\\xff" * 6, bytes.fromhex(sys.argv[2])) * 3:
     for ethertype in (b"\\x88\\xe1", b"\\x89\\x12"):
         # CM_SLAC_PARM.REQ (MMV 1, MMTYPE 0x6064 little-endian), padded to the minimum frame
         sock.send((dst + own + ethertype + b"\\x01\\x64\\x60").ljust(60, b"\\0"))
+"""
+SEND_MDNS = """
+import socket, sys
+with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+    index = socket.if_nametoindex(sys.argv[2])
+    sock.sendto(b"evgk-mdns", ("ff02::fb", 5353, 0, index))
+    sock.sendto(b"evgk-mdns", (sys.argv[1], 5353))
 """
 SEND_MARKER = """
 import socket, sys
@@ -303,7 +311,8 @@ def test_the_gate_bridges_only_ipv6_and_only_while_open(lan: Hosts) -> None:
         )
         assert opened == [True] * 6
         # "ping4 own" shows the IPv4 ping itself works; the marker that the capture sees.
-        crossing = {"homeplug": 0, "ipv4": 0, "marker": 1, "ping4 own": True, "ping4 site": False}
+        crossing = {"homeplug": 0, "ipv4": 0, "mdns": 0, "marker": 1, "ping4 own": True,
+                    "ping4 site": False}  # fmt: skip
         assert _crossing(lan) == crossing
     finally:
         started = time.monotonic()

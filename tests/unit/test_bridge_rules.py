@@ -47,11 +47,32 @@ def test_the_filter_drops_by_default_and_passes_only_ipv6_between_our_ports() ->
         'iifname != { "plc0", "site0" } accept',
         'ether type 0x88e1 drop comment "HomePlug management"',
         'ether type 0x8912 drop comment "powerline management"',
+        'udp dport 5353 drop comment "DNS-SD stays on the PLC link"',
+        "udp sport 5353 drop",
         'iifname "plc0" meta pkttype multicast limit rate over 50/second drop',
         'iifname "site0" meta pkttype multicast limit rate over 50/second drop',
         'iifname "plc0" oifname "site0" ether type ip6 accept',
         'iifname "site0" oifname "plc0" ether type ip6 accept',
     ]
+
+
+def test_j3072_traffic_stays_on_the_plc_link() -> None:
+    """§4.2.4: only non-J3072 traffic is bridged. DNS-SD and the EVSE's 2030.5 port are
+    dropped both ways, before anything is accepted."""
+    gate = MockBridge("plc0", "site0", PREFIX)
+    gate.keep_local(8444)
+    rules = rules_of(gate.ruleset)
+    kept = [i for i, rule in enumerate(rules) if "5353" in rule or "8444" in rule]
+    assert [rules[i] for i in kept] == [
+        'udp dport 5353 drop comment "DNS-SD stays on the PLC link"',
+        "udp sport 5353 drop",
+        'tcp dport 8444 drop comment "2030.5 stays on the PLC link"',
+        "tcp sport 8444 drop",
+    ]
+    accepts = [i for i, rule in enumerate(rules[1:], 1) if " accept" in rule]
+    assert max(kept) < min(accepts)
+    with pytest.raises(BridgeError, match="not a TCP port"):
+        bridge_ruleset("plc0", "site0", 50, (), 70000)
 
 
 def test_the_filter_replaces_our_table_atomically_even_when_absent() -> None:
