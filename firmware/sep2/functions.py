@@ -16,9 +16,10 @@ management information", lists the functions and the default set.
   functions gets the defaults of those it leaves out; only frequency droop can be turned off
   (``enabled = false``), as IEEE 1547 allows.
 - The Enter Service window lies inside the must-trip thresholds (a vehicle allowed to enter
-  service at a voltage it must trip at would cycle), momentary cessation lies outside the
-  continuous operating range the must-trip curves bound, and a dispatch (fixed-w) does not
-  exceed opModMaxLimW.
+  service at a voltage it must trip at would cycle), and momentary cessation lies outside the
+  continuous operating range the must-trip curves bound. A dispatch (fixed-w) above
+  opModMaxLimW is not refused: the cap wins (a site owner curtails by lowering it), and the
+  gate's limit is the lower of the two.
 """
 
 from __future__ import annotations
@@ -203,10 +204,6 @@ def incompatible(functions: tuple[SiteFunction, ...] | list[SiteFunction],
         )
     ys = {f.mode: [y for _, y in f.curve] for f in functions if f.mode.ride_through and f.curve}
     problems += _enter_service_window(ys, es) + _cessation_outside_continuous(ys)
-    values = {f.mode: f.value for f in functions if f.value is not None}
-    cap, dispatch = values.get(Mode.MAX_LIM_W), values.get(Mode.FIXED_W)
-    if cap is not None and dispatch is not None and dispatch > cap:
-        problems.append(f"site.functions: fixed-w {dispatch:g} % over max-lim-w {cap:g} %")
     return problems
 
 
@@ -278,3 +275,17 @@ def _curve(section: SectionReader, mode: Mode) -> tuple[tuple[float, float], ...
         found.append(f"{where}: {mode.value} values must be {low:g} to {high:g} {unit}")
     problems += found
     return () if found else points  # a refused curve takes no part in the set's checks
+
+
+def describe(function: SiteFunction) -> str:
+    """One line for ``status``: the mode and what it is set to."""
+    mode = function.mode
+    if function.curve:
+        points = " ".join(f"({x:g}, {y:g})" for x, y in function.curve)
+        return f"{mode.value} {points}"
+    if mode is Mode.FIXED_PF:
+        return f"{mode.value} {function.value:g}"
+    if function.value is not None:
+        return f"{mode.value} {function.value:g} %"
+    droop = "".join(f" {key}={value:g}" for key, value in function.droop)
+    return f"{mode.value}{droop}"

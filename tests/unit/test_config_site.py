@@ -190,8 +190,6 @@ def test_a_site_sets_its_own_trip_curves() -> None:
         ({"functions": [{"mode": "lv-momentary-cessation", "curve": [[0, 90]]}]},
          "site.functions: lv-momentary-cessation at 90 lies above the lv-must-trip threshold "
          "88, inside the continuous operating range"),
-        ({"functions": [{"mode": "max-lim-w", "percent": 40}, {"mode": "fixed-w", "percent": 50}]},
-         "site.functions: fixed-w 50 % over max-lim-w 40 %"),
     ],
 )  # fmt: skip
 def test_a_set_that_cannot_be_published_together_is_refused(
