@@ -329,6 +329,7 @@ def render(snapshot: dict[str, Any]) -> str:
         f"plc:           link {_text(plc.get('link'))}, ev_mac {_text(plc.get('ev_mac'))}",
         *_session_lines(snapshot.get("session")),
         *_authorization_lines(_table(snapshot, "authorization")),
+        *_function_lines(snapshot.get("functions")),
         *_approvals_lines(snapshot.get("approvals")),
         f"faults:        {_faults(snapshot.get('faults'))}",
         render_current(_table(snapshot, "current")),
@@ -377,6 +378,14 @@ def _authorization_lines(auth: dict[str, Any]) -> list[str]:
     if isinstance(reasons, list):
         lines += [f"               - {_text(reason)}" for reason in reasons]
     return lines
+
+
+def _function_lines(functions: Any) -> list[str]:
+    if not isinstance(functions, list):
+        return []
+    return ["functions:     " + (_text(functions[0]) if functions else "none")] + [
+        f"               {_text(f)}" for f in functions[1:]
+    ]
 
 
 def _approvals_lines(approvals: Any) -> list[str]:

@@ -34,7 +34,7 @@ from firmware.plc.stack import LinkChange, PlcEvent
 from firmware.safety import channel as ch
 from firmware.safety.interlock import DEADMAN_LAPSED
 from firmware.safety.link import SafetyEvent, SafetyLink, SafetyLost, SafetyProcessError
-from firmware.sep2.functions import read_function
+from firmware.sep2.functions import describe, read_function
 from firmware.sep2.store import PEV_EVENTS, PevEvent
 from hal import Relay
 
@@ -342,6 +342,8 @@ class Running:
                        **{k: authorization.get(k) for k in ("lfdi", "ism", "vin")}}  # fmt: skip
         communication = self.communication.status()
         communication["plc"]["ev_mac"] = self._ev_mac
+        sep2 = self.communication.sep2
+        functions = [describe(f) for f in sep2.site.functions] if sep2 is not None else None
         return {
             "firmware": firmware_version(),
             **safety,
@@ -349,6 +351,7 @@ class Running:
             "faults": sorted({*charger["faults"], *latched}),
             "session": session,
             "authorization": {k: authorization.get(k) for k in ("state", "limit_w", "reasons")},
+            "functions": functions,  # the IEEE 1547 functions in effect, as now published
             **communication,
         }
 
