@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from hil.pev.client import PevClient
 from hil.pev.profiles import Profile
@@ -50,6 +52,13 @@ class BackgroundPev:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 raise TimeoutError(f"{self.heartbeats} heartbeats, not {count}: {self.errors}")
             time.sleep(0.02)
+
+    def call(self, make: Callable[[], Coroutine[Any, Any, None]], timeout_s: float = 5.0) -> None:
+        """Run one of the client's coroutines on the session's loop and wait for it."""
+        loop = self._loop
+        if loop is None or not self._thread.is_alive():
+            raise RuntimeError("the simulated vehicle is not running")
+        asyncio.run_coroutine_threadsafe(make(), loop).result(timeout_s)
 
     def stop(self, timeout_s: float = 10.0) -> PevReport:
         loop = self._loop

@@ -17,7 +17,7 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -57,6 +57,7 @@ class Links:
     default_control: str = ""
     control_list: str = ""
     curve_list: str | None = None
+    device_information: str | None = None
 
 
 def href_of(link: Link | ListLink | None) -> str | None:
@@ -221,6 +222,7 @@ class PevClient:
         der = await self._der(need(edev.der_list_link, "EndDevice DERListLink"), "PEV")
         links, p, now = self.links, self.profile, self.now()
         links.der_status = need(der.der_status_link, "DERStatusLink")
+        links.device_information = href_of(edev.device_information_link)
         self.set_max_w = watts(documents.der_settings(p, site, now).set_max_w)
         writes: tuple[tuple[Link | None, str, Resource], ...] = (
             (der.der_settings_link, "DERSettings", documents.der_settings(p, site, now)),
@@ -239,6 +241,14 @@ class PevClient:
         )
         for link, what, body in writes:  # §4.6.2, in the order the profile lists them
             await self.http.put(need(link, f"{what}Link"), body, f"PUT {what}")
+
+    async def report_ism(self, ism: str) -> None:
+        """PUT DeviceInformation again with another ISM number (an attacker's trick, or a
+        vehicle changing what it says mid-session)."""
+        self.profile = replace(self.profile, ism=ism)
+        info = documents.device_information(self.profile, self.lfdi, self.now())
+        await self.http.put(need(self.links.device_information, "DeviceInformationLink"), info,
+                            "PUT DeviceInformation (again)")  # fmt: skip
 
     # --- §4.6.3 / §4.7.1: the program, its controls and our responses ---------------------
 

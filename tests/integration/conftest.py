@@ -22,7 +22,7 @@ BASE_CONFIG: dict[str, Any] = {
     },
     "charger": {"max_current_a": 32, "ventilation": False, "sample_rate_hz": 200},
     "contactor": {"min_close_interval_ms": 200, "discharge_min_close_interval_ms": 200},
-    "j3072": {"hold_s": 1.0},
+    "j3072": {"hold_s": 1.0, "follow_s": 2.0},
     "log": {"level": "info"},
 }
 

@@ -13,7 +13,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,12 @@ class Site:
         assert done.returncode == 0, done.stderr
         result: dict[str, Any] = json.loads(done.stdout)
         return result
+
+    def control(self, *words: str) -> subprocess.CompletedProcess[str]:
+        """``evse-gatekeeper control …``, as the site owner would change a function."""
+        command = [sys.executable, "-m", "firmware", "control", *words,
+                   "--config", str(self.config)]  # fmt: skip
+        return subprocess.run(command, capture_output=True, text=True, timeout=30)
 
     def pev(self, profile: Profile) -> BackgroundPev:
         return BackgroundPev(self.url, self.pki.directory, profile).start()
@@ -303,3 +309,93 @@ def test_an_exchange_that_is_not_whole_is_denied_with_every_reason(site: Site) -
         "setESDelay 0, looser than the site's 30000",
         "setESHighVolt 12000, looser than the site's 10500",
     )
+
+
+def eventually(check: Callable[[], bool], within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_control_changed_mid_session_is_followed_and_enforced(site: Site) -> None:
+    """§4.6.3/§4.7.1: the site owner lowers opModMaxLimW during the session; the vehicle sees
+    a superseding DERControl, answers it and follows it, stays authorized, and the meter is
+    held to the new limit once the vehicle has had follow_s (2 s here) to reach it."""
+    pev = authorized_and_discharging(site, PROFILES["certified-4q"])
+    done = site.control("max-lim-w", "percent=40")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "max-lim-w in effect, superseding max-lim-w: 1 session(s)"
+    log = pev.client.log
+    assert eventually(lambda: log.controls_followed == ["max-lim-w"], 3.0), log.controls_followed
+    assert pev.client.max_lim_w_pct == 40.0
+    assert eventually(lambda: site.status()["authorization"]["limit_w"] == 2880, 4.0)
+    rig = site.running.rig
+    pev.wait_heartbeats(pev.heartbeats + 6, timeout_s=10)  # past the Responses' due time
+    assert rig.relays()["discharge"] == "CLOSED", "answered and followed: still authorized"
+    rig.command("METER:W 3500")  # under the old 5,000 W, over the new 2,880 W
+    assert rig.wait_relay("DISCHARGE", "OPEN", 1000) <= 1_000_000
+    line = site.running.daemon.wait_for("j3072.revoked", timeout_s=1)
+    assert "over the 2880 W in effect" in line
+    pev.stop()
+
+
+def test_a_vehicle_ignoring_a_changed_control_is_revoked(site: Site) -> None:
+    profile = replace(PROFILES["certified-4q"], follows_changes=False, subscribe=False)
+    pev = authorized_and_discharging(site, profile)
+    changed_at = time.monotonic()
+    assert site.control("max-lim-w", "percent=60").returncode == 0
+    site.running.rig.wait_relay("DISCHARGE", "OPEN", 8000)
+    after_s = time.monotonic() - changed_at
+    assert 4.5 <= after_s <= 7.0, f"revoked {after_s:.1f} s after the change"
+    line = site.running.daemon.wait_for("j3072.decision", timeout_s=1)
+    assert "granted=false" in line and "Responses missing: received" in line
+    pev.stop()
+
+
+@pytest.mark.parametrize(
+    ("words", "error"),
+    [
+        (("volt-var", "curve=[[98,0],[92,44]]"), "control.curve: x values must increase"),
+        (("fixed-w", "percent=150"), "control.percent: must be between -100 and 100, got 150"),
+        (("max-lim-w", "percent=40", "colour=1"), "control.colour: unknown key"),
+        (("hv-momentary-cessation", "curve=[[0,104]]"), "lies below the hv-must-trip"),
+        (("hv-must-trip", "curve=[[1, 104]]"), "high_volt_pct: 105 must be below"),
+    ],
+)
+def test_a_control_the_loader_would_refuse_changes_nothing(
+    site: Site, words: tuple[str, ...], error: str
+) -> None:
+    before = site.status()["functions"]
+    assert before[0] == "max-lim-w 100 %" and len(before) == 8, before
+    done = site.control(*words)
+    assert done.returncode == 1 and error in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert site.status()["functions"] == before, "nothing changed"
+
+
+def test_one_vehicle_per_plug_in_a_second_client_is_ignored(site: Site) -> None:
+    """Nothing binds before SLAC matched in this plug-in; once a vehicle is bound, another
+    client with a valid certificate is ignored and logged, and never sees opModEnergize."""
+    rig, daemon = site.running.rig, site.running.daemon
+    rig.command("EV:STATE B")
+    rig.wait_duty(1, 99, 1000)
+    early = site.pev(replace(PROFILES["silent"], heartbeats=None))
+    line = daemon.wait_for("j3072.peer_refused", timeout_s=15)
+    assert early.client.lfdi in line and "no SLAC match in this plug-in" in line
+    early.stop()
+    assert site.status()["authorization"]["state"] == "none"
+    rig.command("EV:PLC ON")
+    daemon.wait_for("plc.link state=up", timeout_s=10)
+    pev = site.pev(PROFILES["certified-4q"])
+    daemon.wait_for("j3072.authorized", timeout_s=15)
+    other = site.pev(replace(PROFILES["silent"], heartbeats=None))
+    line = daemon.wait_for("j3072.other_vehicle", timeout_s=15)
+    assert other.client.lfdi in line and pev.client.lfdi in line
+    other.wait_heartbeats(3, timeout_s=10)
+    assert other.energize is False, "the other client is never energized"
+    assert site.status()["session"]["lfdi"] == pev.client.lfdi
+    other.stop()
+    pev.stop()
