@@ -1,13 +1,17 @@
 """The random rig stimuli of ``test_stateful_rig``, extended with the J3072 gate's
 inputs: the vehicle's PLC modem, its TLS session (the simulated vehicle over real
-TLS), its heartbeats, the EVSE meter and approval lists installed while it runs.
+TLS), its heartbeats, the EVSE meter and approval lists installed while it runs, a
+re-pairing without unplugging, a second client on the server, the vehicle changing the ISM it
+reports, and the site owner changing opModMaxLimW mid-session.
 
 After every step, on what the rig measures: the discharge relay closed => main closed, the
 pilot in C (or D with ventilation), no fault latched, the PLC link up, the vehicle's TLS
 session running and heartbeating, its ISM approved on a list in force, and the meter within
-the authorized limit — each condition allowed its reaction time (the meter 1 s and heartbeats
-10 s, docs/v2g-ac-profile.md "The session"; the approval list 1 s, as the daemon checks it)
-plus a margin, counted from when the model saw it fail. A vehicle that goes away (its TLS
+the limit in effect (a tightened opModMaxLimW once the vehicle has had follow_s to reach it),
+the reported ISM approved — each condition allowed its reaction time (the meter 1 s and
+heartbeats 10 s, docs/v2g-ac-profile.md "The session"; the approval list 1 s, as the daemon
+checks it) plus a margin, counted from when the model saw it fail. A second client never
+changes what the gate decides. A vehicle that goes away (its TLS
 client stopped) is a heartbeat loss (§4.8.1.1), nothing sooner. Once the vehicle discharged
 over the limit, the discharge path never closes again until the pilot shows it unplugged.
 """
@@ -27,6 +31,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, rule
 
+from firmware.daemon.config import load_config
+from firmware.daemon.control_socket import set_function
+from firmware.j3072.session import over_limit_w
 from firmware.sep2.pki import PkiLayout, init_pki
 from hil.pev.background import BackgroundPev
 from hil.pev.profiles import APPROVED_ISM, PROFILES
@@ -43,6 +50,9 @@ pytestmark = pytest.mark.integration
 
 AREA = "TEST-AREA-NORTH"
 LIMIT_W = 5000
+SITE_MAX_W = 7200
+FOLLOW_S = 2.0  # [j3072] follow_s in the tests' config
+SECOND_CLIENT = PROFILES["unapproved-ism"]  # its own certificate; never to be granted
 REACT_S = 1.0 + 0.4  # 1 s to react, plus the loop's and the watcher's periods as margin
 HEARTBEAT_REACT_S = 10.0 + 1.5
 PLC_REACT_S = 1.5  # the mock modem's link poll
@@ -57,6 +67,10 @@ class GateModel:
     pev: BackgroundPev | None = None
     failing_since: dict[str, float] = field(default_factory=dict)
     violated_at: float | None = None  # discharged over the limit in this plug-in
+    other: BackgroundPev | None = None  # a second client on the 2030.5 server
+    limit_w: int = LIMIT_W  # the limit in effect once the vehicle followed the last change
+    limit_from: float = 0.0  # when a tightened limit starts to count (monotonic)
+    meter_w: int = 0
 
     def fails(self, condition: str) -> None:
         self.failing_since.setdefault(condition, time.monotonic())
@@ -136,6 +150,7 @@ class GateStimuli(RigStimuli):
         super().plug_out()
         self.gate = GateModel()
         self.harness.install(approved=True)
+        self._set_max_lim_w(100)  # the site's own, whatever an earlier example left
         self.gate.fails("plc")
         self.gate.fails("heartbeats")
         self.vehicle_arrives()  # each example starts from a vehicle discharging, if all is well
@@ -148,8 +163,9 @@ class GateStimuli(RigStimuli):
 
     def teardown(self) -> None:
         gate = getattr(self, "gate", None)
-        if gate is not None and gate.pev is not None:
-            gate.pev.stop()
+        for client in (gate.pev, gate.other) if gate is not None else ():
+            if client is not None:
+                client.stop()
 
     # --- the vehicle's side of the gate ----------------------------------------------------
 
@@ -183,6 +199,7 @@ class GateStimuli(RigStimuli):
             gate.pev = BackgroundPev(self.harness.url, self.harness.pki.directory,
                                      PROFILES["certified-4q"]).start()  # fmt: skip
             gate.holds("heartbeats")
+            gate.holds("ism")
         elif not connect and gate.pev is not None:
             gate.pev.stop()
             gate.pev = None
@@ -204,15 +221,75 @@ class GateStimuli(RigStimuli):
 
     @rule(watts=st.sampled_from([0, 0, 2000, LIMIT_W - 100, LIMIT_W + 500, -3000]))
     def meter(self, watts: int) -> None:
+        gate = self.gate
         discharging = self.rig.relays()["discharge"] == "CLOSED"
         self.rig.command(f"METER:W {watts}")
-        if watts > LIMIT_W:
-            if discharging and self.gate.violated_at is None:
-                self.gate.violated_at = time.monotonic()
-            self.gate.fails("meter")
-            self._react("meter")
+        gate.meter_w = watts
+        if watts > over_limit_w(gate.limit_w):
+            counts_from = max(time.monotonic(), gate.limit_from)  # a tightening being followed
+            if discharging and gate.violated_at is None:
+                gate.violated_at = counts_from
+            gate.failing_since.setdefault("meter", counts_from)
+            self._react("meter", extra_s=counts_from - time.monotonic())
         else:
-            self.gate.holds("meter")
+            gate.holds("meter")
+
+    @rule()
+    def re_pair(self) -> None:
+        """The vehicle drops its PLC link and pairs again without unplugging: a new session
+        of the same plug-in (a violation earlier in it still holds)."""
+        self.plc(False)
+        self.tls(False)
+        self.plc(True)
+        with contextlib.suppress(TimeoutError):
+            self.run.daemon.wait_for("plc.link state=up", timeout_s=3)
+        self.tls(True)
+
+    @rule()
+    def second_client(self) -> None:
+        """Another client with a valid certificate comes (or goes): it is not this plug-in's
+        vehicle, or, bound after a lost link, it is denied; either way nothing changes."""
+        gate = self.gate
+        if gate.other is None:
+            gate.other = BackgroundPev(self.harness.url, self.harness.pki.directory,
+                                       SECOND_CLIENT).start()  # fmt: skip
+        else:
+            gate.other.stop()
+            gate.other = None
+
+    @rule(approved=st.booleans())
+    def reported_ism(self, approved: bool) -> None:
+        """The vehicle PUTs DeviceInformation again, naming another ISM (or its own again)."""
+        pev = self.gate.pev
+        if pev is None:
+            return
+        ism = APPROVED_ISM if approved else SECOND_CLIENT.ism
+        with contextlib.suppress(Exception):  # the session may be ending meanwhile
+            pev.call(lambda: pev.client.report_ism(ism))
+        if approved:
+            self.gate.holds("ism")
+        else:
+            self.gate.fails("ism")
+            self._react("ism")
+
+    @rule(percent=st.sampled_from([100, 60, 40]))
+    def max_lim_w(self, percent: int) -> None:
+        """The site owner changes opModMaxLimW; the vehicle follows (its meter reading drops
+        under the new limit), and the gate holds it to the new one after follow_s."""
+        gate = self.gate
+        new = min(LIMIT_W, percent * SITE_MAX_W // 100)
+        if gate.meter_w > over_limit_w(new):
+            self.rig.command(f"METER:W {new * 9 // 10}")
+            gate.meter_w = new * 9 // 10
+            gate.holds("meter")
+        self._set_max_lim_w(percent)
+        if new < gate.limit_w:
+            gate.limit_from = time.monotonic() + FOLLOW_S
+        gate.limit_w = new
+
+    def _set_max_lim_w(self, percent: int) -> None:
+        socket_path = load_config(self.run.daemon.config_path).control_socket
+        set_function(socket_path, {"mode": "max-lim-w", "percent": percent})
 
     @rule(what=st.sampled_from(["approve", "approve", "revoke", "expire-soon"]))
     def approval_list(self, what: str) -> None:
