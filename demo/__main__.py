@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from firmware.daemon.config import Config, load_config
-from firmware.daemon.control_socket import query
+from firmware.daemon.control_socket import query, set_function
 from firmware.errors import ConfigError
 from firmware.pilot.duty import current_to_duty_permille
 from hil.firmware_process import Daemon
@@ -233,6 +233,55 @@ class Story:
 
         return check
 
+    def change_control(self, *words: str) -> Callable[[], str]:
+        """The site owner's ``evse-gatekeeper control``, over the daemon's control socket."""
+
+        def run() -> str:
+            table: dict[str, object] = {"mode": words[0]}
+            for word in words[1:]:
+                key, _, value = word.partition("=")
+                table[key] = tomllib.loads(f"v = {value}")["v"]
+            answer = set_function(self.config.control_socket, table)
+            old = answer.get("replaced")
+            return (
+                f"{answer['mode']} in effect"
+                + (f", superseding {old}" if old else "")
+                + (f": {answer['sessions']} session(s) get a new DERControl")
+            )
+
+        return run
+
+    def follows(self, pev: BackgroundPev, mode: str) -> Callable[[], str]:
+        """The vehicle answers the superseding control and follows it: the rig plays the
+        power it now sends to the grid."""
+
+        def run() -> str:
+            deadline = time.monotonic() + 5
+            while mode not in pev.client.log.controls_followed and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert mode in pev.client.log.controls_followed, "the vehicle did not follow"
+            watts = pev.client.dispatched_w
+            self.rig.command(f"METER:W {watts:.0f}")
+            cap = pev.client.max_lim_w_pct
+            return f"Responses received+started; opModMaxLimW {cap:g} % -> METER:W {watts:.0f}"
+
+        return run
+
+    def limit(self, watts: int) -> Callable[[], str]:
+        """The gate holds the vehicle to the new limit once it has had follow_s."""
+
+        def check() -> str:
+            started = time.monotonic()
+            deadline = started + self.config.j3072.follow_s + 2
+            while time.monotonic() < deadline:
+                limit = query(self.config.control_socket)["authorization"]["limit_w"]
+                if limit == watts:
+                    return f"limit in effect {limit} W, {time.monotonic() - started:.1f} s later"
+                time.sleep(0.1)
+            raise AssertionError(f"the limit in effect is {limit} W, not {watts} W")
+
+        return check
+
     def energized(self, pev: BackgroundPev, value: bool = True) -> Callable[[], str]:
         def check() -> str:
             deadline = time.monotonic() + 3
@@ -264,7 +313,9 @@ class Story:
 def _approved_vehicle(story: Story) -> None:
     step = story.step
     what = "an approved, certified 4Q vehicle: authorized, discharges at the dispatch"
-    story.timeline.section("approved-vehicle", what + ", then over its limit")
+    story.timeline.section(
+        "approved-vehicle", what + ", follows a control change, then goes over its limit"
+    )
     story.plug_in_and_match()
     pev = story.start_vehicle(APPROVED_PROFILE)
     step("vehicle runs the J3072 exchange (TLS)", story.decision(True))
@@ -274,7 +325,12 @@ def _approved_vehicle(story: Story) -> None:
     step("EVSE closes the discharge path", story.relay("CLOSED", 1000, "DISCHARGE"))
     step("vehicle discharges at the dispatched power", story.dispatch(pev))
     step("evse-gatekeeper status", story.status("authorized"))
-    step("vehicle discharges over its limit", story.send("METER:W 6800"))
+    step("site owner: evse-gatekeeper control max-lim-w percent=20",
+         story.change_control("max-lim-w", "percent=20"))  # fmt: skip
+    step("vehicle answers the superseding control and follows it", story.follows(pev, "max-lim-w"))
+    step("the gate holds it to 20 % of setMaxW", story.limit(1440))
+    step("evse-gatekeeper status", story.status("authorized"))
+    step("vehicle discharges over its limit", story.send("METER:W 3000"))
     step("EVSE revokes, the discharge path opens", story.relay("OPEN", 1000, "DISCHARGE"))
     step("vehicle sees opModEnergize = false", story.energized(pev, False))
     step("vehicle stops discharging within 3 s", story.send("METER:W 0"))
@@ -357,6 +413,7 @@ def _with_utility_key(config_path: str, state_dir: Path) -> str:
     derived = state_dir / "demo.toml"
     derived.write_text(
         text + f'\n[approvals]\nutility_keys = ["{(directory / PUBLIC_FILE).resolve()}"]\n'
+        "\n[j3072]\nfollow_s = 3  # the demo's: a vehicle has 30 s to follow a change on a board\n"
     )
     return str(derived)
 
