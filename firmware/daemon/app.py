@@ -33,6 +33,7 @@ from firmware.daemon.running import LoopEvent, Running
 from firmware.daemon.sdnotify import HealthWatchdog, SystemdNotifier
 from firmware.errors import ConfigError
 from firmware.j3072.gate import Gate
+from firmware.j3072.held import HeldViolation
 from firmware.j3072.peer import PeerCheck
 from firmware.journal.recorder import Recorder
 from firmware.logs import kv, log_event
@@ -140,7 +141,8 @@ class Gatekeeper:
         approvals = self.services.approvals
         gate = Gate(config.site, config.j3072, self.services.sep2,
                     approvals.store if approvals is not None else None,
-                    self.recorder, self._clock, peer=self._peer_check(config))  # fmt: skip
+                    self.recorder, self._clock, peer=self._peer_check(config),
+                    held=HeldViolation(config.paths.state_dir))  # fmt: skip
         running = Running(charger, gate, self.safety, self.services, self.recorder,
                           self._queue, self._clock)  # fmt: skip
         self._control = ControlServer(config.control_socket, running.status, running.set_limit,

@@ -1,13 +1,14 @@
 """The J3072 gate on the event loop: which vehicle this plug-in session is, what the decision
 table says of it, and whether the discharge path may close.
 
-It binds the first vehicle (by LFDI) that talks to the 2030.5 server while a vehicle is
-plugged in, and runs its ``J3072Session``. A violation (discharge over the limit in effect,
-or while not authorized) is kept for the plug-in: a session that a lost link or a re-pairing
-starts later in the same plug-in begins violated, and only the pilot showing the vehicle
-unplugged (state A) clears it. It decides once the profile's exchange is
-complete (site limits read, PEV data PUT, controls read, then every Response in or the first
-heartbeat) and again whenever an input changes: the vehicle's data or Responses, or what the
+It binds one vehicle per plug-in (by LFDI; with a PLC link, only the SLAC-matched vehicle on
+the cable, ``PeerCheck``) and runs its ``J3072Session``. A violation (discharge over the
+limit in effect, or while not authorized) is kept for the plug-in, across a daemon restart
+too (``held``): a session that a lost link or a re-pairing starts later in the same plug-in
+begins violated, and only the pilot showing the vehicle unplugged (state A) clears it. It
+decides once the profile's exchange is complete (site limits read, PEV data PUT, controls
+read, then every Response in or the first heartbeat) and again whenever an input changes:
+the vehicle's data or Responses, a changed control's Responses falling due, or what the
 approval list says of its ISM (asked on every poll, so a new list or an expiry counts within
 the loop's period). It hands ``opModEnergize`` to the 2030.5 service and journals every
 decision, revocation and re-authorization *before* acting on it: a grant the journal cannot
@@ -34,6 +35,7 @@ from firmware.j3072.decision import (
     decide,
     mapped,
 )
+from firmware.j3072.held import HeldViolation
 from firmware.j3072.peer import PeerCheck
 from firmware.j3072.session import (
     DISCHARGE_NOISE_W,
@@ -111,9 +113,11 @@ class Gate:
         journal: DecisionJournal,
         clock: Callable[[], int],
         peer: PeerCheck | None = None,
+        held: HeldViolation | None = None,
     ) -> None:
         """``peer``: with a PLC link, who may be bound (the vehicle SLAC matched, on the
-        cable); None: no PLC configured, the first client of the plug-in."""
+        cable); None: no PLC configured, the first client of the plug-in. ``held``: where a
+        violation is kept across a restart (None: in memory only)."""
         self._site = site
         self._mapping = j3072.mapping
         self._follow_ns = int(j3072.follow_s * 1e9)
@@ -132,6 +136,13 @@ class Gate:
         # losing the link or re-pairing starts a new session, not a clean slate
         self.violation: str | None = None
         self._grace_until_ns = 0  # after an authorized session ends: the 3 s to stop
+        self._held = held
+        if held is not None:
+            self.violation = held.load()
+        if self.violation is not None:  # held until the pilot shows state A
+            self._plugged = True
+            log_event(logger, "j3072.violation_restored", logging.WARNING,
+                      reason=self.violation, holds="until the vehicle unplugs")  # fmt: skip
 
     # --- what the loop asks -------------------------------------------------------------
 
@@ -206,6 +217,8 @@ class Gate:
                 self._peer.matched(None)
             if self.violation is not None:
                 log_event(logger, "j3072.violation_cleared", reason="the vehicle unplugged")
+                if self._held is not None:
+                    self._held.clear()
             self.violation = None
 
     def on_pilot(self, state: PilotState) -> None:
@@ -300,6 +313,8 @@ class Gate:
     def _violated(self, why: str) -> None:
         if self.violation is None:
             self.violation = why
+            if self._held is not None:
+                self._held.save(why)
             log_event(logger, "j3072.violation", logging.WARNING, reason=why,
                       holds="until the vehicle unplugs")  # fmt: skip
 

@@ -6,6 +6,7 @@ is complete, journals before it energizes, and revokes on each of its inputs."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from firmware.approvals.approval_list import Entry, Status
 from firmware.j3072.config import J3072Config
 from firmware.j3072.decision import Decision
 from firmware.j3072.gate import Gate
+from firmware.j3072.held import UNREADABLE, HeldViolation
 from firmware.j3072.peer import PeerCheck
 from firmware.j3072.session import HEARTBEAT_LOSS_NS, STOP_GRACE_NS
 from firmware.pilot.levels import PilotState
@@ -94,6 +96,7 @@ class World:
         hold_ns: int = 0,
         peer: PeerCheck | None = None,
         follow_ns: int = 0,
+        held: HeldViolation | None = None,
     ) -> None:
         self.now = 0
         self.gate: Gate
@@ -104,7 +107,7 @@ class World:
         self.journal = FakeJournal()
         j3072 = J3072Config(hold_s=hold_ns / 1e9, follow_s=follow_ns / 1e9)
         self.gate = Gate(site, j3072, self.sep2, self.approvals,  # type: ignore[arg-type]
-                         self.journal, lambda: self.now, peer)  # fmt: skip
+                         self.journal, lambda: self.now, peer, held)  # fmt: skip
         self.transports: dict[str, Transport] = {}
 
     def connect(self, profile: Profile, lfdi: str, peer: str = "fe80::1") -> None:
@@ -289,6 +292,38 @@ def test_a_violation_holds_across_a_lost_link_and_a_re_pairing_until_unplug(
     assert world.gate.violation is None
     world.exchange(PROFILES["certified-4q"], LFDI)
     assert world.gate.authorized, "a new plug-in starts clean"
+
+
+def test_a_violation_outlives_a_restart_until_the_pilot_shows_a(tmp_path: Path) -> None:
+    """The daemon restarts mid-plug-in (a crash, an update): the violation is still held, and
+    the re-paired vehicle is not authorized; state A clears it, on disk too."""
+    first = World(held=HeldViolation(tmp_path))
+    first.gate.plugged(True)
+    first.exchange(PROFILES["certified-4q"], LFDI)
+    first.gate.on_meter(6000.0, main_closed=True)
+    assert (tmp_path / "j3072-violation.json").exists()
+    again = World(held=HeldViolation(tmp_path))  # the restarted daemon
+    assert again.gate.violation == "discharge 6000 W over the 5000 W in effect"
+    again.gate.plugged(True)  # the pilot shows the vehicle still there
+    again.exchange(PROFILES["certified-4q"], LFDI)
+    assert not again.gate.authorized
+    assert again.gate.snapshot()["reasons"][0].startswith("a violation earlier in this plug-in")
+    again.gate.plugged(False)
+    assert again.gate.violation is None and not (tmp_path / "j3072-violation.json").exists()
+
+
+def test_a_restart_that_finds_the_vehicle_gone_clears_the_held_violation(tmp_path: Path) -> None:
+    HeldViolation(tmp_path).save("discharge 6000 W over the 5000 W in effect")
+    restarted = World(held=HeldViolation(tmp_path))
+    restarted.gate.plugged(False)  # the first pilot reading: state A
+    assert restarted.gate.violation is None
+    assert HeldViolation(tmp_path).load() is None
+
+
+@pytest.mark.parametrize("content", [b"", b"{", b'{"reason": 3}', b"[1]", b"x" * 5000])
+def test_a_held_violation_that_cannot_be_read_still_holds(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "j3072-violation.json").write_bytes(content)
+    assert HeldViolation(tmp_path).load() == UNREADABLE
 
 
 def test_discharge_while_not_authorized_is_a_violation_too(world: World) -> None:
