@@ -16,7 +16,7 @@ from hil.firmware_process import Daemon, toml_dumps
 from hil.scenario import load_all
 from tests.integration.conftest import BASE_CONFIG, merged
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.parallel]
 
 
 def run_hil(*args: str, timeout_s: float) -> subprocess.CompletedProcess[str]:

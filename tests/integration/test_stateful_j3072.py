@@ -46,7 +46,7 @@ from tests.integration.test_stateful_rig import (
     firmware_latched,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.parallel]
 
 AREA = "TEST-AREA-NORTH"
 LIMIT_W = 5000
@@ -221,6 +221,9 @@ class GateStimuli(RigStimuli):
 
     @rule(watts=st.sampled_from([0, 0, 2000, LIMIT_W - 100, LIMIT_W + 500, -3000]))
     def meter(self, watts: int) -> None:
+        self._meter(watts)
+
+    def _meter(self, watts: int) -> None:
         gate = self.gate
         discharging = self.rig.relays()["discharge"] == "CLOSED"
         self.rig.command(f"METER:W {watts}")
@@ -272,20 +275,22 @@ class GateStimuli(RigStimuli):
             self.gate.fails("ism")
             self._react("ism")
 
-    @rule(percent=st.sampled_from([100, 60, 40]))
-    def max_lim_w(self, percent: int) -> None:
-        """The site owner changes opModMaxLimW; the vehicle follows (its meter reading drops
-        under the new limit), and the gate holds it to the new one after follow_s."""
+    @rule(percent=st.sampled_from([100, 60, 40]), follows=st.booleans())
+    def max_lim_w(self, percent: int, follows: bool) -> None:
+        """The site owner changes opModMaxLimW. A vehicle that follows brings its discharge
+        under the new limit; one that does not keeps discharging just under the old one, and
+        the gate must hold it to the new limit once follow_s has passed."""
         gate = self.gate
         new = min(LIMIT_W, percent * SITE_MAX_W // 100)
-        if gate.meter_w > over_limit_w(new):
-            self.rig.command(f"METER:W {new * 9 // 10}")
-            gate.meter_w = new * 9 // 10
-            gate.holds("meter")
         self._set_max_lim_w(percent)
         if new < gate.limit_w:
             gate.limit_from = time.monotonic() + FOLLOW_S
         gate.limit_w = new
+        if follows:
+            if gate.meter_w > over_limit_w(new):
+                self._meter(new * 9 // 10)
+        else:
+            self._meter(LIMIT_W - 100)
 
     def _set_max_lim_w(self, percent: int) -> None:
         socket_path = load_config(self.run.daemon.config_path).control_socket

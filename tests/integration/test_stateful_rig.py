@@ -24,7 +24,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from tests.integration.conftest import Running, StartDaemon
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.parallel]
 
 SETTLE_S = 0.06  # two samples + the relay's 10 ms + the loop, with margin
 LATCH_EVENTS = ("fault.latched", "fault.cleared")
