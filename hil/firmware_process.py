@@ -70,8 +70,10 @@ class Daemon:
                 line = self._fresh.get(timeout=min(remaining, 0.1))
             except queue.Empty:
                 if self.proc.poll() is not None and self._fresh.empty():
+                    last = "\n".join(self.lines[-15:])
                     raise RuntimeError(
-                        f"daemon exited with {self.proc.returncode} while waiting for {needle!r}"
+                        f"daemon exited with {self.proc.returncode} while waiting for {needle!r}; "
+                        f"its last lines:\n{last}"
                     ) from None
                 continue
             if needle in line:
