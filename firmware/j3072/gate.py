@@ -481,9 +481,13 @@ class Gate:
         if decision == bound.session.decision and not force:
             return
         if decision != bound.recorded:
-            if not self._journal.decision(decision):
-                decision = _unrecorded(decision)
-            bound.recorded = decision
+            # a grant that a hold keeps from authorizing is journaled when it does authorize
+            # (``_journal_energize``): a vehicle flipping its data cannot fill the journal
+            held = decision.granted and bool(bound.session.holds)
+            if not held:
+                if not self._journal.decision(decision):
+                    decision = _unrecorded(decision)
+                bound.recorded = decision
             log_event(logger, "j3072.decision", logging.INFO if decision.granted else
                       logging.WARNING, granted=decision.granted, ism=decision.ism,
                       limit_w=decision.limit_w, reasons="; ".join(decision.reasons))  # fmt: skip
@@ -511,7 +515,10 @@ class Gate:
         ism = decision.ism if decision is not None else None
         if action.value:
             limit = decision.limit_w if decision is not None else None
-            return self._journal.decision(Decision(True, (), limit, ism))
+            if not self._journal.decision(Decision(True, (), limit, ism)):
+                return False
+            bound.recorded = decision  # what the journal now says: a later denial differs
+            return True
         reasons = tuple(f"revoked: {r}" for r in action.reasons)
         self._journal.decision(Decision(False, reasons, None, ism))
         return True  # a revocation takes effect even if it cannot be recorded

@@ -134,11 +134,15 @@ class Site:
 
     def start_pev(self) -> None:
         self.stop_pev()
-        command = self.hosts.exec("pev", sys.executable, "-m", "hil.pev", "run",
+        self.pev = self.client("pev", "certified-4q")
+
+    def client(self, host: str, profile: str) -> subprocess.Popen[str]:
+        """The simulated vehicle's 2030.5 client, run in ``host``'s namespace."""
+        command = self.hosts.exec(host, sys.executable, "-m", "hil.pev", "run",
                                   "--server", f"https://[{EVSE}]:{PORT}", "--pki", str(self.pki),
-                                  "--profile", "certified-4q", "--poll")  # fmt: skip
-        self.pev = subprocess.Popen(command, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+                                  "--profile", profile, "--poll")  # fmt: skip
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, text=True)  # fmt: skip
 
     def stop_pev(self) -> None:
         if self.pev is not None and self.pev.poll() is None:
@@ -247,12 +251,24 @@ def test_the_site_bridge_follows_the_authorization_and_survives_a_crash(site: Si
     crossed = json.loads(out)
     assert crossed == {"homeplug": 0, "ipv4": 0, "mdns": 0, "marker": 1}, crossed
     assert ipv4 == [False], "IPv4 does not cross"
+    # a valid certificate from the site side reaches the server through the open bridge, but
+    # the plug-in's vehicle is bound: ignored and logged, never energized
+    daemon = site.daemon
+    assert daemon is not None
+    intruder = site.client("site", "silent")
+    try:
+        ignored = daemon.wait_for("j3072.other_vehicle", timeout_s=15)
+    finally:
+        intruder.send_signal(signal.SIGINT)
+        intruder.wait(10)
+    intruder_lfdi = ignored.split(" lfdi=", 1)[1].split()[0]
+    assert intruder_lfdi not in ignored.split("session_lfdi=", 1)[1]
+    energized = [ln for ln in daemon.lines if f"sep2.energize lfdi={intruder_lfdi}" in ln]
+    assert energized == [], "the intruder is never energized"
     # §4.2.4: J3072 traffic stays on the PLC link, the 2030.5 port included
     to_site = subprocess.run(hosts.python("pev", KNOCK, SITE, str(PORT)), timeout=10)
     assert to_site.returncode == 3, "2030.5 from the vehicle does not cross to the site"
 
-    daemon = site.daemon
-    assert daemon is not None
     installed_at = site.install(approved=False)
     closed = daemon.wait_for("bridge.closed", timeout_s=3)
     assert line_time(closed) - installed_at <= 1.0, closed

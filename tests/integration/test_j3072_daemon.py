@@ -9,11 +9,12 @@ approval-list install, the vehicle falling silent).
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -86,8 +87,7 @@ class Site:
         daemon.wait_for("plc.link state=up", timeout_s=10)
 
 
-@pytest.fixture
-def site(start_daemon: StartDaemon, pki: PkiLayout, tmp_path: Path) -> Iterator[Site]:
+def make_site(start_daemon: StartDaemon, pki: PkiLayout, tmp_path: Path, **extra: Any) -> Site:
     utility = UtilityAuthority(tmp_path, AREA)
     state = tmp_path / "gated-state"
     utility.install(state, approve={APPROVED_ISM: LIST_LIMIT_W})
@@ -107,10 +107,16 @@ def site(start_daemon: StartDaemon, pki: PkiLayout, tmp_path: Path) -> Iterator[
         },
         plc={"interface": "mock", "duty": "nominal", "fallback": "basic-charging"},
         paths={"state_dir": str(state)},
+        **extra,
     )
     listening = next(line for line in running.daemon.lines if "sep2.listening" in line)
     url = f"https://[::1]:{int(listening.rsplit('port=', 1)[1])}"
-    yield Site(running, pki, state, tmp_path / "config0.toml", utility, url)
+    return Site(running, pki, state, tmp_path / "config0.toml", utility, url)
+
+
+@pytest.fixture
+def site(start_daemon: StartDaemon, pki: PkiLayout, tmp_path: Path) -> Site:
+    return make_site(start_daemon, pki, tmp_path)
 
 
 def authorized_and_discharging(site: Site, profile: Profile) -> BackgroundPev:
@@ -399,3 +405,26 @@ def test_one_vehicle_per_plug_in_a_second_client_is_ignored(site: Site) -> None:
     assert site.status()["session"]["lfdi"] == pev.client.lfdi
     other.stop()
     pev.stop()
+
+
+def test_a_vehicle_flipping_its_ism_cannot_cycle_the_discharge_relay(
+    start_daemon: StartDaemon, pki: PkiLayout, tmp_path: Path
+) -> None:
+    """Flipping the reported ISM every 150 ms (this project once closed the discharge relay 32
+    times in 10 s for it, with 65 journal rows): one revocation, no closing while the denial
+    holds ([j3072] hold_s, 10 s by default), one journal row per decision that took effect."""
+    site = make_site(start_daemon, pki, tmp_path, j3072={"hold_s": 10.0})
+    pev = authorized_and_discharging(site, PROFILES["certified-4q"])
+    rig = site.running.rig
+    other = PROFILES["unapproved-ism"].ism
+    for k in range(30):
+        ism = other if k % 2 == 0 else APPROVED_ISM
+        pev.call(functools.partial(pev.client.report_ism, ism))
+        time.sleep(0.15)
+    assert rig.relays()["discharge"] == "OPEN"
+    pev.stop()
+    with Journal.in_state_dir(site.state) as journal:
+        relays = journal.relay_actions(200)
+    closings = [r for r in relays if r.relay is Relay.DISCHARGE and r.closed]
+    assert len(closings) == 1, f"closed {len(closings)} times"
+    assert [granted for granted, _ in decisions(site.state)] == [True, False]

@@ -167,3 +167,27 @@ def test_waking_without_re_reading_the_controls_does_not_resume() -> None:
     world.store.note_read(record_of(world), SiteRead.CONTROLS, world.now)
     beat(world, 3)
     assert world.gate.authorized
+
+
+def test_a_vehicle_flipping_its_ism_neither_cycles_the_path_nor_fills_the_journal() -> None:
+    """A vehicle alternating an approved and an unapproved ISM: one revocation, then nothing
+    authorizes while it flips (the hold), and the journal gets one row per change of the
+    decision that took effect, not one per flip."""
+    world = plugged(World(hold_ns=10 * S))
+    world.exchange(CAR, LFDI)
+    assert world.gate.authorized and len(world.journal.decisions) == 1
+    flips = [PROFILES["unapproved-ism"], CAR] * 20
+    for profile in flips:
+        world.now += S // 7
+        world.put_device_information(profile, LFDI)
+        world.heartbeat(LFDI)
+        world.gate.poll()
+        assert not world.gate.authorized
+    assert world.sep2.changes == 2, "energized once, revoked once"
+    assert [d.granted for d in world.journal.decisions] == [True, False]
+    beat(world, 12)  # it stopped flipping (approved): the hold ends, 3 heartbeats resume
+    assert world.gate.authorized
+    assert [d.granted for d in world.journal.decisions] == [True, False, True]
+    world.put_device_information(PROFILES["unapproved-ism"], LFDI)
+    assert not world.gate.authorized
+    assert [d.granted for d in world.journal.decisions] == [True, False, True, False]
