@@ -440,13 +440,23 @@ def _ensure_utility_list(config: Config, config_path: str) -> None:
 
 
 def _ensure_test_pki(ca_file: Path | None) -> None:
-    """The mock config points at TEST credentials under the state dir: make them once."""
-    if ca_file is None or ca_file.exists():
+    """The mock config points at TEST credentials under the state dir: make them once, and
+    again when those there predate the 2030.5 certificatePolicies (the server refuses them)."""
+    if ca_file is None:
         return
+    from firmware.sep2.identity import load_certificate, policy_problem
     from firmware.sep2.pki import init_pki
 
-    init_pki(ca_file.parent)
-    print(f"made TEST credentials in {ca_file.parent} (not for production)")
+    directory = ca_file.parent
+    if ca_file.exists():
+        pev = directory / "pev-certified-4q.pem"
+        if not pev.exists() or policy_problem(load_certificate(pev)) is None:
+            return
+        aside = directory.with_name(f"{directory.name}.old-{int(time.time())}")
+        directory.rename(aside)
+        print(f"moved TEST credentials without 2030.5 certificatePolicies to {aside}")
+    init_pki(directory)
+    print(f"made TEST credentials in {directory} (not for production)")
 
 
 IDLE_S = 3.0  # how long the CPU use at rest is measured after start

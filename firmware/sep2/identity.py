@@ -21,6 +21,16 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from firmware.errors import GatekeeperError
 
 HARDWARE_MODULE_NAME_OID = x509.ObjectIdentifier("1.3.6.1.5.5.7.8.4")  # RFC 4108 §5
+# IEEE 2030.5 §6.11.7.2 device types and §6.11.7.3 policies, carried in certificatePolicies
+DEVICE_GENERIC = "1.3.6.1.4.1.40732.1.1"
+DEVICE_MOBILE = "1.3.6.1.4.1.40732.1.2"  # a device that moves between sites: a vehicle
+DEVICE_POST_MANUFACTURE = "1.3.6.1.4.1.40732.1.3"
+DEVICE_TYPES = (DEVICE_GENERIC, DEVICE_MOBILE, DEVICE_POST_MANUFACTURE)
+POLICY_TEST = "1.3.6.1.4.1.40732.2.1"
+POLICY_NAMES = {DEVICE_GENERIC: "device", DEVICE_MOBILE: "mobile device",
+                DEVICE_POST_MANUFACTURE: "post-manufacture device", POLICY_TEST: "test",
+                "1.3.6.1.4.1.40732.2.2": "self-signed", "1.3.6.1.4.1.40732.2.3": "service provider",
+                "1.3.6.1.4.1.40732.2.4": "bulk-issued"}  # fmt: skip
 MAX_CHAIN_LENGTH = 4  # SERCA -> MCA -> MICA -> device
 
 
@@ -135,6 +145,32 @@ def key_problem(cert: x509.Certificate) -> str | None:
     if isinstance(key, rsa.RSAPublicKey):
         return f"key is RSA-{key.key_size}, not EC P-256"
     return f"key is {type(key).__name__}, not EC P-256"
+
+
+def policies(cert: x509.Certificate) -> tuple[str, ...]:
+    """The certificatePolicies OIDs of ``cert`` (dotted), in its order."""
+    try:
+        found = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
+    except x509.ExtensionNotFound:
+        return ()
+    return tuple(info.policy_identifier.dotted_string for info in found)
+
+
+def policy_problem(cert: x509.Certificate) -> str | None:
+    """Why ``cert`` is not a 2030.5 device certificate by its policies (§6.11.7.2: a device
+    certificate names its device type in certificatePolicies), or None."""
+    found = policies(cert)
+    if not found:
+        return "certificate has no certificatePolicies (an IEEE 2030.5 device type is required)"
+    if not any(oid in DEVICE_TYPES for oid in found):
+        return ("certificate names no IEEE 2030.5 device type in certificatePolicies "
+                f"({', '.join(found)})")  # fmt: skip
+    return None
+
+
+def describe_policies(cert: x509.Certificate) -> str:
+    """The policies by name, for a log line ("mobile device, test")."""
+    return ", ".join(POLICY_NAMES.get(oid, oid) for oid in policies(cert)) or "none"
 
 
 def hardware_module_name(cert: x509.Certificate) -> HardwareModuleName | None:

@@ -2,7 +2,8 @@
 ``cryptography`` and written to disk by ``evse-gatekeeper pki init``.
 
 Device certificates in the 2030.5 shape: empty subject, critical SubjectAltName with a
-HardwareModuleName (one hwType per vehicle model), P-256, notAfter 99991231235959Z. Never
+HardwareModuleName (one hwType per vehicle model), critical certificatePolicies (the device
+type, mobile for vehicles, and the test policy), P-256, notAfter 99991231235959Z. Never
 production credentials. The identity arithmetic and verification live in
 ``firmware.sep2.identity``.
 """
@@ -23,8 +24,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from firmware.sep2.identity import (
+    DEVICE_GENERIC,
+    DEVICE_MOBILE,
     HARDWARE_MODULE_NAME_OID,
     MAX_CHAIN_LENGTH,
+    POLICY_TEST,
     HardwareModuleName,
     PkiError,
     encode_hardware_module_name,
@@ -39,6 +43,7 @@ BAD_HW_TYPE_ARC = "1.3.6.1.4.1.55555.9"
 NOT_AFTER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 DEFAULT_PEV_NAMES = ("certified-4q", "uncertified", "unapproved-ism", "over-limits", "silent")
 TEST_ORGANIZATION = "evse-gatekeeper TEST ONLY"
+VEHICLE_POLICIES = (DEVICE_MOBILE, POLICY_TEST)  # a vehicle is a mobile device (§6.11.7.2)
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 _KEY_USAGES = (
@@ -114,9 +119,15 @@ def issue_ca(issuer: Credential, common_name: str) -> Credential:
 
 
 def issue_device(
-    issuer: Credential, hw_type: str, hw_serial_num: bytes, key: PrivateKey | None = None
+    issuer: Credential,
+    hw_type: str,
+    hw_serial_num: bytes,
+    key: PrivateKey | None = None,
+    policies: tuple[str, ...] = (DEVICE_GENERIC, POLICY_TEST),
 ) -> Credential:
-    """A 2030.5 device certificate: empty subject, critical SAN with a HardwareModuleName."""
+    """A 2030.5 device certificate: empty subject, critical SAN with a HardwareModuleName,
+    critical certificatePolicies naming its device type and (here) the test policy, as real
+    2030.5 device certificates carry them (§6.11.7.2, §6.11.7.3); ``()`` leaves them out."""
     key = key or new_p256_key()
     other_name = x509.OtherName(
         HARDWARE_MODULE_NAME_OID,
@@ -128,6 +139,9 @@ def issue_device(
         .add_extension(_key_usage(digital_signature=True, key_agreement=True), critical=True)
         .add_extension(_authority_key_id(issuer), critical=False)
     )
+    if policies:
+        infos = [x509.PolicyInformation(x509.ObjectIdentifier(oid), None) for oid in policies]
+        builder = builder.add_extension(x509.CertificatePolicies(infos), critical=True)
     return Credential(builder.sign(issuer.key, hashes.SHA256()), key, _chain_below(issuer))
 
 
@@ -209,7 +223,8 @@ class PkiLayout:
 _README = """TEST credentials for evse-gatekeeper. NOT FOR PRODUCTION: private keys lie unprotected
 on disk and the roots are trusted by nobody but your own test setup. Device certificates have
 the IEEE 2030.5 shape (empty subject, critical SubjectAltName with a HardwareModuleName whose
-hwType is under the made-up test arc 1.3.6.1.4.1.55555) and never expire.
+hwType is under the made-up test arc 1.3.6.1.4.1.55555, critical certificatePolicies with the
+2030.5 device type and test policy) and never expire.
 
 """
 
@@ -252,16 +267,19 @@ def _pki_entries(pev_names: Sequence[str]) -> list[tuple[str, str, bytes]]:
         ("evse", "the EVSE: device cert + MICA + MCA", issue_device(mica, EVSE_HW_TYPE, b"EVSE")),
     ]
     for i, name in enumerate(pev_names):
-        pev = issue_device(mica, _pev_hw_type(i), name.encode())
+        pev = issue_device(mica, _pev_hw_type(i), name.encode(), None, VEHICLE_POLICIES)
         made.append((f"pev-{name}", f"PEV hwType {_pev_hw_type(i)}: device + MICA + MCA", pev))
     p384, rsa2048 = ec.generate_private_key(ec.SECP384R1()), rsa.generate_private_key(65537, 2048)
-    bad: list[tuple[str, str, Credential, PrivateKey]] = [
-        ("untrusted", "device issued by bad/untrusted-root.pem", untrusted, new_p256_key()),
-        ("p384", "device on P-384 issued by the MICA", mica, p384),
-        ("rsa", "device on RSA-2048 issued by the MICA", mica, rsa2048),
-    ]
-    for i, (name, what, issuer, key) in enumerate(bad, start=1):
-        device = issue_device(issuer, f"{BAD_HW_TYPE_ARC}.{i}", name.encode(), key)
+    bad: list[tuple[str, str, Credential, PrivateKey, tuple[str, ...]]] = [
+        ("untrusted", "device issued by bad/untrusted-root.pem", untrusted, new_p256_key(),
+         VEHICLE_POLICIES),
+        ("p384", "device on P-384 issued by the MICA", mica, p384, VEHICLE_POLICIES),
+        ("rsa", "device on RSA-2048 issued by the MICA", mica, rsa2048, VEHICLE_POLICIES),
+        ("no-policy", "device without certificatePolicies, by the MICA", mica, new_p256_key(),
+         ()),
+    ]  # fmt: skip
+    for i, (name, what, issuer, key, policy) in enumerate(bad, start=1):
+        device = issue_device(issuer, f"{BAD_HW_TYPE_ARC}.{i}", name.encode(), key, policy)
         made.append((f"bad/pev-{name}", what, device))
     entries = []
     for stem, what, credential in made:  # serca.pem first: it marks the directory as taken

@@ -160,7 +160,14 @@ def peer_identity(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> PeerIdentity:
     """The verified peer's LFDI, SFDI and hwType; raises TlsError when it must be refused."""
     from cryptography import x509
 
-    from firmware.sep2.identity import PkiError, hardware_module_name, key_problem, lfdi, sfdi
+    from firmware.sep2.identity import (
+        PkiError,
+        hardware_module_name,
+        key_problem,
+        lfdi,
+        policy_problem,
+        sfdi,
+    )
 
     der = ssl_object.getpeercert(binary_form=True)
     if not der:
@@ -169,7 +176,7 @@ def peer_identity(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> PeerIdentity:
         cert = x509.load_der_x509_certificate(der)
     except ValueError as err:
         raise TlsError("the peer's certificate does not parse") from err
-    problem = key_problem(cert)
+    problem = key_problem(cert) or policy_problem(cert)
     if problem is not None:
         raise TlsError(f"the peer's {problem}")
     try:

@@ -283,6 +283,16 @@ def test_a_client_with_an_rsa_key_is_refused(layout: PkiLayout) -> None:
     assert kind == "dropped" and len(reasons) == 1 and "RSA-2048" in reasons[0]
 
 
+def test_a_client_whose_certificate_names_no_2030_5_device_type_is_refused(
+    layout: PkiLayout,
+) -> None:
+    """§6.11.7.2: a device certificate carries its device type in certificatePolicies; the
+    chain verifies, ``peer_identity`` refuses it and says why."""
+    client = raw_client(layout.serca, pev_files(layout, "bad/no-policy"))
+    kind, reasons = refused(layout, client)
+    assert kind == "dropped" and len(reasons) == 1 and "certificatePolicies" in reasons[0]
+
+
 def test_a_client_without_a_certificate_is_refused(layout: PkiLayout) -> None:
     assert refused(layout, raw_client(layout.serca, None)) == ("handshake-refused", [])
 

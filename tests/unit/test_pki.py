@@ -24,9 +24,12 @@ from firmware.sep2.identity import (
     HardwareModuleName,
     PkiError,
     decode_hardware_module_name,
+    describe_policies,
     encode_hardware_module_name,
     hardware_module_name,
     lfdi,
+    policies,
+    policy_problem,
     sfdi,
     sfdi_check_digit,
     verify_chain,
@@ -145,6 +148,24 @@ def test_device_certificates_have_the_2030_5_shape() -> None:
     key = cert.public_key()
     assert isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)
     assert cert.signature_algorithm_oid == SignatureAlgorithmOID.ECDSA_WITH_SHA256
+    # §6.11.7.2/§6.11.7.3: the device type and the policy, critical, as real ones have them
+    found = cert.extensions.get_extension_for_class(x509.CertificatePolicies)
+    assert found.critical
+    assert policies(cert) == ("1.3.6.1.4.1.40732.1.1", "1.3.6.1.4.1.40732.2.1")
+    assert policy_problem(cert) is None and describe_policies(cert) == "device, test"
+
+
+def test_vehicle_certificates_are_mobile_devices_and_a_bare_one_is_refused(
+    pki_dir: Path,
+) -> None:
+    pev = _certs(pki_dir / f"pev-{DEFAULT_PEV_NAMES[0]}.pem")[0]
+    assert describe_policies(pev) == "mobile device, test"
+    bare = _certs(pki_dir / "bad" / "pev-no-policy.pem")[0]
+    assert policy_problem(bare) == (
+        "certificate has no certificatePolicies (an IEEE 2030.5 device type is required)"
+    )
+    other = issue_device(build_hierarchy(2).issuer, HW_TYPE, b"X", None, ("1.2.3.4",))
+    assert "names no IEEE 2030.5 device type" in (policy_problem(other.cert) or "")
 
 
 def test_ca_certificates_are_critical_test_cas() -> None:
@@ -255,12 +276,13 @@ def test_build_hierarchy_refuses_other_lengths() -> None:
 KEY_FILES = {
     "serca.key", "mca.key", "mica.key", "evse.key",
     *(f"pev-{name}.key" for name in DEFAULT_PEV_NAMES),
-    "bad/pev-untrusted.key", "bad/pev-p384.key", "bad/pev-rsa.key",
+    "bad/pev-untrusted.key", "bad/pev-p384.key", "bad/pev-rsa.key", "bad/pev-no-policy.key",
 }  # fmt: skip
 CERT_FILES = {
     "serca.pem", "mca.pem", "mica.pem", "evse.pem",
     *(f"pev-{name}.pem" for name in DEFAULT_PEV_NAMES),
     "bad/untrusted-root.pem", "bad/pev-untrusted.pem", "bad/pev-p384.pem", "bad/pev-rsa.pem",
+    "bad/pev-no-policy.pem",
 }  # fmt: skip
 
 
