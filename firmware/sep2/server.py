@@ -1,14 +1,17 @@
-"""The 2030.5 server: aiohttp over TLS 1.2 CCM8 with client certificates (``tls.py``).
+"""The 2030.5 server: aiohttp over TLS 1.2 CCM8 with client certificates (``tls.py``), its
+connections accepted and bounded by ``connections.py``.
 
-Owns the transport rules every request passes before a handler sees it: the peer's identity
-from its certificate (a non-P-256 key is refused and the connection closed), the media type
-``application/sep+xml`` on bodies (415 otherwise), the 64 KiB body cap (413), and the answer
-to bad input: 400 with the parser's one-line reason, logged, nothing changed. The resources
-themselves are in ``handlers.py``.
+Owns the rules every request passes before a handler sees it: the peer's identity (computed
+once per connection from its certificate), answers in ``application/sep+xml`` only (406 when
+the client accepts no XML: EXI is not offered), the media type on bodies (415 otherwise),
+the 64 KiB body cap (413), a path and a query of at most 256 characters (414), an answer
+within the connection limits' ``request_s`` (408), and the answer to bad input: 400 with the
+parser's one-line reason, logged, nothing changed. The resources are in ``handlers.py``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +21,7 @@ from pathlib import Path
 from aiohttp import web
 
 from firmware.logs import log_event
+from firmware.sep2.connections import ConnectionLimits, Guard, Listener, listening_socket
 from firmware.sep2.handlers import Handlers
 from firmware.sep2.handlers_lists import IDENTITY
 from firmware.sep2.site import SiteResources
@@ -28,6 +32,8 @@ from firmware.sep2.xml import MAX_BODY_BYTES, MEDIA_TYPE, Sep2InputError
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_PATH_CHARS = 256  # the profile's longest path is under 40; a query holds s, a and l
+ACCEPTABLE = ("application/sep+xml", "application/*", "*/*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,17 +46,39 @@ class ServerSettings:
 
 
 STORE = web.AppKey("store", Sep2Store)
+LIMITS = web.AppKey("limits", ConnectionLimits)
+DEFAULT_LIMITS = ConnectionLimits()
 
 
 @web.middleware
 async def _identity(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every request is bound to the LFDI/SFDI of the certificate on its connection (and
-    the store learns that the vehicle has this connection open)."""
+    the store learns that the vehicle has this connection open), and answered in time."""
+    transport = request.transport
+    guard = transport.get_protocol() if transport is not None else None
+    if not isinstance(guard, Guard):
+        return await _identified(request, handler, None)
+    guard.request_started()
+    try:
+        async with asyncio.timeout(request.app[LIMITS].request_s):
+            return await _identified(request, handler, guard.identity)
+    except TimeoutError:
+        log_event(logger, "sep2.refused", logging.WARNING, status=408, path=request.path[:80],
+                  reason="no answer in time")  # fmt: skip
+        return web.Response(status=408, text="the request took too long\n")
+    finally:
+        guard.request_done()
+
+
+async def _identified(
+    request: web.Request, handler: Handler, identity: PeerIdentity | None
+) -> web.StreamResponse:
     ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
     try:
-        if ssl_object is None:
-            raise TlsError("not a TLS connection")
-        identity = peer_identity(ssl_object)
+        if identity is None:
+            if ssl_object is None:
+                raise TlsError("not a TLS connection")
+            identity = peer_identity(ssl_object)
     except TlsError as err:
         log_event(logger, "sep2.refused", logging.WARNING, status=403, path=request.path,
                   reason=str(err))  # fmt: skip
@@ -70,6 +98,7 @@ async def _refusals(request: web.Request, handler: Handler) -> web.StreamRespons
     lfdi = identity.lfdi if identity is not None else "-"
     status, reason = 0, ""
     try:
+        _check_request_line(request)
         if request.method in ("PUT", "POST"):
             _check_body_headers(request)
         return await handler(request)
@@ -84,8 +113,34 @@ async def _refusals(request: web.Request, handler: Handler) -> web.StreamRespons
         if status >= 500:
             raise
     log_event(logger, "sep2.refused", logging.WARNING, status=status, method=request.method,
-              path=request.path, lfdi=lfdi, reason=reason.strip()[:200])  # fmt: skip
+              path=request.path[:80], lfdi=lfdi, reason=reason.strip()[:200])  # fmt: skip
     return web.Response(status=status, text=reason.strip() + "\n")
+
+
+def _check_request_line(request: web.Request) -> None:
+    if len(request.raw_path) > 2 * MAX_PATH_CHARS or len(request.path) > MAX_PATH_CHARS:
+        raise web.HTTPRequestURITooLong(text=f"path longer than {MAX_PATH_CHARS} characters")
+    if len(request.query_string) > MAX_PATH_CHARS:
+        raise web.HTTPRequestURITooLong(text=f"query longer than {MAX_PATH_CHARS} characters")
+    if not accepts_xml(request.headers.get("Accept")):
+        raise web.HTTPNotAcceptable(text=f"this server answers {MEDIA_TYPE} only (no EXI)")
+
+
+def accepts_xml(accept: str | None) -> bool:
+    """Whether an Accept header admits application/sep+xml (RFC 9110 §12.5.1; q=0 excludes)."""
+    if accept is None or not accept.strip():
+        return True
+    for item in accept.split(",")[:32]:
+        media, *params = (part.strip() for part in item.split(";"))
+        if media.lower() not in ACCEPTABLE:
+            continue
+        q = next((p.split("=", 1)[1] for p in params if p.lower().startswith("q=")), "1")
+        try:
+            if float(q) > 0:
+                return True
+        except ValueError:
+            continue
+    return False
 
 
 def _check_body_headers(request: web.Request) -> None:
@@ -110,11 +165,14 @@ class Sep2Server:
         evse_identity: PeerIdentity,
         clock_ns: Callable[[], int] = time.monotonic_ns,
         wall_clock: Callable[[], float] = time.time,
+        limits: ConnectionLimits = DEFAULT_LIMITS,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.limits = limits
         self.handlers = Handlers(site, store, evse_identity, clock_ns, wall_clock)
         self._runner: web.AppRunner | None = None
+        self.listener: Listener | None = None
         self.port = settings.port
 
     def app(self) -> web.Application:
@@ -122,24 +180,40 @@ class Sep2Server:
         # siblings; the identity check itself answers 403 and closes the connection
         app = web.Application(middlewares=[_identity, _refusals], client_max_size=MAX_BODY_BYTES)
         app[STORE] = self.store
+        app[LIMITS] = self.limits
         self.handlers.register(app.router)
         return app
 
     async def start(self) -> None:
         """Raises TlsError for unusable credentials and OSError when the port is taken."""
-        s = self.settings
+        s, limits = self.settings, self.limits
         context = server_context(s.ca_file, s.cert_file, s.key_file)
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        sock = listening_socket(s.host, s.port, limits.backlog)
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False,
+                                     keepalive_timeout=limits.idle_s)  # fmt: skip
         await self._runner.setup()
-        site = web.TCPSite(self._runner, s.host, s.port, ssl_context=context, backlog=16)
-        await site.start()
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
-        log_event(logger, "sep2.listening", host=s.host, port=self.port)
+        handler = self._runner.server
+        assert handler is not None  # made by setup()
+        self.listener = Listener(sock, context, handler, limits)
+        self.listener.start()
+        self.port = sock.getsockname()[1]
+        # port last: tools read it as the line's end
+        log_event(logger, "sep2.listening", host=s.host, max_connections=limits.max_total,
+                  per_peer=limits.max_per_peer, port=self.port)  # fmt: skip
+
+    def stats(self) -> dict[str, int]:
+        """For ``status``: connections open, refused per peer, TLS handshakes refused."""
+        listener = self.listener
+        if listener is None:
+            return {}
+        refusals = listener.refusals
+        return {"open": listener.open, "refused_per_peer": listener.refused_per_peer,
+                "tls_refused": refusals.logged + refusals.suppressed}  # fmt: skip
 
     async def stop(self) -> None:
+        if self.listener is not None:
+            await self.listener.stop()
+            self.listener = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -81,6 +81,7 @@ def test_the_unit_grants_real_time_by_limits_not_by_a_capability() -> None:
     which stops the safety process in order."""
     d = directives(UNIT.read_text())
     assert d["LimitRTPRIO"] == ["50"] and d["LimitMEMLOCK"] == ["64M"] and d["Nice"] == ["-10"]
+    assert d["LimitNOFILE"] == ["1024"], "a bounded descriptor budget the server stays under"
     assert d["KillMode"] == ["mixed"] and d["RestrictRealtime"] == ["no"]
     assert "CAP_SYS_NICE" not in d["CapabilityBoundingSet"][0]
     assert "CAP_IPC_LOCK" not in d["CapabilityBoundingSet"][0]
