@@ -5,7 +5,7 @@ number of its CM_MNBC_SOUND.INDs the host heard. docs/homeplug-slac.md "Sequence
 (step 4) and "When no attenuation arrives" say why each case answers as it does:
 
 - profiles that carry groups: each group averaged over the profiles that carry it, NUM_SOUNDS
-  the number of those profiles (the sounds the profile is made of, ISO 15118-3 Table A.4);
+  the number of those profiles (the sounds the profile is made of, ISO 15118-3 Annex A);
 - sounds heard but no group measured (a modem that sends NumGroups 0, or profiles lost):
   NUM_SOUNDS the sounds heard and a uniform, deliberately weak placeholder, never zeros
   (0 dB would claim a perfect line and win against any EVSE that really measured);

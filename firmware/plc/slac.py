@@ -6,8 +6,8 @@ that several vehicles sounding at once on shared cabling never mix; only the ses
 SLAC_MATCH.REQ names our MAC completes. The NMK handed to the vehicle is the one our modem
 holds; after every session (unplug, link loss) the modem is re-keyed with a fresh one, which
 evicts the previous vehicle. A matched vehicle that starts SLAC over while still plugged in
-(a new RunID) is served a new matching with the same key (docs/homeplug-slac.md "Seen in the
-field"); only that vehicle is served until it unplugs.
+(a new RunID) is served a new matching with the same key (docs/homeplug-slac.md "Starting over
+while matched"); only that vehicle is served until it unplugs.
 """
 
 from __future__ import annotations
