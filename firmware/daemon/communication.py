@@ -107,6 +107,7 @@ class Communication:
                 logger,
                 "plc.stats",
                 malformed=self.plc.malformed,
+                notices=self.plc.notices,
                 dropped=link.dropped if link is not None else 0,
                 link="up" if self.plc.link_up else "down",
             )

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from firmware.errors import ProtocolError
+from firmware.plc.frame import MIN_FRAME
 from firmware.plc.messages import Message, message
 
 MVF_MATCH_REQ = 0x003E
@@ -67,13 +69,50 @@ class MnbcSoundInd(Message):
 @message(0x6086)
 @dataclass(frozen=True, slots=True)
 class AttenProfileInd(Message):
-    """From the local modem, one per sound it heard. No RunID."""
+    """From the local modem, one per sound it heard. No RunID.
+
+    Its length follows NumGroups: 27 + NumGroups bytes, padded to 60. A QCA7005 sends 58
+    groups (85 bytes); other modems send NumGroups 0 (60 bytes) when they measured nothing
+    (docs/homeplug-slac.md "Payloads"). More than 58 groups, or a length that does not
+    match NumGroups, is malformed.
+    """
 
     pev_mac: bytes  # 19-24
-    num_groups: int  # 25 = 58
+    num_groups: int  # 25, 0..58
     reserved: int  # 26
-    aag: bytes  # 27-84, attenuation per carrier group in dB
-    LAYOUT: ClassVar = ("6s", "B", "B", "58s")
+    aag: bytes  # 27.., attenuation per carrier group in dB, NumGroups bytes
+    LAYOUT: ClassVar = ("6s", "B", "B", "s")  # packed by hand below
+    HEAD: ClassVar = 8  # PEV MAC, NumGroups, reserved
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.pev_mac, bytes) or len(self.pev_mac) != 6:
+            raise ValueError("pev_mac must be 6 bytes")
+        for name in ("num_groups", "reserved"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 0 <= value <= 0xFF:
+                raise ValueError(f"{name} must fit in a byte, got {value!r}")
+        if self.num_groups > NUM_GROUPS:
+            raise ValueError(f"NumGroups {self.num_groups} exceeds {NUM_GROUPS}")
+        if not isinstance(self.aag, bytes) or len(self.aag) != self.num_groups:
+            raise ValueError(f"aag must be NumGroups ({self.num_groups}) bytes")
+
+    def pack_body(self) -> bytes:
+        return self.pev_mac + bytes([self.num_groups, self.reserved]) + self.aag
+
+    @classmethod
+    def unpack_frame_body(cls, body: bytes, header_len: int) -> AttenProfileInd:
+        if len(body) < cls.HEAD:
+            raise ProtocolError("AttenProfileInd frame too short")
+        groups = body[6]
+        if groups > NUM_GROUPS:
+            raise ProtocolError(f"AttenProfileInd NumGroups {groups} exceeds {NUM_GROUPS}")
+        expected = max(MIN_FRAME, header_len + cls.HEAD + groups)
+        if header_len + len(body) != expected:
+            raise ProtocolError(
+                f"AttenProfileInd frame is {header_len + len(body)} bytes, expected {expected}"
+                f" for NumGroups {groups}"
+            )
+        return cls(body[:6], groups, body[7], body[cls.HEAD : cls.HEAD + groups])
 
 
 @message(0x606E)

@@ -3,7 +3,9 @@
 docs/homeplug-slac.md "Frame header": bytes 0-5 destination, 6-11 source, 12-13
 ethertype 0x88E1, 14 MMV, 15-16 MMTYPE (little-endian). HomePlug ``CM_*`` messages carry
 MMV 1 and a 2-byte FMI (payload from byte 19); Qualcomm ``VS_*`` messages carry MMV 0 and the
-OUI 00:B0:52 (payload from byte 20). Frames are padded to 60 bytes. Pure: bytes in, bytes out.
+OUI 00:B0:52 (payload from byte 20), except the one vendor indication a real QCA7005 sends
+with OUI 00:00:00 (docs/homeplug-slac.md "Seen in the field"). Frames are padded to 60 bytes.
+Pure: bytes in, bytes out.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ ETHERTYPE_HOMEPLUG = 0x88E1
 LOCALCAST = bytes.fromhex("00B052000001")  # the local Qualcomm modem: never broadcast SET_KEY
 BROADCAST = b"\xff" * 6
 QUALCOMM_OUI = bytes.fromhex("00B052")
+QCA_SOUND_NOTICE = 0xA14E  # sent by a real QCA7005 with each sound, under OUI 00:00:00
+VENDOR_OUIS = {QCA_SOUND_NOTICE: bytes(3)}  # vendor MMTYPEs whose OUI is not Qualcomm's
 MIN_FRAME = 60
 ETH_HEADER = struct.Struct("!6s6sH")  # the ethertype is network order, the MME fields are not
 MME_HEADER = struct.Struct("<BH")
@@ -41,6 +45,11 @@ def is_vendor(mmtype: int) -> bool:
     return 0xA000 <= mmtype <= 0xBFFF
 
 
+def vendor_oui(mmtype: int) -> bytes:
+    """The OUI a vendor MMTYPE carries: Qualcomm's, but for the few listed otherwise."""
+    return VENDOR_OUIS.get(mmtype, QUALCOMM_OUI)
+
+
 @dataclass(frozen=True, slots=True)
 class Header:
     dst: bytes
@@ -58,7 +67,7 @@ def build_frame(dst: bytes, src: bytes, mmtype: int, body: bytes) -> bytes:
         raise ValueError("MAC addresses have 6 bytes")
     head = ETH_HEADER.pack(dst, src, ETHERTYPE_HOMEPLUG)
     if is_vendor(mmtype):
-        head += MME_HEADER.pack(MMV_VS, mmtype) + QUALCOMM_OUI
+        head += MME_HEADER.pack(MMV_VS, mmtype) + vendor_oui(mmtype)
     else:
         head += MME_HEADER.pack(MMV_CM, mmtype) + b"\x00\x00"  # FMI 0: not fragmented
     frame = head + body
@@ -76,8 +85,9 @@ def parse_header(frame: bytes) -> Header:
     if is_vendor(mmtype):
         if mmv != MMV_VS:
             raise ProtocolError(f"MMV {mmv} for vendor MMTYPE 0x{mmtype:04X} (want 0)")
-        if frame[17:20] != QUALCOMM_OUI:
-            raise ProtocolError(f"OUI {frame[17:20].hex(':')} is not Qualcomm's")
+        if frame[17:20] != vendor_oui(mmtype):
+            got, want = frame[17:20].hex(":"), vendor_oui(mmtype).hex(":")
+            raise ProtocolError(f"OUI {got} for MMTYPE 0x{mmtype:04X} (want {want})")
     else:
         if mmv != MMV_CM:
             raise ProtocolError(f"MMV {mmv} for MMTYPE 0x{mmtype:04X} (want 1)")

@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable
 
 from firmware.errors import GatekeeperError
-from firmware.logs import kv
+from firmware.logs import kv, log_event
 from firmware.plc.frame import Header
 from firmware.plc.messages import Message
 from firmware.plc.modem import ModemClient
 from firmware.plc.port import PlcPort
-from firmware.plc.slac import Action, GaveUp, Matched, PilotWakeUp, Send, SetKey, SlacEvse
+from firmware.plc.slac import Action, GaveUp, Matched, Note, PilotWakeUp, Send, SetKey, SlacEvse
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,9 @@ class SlacService:
                 self.port.send(action.dst, action.message)
             elif isinstance(action, SetKey):
                 self._keys.put_nowait(action.nmk)
+            elif isinstance(action, Note):
+                level = logging.WARNING if action.warning else logging.INFO
+                log_event(logger, f"plc.slac_{action.event}", level, **dict(action.fields))
             else:
                 logger.info("%s", kv(f"plc.slac_{_NAMES[type(action)]}", _describe(action)))
                 self._on_event(action)

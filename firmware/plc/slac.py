@@ -5,7 +5,9 @@ docs/homeplug-slac.md "Sequence and timing". Sessions are keyed by (EV MAC, RunI
 that several vehicles sounding at once on shared cabling never mix; only the session whose
 SLAC_MATCH.REQ names our MAC completes. The NMK handed to the vehicle is the one our modem
 holds; after every session (unplug, link loss) the modem is re-keyed with a fresh one, which
-evicts the previous vehicle.
+evicts the previous vehicle. A matched vehicle that starts SLAC over while still plugged in
+(a new RunID) is served a new matching with the same key (docs/homeplug-slac.md "Starting over
+while matched"); only that vehicle is served until it unplugs.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from firmware.plc import cm_messages as cm
+from firmware.plc.attenuation import NUM_GROUPS, characterize
 from firmware.plc.keys import nid_from_nmk
 from firmware.plc.messages import Message
 
@@ -28,7 +31,6 @@ T_STEP_EF_NS = 4_000 * MS  # the E/F wake-up (EVerest T_STEP_EF)
 SLAC_INIT_RETRIES = 2
 NUM_SOUNDS = 10
 SOUND_TIMEOUT_100MS = 6
-NUM_GROUPS = 58
 VALIDATE_NOT_REQUIRED = 4
 
 
@@ -66,7 +68,16 @@ class GaveUp:
     reason: str
 
 
-Action = Send | SetKey | PilotWakeUp | Matched | GaveUp
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Worth one log line (``plc.slac_<event>``) and nothing else: the service logs it."""
+
+    event: str
+    fields: tuple[tuple[str, object], ...] = ()
+    warning: bool = False
+
+
+Action = Send | SetKey | PilotWakeUp | Matched | GaveUp | Note
 
 
 class Phase(enum.Enum):
@@ -84,7 +95,8 @@ class Session:
     phase: Phase = Phase.PARM
     deadline_ns: int | None = None
     num_sounds: int = NUM_SOUNDS
-    profiles: list[bytes] = field(default_factory=list)
+    profiles: list[bytes] = field(default_factory=list)  # each profile's AAG, 0..58 groups
+    sounds: set[int] = field(default_factory=set)  # the CNTs of the MNBC_SOUND.INDs heard
     atten_char: cm.AttenCharInd | None = None
     resends: int = 0
     match_cnf: cm.SlacMatchCnf | None = None
@@ -152,19 +164,34 @@ class SlacEvse:
     # --- frames -------------------------------------------------------------------------
 
     def on_message(self, src: bytes, msg: Message, now_ns: int) -> list[Action]:
-        if self.state is not SlacState.LISTENING and not (
-            self.state is SlacState.MATCHED and isinstance(msg, cm.SlacMatchReq)
-        ):
+        if not self._serves(src, msg):
             return []
         handler = self._HANDLERS.get(type(msg))
         return handler(self, src, msg, now_ns) if handler else []
 
+    def _serves(self, src: bytes, msg: Message) -> bool:
+        """Listening: everyone. Matched: only the vehicle holding our key (it may start SLAC
+        over while plugged in), and our modem's profiles of its sounds; nobody else may get
+        the key a vehicle on our cable already holds."""
+        if self.state is SlacState.LISTENING:
+            return True
+        if self.state is not SlacState.MATCHED or self.matched is None:
+            return False
+        return src == self.matched.ev_mac or isinstance(msg, cm.AttenProfileInd)
+
     def _parm_req(self, src: bytes, msg: cm.SlacParmReq, now_ns: int) -> list[Action]:
+        notes: list[Action] = []
+        if self.matched is not None:
+            if msg.run_id == self.matched.run_id:
+                return []  # a late copy of the matched run's request: the match stands
+            notes.append(Note("rematch", (("ev_mac", src.hex(":")),
+                                          ("old_run_id", self.matched.run_id.hex()),
+                                          ("run_id", msg.run_id.hex()))))  # fmt: skip
         # a repeated PARM.REQ restarts that session
         self.sessions[(src, msg.run_id)] = Session(src, msg.run_id)
         self._init_deadline = None  # a vehicle is talking: no wake-up needed
         cnf = cm.SlacParmCnf(b"\xff" * 6, NUM_SOUNDS, SOUND_TIMEOUT_100MS, 1, src, 0, 0, msg.run_id)
-        return [Send(src, cnf)]
+        return [*notes, Send(src, cnf)]
 
     def _start_atten(self, src: bytes, msg: cm.StartAttenCharInd, now_ns: int) -> list[Action]:
         session = self.sessions.get((src, msg.run_id))
@@ -172,6 +199,12 @@ class SlacEvse:
             session.phase = Phase.SOUNDING
             session.num_sounds = msg.num_sounds or NUM_SOUNDS
             session.deadline_ns = now_ns + TT_EVSE_MATCH_MNBC_NS
+        return []
+
+    def _sound(self, src: bytes, msg: cm.MnbcSoundInd, now_ns: int) -> list[Action]:
+        session = self.sessions.get((src, msg.run_id))
+        if session is not None and session.phase is Phase.SOUNDING:
+            session.sounds.add(msg.cnt)  # duplicates count once
         return []
 
     def _profile(self, src: bytes, msg: cm.AttenProfileInd, now_ns: int) -> list[Action]:
@@ -218,6 +251,7 @@ class SlacEvse:
     _HANDLERS: ClassVar[dict[type, Callable[..., list[Action]]]] = {
         cm.SlacParmReq: _parm_req,
         cm.StartAttenCharInd: _start_atten,
+        cm.MnbcSoundInd: _sound,
         cm.AttenProfileInd: _profile,
         cm.AttenCharRsp: _atten_rsp,
         cm.ValidateReq: _validate,
@@ -241,6 +275,8 @@ class SlacEvse:
                 continue
             if session.phase is Phase.SOUNDING:
                 actions += self._characterize(session, now_ns)
+                if session.phase is Phase.SOUNDING:  # nothing heard: nothing to answer
+                    del self.sessions[key]
             elif session.phase is Phase.CHARACTERIZED and session.resends < ATTEN_CHAR_RESENDS:
                 session.resends += 1
                 session.deadline_ns = now_ns + TT_MATCH_RESPONSE_NS
@@ -259,15 +295,24 @@ class SlacEvse:
         return [PilotWakeUp(T_STEP_EF_NS)]
 
     def _characterize(self, session: Session, now_ns: int) -> list[Action]:
-        """Average the attenuation per group over the profiles received; send ATTEN_CHAR.IND."""
-        count = len(session.profiles)
-        groups = bytes(
-            round(sum(p[g] for p in session.profiles) / count) if count else 0
-            for g in range(NUM_GROUPS)
-        )
+        """Send ATTEN_CHAR.IND with what was heard (docs/homeplug-slac.md "When no attenuation
+        arrives"); with nothing heard at all, send nothing and leave the session sounding."""
+        found = characterize(session.profiles, len(session.sounds))
+        fields: tuple[tuple[str, object], ...] = (
+            ("ev_mac", session.ev_mac.hex(":")), ("run_id", session.run_id.hex()),
+            ("sounds", len(session.sounds)), ("profiles", len(session.profiles)),
+        )  # fmt: skip
+        if found is None:
+            return [Note("no_sounds", fields, warning=True)]
         session.atten_char = cm.AttenCharInd(
-            0, 0, session.ev_mac, session.run_id, bytes(17), bytes(17), count, NUM_GROUPS, groups
-        )
+            0, 0, session.ev_mac, session.run_id, bytes(17), bytes(17), found.num_sounds,
+            NUM_GROUPS, found.aag,
+        )  # fmt: skip
         session.phase = Phase.CHARACTERIZED
         session.deadline_ns = now_ns + TT_MATCH_RESPONSE_NS
-        return [Send(session.ev_mac, session.atten_char)]
+        notes: list[Action] = []
+        if found.measured_groups < NUM_GROUPS:
+            notes.append(Note("unmeasured", (*fields, ("num_sounds", found.num_sounds),
+                                             ("measured_groups", found.measured_groups)),
+                              warning=True))  # fmt: skip
+        return [*notes, Send(session.ev_mac, session.atten_char)]

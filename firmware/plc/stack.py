@@ -104,6 +104,11 @@ class PlcStack:
     def malformed(self) -> int:
         return self.port.malformed if self.port is not None else 0
 
+    @property
+    def notices(self) -> int:
+        """QCA7005 sound notices: recognized and ignored, not malformed."""
+        return self.port.notices if self.port is not None else 0
+
     def _wire(self, link: FrameLink) -> None:
         port = self.port = PlcPort(link, self._on_frame)
         modem = ModemClient(port)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from firmware.errors import ProtocolError
-from firmware.plc.frame import MIN_FRAME
+from firmware.plc.frame import MIN_FRAME, QCA_SOUND_NOTICE
 from firmware.plc.messages import Message, message
 
 VERSION_FIELD = 128  # open-plc-utils PLC_VERSION_STRING
@@ -196,3 +196,28 @@ class VsPlLinkStatusCnf(Message):
     status: int  # 20
     link: int  # 21, 1 = up
     LAYOUT: ClassVar = ("B", "B")
+
+
+@message(QCA_SOUND_NOTICE)
+@dataclass(frozen=True, slots=True)
+class QcaSoundNotice(Message):
+    """The indication a real QCA7005 hands its host with every sound it hears (MMTYPE 0xA14E,
+    OUI 00:00:00; docs/homeplug-slac.md "Seen in the field"). Its content is not published and
+    nothing here reads it: it is recognized so that it is not counted as malformed, then
+    ignored. Any length from the 60-byte minimum up is accepted."""
+
+    body: bytes
+    LAYOUT: ClassVar = ("s",)  # kept whole, never interpreted
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.body, bytes):
+            raise ValueError("body must be bytes")
+
+    def pack_body(self) -> bytes:
+        return self.body
+
+    @classmethod
+    def unpack_frame_body(cls, body: bytes, header_len: int) -> QcaSoundNotice:
+        if header_len + len(body) < MIN_FRAME:
+            raise ProtocolError("QcaSoundNotice frame too short")
+        return cls(body)

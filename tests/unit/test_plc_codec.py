@@ -39,7 +39,8 @@ def golden(dst: bytes, src: bytes, mmtype: int, length: int, fields: dict[int, b
     frame[15], frame[16] = mmtype & 0xFF, mmtype >> 8  # MMTYPE little-endian
     if 0xA000 <= mmtype <= 0xBFFF:
         frame[14] = 0x00  # MMV for Qualcomm vendor messages
-        frame[17:20] = b"\x00\xb0\x52"  # OUI
+        # OUI: Qualcomm's, but 00:00:00 on the QCA7005's sound notice
+        frame[17:20] = bytes(3) if mmtype == 0xA14E else b"\x00\xb0\x52"
     else:
         frame[14] = 0x01  # MMV for HomePlug messages; FMI 17-18 stays 0
     for offset, value in fields.items():
@@ -65,6 +66,8 @@ CASES: list[tuple[Message, int, dict[int, bytes]]] = [
         {38: b"\x09", 39: RUN, 55: b"\x5a" * 16},
     ),
     (cm.AttenProfileInd(EV, 58, 0, AAG), 85, {19: EV, 25: b"\x3a", 27: AAG}),
+    (cm.AttenProfileInd(EV, 0, 0, b""), 60, {19: EV, 25: b"\x00"}),  # nothing measured
+    (cm.AttenProfileInd(EV, 40, 0, AAG[:40]), 67, {19: EV, 25: b"\x28", 27: AAG[:40]}),
     (
         cm.AttenCharInd(0, 0, EV, RUN, bytes(17), bytes(17), 10, 58, AAG),
         129,
@@ -144,6 +147,7 @@ CASES: list[tuple[Message, int, dict[int, bytes]]] = [
     (vs.VsNwInfoCnf(()), 60, {20: b"\x00"}),
     (vs.VsPlLinkStatusReq(), 60, {}),
     (vs.VsPlLinkStatusCnf(0, 1), 60, {20: b"\x00", 21: b"\x01"}),
+    (vs.QcaSoundNotice(bytes(range(46))), 66, {20: bytes(range(46))}),
 ]
 
 
@@ -190,6 +194,8 @@ def test_fresh_nmks_are_random_and_sized() -> None:
 
 
 VALID = encode(cm.SlacParmReq(0, 0, RUN), LOCALCAST, EV)
+PROFILE = encode(cm.AttenProfileInd(EV, 58, 0, AAG), LOCALCAST, EVSE)
+NOTICE = encode(vs.QcaSoundNotice(bytes(40)), LOCALCAST, EV)
 
 
 @pytest.mark.parametrize(
@@ -208,6 +214,12 @@ VALID = encode(cm.SlacParmReq(0, 0, RUN), LOCALCAST, EV)
             )[:-1],
             "expected 129",
         ),
+        (PROFILE[:25] + b"\x46" + PROFILE[26:] + bytes(12), "NumGroups 70 exceeds 58"),
+        (PROFILE[:-1], "84 bytes, expected 85 for NumGroups 58"),
+        (PROFILE + b"\x00", "86 bytes, expected 85"),
+        (PROFILE[:25] + b"\x00" + PROFILE[26:], "85 bytes, expected 60 for NumGroups 0"),
+        (PROFILE[:25] + b"\x28" + PROFILE[26:], "85 bytes, expected 67 for NumGroups 40"),
+        (NOTICE[:17] + b"\x00\xb0\x52" + NOTICE[20:], "OUI 00:b0:52 for MMTYPE 0xA14E"),
     ],
 )
 def test_malformed_frames_are_refused_with_a_reason(frame: bytes, why: str) -> None:
@@ -230,7 +242,8 @@ def _value(code: str) -> st.SearchStrategy[object]:
 
 
 def _messages() -> st.SearchStrategy[Message]:
-    fixed = [cls for cls in REGISTRY.values() if cls not in (vs.VsSwVerCnf, vs.VsNwInfoCnf)]
+    by_hand = (vs.VsSwVerCnf, vs.VsNwInfoCnf, cm.AttenProfileInd, vs.QcaSoundNotice)
+    fixed = [cls for cls in REGISTRY.values() if cls not in by_hand]
     builders = [st.builds(cls, *[_value(code) for code in cls.LAYOUT]) for cls in fixed]
     versions = st.text(
         alphabet=st.characters(min_codepoint=1, max_codepoint=127), max_size=127
@@ -242,7 +255,12 @@ def _messages() -> st.SearchStrategy[Message]:
         st.lists(station, max_size=5).map(tuple),
     )  # fmt: skip
     infos = st.lists(network, max_size=3).map(lambda nets: vs.VsNwInfoCnf(tuple(nets)))
-    return st.one_of(*builders, versions, infos)
+    profiles = st.builds(
+        lambda mac, aag: cm.AttenProfileInd(mac, len(aag), 0, aag),
+        _value("6s"), st.binary(max_size=58),
+    )  # fmt: skip
+    notices = st.binary(min_size=40, max_size=200).map(vs.QcaSoundNotice)  # 60 bytes or more
+    return st.one_of(*builders, versions, infos, profiles, notices)
 
 
 @given(
@@ -288,3 +306,19 @@ def test_every_flood_frame_is_refused_with_a_protocol_error() -> None:
             decode(frame)
         reasons.add(str(refused.value).split()[0])
     assert len(reasons) >= 4, f"the six kinds of damage reach different checks: {reasons}"
+
+
+def test_a_60_byte_profile_without_groups_is_read_by_its_num_groups() -> None:
+    """Modems of other makes than Qualcomm report a sound they measured nothing on as a
+    60-byte CM_ATTEN_PROFILE.IND with NumGroups 0 (27 bytes, padded)."""
+    frame = golden(EVSE, LOCALCAST, 0x6086, 60, {19: EV, 25: b"\x00"})
+    _, profile = decode(frame)
+    assert profile == cm.AttenProfileInd(EV, 0, 0, b"")
+
+
+def test_the_qca7005_sound_notice_is_recognized_not_malformed() -> None:
+    """A real QCA7005 sends MMTYPE 0xA14E under OUI 00:00:00 with every sound."""
+    frame = bytearray(golden(EVSE, LOCALCAST, 0xA14E, 72, {20: b"\x01\x02\x03"}))
+    assert frame[14] == 0 and frame[17:20] == bytes(3)
+    _, notice = decode(bytes(frame))
+    assert isinstance(notice, vs.QcaSoundNotice) and notice.body[:3] == b"\x01\x02\x03"

@@ -1,12 +1,16 @@
 """A mock of the two modems and the powerline between an EVSE host and a PEV host.
 
-Each host talks to its own modem on the localcast address (SET_KEY, link status, version,
-reset). SLAC frames cross the line unkeyed, as they do for real; for every MNBC_SOUND.IND
-from the PEV, the EVSE's modem reports one ATTEN_PROFILE.IND to its host. Anything that is
-not an MME (IPv6) crosses only while both modems hold the same NMK. Fault knobs: drop,
-duplicate or reorder sounds, a delay on every crossing, and a second EV: a vehicle at the
-neighbouring charger whose SLAC crosstalks onto our line at the same time as ours (weaker,
-and matching with its own EVSE). docs/homeplug-slac.md "Testing without hardware".
+Each host talks to its own modem (SET_KEY, link status, version, reset), which answers
+requests sent to the localcast address, to its own MAC or to broadcast, as a Qualcomm modem
+does, and echoes the request's nonce in SET_KEY.CNF. SLAC frames cross the line unkeyed, as
+they do for real, and so does any MME the modem cannot decode (it bridges what it does not
+consume). For every MNBC_SOUND.IND from the PEV, the EVSE's modem reports one
+ATTEN_PROFILE.IND (58 groups, or none as some other makes send) and, like a QCA7005, one
+sound notice (0xA14E). Anything that is not an MME (IPv6) crosses only while both modems hold
+the same NMK. Fault knobs: drop, duplicate or reorder sounds, a delay on every crossing, and
+a second EV: a vehicle at the neighbouring charger whose SLAC crosstalks onto our line at the
+same time as ours (weaker, and matching with its own EVSE). docs/homeplug-slac.md "Testing
+without hardware".
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ MODEM_PEV = bytes.fromhex("00B0520000EF")
 SECOND_EV = bytes.fromhex("0A5ECE000002")  # the neighbour's vehicle
 SECOND_EVSE = bytes.fromhex("02E5E0000002")  # the neighbour's charger, which it matches
 SECOND_EV_ATTENUATION_DB = 45  # crosstalk: much weaker than our own vehicle
+MODEM_NONCE = 0x51A7C0DE  # the modem's own nonce in SET_KEY.CNF (MyNonce)
+MODEM_REQUESTS = (cm.SetKeyReq, vs.VsPlLinkStatusReq, vs.VsNwInfoReq, vs.VsSwVerReq, vs.VsRsDevReq)
 
 
 @dataclass
@@ -41,6 +47,7 @@ class Knobs:
     second_ev: bool = False
     delay_s: float = 0.0
     attenuation_db: int = 20
+    empty_profiles: bool = False  # a modem of another make: NumGroups 0, nothing measured
     line_connected: bool = True  # the cable is plugged in: nothing crosses otherwise
 
 
@@ -75,26 +82,40 @@ class MockModemPair:
                 if self.keyed:
                     await self._cross(line, frame)
                 continue
-            with contextlib.suppress(ProtocolError):
+            try:
                 header, msg = decode(frame)
-                self.host_mac[side] = header.src
-                if header.dst == LOCALCAST:
-                    self._answer(side, host, header.src, modem_mac, msg)
-                elif side == "pev" and isinstance(msg, cm.MnbcSoundInd):
-                    await self._sound(msg, frame, header.src)
-                elif side == "evse" and header.dst == SECOND_EV and self.second_ev:
-                    self.second_ev.inbox.put_nowait((header, msg))  # to the neighbour's car
-                else:
-                    if side == "pev" and isinstance(msg, cm.SlacParmReq):
-                        self._start_second_ev()
-                    await self._cross(line, frame)
+            except ProtocolError:
+                if frame[0:6] not in (LOCALCAST, modem_mac):
+                    await self._cross(line, frame)  # not ours to consume: bridged as it is
+                continue
+            self.host_mac[side] = header.src
+            await self._route(side, host, line, modem_mac, frame, header, msg)
+
+    async def _route(
+        self, side: str, host: FrameLink, line: FrameLink, modem_mac: bytes, frame: bytes,
+        header: Header, msg: Message,
+    ) -> None:  # fmt: skip
+        """A decoded MME from a host: the modem's own, a sound, the neighbour's, or the line's."""
+        if header.dst in (LOCALCAST, modem_mac) or (
+            header.dst == BROADCAST and isinstance(msg, MODEM_REQUESTS)
+        ):
+            self._answer(side, host, header.src, modem_mac, msg)
+        elif side == "pev" and isinstance(msg, cm.MnbcSoundInd):
+            await self._sound(msg, frame, header.src)
+        elif side == "evse" and header.dst == SECOND_EV and self.second_ev:
+            self.second_ev.inbox.put_nowait((header, msg))  # to the neighbour's car
+        else:
+            if side == "pev" and isinstance(msg, cm.SlacParmReq):
+                self._start_second_ev()
+            await self._cross(line, frame)
 
     def _answer(self, side: str, host: FrameLink, dst: bytes, me: bytes, msg: Message) -> None:
         reply: Message | None = None
         if isinstance(msg, cm.SetKeyReq):
             if self.knobs.set_key_result in (0, 1):
                 self.nmk[side] = msg.nmk
-            reply = cm.SetKeyCnf(self.knobs.set_key_result, 0, 0, 4, 0, 0, 0)
+            # YourNonce: the nonce the request carried as its MyNonce, echoed
+            reply = cm.SetKeyCnf(self.knobs.set_key_result, MODEM_NONCE, msg.my_nonce, 4, 0, 0, 0)
         elif isinstance(msg, vs.VsPlLinkStatusReq):
             reply = vs.VsPlLinkStatusCnf(0, 1 if self.keyed else 0)
         elif isinstance(msg, vs.VsNwInfoReq):
@@ -142,9 +163,12 @@ class MockModemPair:
     async def deliver_sound(self, frame: bytes, pev_mac: bytes, attenuation_db: int) -> None:
         """The sound reaches the EVSE host, and our modem reports what it measured on it."""
         await self._cross(self.evse_side, frame)
-        aag = bytes([attenuation_db]) * cm.NUM_GROUPS
-        profile = cm.AttenProfileInd(pev_mac, cm.NUM_GROUPS, 0, aag)
-        self.evse_side.send(encode(profile, self.host_mac["evse"], MODEM_EVSE))
+        groups = 0 if self.knobs.empty_profiles else cm.NUM_GROUPS
+        profile = cm.AttenProfileInd(pev_mac, groups, 0, bytes([attenuation_db]) * groups)
+        host = self.host_mac["evse"]
+        self.evse_side.send(encode(profile, host, MODEM_EVSE))
+        if not self.knobs.empty_profiles:  # a QCA7005's notice with every sound
+            self.evse_side.send(encode(vs.QcaSoundNotice(bytes(40)), host, MODEM_EVSE))
 
     async def _cross(self, line: FrameLink, frame: bytes) -> None:
         if self.knobs.delay_s:
