@@ -1,4 +1,5 @@
-"""DNS-SD for the 2030.5 server: ``_smartenergy._tcp.local`` on the PLC interface only.
+"""DNS-SD for the 2030.5 server: ``_smartenergy._tcp.local`` on the PLC interface only (and
+the same service in ``.site`` by xmDNS, ``xmdns.py``, for stacks that ask the 2030.5 way).
 
 The V2G-AC profile (docs/v2g-ac-profile.md, "Network and security", §4.2-4.3) has the PEV
 find the EVSE's server by mDNS on ff02::fb with the TXT keys ``txtvers=1``, ``dcap=/dcap`` and
@@ -21,6 +22,8 @@ from firmware.logs import log_event
 
 if TYPE_CHECKING:  # zeroconf is imported by ``start``: with discovery off, never
     from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
+
+    from firmware.sep2.xmdns import XmdnsResponder
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ class Discovery:
         self.announcement = announcement
         self._zeroconf: AsyncZeroconf | None = None
         self._info: AsyncServiceInfo | None = None
+        self._xmdns: XmdnsResponder | None = None
 
     async def start(self) -> None:
         from zeroconf import IPVersion
@@ -80,8 +84,20 @@ class Discovery:
         await self._zeroconf.async_register_service(self._info)
         log_event(logger, "sep2.discovery", ifname=a.ifname, port=a.port, instance=a.instance,
                   addresses=",".join(addresses))  # fmt: skip
+        from firmware.sep2.xmdns import XmdnsResponder, records
+
+        responder = XmdnsResponder(a.ifname, records(a, addresses))
+        try:
+            await responder.start()
+        except OSError as err:  # mDNS still announces; xmDNS is the extra
+            log_event(logger, "sep2.xmdns_failed", logging.WARNING, error=err.strerror)
+            return
+        self._xmdns = responder
 
     async def stop(self) -> None:
+        if self._xmdns is not None:
+            self._xmdns.stop()
+            self._xmdns = None
         if self._zeroconf is None:
             return
         if self._info is not None:

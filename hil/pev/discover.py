@@ -1,9 +1,9 @@
 """Find the EVSE's 2030.5 server as a vehicle does: DNS-SD ``_smartenergy._tcp.local`` on
-its PLC interface.
+its PLC interface, or (``--xmdns``) the 2030.5 way, ``_smartenergy._tcp.site`` on ff05::fb.
 
-``python -m hil.pev.discover find --if DEV [--timeout S]`` prints ``FOUND <address> <port>
-<txt>`` or ``NOT FOUND`` (exit 1). ``... announce --if DEV --port N`` runs the EVSE's
-announcement alone until killed (for namespace tests), printing ``ANNOUNCED``."""
+``python -m hil.pev.discover find --if DEV [--timeout S] [--xmdns]`` prints ``FOUND
+<address> <port> <txt>`` or ``NOT FOUND`` (exit 1). ``... announce --if DEV --port N`` runs
+the EVSE's announcement alone until killed (for namespace tests), printing ``ANNOUNCED``."""
 
 from __future__ import annotations
 
@@ -53,6 +53,40 @@ async def find_server(ifname: str, timeout_s: float = 5.0) -> Found | None:
         await azc.async_close()
 
 
+def find_site_server(ifname: str, timeout_s: float = 5.0) -> Found | None:
+    """One xmDNS question (PTR of the service in ``.site``) to ff05::fb from ``ifname``; the
+    first answer's SRV port, TXT and AAAA."""
+    from zeroconf import const
+    from zeroconf._dns import DNSQuestion
+    from zeroconf._protocol.incoming import DNSIncoming
+    from zeroconf._protocol.outgoing import DNSOutgoing
+
+    from firmware.sep2.xmdns import MDNS_PORT, SITE_SERVICE, XMDNS_GROUP
+
+    index = socket.if_nametoindex(ifname)
+    query = DNSOutgoing(const._FLAGS_QR_QUERY, True)
+    query.add_question(DNSQuestion(SITE_SERVICE, const._TYPE_PTR, const._CLASS_IN))
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+        sock.settimeout(timeout_s)
+        sock.sendto(query.packets()[0], (XMDNS_GROUP, MDNS_PORT, 0, index))
+        try:
+            data, (source, *_) = sock.recvfrom(9000)
+        except TimeoutError:
+            return None
+    found = DNSIncoming(data).answers()
+    port = next((r.port for r in found if r.type == const._TYPE_SRV), 0)  # type: ignore[attr-defined]
+    text = next((r.text for r in found if r.type == const._TYPE_TXT), b"")  # type: ignore[attr-defined]
+    txt, pos = {}, 0
+    while pos < len(text):
+        item = text[pos + 1 : pos + 1 + text[pos]].decode()
+        key, _, value = item.partition("=")
+        txt[key] = value
+        pos += 1 + text[pos]
+    return Found(str(source).split("%")[0], int(port), txt)
+
+
 async def announce(ifname: str, port: int) -> int:
     discovery = Discovery(Announcement(ifname, port, "evse-test"))
     await discovery.start()
@@ -70,13 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     find = verbs.add_parser("find")
     find.add_argument("--if", dest="ifname", required=True)
     find.add_argument("--timeout", type=float, default=5.0)
+    find.add_argument("--xmdns", action="store_true", help="ask for .site on ff05::fb")
     ann = verbs.add_parser("announce")
     ann.add_argument("--if", dest="ifname", required=True)
     ann.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
     if args.verb == "announce":
         return asyncio.run(announce(args.ifname, args.port))
-    found = asyncio.run(find_server(args.ifname, args.timeout))
+    if args.xmdns:
+        found = find_site_server(args.ifname, args.timeout)
+    else:
+        found = asyncio.run(find_server(args.ifname, args.timeout))
     if found is None:
         print("NOT FOUND", flush=True)
         return 1
