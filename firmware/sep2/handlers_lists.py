@@ -270,7 +270,7 @@ class ListHandlers:
 
     async def add_mirror(self, request: web.Request) -> web.Response:
         record = self.record(request)
-        point = MirrorUsagePoint.from_xml(await request.read())
+        point = MirrorUsagePoint.from_xml(await request.read()).latest_only()
         if point.device_lfdi.upper() != record.lfdi:
             raise Sep2InputError("deviceLFDI is not the certificate's LFDI")
         return created(paths.mirror(self.store.add_mirror(record, point)))
@@ -281,7 +281,7 @@ class ListHandlers:
     async def add_reading(self, request: web.Request) -> web.Response:
         record = self.record(request)
         self._own_mirror(request)
-        reading = MirrorMeterReading.from_xml(await request.read())
+        reading = MirrorMeterReading.from_xml(await request.read()).latest_only()
         self.store.add_reading(record, int(request.match_info["k"]), reading)
         return web.Response(status=204)
 
