@@ -364,9 +364,11 @@ def test_a_subscriber_is_notified_when_its_permission_changes(pki: PkiLayout) ->
         finally:
             await runner.cleanup()
 
-    run(pki, scenario)
+    bench = run(pki, scenario)
     (note,) = received
     assert note.subscribed_resource == "/edev/0/derp/0/dderc"
+    # absolute (the schema's SHALL): the server as the vehicle reached it, then the path
+    assert note.subscription_uri == bench.base + "/edev/0/sub/0"
     assert isinstance(note.resource, DefaultDERControl)
     assert note.resource.der_control_base.op_mod_energize is True
 
