@@ -1,8 +1,9 @@
 """2030.5 DER resources: DER, DERList, DERCapability (ratings) and DERSettings (limits).
 
 DERSettings under SelfDevice are the site limits; under the PEV's EndDevice they are the PEV's
-own, site-adjusted settings. The profile's nominal voltage is ``setVRef``, never ``setVNom``, so
-setVNom is left out of the model and refused as unknown. DERAvailability and DERStatus live in
+own, site-adjusted settings. The profile's nominal voltage is ``setVRef``, never ``setVNom``:
+the site limits never carry setVNom, and a vehicle's setVNom (schema-valid) is kept but judged by
+nothing (docs/v2g-ac-profile.md, "XML hardening"). DERAvailability and DERStatus live in
 ``firmware.sep2.der_status``.
 """
 
@@ -126,6 +127,7 @@ class DERSettings(SubscribableResource):
     set_min_pf_under_excited: PowerFactor | None = opt("setMinPFUnderExcited", PowerFactor)
     set_min_v: VoltageRMS | None = opt("setMinV", VoltageRMS)
     set_soft_grad_w: int | None = opt("setSoftGradW", UINT16)
+    set_v_nom: VoltageRMS | None = opt("setVNom", VoltageRMS)
     set_v_ref: VoltageRMS | None = opt("setVRef", VoltageRMS)
     set_v_ref_ofs: VoltageRMS | None = opt("setVRefOfs", VoltageRMS)
     updated_time: int = field(metadata=req("updatedTime", TIME))

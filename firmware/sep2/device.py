@@ -3,7 +3,9 @@
 Covers what the V2G-AC profile uses. Deliberately absent, so refused as unknown on parse:
 DERProgramListLink in DeviceCapability (no public programs, profile §4.5.1) and RegistrationLink
 in EndDevice (registration is prohibited, §4.5.3), plus the function sets the profile does not
-use (billing, pricing, DRLC, files, network status, logs).
+use (billing, pricing, files, network status, logs). What the vehicle PUTs is modelled in full:
+DeviceInformation's DRLCCapabilities, gpsLocation and SupportedLocaleListLink are schema-valid,
+so they are parsed and kept though the profile uses none of them.
 """
 
 # ruff: noqa: RUF009  # opt() and many() return dataclasses.field(...) specifiers
@@ -31,7 +33,7 @@ from firmware.sep2.fields import (
     req,
 )
 from firmware.sep2.model import Sep2Model
-from firmware.sep2.values import ActivePower, Link, ListLink, RealEnergy
+from firmware.sep2.values import ActivePower, GPSLocation, Link, ListLink, RealEnergy
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,13 +113,24 @@ class EndDeviceList(SubscribableList):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DRLCCapabilities(Sep2Model):
+    """DRLCCapabilities: a load-control client's normal energy use and demand (unused here)."""
+
+    average_energy: RealEnergy = field(metadata=req("averageEnergy", RealEnergy))
+    max_demand: ActivePower = field(metadata=req("maxDemand", ActivePower))
+    options_implemented: int = field(metadata=req("optionsImplemented", HEX32))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeviceInformation(Resource):
     """DeviceInformation: make, model, serial (VIN), certification; strings ≤ 32 bytes."""
 
     TAG: ClassVar[str] = "DeviceInformation"
 
     poll_rate: int | None = opt("pollRate", UINT32, attr=True)
+    drlc_capabilities: DRLCCapabilities | None = opt("DRLCCapabilities", DRLCCapabilities)
     functions_implemented: int | None = opt("functionsImplemented", HEX64)
+    gps_location: GPSLocation | None = opt("gpsLocation", GPSLocation)
     lfdi: str = field(metadata=req("lFDI", LFDI))
     mf_date: int = field(metadata=req("mfDate", TIME))
     mf_hw_ver: str = field(metadata=req("mfHwVer", STR32))
@@ -127,6 +140,7 @@ class DeviceInformation(Resource):
     mf_ser_num: str = field(metadata=req("mfSerNum", STR32))
     primary_power: int = field(metadata=req("primaryPower", UINT8))
     secondary_power: int = field(metadata=req("secondaryPower", UINT8))
+    supported_locale_list_link: ListLink | None = opt("SupportedLocaleListLink", ListLink)
     sw_act_time: int = field(metadata=req("swActTime", TIME))
     sw_ver: str = field(metadata=req("swVer", STR32))
 

@@ -29,14 +29,13 @@ from firmware.sep2.device import (
     SelfDevice,
     Time,
 )
+from firmware.sep2.handlers_base import POLL_RATE_S, at, page
 from firmware.sep2.handlers_lists import ListHandlers, xml
 from firmware.sep2.site import SiteResources
 from firmware.sep2.store import PevRecord, Sep2Store, SiteRead
 from firmware.sep2.tls import PeerIdentity
 from firmware.sep2.values import Link, ListLink
 from firmware.sep2.xml import Sep2InputError
-
-POLL_RATE_S = 1  # the profile's 1 s poll rate (§4.1.4)
 
 # PUT-able per-vehicle resources: tail -> (model, the store's field name)
 PEV_RESOURCES: dict[str, tuple[type[Resource], str]] = {
@@ -126,7 +125,8 @@ class Handlers(ListHandlers):
 
     async def self_der_list(self, request: web.Request) -> web.Response:
         der = self._der(paths.SELF_DER, paths.SELF_DER_CAPABILITY, paths.SELF_DER_SETTINGS)
-        return xml(DERList(href=paths.SELF_DER_LIST, all=1, results=1, ders=(der,)))
+        ders, total = page(request, (der,))
+        return xml(DERList(href=paths.SELF_DER_LIST, all=total, results=len(ders), ders=ders))
 
     async def self_der(self, request: web.Request) -> web.Response:
         return xml(self._der(paths.SELF_DER, paths.SELF_DER_CAPABILITY, paths.SELF_DER_SETTINGS))
@@ -142,36 +142,31 @@ class Handlers(ListHandlers):
     # --- the vehicle's EndDevice -------------------------------------------------------
 
     async def end_devices(self, request: web.Request) -> web.Response:
-        record = self.record(request)
-        return xml(
-            EndDeviceList(
-                href=paths.END_DEVICES,
-                all=1,
-                results=1,
-                poll_rate=POLL_RATE_S,
-                end_devices=(self._end_device(record),),
-            )
-        )
+        found, total = page(request, (self._end_device(self.record(request)),))
+        return xml(EndDeviceList(href=paths.END_DEVICES, all=total, results=len(found),
+                                 poll_rate=POLL_RATE_S, end_devices=found))  # fmt: skip
 
     async def end_device(self, request: web.Request) -> web.Response:
         return xml(self._end_device(self.mine(request)))
 
     async def der_list(self, request: web.Request) -> web.Response:
         n = self.mine(request).n
-        der = self._pev_der(n)
-        return xml(DERList(href=paths.under(n, paths.DER_LIST), all=1, results=1, ders=(der,)))
+        ders, total = page(request, (self._pev_der(n),))
+        href = paths.under(n, paths.DER_LIST)
+        return xml(DERList(href=href, all=total, results=len(ders), ders=ders))
 
     async def der(self, request: web.Request) -> web.Response:
         return xml(self._pev_der(self.mine(request).n))
 
     async def pev_get(self, request: web.Request) -> web.Response:
         record = self.mine(request)
-        model, field = PEV_RESOURCES[self._tail(request)]
+        tail = self._tail(request)
+        model, field = PEV_RESOURCES[tail]
         value = getattr(record, field)
         if value is None:
             raise web.HTTPNotFound(text=f"no {model.TAG} yet: PUT it first")
         assert isinstance(value, Resource)
-        return xml(value)
+        return xml(at(value, paths.under(record.n, tail)))  # as PUT, with the href it has here
 
     async def pev_put(self, request: web.Request) -> web.Response:
         record = self.mine(request)

@@ -15,6 +15,7 @@ import ssl
 import aiohttp
 
 from firmware.logs import log_event
+from firmware.sep2 import paths
 from firmware.sep2.base import Resource
 from firmware.sep2.pubsub import Notification
 from firmware.sep2.store import PevRecord
@@ -39,13 +40,15 @@ class SubscriptionNotifier:
         subscribers. Returns how many deliveries were started."""
         started = 0
         for k, sub in record.subscriptions.items():
-            if sub.subscribed_resource != href:
+            base = record.subscription_bases.get(k)
+            if sub.subscribed_resource != href or base is None:
                 continue
             note = Notification(
                 subscribed_resource=href,
                 resource=resource,
                 status=STATUS_DEFAULT,
-                subscription_uri=sub.href or f"{href}#sub{k}",
+                # absolute, as the schema requires: where the vehicle reached the server
+                subscription_uri=base + (sub.href or paths.subscription(record.n, k)),
             )
             task = asyncio.create_task(self._deliver(sub.notification_uri, note, record.lfdi))
             self._tasks.add(task)

@@ -64,3 +64,8 @@ def subscription(n: int, k: int) -> str:
 
 def mirror(k: int) -> str:
     return f"{MIRRORS}/{k}"
+
+
+def mirror_reading(k: int, j: int) -> str:
+    """The ``j``-th MirrorMeterReading of mirror ``k`` (in the order the vehicle posted them)."""
+    return f"{MIRRORS}/{k}/mr/{j}"

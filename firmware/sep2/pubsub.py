@@ -2,8 +2,10 @@
 
 A Notification carries the changed resource in its ``Resource`` element typed by ``xsi:type``
 (e.g. ``xsi:type="DERControlList"``); on parse the type must be one of the resources in
-``firmware.sep2.registry``. Conditional subscriptions (Condition) are not supported by the
-profile's server and are refused as unknown.
+``firmware.sep2.registry``. A Subscription's ``Condition`` (thresholds on a Reading value) is
+schema-valid and parsed, but none of the resources a vehicle may subscribe to is a Reading: the
+server notifies on every change and does not keep the Condition (docs/v2g-ac-profile.md,
+"Resources the EVSE serves").
 """
 
 # ruff: noqa: RUF009  # opt() and many() return dataclasses.field(...) specifiers
@@ -14,11 +16,21 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from firmware.sep2.base import List, Resource
-from firmware.sep2.fields import STR16, UINT8, UINT32, URI, AnyResource, many, opt, req
+from firmware.sep2.fields import INT48, STR16, UINT8, UINT32, URI, AnyResource, many, opt, req
+from firmware.sep2.model import Sep2Model
 
 ENCODING_XML = 0
 NOTIFICATION_DEFAULT = 0
 NOTIFICATION_CANCELLED = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Condition(Sep2Model):
+    """Condition: notify only when attribute 0 (a Reading's value) leaves the thresholds."""
+
+    attribute_identifier: int = field(metadata=req("attributeIdentifier", UINT8))
+    lower_threshold: int = field(metadata=req("lowerThreshold", INT48))
+    upper_threshold: int = field(metadata=req("upperThreshold", INT48))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,6 +40,7 @@ class Subscription(Resource):
     TAG: ClassVar[str] = "Subscription"
 
     subscribed_resource: str = field(metadata=req("subscribedResource", URI))
+    condition: Condition | None = opt("Condition", Condition)
     encoding: int = field(metadata=req("encoding", UINT8))
     level: str = field(metadata=req("level", STR16))
     limit: int = field(metadata=req("limit", UINT32))

@@ -130,6 +130,8 @@ class PevRecord:
     responses: dict[int, Response] = field(default_factory=dict)  # by id, oldest first
     created_at: int = 0  # wall-clock seconds of the first request (EndDevice.changedTime)
     subscriptions: dict[int, Subscription] = field(default_factory=dict)
+    # scheme://host:port each subscription was made through (its Notifications' absolute URI)
+    subscription_bases: dict[int, str] = field(default_factory=dict)
     reads: set[SiteRead] = field(default_factory=set)
     read_at_ns: dict[SiteRead, int] = field(default_factory=dict)  # the latest read of each
     program: SessionProgram | None = None  # this session's controls (SiteResources.program)
@@ -191,6 +193,7 @@ class Sep2Store:
             setattr(record, name, None)
         record.responses.clear()
         record.subscriptions.clear()
+        record.subscription_bases.clear()
         record.reads.clear()
         record.read_at_ns.clear()
         record.program = None  # a new session gets controls of its own
@@ -235,12 +238,20 @@ class Sep2Store:
         self._on_event(ResponsePosted(record.lfdi, response))
         return k
 
-    def subscribe(self, record: PevRecord, subscription: Subscription) -> int:
+    def subscribe(self, record: PevRecord, subscription: Subscription, server_base: str) -> int:
+        """Keep it under a new id; ``server_base`` is the server's ``scheme://host:port`` as the
+        vehicle reached it when subscribing."""
         if len(record.subscriptions) >= MAX_SUBSCRIPTIONS:
             raise StoreFull(f"at most {MAX_SUBSCRIPTIONS} subscriptions per vehicle")
         k = next(record._next_sub)
         record.subscriptions[k] = subscription
+        record.subscription_bases[k] = server_base
         return k
+
+    def unsubscribe(self, record: PevRecord, k: int) -> bool:
+        """Forget subscription ``k``; whether there was one."""
+        record.subscription_bases.pop(k, None)
+        return record.subscriptions.pop(k, None) is not None
 
     def add_mirror(self, record: PevRecord, point: MirrorUsagePoint) -> int:
         """A new mirror, or the existing one with the same mRID (2030.5: POST is idempotent

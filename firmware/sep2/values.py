@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from firmware.sep2.fields import (
     BOOL,
     INT16,
+    INT32,
     MULTIPLIER,
     SIGNED_PERCENT,
+    STR32,
     STR192,
     TIME,
     UINT8,
@@ -130,6 +132,23 @@ class PowerFactorWithExcitation(Sep2Model):
     displacement: int = field(metadata=req("displacement", UINT16))
     excitation: bool = field(metadata=req("excitation", BOOL))
     multiplier: int = field(metadata=req("multiplier", MULTIPLIER))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnitValue(Sep2Model):
+    """UnitValueType: value x 10^multiplier in ``unit`` (a UomType code); Int32 value."""
+
+    multiplier: int = field(metadata=req("multiplier", MULTIPLIER))
+    unit: int = field(metadata=req("unit", UINT8))
+    value: int = field(metadata=req("value", INT32))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GPSLocation(Sep2Model):
+    """GPSLocationType: WGS 84 latitude and longitude in decimal degrees, as String32 text."""
+
+    lat: str = field(metadata=req("lat", STR32))
+    lon: str = field(metadata=req("lon", STR32))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

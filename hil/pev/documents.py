@@ -61,7 +61,9 @@ INVERTER_AWAKE = 0  # the brief's "awake": 0 after waking (§4.8.3)
 INVERTER_SLEEPING = 2
 OPERATIONAL_OFF, OPERATIONAL_MODE = 1, 2
 CONNECTED, AVAILABLE = 0x01, 0x02
-KIND_POWER, KIND_VOLTAGE, KIND_FREQUENCY = 37, 54, 0  # KindType (0: not applicable)
+# KindType defines 0 (not applicable), 3, 8, 12 and 37 (power); the rest is reserved, so a
+# voltage or a frequency is "not applicable" (IEC 61968-9's 54 for voltage is not 2030.5's)
+KIND_POWER, KIND_VOLTAGE, KIND_FREQUENCY = 37, 0, 0
 ACCUMULATION_INSTANTANEOUS = 12
 FLOW_FORWARD = 1  # into the PEV
 MF_DATE = 1_735_689_600  # 2025-01-01T00:00:00Z

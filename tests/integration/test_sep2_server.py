@@ -31,6 +31,7 @@ from firmware.sep2.site import SiteResources
 from firmware.sep2.store import PevEvent, Sep2Store
 from firmware.sep2.tls import PeerIdentity, client_context, server_context
 from firmware.sep2.xml import MEDIA_TYPE
+from tests.unit import sep2_maximal as maximal
 
 pytestmark = pytest.mark.integration
 
@@ -199,6 +200,48 @@ def test_puts_are_stored_and_read_back(pki: PkiLayout) -> None:
     assert record.device_information.mf_model == "ISM-TEST-0001"
 
 
+PUT_MAXIMAL = {"di": "DeviceInformation", "ps": "PowerStatus", "der/0/dercap": "DERCapability",
+               "der/0/derg": "DERSettings", "der/0/dera": "DERAvailability",
+               "der/0/ders": "DERStatus"}  # fmt: skip
+
+
+def test_schema_valid_vehicle_bodies_with_every_optional_element_are_accepted(
+    pki: PkiLayout,
+) -> None:
+    """What real vehicle stacks send (docs/v2g-ac-profile.md, "XML hardening"): every element
+    the schema allows, those the profile does not use included."""
+    owner = pev_lfdi(pki)
+
+    async def scenario(bench: Bench) -> None:
+        async with bench.client() as pev:
+            for tail, tag in PUT_MAXIMAL.items():
+                body = maximal.device_information(owner) if tag == "DeviceInformation" else (
+                    maximal.MAXIMAL[tag]())  # fmt: skip
+                status, reason, _ = await bench.send(pev, "PUT", f"/edev/0/{tail}", body)
+                assert status == 204, (tag, reason)
+            point = maximal.mirror_usage_point(owner)
+            status, reason, mup = await bench.send(pev, "POST", "/mup", point)
+            assert status == 201, reason
+            reading = maximal.mirror_meter_reading()
+            assert (await bench.send(pev, "POST", mup, reading))[0] == 204
+            status, reason, _ = await bench.send(pev, "POST", "/rsps/0/rsp",
+                                                 maximal.response(owner))  # fmt: skip
+            assert status == 201, reason
+            sub = maximal.subscription("/edev/0/derp/0/derc", "https://[::1]:1/n")
+            status, reason, location = await bench.send(pev, "POST", "/edev/0/sub", sub)
+            assert status == 201, reason
+            _, kept = await bench.get(pev, location)
+            assert b"Condition" not in kept, "the server notifies on every change"
+
+    bench = run(pki, scenario)
+    record = bench.store.get(owner)
+    assert record is not None and record.device_information is not None
+    assert record.device_information.gps_location is not None
+    assert record.der_settings is not None and record.der_settings.set_v_nom is not None
+    (mirror,) = bench.store.mirrors.values()
+    assert mirror.readings and not mirror.readings[0].mirror_reading_sets, "interval data dropped"
+
+
 # --- hostile input ----------------------------------------------------------------------
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">
@@ -321,9 +364,11 @@ def test_a_subscriber_is_notified_when_its_permission_changes(pki: PkiLayout) ->
         finally:
             await runner.cleanup()
 
-    run(pki, scenario)
+    bench = run(pki, scenario)
     (note,) = received
     assert note.subscribed_resource == "/edev/0/derp/0/dderc"
+    # absolute (the schema's SHALL): the server as the vehicle reached it, then the path
+    assert note.subscription_uri == bench.base + "/edev/0/sub/0"
     assert isinstance(note.resource, DefaultDERControl)
     assert note.resource.der_control_base.op_mod_energize is True
 

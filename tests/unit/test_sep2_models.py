@@ -217,7 +217,9 @@ GOLDEN: dict[str, tuple[set[str], list[str]]] = {
     "DeviceInformation": (
         {"href", "pollRate"},
         [
+            "DRLCCapabilities",
             "functionsImplemented",
+            "gpsLocation",
             "lFDI",
             "mfDate",
             "mfHwVer",
@@ -227,6 +229,7 @@ GOLDEN: dict[str, tuple[set[str], list[str]]] = {
             "mfSerNum",
             "primaryPower",
             "secondaryPower",
+            "SupportedLocaleListLink",
             "swActTime",
             "swVer",
         ],
@@ -315,6 +318,7 @@ GOLDEN: dict[str, tuple[set[str], list[str]]] = {
             "setMinPFUnderExcited",
             "setMinV",
             "setSoftGradW",
+            "setVNom",
             "setVRef",
             "setVRefOfs",
             "updatedTime",
@@ -431,7 +435,15 @@ GOLDEN: dict[str, tuple[set[str], list[str]]] = {
     ),
     "MirrorMeterReading": (
         {"href"},
-        [*ID, "lastUpdateTime", "nextUpdateTime", "Reading", "ReadingType"],
+        [
+            *ID,
+            "lastUpdateTime",
+            "MirrorReadingSet",
+            "MirrorReadingSet",
+            "nextUpdateTime",
+            "Reading",
+            "ReadingType",
+        ],
     ),
     "Response": ({"href"}, ["createdDateTime", "endDeviceLFDI", "status", "subject"]),
     "DERControlResponse": ({"href"}, ["createdDateTime", "endDeviceLFDI", "status", "subject"]),
@@ -440,7 +452,7 @@ GOLDEN: dict[str, tuple[set[str], list[str]]] = {
     "ResponseSetList": ({"href", "all", "results", "pollRate"}, ["ResponseSet", "ResponseSet"]),
     "Subscription": (
         {"href"},
-        ["subscribedResource", "encoding", "level", "limit", "notificationURI"],
+        ["subscribedResource", "Condition", "encoding", "level", "limit", "notificationURI"],
     ),
     "SubscriptionList": (
         {"href", "all", "results", "pollRate"},
@@ -527,19 +539,36 @@ NESTED_GOLDEN: list[tuple[str, str, list[str]]] = [
     ("DERStatus", "manufacturerStatus", STATUS),
     ("DERStatus", "stateOfChargeStatus", STATUS),
     ("DERCurve", "CurveData", ["excitation", "xvalue", "yvalue"]),
-    ("MirrorMeterReading", "Reading", ["qualityFlags", "timePeriod", "value"]),
+    (
+        "MirrorMeterReading",
+        "Reading",
+        ["consumptionBlock", "qualityFlags", "timePeriod", "touTier", "value", "localID"],
+    ),
+    ("MirrorMeterReading", "MirrorReadingSet", [*ID, "timePeriod", "Reading", "Reading"]),
+    ("MirrorMeterReading", "ReadingType/calorificValue", ["multiplier", "unit", "value"]),
+    ("DeviceInformation", "DRLCCapabilities", ["averageEnergy", "maxDemand", "optionsImplemented"]),
+    ("DeviceInformation", "gpsLocation", ["lat", "lon"]),
+    ("Subscription", "Condition", ["attributeIdentifier", "lowerThreshold", "upperThreshold"]),
     (
         "MirrorMeterReading",
         "ReadingType",
         [
             "accumulationBehaviour",
+            "calorificValue",
             "commodity",
+            "conversionFactor",
             "dataQualifier",
             "flowDirection",
             "intervalLength",
             "kind",
+            "maxNumberOfIntervals",
+            "numberOfConsumptionBlocks",
+            "numberOfTouTiers",
             "phase",
             "powerOfTenMultiplier",
+            "subIntervalLength",
+            "supplyLimit",
+            "tieredConsumptionBlocks",
             "uom",
         ],
     ),
@@ -646,7 +675,7 @@ def test_missing_required_attribute_is_named() -> None:
     [
         ("DeviceCapability", "DERProgramListLink"),  # no public programs (§4.5.1)
         ("EndDevice", "RegistrationLink"),  # registration is prohibited (§4.5.3)
-        ("DERSettings", "setVNom"),  # the profile uses setVRef
+        ("DERSettings", "rtgMaxW"),  # a DERCapability element, not a setting
         ("DERSettings", "mRID"),  # known elsewhere, not here
     ],
 )
