@@ -53,6 +53,7 @@ from firmware.approvals.installed_file import read_whole, scan
 from firmware.approvals.jws import UtilityKey, ascii_token, verify_es256, verify_es256_prehashed
 from firmware.approvals.rebuild import rebuild_index
 from firmware.approvals.view import ListView, rfc3339, service_area_problem
+from firmware.logs import log_event
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,8 @@ class ApprovalStore:
         self._clock = clock
         self._current: ListView | None = None
         self._problem: str | None = None
+        self._date_problem: str | None = None
+        self._pending: ListView | None = None  # verified, waiting for its issued_at
 
     @property
     def current(self) -> ListView | None:
@@ -110,8 +113,30 @@ class ApprovalStore:
         return self._problem
 
     def in_force(self) -> ListView | None:
+        """The list loaded last, while the clock says it is valid: its dates are read against
+        the clock at every call, so a clock corrected after boot (no RTC, NTP late) or a list
+        reaching its own ``issued_at`` or ``expires_at`` counts at once, with no reinstall."""
+        now = self._clock()
+        pending = self._pending
+        if pending is not None and pending.valid_at(now):
+            self._current, self._pending, self._problem = pending, None, None  # its time came
+            log_event(logger, "approvals.pending_in_force", version=pending.version)
         current = self._current
-        return current if current is not None and current.valid_at(self._clock()) else None
+        if current is None:
+            return None
+        problem = current.validity_problem(now)
+        if problem != self._date_problem:
+            self._date_problem = problem
+            if problem is None:
+                log_event(logger, "approvals.in_force", version=current.version)
+            else:
+                log_event(logger, "approvals.not_in_force", logging.WARNING, reason=problem)
+        return current if problem is None else None
+
+    @property
+    def date_problem(self) -> str | None:
+        """Why the loaded list is not in force by its dates now (after ``in_force``)."""
+        return self._date_problem
 
     def status_of(self, ism: str) -> Status:
         """Default deny: with no list in force, every ISM is not listed."""
@@ -124,16 +149,32 @@ class ApprovalStore:
         nothing is in force any more."""
         try:
             loaded = self._load_indexed()
+            self._keep_the_valid_one(loaded)
         except ApprovalError as err:
             self._problem = f"installed list refused: {err}"
             logger.warning("approvals.installed_refused path=%s reason=%s", self.path, err)
             return None
-        self._problem = None
+        self._problem, self._pending = None, None
         # the swap: one assignment; the list it replaces closes when its last reader lets go
         self._current = loaded
         if loaded is not None:
             logger.info("approvals.loaded %s", _fields(loaded))
         return loaded
+
+    def _keep_the_valid_one(self, loaded: ListView | None) -> None:
+        """A list that its dates keep out of force now does not replace one in force: it
+        waits (``in_force`` puts it in force at its ``issued_at``). With none in force (a
+        start, a clock still wrong) it is loaded, and its dates are read at every question."""
+        if loaded is None or self.in_force() is None:
+            return
+        now = self._clock()
+        problem = loaded.validity_problem(now)
+        if problem is not None:
+            if now < loaded.issued_at:
+                self._pending = loaded
+            elif isinstance(loaded, IndexedList):
+                loaded.close()  # expired: of no use, now or later
+            raise ApprovalRefused(problem)
 
     def install(self, jws: str | bytes) -> ApprovalList:
         """Verify and check ``jws`` (a compact JWS, as text or a file's bytes), index it, then
@@ -175,7 +216,9 @@ class ApprovalStore:
         )
         indexed = self._open_index(scanned.file_sha256)
         try:
-            self._check_here(indexed)
+            # its dates are not checked here but by ``in_force``, against the clock of the
+            # moment: a board whose clock is wrong at start would otherwise refuse it for good
+            self._check_area(indexed)
         except ApprovalError:
             indexed.close()  # never in force: nobody else holds it
             raise
@@ -217,9 +260,14 @@ class ApprovalStore:
         return self._verify(data, data)
 
     def _check_here(self, candidate: ListView) -> None:
+        """An install: the service area, and valid now (an operator's clock is checked)."""
+        self._check_area(candidate)
+        problem = candidate.validity_problem(self._clock())
+        if problem is not None:
+            raise ApprovalRefused(problem)
+
+    def _check_area(self, candidate: ListView) -> None:
         problem = service_area_problem(candidate.service_area, self._service_area)
-        if problem is None:
-            problem = candidate.validity_problem(self._clock())
         if problem is not None:
             raise ApprovalRefused(problem)
 

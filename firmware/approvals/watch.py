@@ -64,7 +64,7 @@ class ApprovalWatch:
             "expires_at": rfc3339(current.expires_at),
             "entries": len(current.entries),
             "in_force": in_force,
-            "problem": None if in_force else (store.problem or "expired or not yet valid"),
+            "problem": None if in_force else (store.date_problem or store.problem),
         }
 
     async def run(self) -> None:

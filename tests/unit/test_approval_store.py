@@ -199,15 +199,48 @@ def test_a_removed_key_makes_the_installed_list_void(tmp_path: Path) -> None:
     assert (tmp_path / FILE_NAME).read_bytes() == before, "kept, for when the key returns"
 
 
-def test_an_expired_installed_list_is_void_at_start(tmp_path: Path) -> None:
+def test_an_expired_installed_list_is_loaded_but_not_in_force_at_start(tmp_path: Path) -> None:
     _store(tmp_path).install(_list(4))
     later = Clock()
     later.now = NOW + timedelta(days=30)
     restarted = _store(tmp_path, clock=later)
-    assert restarted.load_installed() is None
-    assert restarted.problem == (
-        "installed list refused: list version 4 expired at 2026-07-01T12:00:00Z"
-    )
+    assert restarted.load_installed() is not None and restarted.problem is None
+    assert restarted.in_force() is None and restarted.status_of("ISM-4") is Status.NOT_LISTED
+    assert restarted.date_problem == "list version 4 expired at 2026-07-01T12:00:00Z"
+
+
+def test_a_board_whose_clock_is_behind_at_boot_uses_the_list_once_it_is_corrected(
+    tmp_path: Path,
+) -> None:
+    """No RTC: the board boots a year behind, the list is not valid yet by its clock; NTP
+    corrects the clock and the list counts at the next question, with no reinstall or
+    restart (this project once refused it until one)."""
+    _store(tmp_path).install(_list(4))
+    clock = Clock()
+    clock.now = NOW - timedelta(days=365)
+    booted = _store(tmp_path, clock=clock)
+    booted.load_installed()
+    assert booted.in_force() is None
+    assert booted.date_problem == "list version 4 is not valid before 2026-05-31T12:00:00Z"
+    clock.now = NOW  # the clock is stepped
+    assert booted.in_force() is not None and booted.status_of("ISM-4") is Status.APPROVED
+    assert booted.date_problem is None
+
+
+def test_a_list_published_ahead_waits_for_its_issued_at(tmp_path: Path) -> None:
+    """The utility publishes version 5 a day ahead: version 4 stays in force until then,
+    and version 5 takes over at its issued_at, without a reload."""
+    clock = Clock()
+    daemon = _store(tmp_path, clock=clock)
+    daemon.install(_list(4))
+    ahead = _list(5, issued_at=NOW + timedelta(days=1), expires_at=NOW + timedelta(days=40))
+    (tmp_path / "approvals.jws").write_text(ahead + "\n")
+    assert daemon.load_installed() is None
+    current = daemon.in_force()
+    assert current is not None and current.version == 4
+    clock.now = NOW + timedelta(days=1, seconds=1)
+    current = daemon.in_force()
+    assert current is not None and current.version == 5 and daemon.problem is None
 
 
 def test_a_list_that_expires_while_running_stops_approving(tmp_path: Path) -> None:
