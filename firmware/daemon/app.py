@@ -142,7 +142,8 @@ class Gatekeeper:
         gate = Gate(config.site, config.j3072, self.services.sep2,
                     approvals.store if approvals is not None else None,
                     self.recorder, self._clock, peer=self._peer_check(config),
-                    held=HeldViolation(config.paths.state_dir))  # fmt: skip
+                    held=HeldViolation(config.paths.state_dir),
+                    policy=config.approvals.policy)  # fmt: skip
         running = Running(charger, gate, self.safety, self.services, self.recorder,
                           self._queue, self._clock)  # fmt: skip
         self._control = ControlServer(config.control_socket, running.status, running.set_limit,

@@ -374,6 +374,8 @@ def _authorization_lines(auth: dict[str, Any]) -> list[str]:
     limit = auth.get("limit_w")
     limit_text = "no limit" if limit is None else f"limit {_watts(limit)}"
     lines = [f"authorization: {_text(auth.get('state'))}, {limit_text}"]
+    if auth.get("basis"):
+        lines.append(f"               checked: {_text(auth.get('basis'))}")
     reasons = auth.get("reasons")
     if isinstance(reasons, list):
         lines += [f"               - {_text(reason)}" for reason in reasons]

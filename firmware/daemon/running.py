@@ -350,7 +350,9 @@ class Running:
             **charger,
             "faults": sorted({*charger["faults"], *latched}),
             "session": session,
-            "authorization": {k: authorization.get(k) for k in ("state", "limit_w", "reasons")},
+            "authorization": {
+                k: authorization.get(k) for k in ("state", "limit_w", "reasons", "basis")
+            },
             "functions": functions,  # the IEEE 1547 functions in effect, as now published
             **communication,
         }

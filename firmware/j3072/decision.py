@@ -8,7 +8,9 @@ interpretation where the public text is thin"):
 - the J3072 certification (in the mapped DeviceInformation element);
 - DERCapability type 81 (PEV);
 - 2Q/4Q: the vehicle offers at least what the site requires (4Q = reactive both ways);
-- the ISM number approved on a valid approval list;
+- the ISM number approved on a valid approval list, under the ``list`` policy (the default;
+  ``certification-only`` relies on the certification alone), and the site's LFDI allow and
+  deny lists (``firmware.approvals.policy``); a grant names what was checked (``basis``);
 - the whole exchange (§4.6.2, J3072 tables C2 to C9 as the profile maps them): DERSettings with
   setMaxWh, DeviceInformation, DERCapability, DERAvailability and PowerStatus with PEVInfo;
 - every reported setting within the site limits, the Enter Service ones no looser than the
@@ -23,6 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from firmware.approvals.policy import ApprovalPolicy, PolicyKind
 from firmware.j3072.config import MappingConfig
 from firmware.sep2.config import Quadrants, SiteConfig
 from firmware.sep2.der import DERCapability, DERSettings
@@ -31,6 +34,7 @@ from firmware.sep2.device import DeviceInformation, PowerStatus
 from firmware.sep2.response import STATUS_RECEIVED, STATUS_STARTED, Response
 from firmware.sep2.site import DER_TYPE_PEV, enter_service, scaled, watts
 
+DEFAULT_POLICY = ApprovalPolicy()
 CERTIFIED = re.compile(r"^J3072(;.*)?$", re.IGNORECASE)
 APPROVED = "approved"
 NO_VALID_LIST = "no valid list"  # none installed, or it expired / is not yet valid
@@ -80,6 +84,8 @@ class DecisionInputs:
     # controls published but whose Responses are not due yet (changed at run time): a
     # negative Response to one counts at once, a missing one not yet
     pending_mrids: tuple[str, ...] = ()
+    policy: ApprovalPolicy = DEFAULT_POLICY  # list or certification-only, LFDI lists
+    lfdi: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,20 +94,40 @@ class Decision:
     reasons: tuple[str, ...]  # empty for a grant
     limit_w: int | None = None  # the authorized discharge limit (grants only)
     ism: str | None = None
+    basis: str = ""  # what the policy checked to grant ("ISM approved on list v7", ...)
 
 
 def decide(inputs: DecisionInputs) -> Decision:
     reasons: list[str] = []
     ism = mapped(inputs.device_information, inputs.mapping.ism)
+    policy = inputs.policy
     reasons += _certification(inputs)
     reasons += _capability(inputs)
     reasons += _status(inputs)
-    reasons += _approval(ism, inputs.approval)
+    if policy.kind is PolicyKind.LIST:
+        reasons += _approval(ism, inputs.approval)
+    lfdi_problem = policy.lfdi_problem(inputs.lfdi)
+    if lfdi_problem is not None:
+        reasons.append(lfdi_problem)
     reasons += _settings(inputs)
     reasons += _responses(inputs)
     if reasons:
         return Decision(False, tuple(reasons), None, ism)
-    return Decision(True, (), _limit_w(inputs), ism)
+    return Decision(True, (), _limit_w(inputs), ism, _basis(inputs, ism))
+
+
+def _basis(inputs: DecisionInputs, ism: str | None) -> str:
+    """What the policy checked for this grant, in a few words for the log and status."""
+    policy = inputs.policy
+    if policy.kind is PolicyKind.CERTIFICATION_ONLY:
+        what = f"certification-only: J3072 certified, ISM {ism} not looked up"
+    else:
+        what = f"list: ISM {ism} approved"
+    if policy.allow_lfdis:
+        what += "; LFDI on the allow list"
+    elif policy.deny_lfdis:
+        what += "; LFDI not on the deny list"
+    return what
 
 
 def is_four_quadrant(capability: DERCapability) -> bool:
@@ -233,6 +259,7 @@ def _limit_w(inputs: DecisionInputs) -> int:
         limits.append(watts(settings.set_max_w))
         if settings.set_max_discharge_rate_w is not None:
             limits.append(watts(settings.set_max_discharge_rate_w))
-    if inputs.approval.max_discharge_w is not None:
-        limits.append(float(inputs.approval.max_discharge_w))
+    cap = inputs.approval.max_discharge_w
+    if cap is not None and inputs.policy.kind is PolicyKind.LIST:
+        limits.append(float(cap))
     return int(min(limits))

@@ -26,8 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from firmware.approvals.policy import ApprovalPolicy, PolicyKind
 from firmware.j3072.config import J3072Config
 from firmware.j3072.decision import (
+    DEFAULT_POLICY,
     NO_VALID_LIST,
     Approval,
     Decision,
@@ -114,6 +116,7 @@ class Gate:
         clock: Callable[[], int],
         peer: PeerCheck | None = None,
         held: HeldViolation | None = None,
+        policy: ApprovalPolicy = DEFAULT_POLICY,
     ) -> None:
         """``peer``: with a PLC link, who may be bound (the vehicle SLAC matched, on the
         cable); None: no PLC configured, the first client of the plug-in. ``held``: where a
@@ -137,6 +140,7 @@ class Gate:
         self.violation: str | None = None
         self._grace_until_ns = 0  # after an authorized session ends: the 3 s to stop
         self._held = held
+        self._policy = policy
         if held is not None:
             self.violation = held.load()
         if self.violation is not None:  # held until the pilot shows state A
@@ -352,7 +356,8 @@ class Gate:
         reasons = list(session.reasons) if state != "authorized" else []
         if state == "pending":
             reasons = ["the J3072 exchange is not complete"]
-        return {"state": state, "limit_w": self.limit_w, "reasons": reasons,
+        basis = decision.basis if decision is not None and state == "authorized" else None
+        return {"state": state, "limit_w": self.limit_w, "reasons": reasons, "basis": basis,
                 "lfdi": bound.lfdi, **bound.identified}  # fmt: skip
 
     # --- internals ----------------------------------------------------------------------
@@ -443,6 +448,8 @@ class Gate:
         return tuple(c.mrid for c in pending)
 
     def _approval(self, record: PevRecord) -> Approval:
+        if self._policy.kind is PolicyKind.CERTIFICATION_ONLY:
+            return Approval("not consulted")  # no list under this policy
         ism = mapped(record.device_information, self._mapping.ism)
         current = self._approvals.in_force() if self._approvals is not None else None
         if current is None:
@@ -473,6 +480,8 @@ class Gate:
                 control_mrids=bound.due,
                 responses=tuple(record.responses.values()),
                 pending_mrids=self._pending_mrids(record),
+                policy=self._policy,
+                lfdi=bound.lfdi,
                 approval=approval,
                 der_availability=record.der_availability,
                 power_status=record.power_status,
@@ -490,7 +499,8 @@ class Gate:
                 bound.recorded = decision
             log_event(logger, "j3072.decision", logging.INFO if decision.granted else
                       logging.WARNING, granted=decision.granted, ism=decision.ism,
-                      limit_w=decision.limit_w, reasons="; ".join(decision.reasons))  # fmt: skip
+                      limit_w=decision.limit_w, reasons="; ".join(decision.reasons),
+                      basis=decision.basis)  # fmt: skip
         self._act(bound.session.on_decision(decision, self._clock()), decided=True)
 
     def _act(self, actions: list[Action], decided: bool = False) -> None:

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from firmware.journal.store import Journal
+from firmware.sep2.identity import lfdi, load_certificate
 from firmware.sep2.pki import PkiLayout, init_pki
 from hal import Relay
 from hil.pev.background import BackgroundPev
@@ -87,7 +89,13 @@ class Site:
         daemon.wait_for("plc.link state=up", timeout_s=10)
 
 
-def make_site(start_daemon: StartDaemon, pki: PkiLayout, tmp_path: Path, **extra: Any) -> Site:
+def make_site(
+    start_daemon: StartDaemon,
+    pki: PkiLayout,
+    tmp_path: Path,
+    policy: dict[str, Any] | None = None,
+    **extra: Any,
+) -> Site:
     utility = UtilityAuthority(tmp_path, AREA)
     state = tmp_path / "gated-state"
     utility.install(state, approve={APPROVED_ISM: LIST_LIMIT_W})
@@ -99,7 +107,7 @@ def make_site(start_daemon: StartDaemon, pki: PkiLayout, tmp_path: Path, **extra
             "key_file": str(d / "evse.key"),
         },
         sep2={"enabled": True, "host": "::1", "port": 0},
-        approvals=utility.config,
+        approvals={**utility.config, **(policy or {})},
         site={
             "service_area": AREA,
             "max_w": 7200,
@@ -154,7 +162,8 @@ def test_an_approved_vehicle_is_authorized_and_unplugging_opens_both_within_100_
         f"the vehicle saw opModEnergize = true ({pev.client.log.watch})"
     )
     shown = site.status()
-    assert shown["authorization"] == {"state": "authorized", "limit_w": LIST_LIMIT_W, "reasons": []}
+    assert shown["authorization"] == {"state": "authorized", "limit_w": LIST_LIMIT_W, "reasons": [],
+                                      "basis": f"list: ISM {APPROVED_ISM} approved"}  # fmt: skip
     assert shown["relays"] == {"main": "closed", "discharge": "closed"}
     assert shown["pilot"] == "C" and shown["plc"]["link"] == "up"
     assert shown["session"]["ism"] == APPROVED_ISM and shown["session"]["lfdi"] == pev.client.lfdi
@@ -428,3 +437,31 @@ def test_a_vehicle_flipping_its_ism_cannot_cycle_the_discharge_relay(
     closings = [r for r in relays if r.relay is Relay.DISCHARGE and r.closed]
     assert len(closings) == 1, f"closed {len(closings)} times"
     assert [granted for granted, _ in decisions(site.state)] == [True, False]
+
+
+def test_under_certification_only_the_tag_alone_grants_and_the_lfdi_lists_still_apply(
+    start_daemon: StartDaemon, pki: PkiLayout, tmp_path: Path
+) -> None:
+    """The utility relies on the J3072 certification tag alone: a certified vehicle whose ISM
+    is on no list is authorized and the decision says what was checked; the site's deny list
+    still refuses the vehicle it names."""
+    denied_lfdi = lfdi(load_certificate(pki.directory / "pev-silent.pem").public_bytes(
+        Encoding.DER))  # fmt: skip
+    policy = {"policy": "certification-only", "deny_lfdis": [denied_lfdi]}
+    site = make_site(start_daemon, pki, tmp_path, policy)
+    pev = authorized_and_discharging(site, PROFILES["unapproved-ism"])
+    line = next(ln for ln in site.running.daemon.lines if "j3072.decision" in ln)
+    assert "granted=true" in line and 'basis="certification-only: J3072 certified' in line
+    shown = site.status()["authorization"]
+    assert shown["state"] == "authorized" and shown["basis"].startswith("certification-only")
+    assert shown["limit_w"] == 7200, "no list, so no list cap"
+    pev.stop()
+    rig, daemon = site.running.rig, site.running.daemon
+    rig.command("EV:STATE A")
+    rig.command("EV:PLC OFF")
+    daemon.wait_for("plc.link state=down", timeout_s=10)
+    site.plug_in()
+    silent = site.pev(replace(PROFILES["silent"], heartbeats=None))
+    line = daemon.wait_for("j3072.decision", timeout_s=15)
+    assert "granted=false" in line and f"LFDI {denied_lfdi} is on the site's deny list" in line
+    silent.stop()

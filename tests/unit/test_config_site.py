@@ -215,3 +215,17 @@ def test_ride_through_curves_in_2030_5_units() -> None:
     assert link is not None and link.href == hv.href
     mc = controls["lv-momentary-cessation"].der_control_base.op_mod_lvrt_momentary_cessation
     assert mc is not None and curves["lv-momentary-cessation"].curve_type == 9
+
+
+def test_the_approval_policy_and_the_lfdi_lists() -> None:
+    config = parse_config({"approvals": {"policy": "certification-only",
+                                         "deny_lfdis": ["ab" * 20], "allow_lfdis": []}})  # fmt: skip
+    policy = config.approvals.policy
+    assert policy.kind.value == "certification-only" and policy.deny_lfdis == {"AB" * 20}
+    assert parse_config({}).approvals.policy.kind.value == "list", "the default: a list"
+    assert problems_of({"approvals": {"policy": "trust-everyone"}}) == [
+        "approvals.policy: must be one of list, certification-only; got 'trust-everyone'"
+    ]
+    assert problems_of({"approvals": {"allow_lfdis": ["ABC"]}}) == [
+        "approvals.allow_lfdis: not an LFDI (40 hex digits): 'ABC'"
+    ]

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from firmware.approvals.policy import ApprovalPolicy, PolicyKind
 from firmware.daemon.config import parse_config
 from firmware.j3072.decision import Approval, DecisionInputs, decide, is_four_quadrant
 from firmware.sep2.der import DERCapability, DERSettings
@@ -227,3 +228,34 @@ def test_a_negative_response_denies_with_its_status(status: int, word: str) -> N
     inputs = dataclasses.replace(good(), responses=(*responses(), refusal))
     decision = decide(inputs)
     assert decision.reasons == (f"control {CONTROLS[0][:8]} refused: {word} (status {status})",)
+
+
+CERT_ONLY = ApprovalPolicy(PolicyKind.CERTIFICATION_ONLY)
+
+
+def test_certification_only_grants_an_unlisted_ism_and_names_what_it_checked() -> None:
+    """The use case's other choice: the J3072 certification tag alone, no list (and so no
+    list cap); under the list policy the same vehicle is denied."""
+    unlisted = dataclasses.replace(good(), approval=Approval("not listed", max_discharge_w=10))
+    assert not decide(unlisted).granted
+    granted = decide(dataclasses.replace(unlisted, policy=CERT_ONLY))
+    assert granted.granted and granted.limit_w == 7200
+    assert granted.basis == "certification-only: J3072 certified, ISM ISM-2025-0001 not looked up"
+    assert decide(good()).basis == "list: ISM ISM-2025-0001 approved"
+    uncertified = dataclasses.replace(unlisted, policy=CERT_ONLY,
+                                      device_information=info(mf_info="pending"))  # fmt: skip
+    assert decide(uncertified).reasons == ("not J3072-certified (mfInfo='pending')",)
+
+
+def test_the_sites_lfdi_lists_apply_under_every_policy() -> None:
+    other = "B" * 40
+    for kind in PolicyKind:
+        denied = dataclasses.replace(good(), lfdi=PEV, policy=ApprovalPolicy(
+            kind, deny_lfdis=frozenset({PEV.upper()})))  # fmt: skip
+        assert decide(denied).reasons == (f"LFDI {PEV.upper()} is on the site's deny list",)
+        outside = dataclasses.replace(good(), lfdi=PEV, policy=ApprovalPolicy(
+            kind, allow_lfdis=frozenset({other})))  # fmt: skip
+        assert decide(outside).reasons == (f"LFDI {PEV.upper()} is not on the site's allow list",)
+        inside = dataclasses.replace(good(), lfdi=PEV.lower(), policy=ApprovalPolicy(
+            kind, allow_lfdis=frozenset({PEV.upper(), other})))  # fmt: skip
+        assert decide(inside).granted and "allow list" in decide(inside).basis

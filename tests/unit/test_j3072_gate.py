@@ -172,7 +172,9 @@ def test_an_approved_vehicle_is_granted_once_every_response_is_in(world: World) 
     assert world.journal.decisions == [], "nothing is decided before the exchange completes"
     world.exchange(PROFILES["certified-4q"], LFDI)
     assert world.gate.authorized and world.sep2.energized[LFDI] is True
-    assert world.journal.decisions == [Decision(True, (), 5000, APPROVED_ISM)]
+    assert world.journal.decisions == [
+        Decision(True, (), 5000, APPROVED_ISM, f"list: ISM {APPROVED_ISM} approved")
+    ]
     assert world.journal.identified == {
         "lfdi": LFDI,
         "ism": APPROVED_ISM,
