@@ -218,8 +218,8 @@ def test_ride_through_curves_in_2030_5_units() -> None:
 
 
 def test_the_approval_policy_and_the_lfdi_lists() -> None:
-    config = parse_config({"approvals": {"policy": "certification-only",
-                                         "deny_lfdis": ["ab" * 20], "allow_lfdis": []}})  # fmt: skip
+    approvals = {"policy": "certification-only", "deny_lfdis": ["ab" * 20], "allow_lfdis": []}
+    config = parse_config({"approvals": approvals})
     policy = config.approvals.policy
     assert policy.kind.value == "certification-only" and policy.deny_lfdis == {"AB" * 20}
     assert parse_config({}).approvals.policy.kind.value == "list", "the default: a list"
