@@ -227,6 +227,8 @@ class Story:
                 assert bool(bridge_state.get("bridged")) == (expected == "authorized"), bridge_state
             relays = " ".join(f"{k}={v}" for k, v in shown["relays"].items())
             why = "; ".join(auth["reasons"]) or f"limit {auth['limit_w']} W"
+            if auth.get("basis"):
+                why += f"; checked: {auth['basis']}"
             bridge = shown.get("bridge") or {}
             bridged = "site bridge open" if bridge.get("bridged") else "site bridge closed"
             return f"{auth['state']} ({why}); {relays}; {bridged}; meter {shown['meter_w']:g} W"
@@ -382,6 +384,50 @@ def _fault_and_recovery(story: Story) -> None:
     step("pilot back to steady +12 V", story.duty(100, 100))
 
 
+def _certification_only(story: Story) -> None:
+    """The utility's other choice: the certification tag alone. The vehicle whose ISM no list
+    approves is authorized, and the decision says what it checked."""
+    step = story.step
+    what = "the same unlisted vehicle, authorized on its J3072 tag alone"
+    story.timeline.section("certification-only", f"policy certification-only: {what}")
+    story.plug_in_and_match()
+    pev = story.start_vehicle(DENIED_PROFILE)
+    step("vehicle runs the J3072 exchange (TLS)", story.decision(True))
+    step("vehicle requests charge", story.send("EV:STATE C"))
+    step("EVSE closes the contactor", story.relay("CLOSED", 15000))
+    step("EVSE closes the discharge path", story.relay("CLOSED", 1000, "DISCHARGE"))
+    step("evse-gatekeeper status", story.status("authorized"))
+    story.unplug()
+    pev.stop()
+
+
+def _policy_phase(daemon_config: str, state_dir: Path, timeline: Timeline) -> None:
+    """The daemon again under ``[approvals] policy = "certification-only"`` (a config of its
+    own next to the demo's), for one vehicle."""
+    text = Path(daemon_config).read_text()
+    if "policy" in tomllib.loads(text).get("approvals", {}):
+        return  # the operator chose a policy: the story above ran under it
+    derived = state_dir / "demo-certification-only.toml"
+    derived.write_text(
+        text.replace("[approvals]\n", '[approvals]\npolicy = "certification-only"\n', 1)
+    )
+    config = load_config(derived)
+    daemon = Daemon(derived, log_file=state_dir / "demo-daemon-policy.log")
+    phase = Timeline(daemon)
+    try:
+        daemon.wait_for("gatekeeper.ready", timeout_s=15)
+        with wait_for_rig(config.board.mock.rig_link or "") as rig:
+            duty = current_to_duty_permille(config.charger.max_current_a)
+            assert duty is not None
+            _certification_only(Story(rig, phase, config, duty / 10))
+    except (TimeoutError, RuntimeError, RigError) as err:
+        phase.failures.append(str(err))
+    finally:
+        if daemon.stop() != 0:
+            phase.failures.append("the policy phase's daemon did not exit 0 on SIGTERM")
+    timeline.failures += phase.failures
+
+
 def _play(story: Story) -> None:
     story.rig.reset()
     story.rig.command("EVENTS ON")  # the report's timeline: pilot and relay changes
@@ -529,6 +575,8 @@ def main(argv: list[str] | None = None) -> int:
         code = daemon.stop()
     if code != 0:
         timeline.failures.append(f"daemon exited with {code} on SIGTERM")
+    if config.sep2.enabled and config.plc.enabled and not timeline.failures:
+        _policy_phase(daemon_config, state_dir, timeline)
     print(f"\n  daemon stopped (exit {code}); its log: {log_path}")
     if report is not None:
         print(f"  report: {report} (open it in a browser)")
