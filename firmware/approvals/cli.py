@@ -80,7 +80,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     fetch = _action(action, "fetch", "download a list over HTTPS, verify it and install it")
     fetch.add_argument("url", metavar="URL", help="https:// only")
     fetch.add_argument(
-        "--ca", metavar="FILE", type=Path, help="trust this CA file instead of the system's"
+        "--ca",
+        metavar="FILE",
+        type=Path,
+        help="trust this CA file (default: [approvals] ca_file, else the system's)",
     )
 
 
@@ -129,7 +132,8 @@ def _fetch(args: argparse.Namespace, config: ApprovalsSettings) -> int:
     if urlsplit(args.url).scheme.lower() != "https":
         raise ApprovalsUsageError(f"only https:// URLs are fetched, not {args.url!r}")
     store = _store(config)  # a config without keys is refused before going to the network
-    text = asyncio.run(download(args.url, _tls_context(args.ca), config.approvals))
+    ca = args.ca or config.approvals.ca_file  # the daemon's CA for its own fetches
+    text = asyncio.run(download(args.url, _tls_context(ca), config.approvals))
     return _install_into(store, text, config)
 
 

@@ -47,7 +47,7 @@ def rebuild_index(
     pipes: list[int] = []
     try:
         for key in keys:
-            pipes.append(_key_pipe(key))
+            pipes.append(key_pipe(key))
             command += ["--key", f"/dev/fd/{pipes[-1]}"]
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
                               pass_fds=pipes, stdin=subprocess.DEVNULL, check=False)  # fmt: skip
@@ -67,7 +67,7 @@ def rebuild_index(
         raise ApprovalIndexError(f"index rebuild said {done.stdout.strip()!r}") from err
 
 
-def _key_pipe(key: UtilityKey) -> int:
+def key_pipe(key: UtilityKey) -> int:
     """The read end of a pipe holding ``key`` as PEM (a few hundred bytes: it fits the pipe's
     buffer, so the write does not wait for the child)."""
     from cryptography.hazmat.primitives import serialization

@@ -6,7 +6,8 @@ The check is a ``stat`` of the installed file (inode, size, mtime); only a chang
 verification. What the list says is asked of the store (``status_of``); a list that expires
 is out of force at once because the store checks validity on every question. A new file that
 is refused leaves the list in force in force (``approvals.kept``); only a deleted file, or
-none that verifies at start, leaves none (``approvals.none``).
+none that verifies at start, leaves none (``approvals.none``). A list in force that is about
+to expire (``expiry``) is logged once (``approvals.expiring``) and ``status`` warns.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
-from firmware.approvals.store import ApprovalStore
+from firmware.approvals.expiry import expiry_warning
+from firmware.approvals.store import ApprovalStore, utc_now
 from firmware.approvals.view import rfc3339
 from firmware.logs import log_event
 
@@ -28,9 +32,11 @@ Signature = tuple[int, int, int] | None
 
 
 class ApprovalWatch:
-    def __init__(self, store: ApprovalStore) -> None:
+    def __init__(self, store: ApprovalStore, clock: Callable[[], datetime] = utc_now) -> None:
         self.store = store
+        self._clock = clock
         self._seen: Signature | object = object()  # nothing seen yet: the first check loads
+        self._warned: tuple[int, datetime] | None = None  # the list whose expiry was logged
         self.reloads = 0
 
     def check(self) -> bool:
@@ -50,6 +56,24 @@ class ApprovalWatch:
                           version=kept.version, reason=self.store.problem)  # fmt: skip
         return True
 
+    def expiry_warning(self) -> str | None:
+        """Why the list in force needs replacing soon (``expiry``); None when it does not."""
+        current = self.store.in_force()
+        if current is None:
+            return None
+        return expiry_warning(current.issued_at, current.expires_at, self._clock())
+
+    def warn_once(self) -> None:
+        """Log ``approvals.expiring`` once for each list that enters its warning time."""
+        warning, current = self.expiry_warning(), self.store.current
+        if warning is None or current is None:
+            return
+        which = (current.version, current.expires_at)
+        if which != self._warned:
+            self._warned = which
+            log_event(logger, "approvals.expiring", logging.WARNING, version=current.version,
+                      expires_at=rfc3339(current.expires_at), warning=warning)  # fmt: skip
+
     def status(self) -> dict[str, Any]:
         """The list in force (or why there is none), for ``status``."""
         store = self.store
@@ -65,11 +89,13 @@ class ApprovalWatch:
             "entries": len(current.entries),
             "in_force": in_force,
             "problem": None if in_force else (store.date_problem or store.problem),
+            "expiry_warning": self.expiry_warning(),
         }
 
     async def run(self) -> None:
         while True:
             await asyncio.sleep(CHECK_EVERY_S)
+            self.warn_once()  # a subtraction: on the loop
             # a new list is verified off the loop, in chunks that never hold the GIL long
             # (an index rebuild runs in a child process): the charger and the gate keep
             # turning meanwhile, and the store swaps the verified list in with one assignment

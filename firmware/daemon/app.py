@@ -137,7 +137,7 @@ class Gatekeeper:
         self.recorder = Recorder.open(config.paths.state_dir)
         ready = await self._start_safety()
         charger = self._charger(ready)
-        await self.services.start(self.safety.mirror)
+        await self.services.start(self.safety.mirror, self.recorder)
         approvals = self.services.approvals
         gate = Gate(config.site, config.j3072, self.services.sep2,
                     approvals.store if approvals is not None else None,

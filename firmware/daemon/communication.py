@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from firmware.approvals import ApprovalError
@@ -25,7 +25,10 @@ from firmware.plc.stack import PlcEvent, PlcStack
 from firmware.safety.link import BoardMirror
 
 if TYPE_CHECKING:
+    from firmware.approvals.jws import UtilityKey
+    from firmware.approvals.refresh import Outcome, Refresher
     from firmware.approvals.watch import ApprovalWatch
+    from firmware.journal.recorder import Recorder
     from firmware.sep2.service import Sep2Service
     from firmware.sep2.store import PevEvent
 
@@ -43,18 +46,20 @@ class Communication:
         self._plugged = False
         self._background: list[asyncio.Task[None]] = []
         self.approvals: ApprovalWatch | None = None
+        self.refresher: Refresher | None = None  # only with [approvals] url
         self.link = PlcLink(config)
 
-    async def start(self, board: BoardMirror) -> None:
-        await self._start_approvals()
+    async def start(self, board: BoardMirror, recorder: Recorder | None = None) -> None:
+        await self._start_approvals(recorder)
         await self._start_plc(board)
         await self.link.start(self._watched)
         await self._start_sep2()
         if self.sep2 is not None and self.config.sep2.port == 0:  # known only now
             await self.link.isolate(self.sep2.server.port)
 
-    async def _start_approvals(self) -> None:
-        """The installed approval list, kept current (only with utility keys configured)."""
+    async def _start_approvals(self, recorder: Recorder | None) -> None:
+        """The installed approval list, kept current (only with utility keys configured), and
+        fetched from the utility (only with a URL)."""
         config = self.config
         if not config.approvals.utility_keys:
             log_event(logger, "approvals.off", reason="approvals.utility_keys not set")
@@ -73,15 +78,46 @@ class Communication:
         # for seconds, and the loop must keep turning (the safety process's heartbeat)
         await asyncio.to_thread(self.approvals.check)
         self._background.append(self._watched(self.approvals.run(), "approvals.watch"))
+        if config.approvals.url is not None:
+            await self._start_refresh(keys, recorder)
+
+    async def _start_refresh(self, keys: Sequence[UtilityKey], recorder: Recorder | None) -> None:
+        """Fetch the list from ``[approvals] url`` every ``refresh_s`` (``approvals.refresh``)."""
+        from firmware.approvals.refresh import FetchResult, refresher_for, tls_context
+
+        config = self.config
+        try:  # checked with the config; the file may have changed since
+            context = await asyncio.to_thread(tls_context, config.approvals.ca_file)
+        except (OSError, ValueError) as err:
+            raise ConfigError([f"approvals.ca_file: cannot use: {err}"]) from err
+
+        def journal(url: str, outcome: Outcome) -> None:
+            if recorder is None:
+                return
+            recorder.approval_fetch(url, outcome.result.value, outcome.version, outcome.reason)
+            done = outcome.installed
+            if outcome.result is FetchResult.INSTALLED and done is not None:
+                recorder.approval_install(done.version, done.issuer, done.service_area,
+                                          done.expires_at, done.entries)  # fmt: skip
+
+        self.refresher = refresher_for(config.approvals, config.paths.state_dir, keys,
+                                       config.site.service_area, context, journal)  # fmt: skip
+        self._background.append(self._watched(self.refresher.run(), "approvals.refresh"))
 
     def status(self) -> dict[str, Any]:
         """The PLC link, the approval list and the site bridge, for ``status``."""
         plc = self.plc
         return {
             "plc": {"link": "off" if plc is None else ("up" if plc.link_up else "down")},
-            "approvals": self.approvals.status() if self.approvals is not None else None,
+            "approvals": self._approvals_status(),
             "bridge": self.link.state(),
         }
+
+    def _approvals_status(self) -> dict[str, Any] | None:
+        if self.approvals is None:
+            return None
+        refresh = self.refresher.status() if self.refresher is not None else None
+        return {**self.approvals.status(), "refresh": refresh}
 
     def describe(self) -> dict[str, str]:
         """For the ready line: where each part is."""

@@ -405,7 +405,34 @@ def _approvals_lines(approvals: Any) -> list[str]:
     ]
     if approvals.get("problem") is not None:
         lines.append(f"               problem: {_text(approvals.get('problem'))}")
-    return lines
+    if approvals.get("expiry_warning") is not None:
+        lines.append(f"               WARNING: {_text(approvals.get('expiry_warning'))}")
+    return lines + _refresh_lines(approvals.get("refresh"))
+
+
+def _refresh_lines(refresh: Any) -> list[str]:
+    """The daemon's fetches from the utility: where from, the last outcome, the next try."""
+    if not isinstance(refresh, dict):
+        return ["               refresh: off (no [approvals] url)"]
+    last = refresh.get("last")
+    if isinstance(last, dict):
+        result = _text(last.get("result")).replace("_", " ")
+        if last.get("version") is not None:
+            result += f" version {_text(last.get('version'))}"
+        if last.get("reason") is not None:
+            result += f": {_text(last.get('reason'))}"
+        done = f"last fetch {_text(last.get('at'))}: {result}"
+    else:
+        done = "last fetch: none yet"
+    failures = refresh.get("failures")
+    plural = "s" if failures != 1 else ""
+    retry = f" (a retry after {failures} failure{plural} in a row)" if failures else ""
+    return [
+        f"               refresh: {_text(refresh.get('url'))} "
+        f"every {_text(refresh.get('refresh_s'))} s",
+        f"               {done}",
+        f"               next attempt {_text(refresh.get('next_attempt'))}{retry}",
+    ]
 
 
 def render_current(current: dict[str, Any]) -> str:

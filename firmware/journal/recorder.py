@@ -1,5 +1,6 @@
 """What the daemon writes to the journal (``firmware.journal.store``): sessions from plug-in to
-plug-out with the EV MAC SLAC learned, every relay action with its reason, every fault.
+plug-out with the EV MAC SLAC learned, every relay action with its reason, every fault, and
+each approval-list fetch with its outcome (and the install, when it installed one).
 
 Each record is committed before the caller logs the action as done (docs/design.md
 "Principles"). The journal is not on the safety path: the relays have already been commanded
@@ -74,6 +75,19 @@ class Recorder:
 
     def fault(self, kind: str, detail: str) -> None:
         self._write("fault", lambda j: j.record_fault(None, kind, detail))
+
+    def approval_fetch(
+        self, url: str, result: str, version: int | None, reason: str | None
+    ) -> None:
+        self._write(
+            "approval_fetch", lambda j: j.record_approval_fetch(None, url, result, version, reason)
+        )
+
+    def approval_install(
+        self, version: int, issuer: str, service_area: str, expires_at: str, entries: int
+    ) -> None:
+        self._write("approval_install", lambda j: j.record_approval_install(
+            None, version, issuer, service_area, expires_at, entries))  # fmt: skip
 
     def close(self) -> None:
         if self.journal is not None:

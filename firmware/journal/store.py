@@ -1,4 +1,5 @@
-"""The journal: every session, J3072 decision, relay action, fault and approval-list install.
+"""The journal: every session, J3072 decision, relay action, fault and approval-list install,
+and the daemon's recent approval-list fetches.
 
 One SQLite file (``journal.sqlite3`` in the state directory) in WAL mode with
 ``synchronous=FULL``: each ``record_*``/session method commits (and so reaches the disk)
@@ -7,7 +8,9 @@ crash would lose (docs/design.md "Principles"). The schema is created or migrate
 schema or a damaged file is refused with a one-line ``JournalError``. Arguments that cannot be
 recorded (an unknown column, relay or session) raise ``ValueError``.
 
-It does not decide anything, keep the journal's size in check, or configure logging.
+It does not decide anything or configure logging. It keeps only the fetches' size in check
+(the newest ``MAX_APPROVAL_FETCHES``: a server that is down is retried again and again); every
+other record is kept.
 """
 
 from __future__ import annotations
@@ -52,8 +55,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " at TEXT NOT NULL, version INTEGER NOT NULL, issuer TEXT NOT NULL,"
         " service_area TEXT NOT NULL, expires_at TEXT NOT NULL, entries INTEGER NOT NULL)",
     ),
+    (
+        "CREATE TABLE approval_fetches (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " at TEXT NOT NULL, url TEXT NOT NULL, result TEXT NOT NULL CHECK (result IN"
+        " ('installed', 'unchanged', 'not_modified', 'refused', 'failed')),"
+        " version INTEGER, reason TEXT)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+MAX_APPROVAL_FETCHES = 1000  # about six weeks of hourly fetches
 
 # One fixed statement per column update_session may set: no SQL is ever built from input.
 _SESSION_UPDATES = {
@@ -112,6 +122,15 @@ class ApprovalInstallRow:
     service_area: str
     expires_at: str
     entries: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalFetchRow:
+    at: str
+    url: str
+    result: str  # installed, unchanged, not_modified, refused, failed
+    version: int | None  # the version installed or found unchanged
+    reason: str | None  # why it was refused or failed
 
 
 def utc_now() -> datetime:
@@ -223,6 +242,22 @@ class Journal:
             (self._at(at), version, issuer, service_area, expires_at, entries),
         )
 
+    def record_approval_fetch(
+        self, at: str | None, url: str, result: str, version: int | None, reason: str | None
+    ) -> None:
+        """One fetch's outcome; the oldest beyond ``MAX_APPROVAL_FETCHES`` go in the same
+        transaction."""
+        with self._write() as db:
+            row_id = db.execute(
+                "INSERT INTO approval_fetches (at, url, result, version, reason)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (self._at(at), url, result, version, reason),
+            ).lastrowid
+            assert row_id is not None
+            db.execute(
+                "DELETE FROM approval_fetches WHERE id <= ?", (row_id - MAX_APPROVAL_FETCHES,)
+            )
+
     # --- reading: newest first ---
 
     def sessions(self, limit: int) -> list[SessionRow]:
@@ -266,6 +301,10 @@ class Journal:
             "SELECT at, version, issuer, service_area, expires_at, entries FROM approval_installs"
         )
         return [ApprovalInstallRow(*row) for row in self._latest(query, limit)]
+
+    def approval_fetches(self, limit: int) -> list[ApprovalFetchRow]:
+        query = "SELECT at, url, result, version, reason FROM approval_fetches"
+        return [ApprovalFetchRow(*row) for row in self._latest(query, limit)]
 
     # --- internals ---
 

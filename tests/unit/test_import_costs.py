@@ -61,3 +61,10 @@ def test_the_j3072_gate_and_the_approval_store_import_neither_lxml_nor_cryptogra
         "firmware.approvals.watch"
     )
     assert loaded(modules, ("lxml", "cryptography")) == []
+
+
+def test_the_refresher_loads_aiohttp_only_when_it_fetches() -> None:
+    """A daemon with ``[approvals] url`` imports the refresher; the HTTP client comes with the
+    first fetch, and a daemon without a URL imports neither."""
+    modules = modules_after("import firmware.approvals.refresh, firmware.approvals.watch")
+    assert loaded(modules, ("aiohttp",)) == []
