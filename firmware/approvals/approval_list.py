@@ -16,6 +16,7 @@ from __future__ import annotations
 import gc
 import json
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -116,6 +117,14 @@ def _decode(payload: bytes, decoder: _EntryDecoder) -> Any:
         ) from err
     except RecursionError as err:
         raise ApprovalListError("payload is nested too deeply") from err
+    except ValueError as err:
+        # json turns each integer's digits into an int, and CPython refuses one of more than
+        # sys.get_int_max_str_digits() digits (4,300) with a plain ValueError; no field here
+        # takes more than 19 digits (MAX_INTEGER)
+        raise ApprovalListError(
+            f"payload has an integer of more than {sys.get_int_max_str_digits()} digits; "
+            f"numbers must be non-negative integers up to {MAX_INTEGER}"
+        ) from err
 
 
 def _refuse_constant(name: str) -> Any:

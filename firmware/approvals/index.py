@@ -38,6 +38,7 @@ from firmware.approvals.approval_list import ApprovalList
 from firmware.approvals.durable import discard, fsync_directory
 from firmware.approvals.jws import shown
 from firmware.approvals.view import Entry, ListReading, Status, rfc3339
+from firmware.state_owner import hand_over
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ def build_index(state_dir: Path, approval_list: ApprovalList, jws_sha256: bytes)
         fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             _claim(fd, temporary)
+            hand_over(fd, state_dir)  # the service's user must be able to remove it
             _fill(temporary, approval_list, jws_sha256)
             os.fsync(fd)
         finally:
@@ -270,12 +272,17 @@ def remove_stale(state_dir: Path, keep: bytes) -> list[Path]:
         for path in sorted(state_dir.glob(f"{PREFIX}*{SUFFIX}"))
         if path != current and _unlink(path)
     ]
-    removed += [
+    return removed + remove_abandoned_temporaries(state_dir)
+
+
+def remove_abandoned_temporaries(state_dir: Path) -> list[Path]:
+    """Remove the temporaries of index builds that died (a live build holds its lock); the
+    paths removed."""
+    return [
         path
         for path in sorted(state_dir.glob(f"{TEMPORARY_PREFIX}*{TEMPORARY_SUFFIX}"))
         if _remove_abandoned(path)
     ]
-    return removed
 
 
 def _remove_abandoned(temporary: Path) -> bool:

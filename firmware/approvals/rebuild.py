@@ -8,12 +8,14 @@ which is already a worker thread. The child gets the keys the daemon holds in me
 each, named ``/dev/fd/N``), not the files they came from, so it verifies exactly as the
 daemon would even if a file changed since. It verifies the installed file in full
 (``jws.verify_es256``, ``approval_list.parse_approval_list``), checks its service area,
-builds its index (``index.build_index``) and removes the stale ones.
+builds its index (``index.build_index``) and removes the stale ones, all under the install
+lock (``install_lock``), as an install does.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -24,6 +26,7 @@ from pathlib import Path
 from firmware.approvals import ApprovalError
 from firmware.approvals.approval_list import parse_approval_list
 from firmware.approvals.index import ApprovalIndexError, build_index, remove_stale
+from firmware.approvals.install_lock import LOCK_NAME, install_lock
 from firmware.approvals.installed_file import FILE_NAME, check_size, read_whole
 from firmware.approvals.jws import UtilityKey, load_utility_keys, verify_es256
 from firmware.approvals.view import service_area_problem
@@ -105,6 +108,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _rebuild(state_dir: Path, keys: Sequence[UtilityKey], service_area: str) -> bytes:
+    # under the install lock: an install between the read and remove_stale would otherwise
+    # have its new index removed as stale
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(install_lock(state_dir))
+        except OSError as err:
+            lock = state_dir / LOCK_NAME
+            raise ApprovalIndexError(f"{lock}: cannot lock: {err.strerror}") from err
+        return _rebuild_locked(state_dir, keys, service_area)
+
+
+def _rebuild_locked(state_dir: Path, keys: Sequence[UtilityKey], service_area: str) -> bytes:
     path = state_dir / FILE_NAME
     try:
         data = read_whole(path)

@@ -29,10 +29,12 @@ nothing vouches for any more cannot hold the site back.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Sequence
+import secrets
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +49,12 @@ from firmware.approvals.index import (
     open_index,
     remove_stale,
 )
+from firmware.approvals.install_lock import (
+    LOCK_NAME,
+    install_lock,
+    remove_leftovers,
+    temporary_name,
+)
 from firmware.approvals.installed_file import FILE_NAME as FILE_NAME
 from firmware.approvals.installed_file import MAX_JWS_BYTES as MAX_JWS_BYTES
 from firmware.approvals.installed_file import read_whole, scan
@@ -54,10 +62,11 @@ from firmware.approvals.jws import UtilityKey, ascii_token, verify_es256, verify
 from firmware.approvals.rebuild import rebuild_index
 from firmware.approvals.view import ListView, rfc3339, service_area_problem
 from firmware.logs import log_event
+from firmware.state_owner import hand_over
 
 logger = logging.getLogger(__name__)
 
-TEMPORARY_NAME = FILE_NAME + ".tmp"  # same directory, so the rename is atomic
+TEMPORARY_NAME = FILE_NAME + ".tmp"  # what installs before the lock left behind
 
 Clock = Callable[[], datetime]
 
@@ -178,29 +187,57 @@ class ApprovalStore:
 
     def install(self, jws: str | bytes) -> ApprovalList:
         """Verify and check ``jws`` (a compact JWS, as text or a file's bytes), index it, then
-        replace the installed list atomically."""
+        replace the installed list atomically. The version check, the index and the rename
+        happen under the install lock (``install_lock``): of two installs at once, the older
+        is refused whichever comes last."""
         try:
             candidate = self._verify(jws)
             self._check_here(candidate.approval_list)
-            installed = self._check_version(candidate)
         except ApprovalError as err:
             logger.warning("approvals.refused reason=%s", err)
             raise
+        try:
+            with self._locked():
+                failed_write = self._install_locked(candidate, ascii_token(jws) + b"\n")
+        except ApprovalError as err:
+            logger.warning("approvals.refused reason=%s", err)
+            raise
+        if failed_write is not None:
+            # the old list or the new one: keep memory as on disk (after the lock is let go:
+            # an index rebuild takes it in a child process)
+            self.load_installed()
+            raise failed_write
+        self._current, self._problem = candidate.approval_list, None
+        return candidate.approval_list
+
+    def _install_locked(self, candidate: _Verified, data: bytes) -> ApprovalStoreError | None:
+        """The install's part under the lock; the write's failure, if the write failed."""
+        for path in remove_leftovers(self.state_dir):
+            logger.info("approvals.leftover_removed path=%s", path)
+        installed = self._check_version(candidate)
         if installed is not None:
             self._ensure_index(installed)
             logger.info("approvals.unchanged %s", _fields(candidate.approval_list))
         else:
             self._build_index(candidate)
             try:
-                self._write(ascii_token(jws) + b"\n")
-            except ApprovalStoreError:
-                self.load_installed()  # the old list or the new one: keep memory as on disk
-                raise
+                self._write(data)
+            except ApprovalStoreError as err:
+                return err
             logger.info("approvals.installed %s", _fields(candidate.approval_list))
         kept = candidate if installed is None else installed
         remove_stale(self.state_dir, kept.file_sha256)
-        self._current, self._problem = candidate.approval_list, None
-        return candidate.approval_list
+        return None
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(install_lock(self.state_dir))
+            except OSError as err:
+                lock = self.state_dir / LOCK_NAME
+                raise ApprovalStoreError(f"{lock}: cannot lock: {err.strerror}") from err
+            yield
 
     # --- the daemon's load: chunked, prehashed, indexed -------------------------------------
 
@@ -308,10 +345,13 @@ class ApprovalStore:
             self._build_index(installed)
 
     def _write(self, data: bytes) -> None:
-        temporary = self.path.with_name(TEMPORARY_NAME)
+        # a name of its own (the lock makes the last install's rename the newest anyway, and
+        # a killed install's leftover is then plainly abandoned: install_lock)
+        temporary = self.path.with_name(temporary_name(secrets.token_hex(8)))
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
+                hand_over(fd, self.state_dir)
                 write_all(fd, data)
                 os.fsync(fd)
             finally:

@@ -134,6 +134,9 @@ class Gatekeeper:
         config = self.config
         _claim_the_cpu()
         config.paths.state_dir.mkdir(parents=True, exist_ok=True)
+        from firmware.approvals.install_lock import clean_at_start  # sqlite3, as the journal
+
+        clean_at_start(config.paths.state_dir)  # what installs killed part-way left behind
         self.recorder = Recorder.open(config.paths.state_dir)
         ready = await self._start_safety()
         charger = self._charger(ready)

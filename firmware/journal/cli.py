@@ -2,7 +2,9 @@
 
 Owns the command's options and its two outputs: readable lines (each session, then each
 decision: granted with its limit, or denied with every reason) or, with ``--json``, one JSON
-array. It only reads: no journal yet is "no sessions", not an error, and creates nothing. It
+array. It only reads, opening the journal read-only (an operator without write access to the
+state directory can run it): no journal yet is "no sessions", not an error, and it creates
+nothing. It
 does not load the config file (the caller passes it in).
 
 Exit codes: 0 success (also when there is nothing to show); 2 when the journal cannot be read,
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     path = config.paths.state_dir / FILE_NAME
     try:
         if path.exists():
-            with Journal(path) as journal:
+            with Journal(path, read_only=True) as journal:
                 rows = journal.sessions(args.limit)
         else:
             rows = []  # nothing recorded yet; opening would create the file
@@ -71,7 +73,12 @@ def session_object(row: SessionRow) -> dict[str, Any]:
 
 def session_lines(row: SessionRow) -> list[str]:
     """A session as readable lines: when, who, then each decision in order."""
-    out = f"unplugged {row.plugged_out_at}" if row.plugged_out_at else "still plugged in"
+    if row.plugged_out_at is None:
+        out = "still plugged in"
+    elif row.ended_by is None:
+        out = f"unplugged {row.plugged_out_at}"
+    else:  # the daemon died meanwhile: when the vehicle left is not known
+        out = f"ended by {row.ended_by} {row.plugged_out_at}"
     lines = [
         f"session {row.id}: plugged in {row.plugged_in_at}, {out}",
         f"  ev_mac={_text(row.ev_mac)} lfdi={_text(row.lfdi)} ism={_text(row.ism)} "

@@ -14,12 +14,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from firmware.j3072.decision import Decision
-from firmware.journal.store import Journal, JournalError
+from firmware.journal.store import ENDED_BY_RESTART, Journal, JournalError
 from firmware.logs import log_event
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class Recorder:
@@ -31,11 +34,19 @@ class Recorder:
 
     @classmethod
     def open(cls, state_dir: Path) -> Recorder:
+        """The daemon's journal at start; sessions its death left open are closed, ended by
+        the restart (nobody else would close them: the vehicle may have left long ago)."""
         try:
-            return cls(Journal.in_state_dir(state_dir))
+            journal = Journal.in_state_dir(state_dir)
         except JournalError as err:
             log_event(logger, "journal.unavailable", logging.ERROR, error=str(err))
             return cls(None)
+        recorder = cls(journal)
+        ended = recorder._write("session", lambda j: j.end_open_sessions(None, ENDED_BY_RESTART))
+        if ended:
+            log_event(logger, "journal.sessions_ended", logging.WARNING,
+                      by=ENDED_BY_RESTART, ids=",".join(map(str, ended)))  # fmt: skip
+        return recorder
 
     def plugged(self, present: bool) -> None:
         """Pilot out of A opens a session; back to A closes it."""
@@ -94,7 +105,7 @@ class Recorder:
             self.plugged(False)
             self.journal.close()
 
-    def _write(self, what: str, write: Callable[[Journal], object]) -> int | None:
+    def _write(self, what: str, write: Callable[[Journal], T]) -> T | None:
         if self.journal is None:
             return None
         try:
@@ -106,4 +117,4 @@ class Recorder:
                           error=str(err))  # fmt: skip
             return None
         self._failed.discard(what)
-        return result if isinstance(result, int) else None
+        return result

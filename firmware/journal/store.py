@@ -4,8 +4,8 @@ and the daemon's recent approval-list fetches.
 One SQLite file (``journal.sqlite3`` in the state directory) in WAL mode with
 ``synchronous=FULL``: each ``record_*``/session method commits (and so reaches the disk)
 before it returns, so a caller that writes first and reports second never reports what a
-crash would lose (docs/design.md "Principles"). The schema is created or migrated at open; a newer
-schema or a damaged file is refused with a one-line ``JournalError``. Arguments that cannot be
+crash would lose (docs/design.md "Principles"). The file, its schema and how it is opened
+(read-write, or read-only for ``sessions``) are ``schema``'s. Arguments that cannot be
 recorded (an unknown column, relay or session) raise ``ValueError``.
 
 It does not decide anything or configure logging. It keeps only the fetches' size in check
@@ -25,56 +25,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from firmware.errors import GatekeeperError
+from firmware.journal.schema import MIGRATIONS as MIGRATIONS
+from firmware.journal.schema import SCHEMA_VERSION as SCHEMA_VERSION
+from firmware.journal.schema import JournalError as JournalError
+from firmware.journal.schema import open_read_only, open_read_write
 from hal import Relay
 
 if TYPE_CHECKING:
     from firmware.j3072.decision import Decision
 
 FILE_NAME = "journal.sqlite3"
-BUSY_TIMEOUT_S = 5.0  # how long a write waits for another writer (the CLI only reads)
-
-# MIGRATIONS[n] takes the schema from version n to n + 1; append, never edit a shipped one.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        "CREATE TABLE sessions (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-        " plugged_in_at TEXT NOT NULL, plugged_out_at TEXT,"
-        " ev_mac TEXT, lfdi TEXT, ism TEXT, vin TEXT)",
-        "CREATE TABLE decisions (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-        " session_id INTEGER NOT NULL REFERENCES sessions(id), at TEXT NOT NULL,"
-        " granted INTEGER NOT NULL CHECK (granted IN (0, 1)), limit_w INTEGER, ism TEXT,"
-        " reasons TEXT NOT NULL)",
-        "CREATE INDEX decisions_by_session ON decisions(session_id)",
-        "CREATE TABLE relay_actions (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,"
-        " relay TEXT NOT NULL CHECK (relay IN ('main', 'discharge')),"
-        " closed INTEGER NOT NULL CHECK (closed IN (0, 1)), reason TEXT NOT NULL,"
-        " session_id INTEGER REFERENCES sessions(id))",
-        "CREATE TABLE faults (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,"
-        " kind TEXT NOT NULL, detail TEXT NOT NULL)",
-        "CREATE TABLE approval_installs (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-        " at TEXT NOT NULL, version INTEGER NOT NULL, issuer TEXT NOT NULL,"
-        " service_area TEXT NOT NULL, expires_at TEXT NOT NULL, entries INTEGER NOT NULL)",
-    ),
-    (
-        "CREATE TABLE approval_fetches (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-        " at TEXT NOT NULL, url TEXT NOT NULL, result TEXT NOT NULL CHECK (result IN"
-        " ('installed', 'unchanged', 'not_modified', 'refused', 'failed')),"
-        " version INTEGER, reason TEXT)",
-    ),
-)
-SCHEMA_VERSION = len(MIGRATIONS)
 MAX_APPROVAL_FETCHES = 1000  # about six weeks of hourly fetches
+ENDED_BY_RESTART = "restart"  # a session the daemon's death left open, closed at its next start
 
 # One fixed statement per column update_session may set: no SQL is ever built from input.
 _SESSION_UPDATES = {
     name: f"UPDATE sessions SET {name} = ? WHERE id = ?"
     for name in ("ev_mac", "lfdi", "ism", "vin")
 }
-
-
-class JournalError(GatekeeperError):
-    """Raised when the journal cannot be opened, read or written: not a journal, damaged,
-    a schema newer than this firmware, or the storage failing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +64,7 @@ class SessionRow:
     ism: str | None
     vin: str | None
     decisions: tuple[DecisionRow, ...]  # oldest first
+    ended_by: str | None = None  # None: unplugged (or still plugged in); "restart"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,21 +110,18 @@ class Journal:
     """The open journal. Each writing method has committed when it returns; ``at=None``
     stamps the record with the injected clock."""
 
-    def __init__(self, path: Path, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self, path: Path, clock: Callable[[], datetime] = utc_now, read_only: bool = False
+    ) -> None:
+        """Open the journal at ``path``: read-write (created or migrated, and handed to the
+        state directory's owner), or ``read_only`` (nothing created, migrated or written:
+        an operator without write access can read it)."""
         self.path = path
         self._clock = clock
         self._lock = threading.Lock()  # one connection, shared by the loop and other threads
         with self._errors():
-            self._db = sqlite3.connect(
-                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
-        try:
-            with self._errors():
-                self._configure()
-                self._migrate()
-        except BaseException:
-            self._db.close()
-            raise
+            opened = open_read_only(path) if read_only else open_read_write(path)
+        self._db, self._schema = opened
 
     @classmethod
     def in_state_dir(cls, state_dir: Path, clock: Callable[[], datetime] = utc_now) -> Journal:
@@ -208,6 +174,18 @@ class Journal:
             )
             if cursor.rowcount != 1:
                 raise ValueError(f"no open session {session_id}")
+
+    def end_open_sessions(self, at: str | None, ended_by: str) -> list[int]:
+        """Close every session still open, as ended by ``ended_by`` at ``at`` (the daemon
+        died with a vehicle plugged in and starts again: nobody will close them); their ids."""
+        with self._write() as db:
+            open_ids = db.execute("SELECT id FROM sessions WHERE plugged_out_at IS NULL")
+            ids = [row[0] for row in open_ids]
+            db.execute(
+                "UPDATE sessions SET plugged_out_at = ?, ended_by = ? WHERE plugged_out_at IS NULL",
+                (self._at(at), ended_by),
+            )
+        return ids
 
     def record_decision(self, session_id: int, at: str | None, decision: Decision) -> int:
         reasons = json.dumps(list(decision.reasons))
@@ -263,9 +241,10 @@ class Journal:
     def sessions(self, limit: int) -> list[SessionRow]:
         """The newest ``limit`` sessions, each with its decisions, from one snapshot."""
         with self._snapshot(limit) as db:
+            ended_by = "ended_by" if self._schema >= 2 else "NULL"  # a file not migrated yet
             rows = db.execute(
-                "SELECT id, plugged_in_at, plugged_out_at, ev_mac, lfdi, ism, vin FROM sessions"
-                " ORDER BY id DESC LIMIT ?",
+                "SELECT id, plugged_in_at, plugged_out_at, ev_mac, lfdi, ism, vin,"
+                f" {ended_by} FROM sessions ORDER BY id DESC LIMIT ?",
                 (limit,),
             ).fetchall()
             # the newest N sessions are exactly those with an id >= the least of them
@@ -279,8 +258,8 @@ class Journal:
                 decisions[session_id].append(decision)
         return [
             SessionRow(session_id, plugged_in, plugged_out, mac, lfdi, ism, vin,
-                       tuple(decisions[session_id]))
-            for session_id, plugged_in, plugged_out, mac, lfdi, ism, vin in rows
+                       tuple(decisions[session_id]), ended)
+            for session_id, plugged_in, plugged_out, mac, lfdi, ism, vin, ended in rows
         ]  # fmt: skip
 
     def relay_actions(self, limit: int) -> list[RelayRow]:
@@ -307,48 +286,6 @@ class Journal:
         return [ApprovalFetchRow(*row) for row in self._latest(query, limit)]
 
     # --- internals ---
-
-    def _configure(self) -> None:
-        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise JournalError(f"{self.path}: cannot use WAL mode (got {mode})")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-
-    def _migrate(self) -> None:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")  # two openers must not both create the schema
-        try:
-            version = self._schema_version()
-            for statements in MIGRATIONS[version:]:
-                for statement in statements:
-                    db.execute(statement)
-            db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
-            db.execute("COMMIT")
-        finally:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-
-    def _schema_version(self) -> int:
-        """The file's schema version; an empty file gets the version table, at 0."""
-        db = self._db
-        names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-        if not names:
-            db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-            db.execute("INSERT INTO schema_version (version) VALUES (0)")
-            return 0
-        if "schema_version" not in names:
-            raise JournalError(f"{self.path}: an SQLite database, but not a journal")
-        rows = db.execute("SELECT version FROM schema_version").fetchall()
-        if len(rows) != 1 or type(rows[0][0]) is not int or rows[0][0] < 0:
-            raise JournalError(f"{self.path}: schema version unreadable: {rows[:2]}")
-        version: int = rows[0][0]
-        if version > SCHEMA_VERSION:
-            raise JournalError(
-                f"{self.path}: schema version {version} is newer than this firmware's "
-                f"{SCHEMA_VERSION}; refusing to touch it"
-            )
-        return version
 
     def _at(self, at: str | None) -> str:
         if at is None:

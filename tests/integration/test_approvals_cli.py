@@ -28,10 +28,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from firmware.approvals.config import ApprovalsConfig, read_approvals
+from firmware.approvals.jws import sign_es256
 from firmware.approvals.store import FILE_NAME
 from firmware.config.reader import SectionReader
 from hil.firmware_process import toml_dumps
-from hil.utility import keygen, load_key, signed_list
+from hil.utility import approval_payload, encode_payload, keygen, load_key, signed_list
 
 pytestmark = pytest.mark.integration
 
@@ -151,6 +152,18 @@ def test_a_refused_list_changes_nothing(site: Site) -> None:
         f"{head}.{body[:-2]}{'A' if body[-2] != 'A' else 'B'}{body[-1]}.{signature}"
     )
     assert "does not verify" in _refusal(site.run("install", str(tampered)))
+    assert site.installed() == before
+
+
+def test_a_5000_digit_integer_is_one_line_not_a_traceback(site: Site) -> None:
+    site.run("install", str(site.list_file("v3.jws", version=3)))
+    before = site.installed()
+    payload = encode_payload(approval_payload(service_area=AREA, version=4))
+    huge = payload.replace(b'"version":4', b'"version":' + b"7" * 5000)
+    path = site.directory / "huge.jws"
+    path.write_text(sign_es256(huge, load_key(site.key)) + "\n")
+    reason = _refusal(site.run("install", str(path)))
+    assert reason.startswith("payload has an integer of more than 4300 digits"), reason
     assert site.installed() == before
 
 

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from firmware.approvals.approval_list import ApprovalList, parse_approval_list
 from firmware.approvals.index import IndexedList, index_path
+from firmware.approvals.install_lock import LOCK_NAME
 from firmware.approvals.jws import b64url_encode, sign_es256, utility_key, verify_es256
 from firmware.approvals.store import FILE_NAME, ApprovalStore
 from hil.firmware_process import toml_dumps
@@ -108,7 +109,11 @@ def test_an_unusable_index_is_rebuilt_out_of_process(
     assert daemon.problem is None
     assert any("approvals.index_rebuild" in m for m in caplog.messages)
     _same_answers(loaded, token, site.keys)
-    assert sorted(p.name for p in site.state.iterdir()) == [site.index(token).name, FILE_NAME]
+    assert sorted(p.name for p in site.state.iterdir()) == [
+        site.index(token).name,
+        FILE_NAME,
+        LOCK_NAME,
+    ]
 
 
 @pytest.mark.parametrize(

@@ -98,6 +98,7 @@ def test_json_is_one_array_of_objects(state: Path, capsys: pytest.CaptureFixture
                 "reasons": list(REASONS),
             }
         ],
+        "ended_by": None,
     }
     assert shown[1]["decisions"][0]["granted"] is True
     assert shown[1]["decisions"][0]["limit_w"] == 6600

@@ -5,13 +5,15 @@ through ``evse-gatekeeper sessions --json`` and the journal itself after the dae
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from firmware.journal.store import Journal
+from firmware.journal.store import FILE_NAME, Journal
 from tests.integration.conftest import StartDaemon, charge
 
 pytestmark = pytest.mark.integration
@@ -56,3 +58,23 @@ def test_sessions_relays_and_faults_are_journaled(
         not closed and reason.startswith("interlock: diode") for _, closed, reason in actions
     )
     assert ("diode", "clears_on=A") in faults
+
+
+def test_a_session_open_when_the_daemon_was_killed_is_ended_at_the_next_start(
+    start_daemon: StartDaemon, tmp_path: Path
+) -> None:
+    state = tmp_path / "killed-state"
+    first = start_daemon(paths={"state_dir": str(state)})
+    first.rig.command("EV:STATE B")  # plugged in: a session opens
+    first.rig.wait_duty(1, 99, 2000)
+    first.daemon.proc.send_signal(signal.SIGKILL)
+    first.daemon.proc.wait(timeout=10)
+    first.rig.close()
+    time.sleep(1.5)  # its safety process holds the safe state for 1 s, then exits
+    with Journal(state / FILE_NAME, read_only=True) as journal:
+        assert journal.sessions(5)[0].plugged_out_at is None, "the kill left it open"
+    second = start_daemon(paths={"state_dir": str(state)})
+    assert any("journal.sessions_ended" in line for line in second.daemon.lines)
+    with Journal(state / FILE_NAME, read_only=True) as journal:
+        killed = journal.sessions(5)[0]
+    assert killed.plugged_out_at is not None and killed.ended_by == "restart"

@@ -231,6 +231,29 @@ def test_a_version_that_is_not_a_non_negative_integer_is_refused(
     assert reason == f"version must be a non-negative integer, got {shown}"
 
 
+def _with_raw_number(data: dict[str, Any], marker: str, digits: str) -> bytes:
+    """The payload's JSON with the string ``marker`` replaced by a bare number (json.dumps
+    itself refuses to write an int of more than 4,300 digits)."""
+    return encode_payload(data).replace(f'"{marker}"'.encode(), digits.encode())
+
+
+@pytest.mark.parametrize("digits", [5000, 100_000])
+@pytest.mark.parametrize("where", ["version", "max_discharge_w"])
+def test_a_huge_integer_is_refused_in_one_line(
+    installed: Installed, where: str, digits: int
+) -> None:
+    data = (
+        payload(version="HUGE")
+        if where == "version"
+        else with_entry({"ism": "ISM-HUGE", "status": "approved", "max_discharge_w": "HUGE"})
+    )
+    reason = installed.refuse(sign_es256(_with_raw_number(data, "HUGE", "9" * digits), KEY))
+    assert reason == (
+        "payload has an integer of more than 4300 digits; numbers must be non-negative "
+        "integers up to 9223372036854775807"
+    )
+
+
 @pytest.mark.parametrize("name", ["issuer", "service_area"])
 @pytest.mark.parametrize("value", [7, "", "   ", None, ["A"], "x" * 257])
 def test_a_bad_name_is_refused(installed: Installed, name: str, value: Any) -> None:

@@ -22,6 +22,7 @@ import pytest
 
 from firmware.approvals import store as store_module
 from firmware.approvals.index import IndexedList, index_path
+from firmware.approvals.install_lock import LOCK_NAME
 from firmware.approvals.jws import utility_key
 from firmware.approvals.store import FILE_NAME, ApprovalStore
 from firmware.approvals.view import Status
@@ -193,7 +194,7 @@ def test_an_install_removes_stale_indexes_and_dead_temporaries(tmp_path: Path) -
     (tmp_path / "approvals-index-0011223344556677.tmp").write_bytes(b"a killed build's")
     _store(tmp_path).install(two)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [FILE_NAME, _index_of(two, tmp_path).name]
+        [FILE_NAME, LOCK_NAME, _index_of(two, tmp_path).name]
     )
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from firmware.approvals.approval_list import Status
 from firmware.approvals.index import index_path
+from firmware.approvals.install_lock import LOCK_NAME
 from firmware.approvals.jws import UtilityKey, utility_key
 from firmware.approvals.store import (
     FILE_NAME,
@@ -150,7 +151,7 @@ def test_failing_each_file_operation_leaves_the_old_or_the_new_list(
         seven = _list(7)
         assert _store(directory).install(seven).version == 7, where
         listed = sorted(p.name for p in directory.iterdir())
-        assert listed == [_index_name(seven), FILE_NAME], where
+        assert listed == [_index_name(seven), FILE_NAME, LOCK_NAME], where
 
 
 def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,8 +16,11 @@ from pathlib import Path
 import pytest
 
 from firmware.j3072.decision import Decision
+from firmware.journal.recorder import Recorder
 from firmware.journal.store import (
+    ENDED_BY_RESTART,
     FILE_NAME,
+    MIGRATIONS,
     SCHEMA_VERSION,
     ApprovalInstallRow,
     DecisionRow,
@@ -298,3 +301,39 @@ def test_a_writer_mid_transaction_does_not_stop_a_reader(journal: Journal, path:
         assert len(journal.sessions(5)) == 2
     finally:
         writer.close()
+
+
+# --- sessions a crash left open -------------------------------------------------------------
+
+
+def _schema_one_journal(path: Path) -> None:
+    """A journal as the first schema wrote it, with a session still open (the daemon was
+    killed while a vehicle was plugged in) and one that ended by an unplug."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    db.execute("INSERT INTO schema_version (version) VALUES (1)")
+    for statement in MIGRATIONS[0]:
+        db.execute(statement)
+    db.execute("INSERT INTO sessions (plugged_in_at, plugged_out_at) VALUES (?, ?)",
+               ("2026-03-01T09:00:00.000+00:00", "2026-03-01T10:00:00.000+00:00"))  # fmt: skip
+    db.execute("INSERT INTO sessions (plugged_in_at) VALUES ('2026-03-01T11:00:00.000+00:00')")
+    db.close()
+
+
+def test_the_daemon_start_ends_sessions_a_crash_left_open(path: Path) -> None:
+    _schema_one_journal(path)
+    with Journal(path, read_only=True) as before:
+        assert before.sessions(10)[0].plugged_out_at is None
+    recorder = Recorder.open(path.parent)
+    assert recorder.session_id is None
+    recorder.close()
+    with Journal(path, read_only=True) as after:
+        crashed, unplugged = after.sessions(10)
+    assert crashed.plugged_out_at is not None and crashed.ended_by == ENDED_BY_RESTART
+    assert unplugged.plugged_out_at == "2026-03-01T10:00:00.000+00:00"
+    assert unplugged.ended_by is None
+    again = Recorder.open(path.parent)  # nothing left open: nothing changes
+    again.close()
+    with Journal(path, read_only=True) as last:
+        assert last.sessions(10) == [crashed, unplugged]
