@@ -75,7 +75,7 @@ def test_a_reload_never_leaves_no_list_in_force(tmp_path: Path) -> None:
     daemon.load_installed()
     _store(tmp_path).install(_list(2, entries=20_000))
     seen: list[int | None] = []
-    loading, done = threading.Event(), threading.Event()
+    loading, done, polled_mid_load = threading.Event(), threading.Event(), threading.Event()
     polls_while_loading = [0]
 
     def poll() -> None:
@@ -84,8 +84,19 @@ def test_a_reload_never_leaves_no_list_in_force(tmp_path: Path) -> None:
             version = None if current is None else current.version
             if not seen or seen[-1] != version:
                 seen.append(version)
-            polls_while_loading[0] += loading.is_set()
+            if loading.is_set():
+                polls_while_loading[0] += 1
+                polled_mid_load.set()
 
+    # the load waits, half-way (its index opened next), until the poller has asked during it:
+    # the check is never vacuous, however the threads are scheduled
+    open_index = daemon._open_index
+
+    def opened_after_a_poll(file_sha256: bytes) -> IndexedList:
+        polled_mid_load.wait(5)
+        return open_index(file_sha256)
+
+    daemon._open_index = opened_after_a_poll  # type: ignore[method-assign]
     poller = threading.Thread(target=poll)
     poller.start()
     loading.set()
