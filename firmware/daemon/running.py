@@ -126,6 +126,7 @@ class Running:
 
     def _follow_plug(self) -> None:
         present = self.charger.vehicle_present
+        self.gate.plugged(present)  # also at start: a violation held from before clears at A
         self.communication.follow_plug(present)
         self.recorder.plugged(present)
         if present and self._plugged_in_at is None:

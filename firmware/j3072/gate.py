@@ -80,6 +80,7 @@ PEV_DATA = ("device_information", "der_capability", "der_settings", "der_availab
 # a control changed at run time: its "received" and "started" Responses are due this long
 # after it was published (five of the profile's 1 s polls, §4.1.4); missing then, they revoke
 RESPONSES_DUE_NS = 5_000_000_000
+MAX_FOLLOWED = 16  # changes of one mode still being followed at once, looked back through
 
 
 class DecisionJournal(Protocol):
@@ -183,11 +184,15 @@ class Gate:
         control = program.of(mode)
         if control is None or control.function.value is None:
             return None
-        value = control.function.value
-        if control.initial or self._clock() >= control.issued_ns + self._follow_ns:
-            return value
-        before = control.previous.value if control.previous is not None else None
-        return None if before is None else max(value, before)
+        now, value = self._clock(), control.function.value
+        for _ in range(MAX_FOLLOWED):  # back through changes made within each other's window
+            if control.initial or now >= control.issued_ns + self._follow_ns:
+                return value
+            before = control.before
+            if before is None or before.function.value is None:
+                return None  # it superseded nothing with a value: no cap of this mode yet
+            value, control = max(value, before.function.value), before
+        return value
 
     def drain_open_main(self) -> list[str]:
         reasons, self._open_main = self._open_main, []
@@ -530,7 +535,9 @@ class Gate:
             bound.recorded = decision  # what the journal now says: a later denial differs
             return True
         reasons = tuple(f"revoked: {r}" for r in action.reasons)
-        self._journal.decision(Decision(False, reasons, None, ism))
+        revoked = Decision(False, reasons, None, ism)
+        self._journal.decision(revoked)
+        bound.recorded = revoked  # a later grant differs from it, so it is journaled first
         return True  # a revocation takes effect even if it cannot be recorded
 
     def _energize(self, bound: Bound, action: Energize) -> None:

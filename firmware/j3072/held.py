@@ -40,7 +40,7 @@ class HeldViolation:
             return UNREADABLE
         try:
             reason = json.loads(data)["reason"] if len(data) <= MAX_BYTES else None
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             reason = None
         return reason if isinstance(reason, str) and reason else UNREADABLE
 

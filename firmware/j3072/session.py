@@ -104,8 +104,11 @@ class J3072Session:
             self._cool(now_ns)
             return actions + self._revoke(decision.reasons, now_ns)
         if not self.authorized and not self.holds:
-            self._last_heartbeat_ns = now_ns  # heartbeats are counted from the grant
-            actions += self._authorize(now_ns)
+            if self._revoked_at_ns is None:  # the first grant of the session
+                self._last_heartbeat_ns = now_ns  # heartbeats are counted from the grant
+                actions += self._authorize(now_ns)
+            else:  # after a revocation only 3 heartbeats re-authorize (§4.8.1.1)
+                actions += self._resume(now_ns)
         elif Hold.COOLING in self.holds and Hold.VIOLATED not in self.holds:
             wait_s = (self._cooling_until_ns - now_ns) / S
             self.reasons = (f"granted, held {wait_s:.1f} s more after a denial or revocation",)

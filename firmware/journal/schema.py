@@ -45,7 +45,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # why a session ended when it was not an unplug: "restart" (the daemon died meanwhile)
     ("ALTER TABLE sessions ADD COLUMN ended_by TEXT",),
     (
-        "CREATE TABLE approval_fetches (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "CREATE TABLE IF NOT EXISTS approval_fetches (id INTEGER PRIMARY KEY AUTOINCREMENT,"
         " at TEXT NOT NULL, url TEXT NOT NULL, result TEXT NOT NULL CHECK (result IN"
         " ('installed', 'unchanged', 'not_modified', 'refused', 'failed')),"
         " version INTEGER, reason TEXT)",

@@ -200,9 +200,11 @@ class Listener:
         except (OSError, ssl.SSLError, TimeoutError, asyncio.CancelledError) as err:
             if guard is None or guard._transport is None:  # never reached the Guard
                 self._release(peer)
-            if not isinstance(err, asyncio.CancelledError):
-                self._refused(peer, err, bytes(tap.recorded))
-            tap.close()
+            try:
+                if not isinstance(err, asyncio.CancelledError):
+                    self._refused(peer, err, bytes(tap.recorded))
+            finally:
+                tap.close()
             return
         tap.stop()
 

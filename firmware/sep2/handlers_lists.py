@@ -87,7 +87,8 @@ class ListHandlers(PostedHandlers):
     async def control_list(self, request: web.Request) -> web.Response:
         record = self.mine(request)
         found, total = page(request, self.site.controls(record), _start)
-        self.store.note_read(record, SiteRead.CONTROLS, self.clock_ns())
+        if len(found) == total:  # a page of it is not a read of every control (§4.8.3)
+            self.store.note_read(record, SiteRead.CONTROLS, self.clock_ns())
         return xml(DERControlList(
             href=paths.under(record.n, paths.CONTROL_LIST), subscribable=1,
             all=total, results=len(found), der_controls=found,

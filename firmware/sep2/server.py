@@ -176,8 +176,8 @@ class Sep2Server:
         self.port = settings.port
 
     def app(self) -> web.Application:
-        # _refusals outermost of the two so that it also logs the identity refusal's
-        # siblings; the identity check itself answers 403 and closes the connection
+        # _identity is the outer of the two (aiohttp runs the first listed outermost): it
+        # binds the identity and the request's timeout; _refusals answers bad input inside it
         app = web.Application(middlewares=[_identity, _refusals], client_max_size=MAX_BODY_BYTES)
         app[STORE] = self.store
         app[LIMITS] = self.limits

@@ -107,7 +107,7 @@ class IssuedControl:
     created_at: int  # wall seconds: creationTime, interval.start and the status's dateTime
     issued_ns: int  # monotonic: when its Responses and its values fall due
     initial: bool  # published at the session's start: due with the exchange
-    previous: SiteFunction | None = None  # what it superseded (in effect until it is due)
+    before: IssuedControl | None = None  # what it superseded (counts until it is due)
     superseded_at: int | None = None  # wall seconds, once a newer control of its mode took over
 
     @property
@@ -127,10 +127,10 @@ class SessionProgram:
     _next_k: itertools.count[int] = field(default_factory=itertools.count)
 
     def issue(self, function: SiteFunction, now: int, now_ns: int, evse_lfdi: str,
-              initial: bool, previous: SiteFunction | None = None) -> IssuedControl:  # fmt: skip
+              initial: bool, before: IssuedControl | None = None) -> IssuedControl:  # fmt: skip
         k = next(self._next_k)
         control = IssuedControl(k, function, mrid(evse_lfdi, self.token, k), now, now_ns,
-                                initial, previous)  # fmt: skip
+                                initial, before)  # fmt: skip
         self.controls.append(control)
         return control
 
@@ -212,8 +212,7 @@ class SiteResources:
                     program.controls.remove(control)  # only the latest superseded one stays
             if before is not None:
                 before.superseded_at = now
-            previous = before.function if before is not None else None
-            program.issue(function, now, now_ns, self.evse_lfdi, initial=False, previous=previous)
+            program.issue(function, now, now_ns, self.evse_lfdi, initial=False, before=before)
         return old
 
     def default_control(self, record: PevRecord) -> DefaultDERControl:

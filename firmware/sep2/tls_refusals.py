@@ -90,7 +90,7 @@ def _certificate_list(body: bytes) -> list[bytes]:
 def why(err: BaseException, chain: list[bytes]) -> str:
     """The refusal in the project's words (``chain``: the certificates the client sent)."""
     chain_length = len(chain)
-    if isinstance(err, TimeoutError):
+    if isinstance(err, TimeoutError) or "handshake is taking longer" in str(err):
         return "handshake timeout: no complete handshake in time"
     if not isinstance(err, ssl.SSLError):
         return f"connection lost during the handshake ({type(err).__name__})"
@@ -168,14 +168,14 @@ def describe_certificate(der: bytes) -> dict[str, str]:
     fields = {"lfdi": lfdi(der)}
     try:
         cert = x509.load_der_x509_certificate(der)
-    except ValueError:
-        return fields | {"certificate": "does not parse"}
-    fields["subject"] = cert.subject.rfc4514_string() or "(empty)"
-    try:
-        hardware = hardware_module_name(cert)
-    except PkiError:
-        hardware = None
-    if hardware is not None:
-        fields["hw_type"] = hardware.hw_type
-    fields["policies"] = describe_policies(cert)
+        fields["subject"] = cert.subject.rfc4514_string() or "(empty)"
+        try:
+            hardware = hardware_module_name(cert)
+        except PkiError:
+            hardware = None
+        if hardware is not None:
+            fields["hw_type"] = hardware.hw_type
+        fields["policies"] = describe_policies(cert)
+    except Exception:  # a hostile certificate's extensions raise on reading: name it only
+        fields["certificate"] = "does not parse"
     return fields

@@ -465,3 +465,19 @@ def test_under_certification_only_the_tag_alone_grants_and_the_lfdi_lists_still_
     line = daemon.wait_for("j3072.decision", timeout_s=15)
     assert "granted=false" in line and f"LFDI {denied_lfdi} is on the site's deny list" in line
     silent.stop()
+
+
+def test_a_violation_held_from_before_a_restart_clears_when_the_pilot_shows_a(
+    start_daemon: StartDaemon, tmp_path: Path
+) -> None:
+    """The daemon restarts after a violation; the vehicle has gone meanwhile (the mock
+    board starts with the pilot in A): the held violation is restored, then cleared at once
+    and removed from disk, so the next vehicle does not inherit it."""
+    state = tmp_path / "restarted-state"
+    state.mkdir()
+    held = state / "j3072-violation.json"
+    held.write_text(json.dumps({"reason": "discharge 6000 W over the 5000 W in effect"}))
+    running = start_daemon(paths={"state_dir": str(state)})
+    running.daemon.wait_for("j3072.violation_cleared", timeout_s=5)
+    assert any("j3072.violation_restored" in ln for ln in running.daemon.lines)
+    assert not held.exists()

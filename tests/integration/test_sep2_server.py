@@ -28,7 +28,7 @@ from firmware.sep2.pubsub import Notification, Subscription
 from firmware.sep2.response import Response
 from firmware.sep2.server import Sep2Server, ServerSettings
 from firmware.sep2.site import SiteResources
-from firmware.sep2.store import PevEvent, Sep2Store
+from firmware.sep2.store import PevEvent, Sep2Store, SiteRead
 from firmware.sep2.tls import PeerIdentity, client_context, server_context
 from firmware.sep2.xml import MEDIA_TYPE
 from tests.unit import sep2_maximal as maximal
@@ -449,3 +449,24 @@ def test_responses_are_kept_under_their_location(pki: PkiLayout) -> None:
             assert status == 400 and "endDeviceLFDI" in reason
 
     run(pki, scenario)
+
+
+def test_only_the_whole_control_list_counts_as_reading_the_controls(pki: PkiLayout) -> None:
+    """§4.8.3: a vehicle waking must re-read every control; an empty page (l=0) or a page
+    past the end is not that read."""
+    reads: dict[str, bool] = {}
+
+    async def scenario(bench: Bench) -> None:
+        async with bench.client() as pev:
+            await bench.get(pev, "/dcap")
+            record = bench.store.get(pev_lfdi(pki))
+            assert record is not None
+            for query in ("?l=0", "?s=99"):
+                status, _ = await bench.get(pev, "/edev/0/derp/0/derc" + query)
+                assert status == 200
+                reads[query] = SiteRead.CONTROLS in record.read_at_ns
+            await bench.get(pev, "/edev/0/derp/0/derc")
+            reads["whole"] = SiteRead.CONTROLS in record.read_at_ns
+
+    run(pki, scenario)
+    assert reads == {"?l=0": False, "?s=99": False, "whole": True}

@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from firmware.j3072.gate import NOT_REREAD, RESPONSES_DUE_NS
+from firmware.pilot.levels import PilotState
 from firmware.sep2.functions import Mode, SiteFunction
 from firmware.sep2.response import STATUS_RECEIVED, STATUS_STARTED
 from firmware.sep2.site import EVENT_SUPERSEDED
 from firmware.sep2.store import PevRecord, SiteRead
 from hil.pev import documents
-from hil.pev.profiles import PROFILES
+from hil.pev.profiles import APPROVED_ISM, PROFILES
 from tests.unit.test_j3072_gate import LFDI, SITE, World
 
 S = 1_000_000_000
@@ -191,3 +192,40 @@ def test_a_vehicle_flipping_its_ism_neither_cycles_the_path_nor_fills_the_journa
     world.put_device_information(PROFILES["unapproved-ism"], LFDI)
     assert not world.gate.authorized
     assert [d.granted for d in world.journal.decisions] == [True, False, True, False]
+
+
+def test_two_lowerings_in_a_row_leave_the_vehicle_the_first_ones_time() -> None:
+    """100 % -> 50 % and, within follow_s, 50 % -> 20 %: the vehicle may still be at 100 %
+    until the first change is due, then at 50 % until the second is."""
+    world = plugged(World(follow_ns=FOLLOW_NS))
+    world.exchange(CAR, LFDI)
+    respond(world, change(world, SiteFunction(Mode.MAX_LIM_W, value=50.0)))
+    beat(world, 5)
+    respond(world, change(world, SiteFunction(Mode.MAX_LIM_W, value=20.0)))
+    assert world.gate.limit_w == 5000, "the 100 % of the first change still counts"
+    world.gate.on_meter(4900.0, main_closed=True)
+    assert world.gate.authorized
+    beat(world, 5)  # the first change is due: 50 % of 7,200 W, until the second is
+    assert world.gate.limit_w == 3600
+    beat(world, 5)
+    assert world.gate.limit_w == 1440
+
+
+def test_a_pilot_return_and_a_new_list_word_re_authorize_only_by_heartbeats() -> None:
+    """Revoked when the pilot left C; back in C, a list reload changing the ISM's entry (not
+    the decision) must not authorize at once and unjournaled."""
+    world = plugged(World())
+    world.exchange(CAR, LFDI)
+    world.gate.on_pilot(PilotState.C)
+    world.gate.on_pilot(PilotState.B)
+    assert not world.gate.authorized
+    world.gate.on_pilot(PilotState.C)
+    entry = world.approvals.current.entries[APPROVED_ISM]  # type: ignore[union-attr]
+    world.approvals.current.entries[APPROVED_ISM] = replace(  # type: ignore[union-attr]
+        entry, max_discharge_w=6000
+    )
+    world.gate.poll()
+    assert not world.gate.authorized, "no heartbeat since the revocation"
+    beat(world, 3)
+    assert world.gate.authorized
+    assert world.journal.decisions[-1].granted, "the re-authorization is journaled"

@@ -322,7 +322,7 @@ def test_a_restart_that_finds_the_vehicle_gone_clears_the_held_violation(tmp_pat
     assert HeldViolation(tmp_path).load() is None
 
 
-@pytest.mark.parametrize("content", [b"", b"{", b'{"reason": 3}', b"[1]", b"x" * 5000])
+@pytest.mark.parametrize("content", [b"", b"{", b'{"reason": 3}', b"[1]", b"x" * 5000, b"[" * 4000])
 def test_a_held_violation_that_cannot_be_read_still_holds(tmp_path: Path, content: bytes) -> None:
     (tmp_path / "j3072-violation.json").write_bytes(content)
     assert HeldViolation(tmp_path).load() == UNREADABLE

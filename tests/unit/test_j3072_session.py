@@ -86,11 +86,16 @@ def test_still_discharging_3_s_after_a_revocation_opens_main() -> None:
     assert session.on_meter(20, 7200, 20 * S) == [], "below the noise floor nothing flows"
 
 
-def test_a_later_denial_revokes_and_a_later_grant_authorizes_again() -> None:
+def test_a_later_denial_revokes_and_a_later_grant_authorizes_again_after_3_heartbeats() -> None:
+    """After a revocation, a new grant alone does not re-authorize: 3 consecutive on-time
+    heartbeats do (§4.8.1.1), whatever caused the revocation."""
     session = granted()
     assert energize(session.on_decision(DENY, 5 * S)) == [False]
     assert session.reasons == DENY.reasons
-    assert energize(session.on_decision(GRANT, 6 * S)) == [True]
+    assert energize(session.on_decision(GRANT, 6 * S)) == []
+    assert energize(session.on_heartbeat(0, 7 * S)) == []
+    assert energize(session.on_heartbeat(0, 8 * S)) == []
+    assert energize(session.on_heartbeat(0, 9 * S)) == [True]
 
 
 def test_the_end_of_the_session_revokes_and_nothing_reauthorizes() -> None:

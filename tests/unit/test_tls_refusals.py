@@ -8,7 +8,12 @@ import logging
 import pytest
 
 from firmware.sep2.server import accepts_xml
-from firmware.sep2.tls_refusals import RefusalLog, client_certificates
+from firmware.sep2.tls_refusals import (
+    RefusalLog,
+    client_certificates,
+    describe_certificate,
+    why,
+)
 
 
 def record(kind: int, payload: bytes) -> bytes:
@@ -69,3 +74,31 @@ def test_refusals_are_rate_limited_and_count_what_was_left_out(
 )  # fmt: skip
 def test_a_client_must_accept_xml(accept: str | None, ok: bool) -> None:
     assert accepts_xml(accept) is ok
+
+
+def test_a_hostile_certificate_is_named_by_its_lfdi_and_never_raises() -> None:
+    """A self-signed certificate whose certificatePolicies is garbage: reading its extensions
+    raises inside cryptography; the refusal line still names its LFDI."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import ExtensionOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([])
+    garbage = x509.UnrecognizedExtension(ExtensionOID.CERTIFICATE_POLICIES, b"\x30\x03\x02\x01")
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(datetime.now(UTC)).not_valid_after(datetime.now(UTC)
+                                                                 + timedelta(days=1))
+            .add_extension(garbage, critical=False).sign(key, hashes.SHA256()))  # fmt: skip
+    fields = describe_certificate(cert.public_bytes(Encoding.DER))
+    assert len(fields["lfdi"]) == 40 and fields.get("certificate") == "does not parse"
+
+
+def test_a_handshake_that_takes_too_long_is_called_a_timeout() -> None:
+    err = ConnectionAbortedError("SSL handshake is taking longer than 5.0 seconds: aborting")
+    assert why(err, []) == "handshake timeout: no complete handshake in time"
