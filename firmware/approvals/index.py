@@ -67,7 +67,12 @@ def index_path(state_dir: Path, jws_sha256: bytes) -> Path:
     return state_dir / f"{PREFIX}{jws_sha256.hex()[:16]}{SUFFIX}"
 
 
-def build_index(state_dir: Path, approval_list: ApprovalList, jws_sha256: bytes) -> Path:
+def build_index(
+    state_dir: Path,
+    approval_list: ApprovalList,
+    jws_sha256: bytes,
+    payload_sha256: bytes | None = None,
+) -> Path:
     """Write the index of ``approval_list``, verified from the file whose binding hash is
     ``jws_sha256``; its path. A failure leaves no temporary behind (a killed process does:
     ``remove_stale``) and raises ApprovalIndexError."""
@@ -78,7 +83,7 @@ def build_index(state_dir: Path, approval_list: ApprovalList, jws_sha256: bytes)
         try:
             _claim(fd, temporary)
             hand_over(fd, state_dir)  # the service's user must be able to remove it
-            _fill(temporary, approval_list, jws_sha256)
+            _fill(temporary, approval_list, jws_sha256, payload_sha256)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -104,7 +109,9 @@ def _claim(fd: int, temporary: Path) -> None:
         raise FileNotFoundError(errno.ENOENT, "removed while it was being built")
 
 
-def _fill(path: Path, approval_list: ApprovalList, jws_sha256: bytes) -> None:
+def _fill(
+    path: Path, approval_list: ApprovalList, jws_sha256: bytes, payload_sha256: bytes | None
+) -> None:
     connection = sqlite3.connect(path, isolation_level=None)
     try:
         # a crash leaves only a temporary that is never opened: no journal; the file is
@@ -114,7 +121,7 @@ def _fill(path: Path, approval_list: ApprovalList, jws_sha256: bytes) -> None:
         connection.execute("BEGIN")
         for statement in _SCHEMA:
             connection.execute(statement)
-        meta = _meta(approval_list, jws_sha256)
+        meta = _meta(approval_list, jws_sha256, payload_sha256)
         connection.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
         connection.executemany("INSERT INTO entries VALUES (?, ?, ?)", _rows(approval_list))
         connection.execute("COMMIT")
@@ -122,8 +129,13 @@ def _fill(path: Path, approval_list: ApprovalList, jws_sha256: bytes) -> None:
         connection.close()
 
 
-def _meta(approval_list: ApprovalList, jws_sha256: bytes) -> dict[str, str]:
+def _meta(
+    approval_list: ApprovalList, jws_sha256: bytes, payload_sha256: bytes | None
+) -> dict[str, str]:
+    # payload_sha256: lets an install tell the installed payload from another of the same
+    # version without parsing the installed list again (absent from older indexes)
     return {
+        **({"payload_sha256": payload_sha256.hex()} if payload_sha256 is not None else {}),
         "format": FORMAT_VERSION,
         "jws_sha256": jws_sha256.hex(),
         "version": str(approval_list.version),
@@ -204,6 +216,8 @@ class IndexedList(ListReading):
             meta = _read_meta(connection, path, jws_sha256)
             self.version, self.issuer = int(meta["version"]), meta["issuer"]
             self.service_area = meta["service_area"]
+            payload = meta.get("payload_sha256")
+            self.payload_sha256 = bytes.fromhex(payload) if payload is not None else None
             self.issued_at = _utc(meta["issued_at"])
             self.expires_at = _utc(meta["expires_at"])
             self.entries = IndexedEntries(connection, int(meta["entry_count"]), path.name)

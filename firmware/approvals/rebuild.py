@@ -126,11 +126,12 @@ def _rebuild_locked(state_dir: Path, keys: Sequence[UtilityKey], service_area: s
     except OSError as err:
         raise ApprovalIndexError(f"{path}: cannot read: {err.strerror}") from err
     check_size(len(data))
-    approval_list = parse_approval_list(verify_es256(data, keys).payload)
+    payload = verify_es256(data, keys).payload
+    approval_list = parse_approval_list(payload)
     problem = service_area_problem(approval_list.service_area, service_area)
     if problem is not None:
         raise ApprovalIndexError(problem)
     jws_sha256 = hashlib.sha256(data).digest()
-    build_index(state_dir, approval_list, jws_sha256)
+    build_index(state_dir, approval_list, jws_sha256, hashlib.sha256(payload).digest())
     remove_stale(state_dir, jws_sha256)
     return jws_sha256

@@ -320,3 +320,46 @@ def test_install_reads_the_floor_from_disk_not_memory(tmp_path: Path) -> None:
     _store(tmp_path).install(_list(5))  # another process (the CLI) installs a newer list
     with pytest.raises(ApprovalRefused, match="older than the installed version 5"):
         daemon.install(_list(4))
+
+
+def test_the_rollback_check_reads_the_installed_list_from_its_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Installing over a list parses only the new one: the installed one's version and
+    payload come from its index (a million entries took seconds more to parse again)."""
+    from firmware.approvals import store as store_module
+
+    _store(tmp_path).install(_list(1))
+    parsed: list[int] = []
+    real = store_module.parse_approval_list
+
+    def counting(payload: bytes) -> Any:
+        parsed.append(len(payload))
+        return real(payload)
+
+    monkeypatch.setattr(store_module, "parse_approval_list", counting)
+    _store(tmp_path).install(_list(2))
+    assert len(parsed) == 1, "only the new list is parsed"
+    with pytest.raises(ApprovalRefused, match="older than the installed version 2"):
+        _store(tmp_path).install(_list(1))
+    other = _list(2, approve={"ISM-OTHER": 3300})
+    with pytest.raises(ApprovalRefused, match="installed with other content"):
+        _store(tmp_path).install(other)
+    assert len(parsed) == 3, "each candidate parsed once, the installed one never"
+
+
+def test_an_index_without_the_payload_hash_falls_back_to_parsing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An index made before it recorded the payload's hash: the installed list is parsed,
+    and a rollback is still refused."""
+    import sqlite3
+
+    token = _list(2)
+    _store(tmp_path).install(token)
+    path = index_path(tmp_path, hashlib.sha256((token + "\n").encode()).digest())
+    path.chmod(0o644)
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM meta WHERE key = 'payload_sha256'")
+    with pytest.raises(ApprovalRefused, match="older than the installed version 2"):
+        _store(tmp_path).install(_list(1))
