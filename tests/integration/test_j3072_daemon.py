@@ -27,7 +27,7 @@ from firmware.sep2.identity import lfdi, load_certificate
 from firmware.sep2.pki import PkiLayout, init_pki
 from hal import Relay
 from hil.pev.background import BackgroundPev
-from hil.pev.profiles import APPROVED_ISM, PROFILES, Profile, SettingsPolicy
+from hil.pev.profiles import APPROVED_ISM, PROFILES, Profile, SettingsPolicy, SleepWake
 from hil.rig import RigError
 from hil.utility import UtilityAuthority
 from tests.integration.conftest import Running, StartDaemon
@@ -481,3 +481,27 @@ def test_a_violation_held_from_before_a_restart_clears_when_the_pilot_shows_a(
     running.daemon.wait_for("j3072.violation_cleared", timeout_s=5)
     assert any("j3072.violation_restored" in ln for ln in running.daemon.lines)
     assert not held.exists()
+
+
+def test_the_vehicle_reads_every_table_5_function_and_sleep_then_wake_resumes(
+    site: Site,
+) -> None:
+    """§4.9.1/§4.9.2: the site listed only max-lim-w, yet the vehicle reads the must-trip and
+    momentary-cessation curves and frequency droop (the protective functions are always
+    published). §4.8.3: asleep it is revoked; awake, having re-read its controls, 3
+    heartbeats re-authorize it."""
+    profile = replace(PROFILES["certified-4q"], subscribe=False,
+                      sleep=SleepWake(after_s=2.0, for_s=2.0))  # fmt: skip
+    pev = authorized_and_discharging(site, profile)
+    names = {step.name for step in pev.client.log.steps}
+    for mode in ("hv-must-trip", "lv-must-trip", "hf-must-trip", "lf-must-trip",
+                 "hv-momentary-cessation", "lv-momentary-cessation"):  # fmt: skip
+        assert f"DERCurve of {mode}" in names, mode
+    daemon, rig = site.running.daemon, site.running.rig
+    line = daemon.wait_for("j3072.revoked", timeout_s=6)
+    assert "sleeping" in line
+    rig.wait_relay("DISCHARGE", "OPEN", 1000)
+    daemon.wait_for("j3072.authorized", timeout_s=10)
+    rig.wait_relay("DISCHARGE", "CLOSED", 2000)
+    assert "DERControlList (wake)" in {step.name for step in pev.client.log.steps}
+    pev.stop()
