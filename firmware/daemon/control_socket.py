@@ -167,7 +167,10 @@ class ControlServer:
         try:
             reply = await self._reply(reader)
             writer.write(reply)
-            await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT_S)
+            # a timeout block, not wait_for(writer.drain()): that makes the drain coroutine
+            # before it starts, and a handler cancelled at shutdown leaves it never awaited
+            async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                await writer.drain()
         except (OSError, TimeoutError) as err:
             _refused(f"reply not delivered: {type(err).__name__}")
         finally:
