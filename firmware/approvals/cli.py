@@ -37,8 +37,6 @@ if TYPE_CHECKING:  # the store (sqlite3) and ssl are imported by the commands th
 
     from firmware.approvals.store import ApprovalStore
 
-CHUNK_BYTES = 1 << 16
-
 
 class ApprovalsUsageError(ApprovalError):
     """Raised when an approvals command is given what it cannot use: no utility key in the
@@ -195,29 +193,21 @@ def summarize(installed: ListView) -> dict[str, Any]:
 
 
 async def download(url: str, context: ssl.SSLContext, settings: ApprovalsConfig) -> bytes:
-    """GET ``url`` over verified TLS; the body (anything but a JWS is left for verify to
-    refuse)."""
-    import ssl
+    """GET ``url`` over verified TLS, as the daemon's refresher does but unconditionally;
+    the body (anything but a JWS is left for verify to refuse)."""
+    import tempfile
 
-    import aiohttp  # here, not at the top: every other command starts without it
+    from firmware.approvals.conditional_fetch import AnswerRefused, FetchFailed, Validators, fetch
 
-    timeout = aiohttp.ClientTimeout(total=settings.fetch_timeout_s)
-    body = bytearray()
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.get(url, ssl=context, allow_redirects=False) as reply,
-        ):
-            if reply.status != 200:
-                raise FetchError(f"{url}: HTTP {reply.status} {reply.reason or ''}".rstrip())
-            async for chunk in reply.content.iter_chunked(CHUNK_BYTES):
-                body += chunk
-                if len(body) > MAX_JWS_BYTES:
-                    raise FetchError(f"{url}: larger than {MAX_JWS_BYTES} bytes")
-    except (aiohttp.ClientError, TimeoutError, ssl.SSLError, OSError) as err:
-        reason = " ".join(str(err).split()) or type(err).__name__
-        raise FetchError(f"{url}: cannot fetch: {reason}") from err
-    return bytes(body)
+    with tempfile.TemporaryDirectory(prefix="evse-gatekeeper-fetch-") as scratch:
+        into = Path(scratch) / "list.jws"
+        try:
+            got = await fetch(url, context, settings.fetch_timeout_s, Validators(), into)
+        except (FetchFailed, AnswerRefused) as err:
+            raise FetchError(f"{url}: {err}") from err
+        if got is None:  # unreachable: fetch refuses a 304 to a request without validators
+            raise FetchError(f"{url}: HTTP 304 Not Modified to a request with no validator")
+        return got.path.read_bytes()
 
 
 def _tls_context(ca: Path | None) -> ssl.SSLContext:
