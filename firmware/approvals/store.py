@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from pathlib import Path
 
 from firmware.approvals import ApprovalError
 from firmware.approvals.approval_list import ApprovalList, Status, parse_approval_list
-from firmware.approvals.durable import discard, fsync_directory, write_all
+from firmware.approvals.durable import replace_durably
 from firmware.approvals.index import (
     ApprovalIndexError,
     IndexedList,
@@ -57,7 +56,7 @@ from firmware.approvals.install_lock import (
 )
 from firmware.approvals.installed_file import FILE_NAME as FILE_NAME
 from firmware.approvals.installed_file import MAX_JWS_BYTES as MAX_JWS_BYTES
-from firmware.approvals.installed_file import read_whole, scan
+from firmware.approvals.installed_file import ScannedJws, read_whole, scan
 from firmware.approvals.jws import UtilityKey, ascii_token, verify_es256, verify_es256_prehashed
 from firmware.approvals.rebuild import rebuild_index
 from firmware.approvals.view import ListView, rfc3339, service_area_problem
@@ -253,7 +252,9 @@ class ApprovalStore:
 
     # --- the daemon's load: chunked, prehashed, indexed -------------------------------------
 
-    def _load_indexed(self) -> IndexedList | None:
+    def _scan_verified(self) -> ScannedJws | None:
+        """The installed file read in chunks and its signature verified over the digest
+        (none installed: None)."""
         try:
             scanned = scan(self.path)
         except FileNotFoundError:
@@ -263,6 +264,12 @@ class ApprovalStore:
         verify_es256_prehashed(
             scanned.header, scanned.signature, scanned.signing_sha256, self._keys
         )
+        return scanned
+
+    def _load_indexed(self) -> IndexedList | None:
+        scanned = self._scan_verified()
+        if scanned is None:
+            return None
         indexed = self._open_index(scanned.file_sha256)
         try:
             # its dates are not checked here but by ``in_force``, against the clock of the
@@ -324,15 +331,9 @@ class ApprovalStore:
         """The installed list for the rollback check: from its index when that is its own
         (the file hashed in chunks, the signature verified over the digest, the index opened:
         a fraction of a second at a million entries), else verified and parsed in full."""
-        try:
-            scanned = scan(self.path)
-        except FileNotFoundError:
+        scanned = self._scan_verified()
+        if scanned is None:
             return None
-        except OSError as err:
-            raise ApprovalStoreError(f"{self.path}: cannot read: {err.strerror}") from err
-        verify_es256_prehashed(
-            scanned.header, scanned.signature, scanned.signing_sha256, self._keys
-        )
         try:
             index = open_index(self.state_dir, scanned.file_sha256)
         except ApprovalIndexError:
@@ -393,17 +394,9 @@ class ApprovalStore:
         # a killed install's leftover is then plainly abandoned: install_lock)
         temporary = self.path.with_name(temporary_name(secrets.token_hex(8)))
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                hand_over(fd, self.state_dir)
-                write_all(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temporary, self.path)
-            fsync_directory(self.path.parent)
+            replace_durably(self.path, temporary, data, 0o644, exclusive=True,
+                            prepare=lambda fd: hand_over(fd, self.state_dir))  # fmt: skip
         except OSError as err:
-            discard(temporary)
             raise ApprovalStoreError(f"{self.path}: cannot write: {err.strerror}") from err
 
 

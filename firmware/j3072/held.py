@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
-from firmware.approvals.durable import discard, fsync_directory, write_all
+from firmware.approvals.durable import fsync_directory, replace_durably
 from firmware.logs import log_event
 
 logger = logging.getLogger(__name__)
@@ -47,17 +46,10 @@ class HeldViolation:
     def save(self, reason: str) -> bool:
         """Durably; False (logged) when the disk refuses: the violation still holds in memory."""
         temporary = self.path.with_name(f".{FILE_NAME}.tmp")
+        data = json.dumps({"reason": reason[:1000]}).encode()
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-            try:
-                write_all(fd, json.dumps({"reason": reason[:1000]}).encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temporary, self.path)
-            fsync_directory(self.path.parent)
+            replace_durably(self.path, temporary, data, 0o640)
         except OSError as err:
-            discard(temporary)
             log_event(logger, "j3072.violation_not_kept", logging.ERROR, error=err.strerror,
                       effect="held until unplug or restart")  # fmt: skip
             return False
