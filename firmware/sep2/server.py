@@ -26,7 +26,7 @@ from firmware.sep2.handlers import Handlers
 from firmware.sep2.handlers_lists import IDENTITY
 from firmware.sep2.site import SiteResources
 from firmware.sep2.store import Sep2Store, StoreFull
-from firmware.sep2.tls import PeerIdentity, TlsError, peer_identity, server_context
+from firmware.sep2.tls import PeerIdentity, server_context
 from firmware.sep2.xml import MAX_BODY_BYTES, MEDIA_TYPE, Sep2InputError
 
 logger = logging.getLogger(__name__)
@@ -52,43 +52,31 @@ DEFAULT_LIMITS = ConnectionLimits()
 
 @web.middleware
 async def _identity(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every request is bound to the LFDI/SFDI of the certificate on its connection (and
-    the store learns that the vehicle has this connection open), and answered in time."""
+    """Every request is bound to the LFDI/SFDI its connection's Guard computed from the
+    certificate (and the store learns that the vehicle has this connection open), and
+    answered in time."""
     transport = request.transport
     guard = transport.get_protocol() if transport is not None else None
-    if not isinstance(guard, Guard):
-        return await _identified(request, handler, None)
+    if transport is None or not isinstance(guard, Guard) or guard.identity is None:
+        # every connection comes through the Listener, whose Guard refuses one without an
+        # identity before any request: this is a connection that did not
+        log_event(logger, "sep2.refused", logging.WARNING, status=403, path=request.path[:80],
+                  reason="not a verified 2030.5 TLS connection")  # fmt: skip
+        if transport is not None:
+            transport.close()
+        raise web.HTTPForbidden(text="not a verified 2030.5 TLS connection\n")
+    request[IDENTITY] = guard.identity
+    request.app[STORE].saw_connection(guard.identity.lfdi, transport)
     guard.request_started()
     try:
         async with asyncio.timeout(request.app[LIMITS].request_s):
-            return await _identified(request, handler, guard.identity)
+            return await handler(request)
     except TimeoutError:
         log_event(logger, "sep2.refused", logging.WARNING, status=408, path=request.path[:80],
                   reason="no answer in time")  # fmt: skip
         return web.Response(status=408, text="the request took too long\n")
     finally:
         guard.request_done()
-
-
-async def _identified(
-    request: web.Request, handler: Handler, identity: PeerIdentity | None
-) -> web.StreamResponse:
-    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
-    try:
-        if identity is None:
-            if ssl_object is None:
-                raise TlsError("not a TLS connection")
-            identity = peer_identity(ssl_object)
-    except TlsError as err:
-        log_event(logger, "sep2.refused", logging.WARNING, status=403, path=request.path,
-                  reason=str(err))  # fmt: skip
-        if request.transport is not None:
-            request.transport.close()
-        raise web.HTTPForbidden(text=f"{err}\n") from None
-    request[IDENTITY] = identity
-    if request.transport is not None:
-        request.app[STORE].saw_connection(identity.lfdi, request.transport)
-    return await handler(request)
 
 
 @web.middleware
