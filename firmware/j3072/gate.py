@@ -186,7 +186,7 @@ class Gate:
             return None
         now, value = self._clock(), control.function.value
         for _ in range(MAX_FOLLOWED):  # back through changes made within each other's window
-            if control.initial or now >= control.issued_ns + self._follow_ns:
+            if control.due(now, self._follow_ns):
                 return value
             before = control.before
             if before is None or before.function.value is None:

@@ -114,6 +114,11 @@ class IssuedControl:
     def current(self) -> bool:
         return self.superseded_at is None
 
+    def due(self, now_ns: int, after_ns: int) -> bool:
+        """Whether what it asks is due: from the start if it is initial, else ``after_ns``
+        after it was published (its Responses, or its value for the meter)."""
+        return self.initial or now_ns >= self.issued_ns + after_ns
+
 
 @dataclass(slots=True)
 class SessionProgram:
@@ -143,11 +148,10 @@ class SessionProgram:
     def due(self, now_ns: int, after_ns: int) -> list[IssuedControl]:
         """The controls in effect whose Responses are due: the initial ones, and the later
         ones ``after_ns`` after they were published."""
-        return [c for c in self.current() if c.initial or now_ns >= c.issued_ns + after_ns]
+        return [c for c in self.current() if c.due(now_ns, after_ns)]
 
     def pending(self, now_ns: int, after_ns: int) -> list[IssuedControl]:
-        due = self.due(now_ns, after_ns)
-        return [c for c in self.current() if c not in due]
+        return [c for c in self.current() if not c.due(now_ns, after_ns)]
 
 
 @dataclass(slots=True)
