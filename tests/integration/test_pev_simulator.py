@@ -425,6 +425,21 @@ def test_cli_exit_codes_and_timeline(
         assert exited.value.code == 2, argv
 
 
+def record_parsed_bodies(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every body the server parses from now on (what the vehicle sends), in order."""
+    import firmware.sep2.base as base
+
+    received: list[bytes] = []
+    original = base.parse_document
+
+    def recording(body: bytes, expected_root: str, *args: Any, **kwargs: Any) -> Any:
+        received.append(body)
+        return original(body, expected_root, *args, **kwargs)
+
+    monkeypatch.setattr(base, "parse_document", recording)
+    return received
+
+
 def test_every_body_the_simulator_sends_validates_against_the_official_schema(
     pki: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -436,16 +451,7 @@ def test_every_body_the_simulator_sends_validates_against_the_official_schema(
         )
     from lxml import etree
 
-    import firmware.sep2.base as base
-
-    received: list[bytes] = []
-    original = base.parse_document
-
-    def recording(body: bytes, expected_root: str, *args: Any, **kwargs: Any) -> Any:
-        received.append(body)
-        return original(body, expected_root, *args, **kwargs)
-
-    monkeypatch.setattr(base, "parse_document", recording)
+    received = record_parsed_bodies(monkeypatch)
     report, _bench = session(pki, replace(CERTIFIED_4Q, heartbeats=2), duration_s=2.5)
     assert report.ok, report.summary()
     schema = etree.XMLSchema(etree.parse(schema_path))

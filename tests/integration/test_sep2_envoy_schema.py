@@ -40,11 +40,10 @@ from envoy_schema.server.schema.sep2 import (
 from lxml import etree
 from pydantic_xml import BaseXmlModel, element
 
-from firmware.sep2 import base as sep2_base
 from firmware.sep2.control import DERControlList
 from firmware.sep2.notify import SubscriptionNotifier
 from firmware.sep2.pubsub import Notification
-from tests.integration.test_pev_simulator import CERTIFIED_4Q, session
+from tests.integration.test_pev_simulator import CERTIFIED_4Q, record_parsed_bodies, session
 from tests.integration.test_sep2_response_rules import crawl, populate
 from tests.integration.test_sep2_server import Bench, pev_lfdi, run
 from tests.integration.test_sep2_server import pki as pki  # the module's fixture
@@ -145,14 +144,7 @@ async def _notification(bench: Bench, owner: str) -> bytes:
 def test_every_body_the_simulator_sends_parses_with_envoy_schema(
     pki: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    received: list[bytes] = []
-    original = sep2_base.parse_document
-
-    def recording(body: bytes, expected_root: str, *args: Any, **kwargs: Any) -> Any:
-        received.append(body)
-        return original(body, expected_root, *args, **kwargs)
-
-    monkeypatch.setattr(sep2_base, "parse_document", recording)
+    received = record_parsed_bodies(monkeypatch)
     report, _ = session(pki.directory, replace(CERTIFIED_4Q, heartbeats=2), duration_s=2.5)
     assert report.ok, report.summary()
     tags = {check(body) for body in received}
