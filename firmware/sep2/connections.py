@@ -139,12 +139,16 @@ class Listener:
     ) -> None:
         self.sock, self.context, self.handler, self.limits = sock, context, handler, limits
         self.refusals = RefusalLog()
-        self.open = 0
         self.refused_per_peer = 0
         self._per_peer: collections.Counter[str] = collections.Counter()
         self._room = asyncio.Semaphore(limits.max_total)
         self._task: asyncio.Task[None] | None = None
         self._handshakes: set[asyncio.Task[None]] = set()
+
+    @property
+    def open(self) -> int:
+        """Connections held now, handshakes included."""
+        return sum(self._per_peer.values())
 
     def start(self) -> None:
         self.sock.setblocking(False)
@@ -177,7 +181,6 @@ class Listener:
                 self.refused_per_peer += 1
                 continue
             self._per_peer[peer] += 1
-            self.open += 1
             task = asyncio.create_task(self._handshake(conn, peer))
             self._handshakes.add(task)
             task.add_done_callback(self._handshakes.discard)
@@ -214,7 +217,6 @@ class Listener:
         self.refusals.refused(peer, why(err, chain), certificate)
 
     def _release(self, peer: str) -> None:
-        self.open -= 1
         self._per_peer[peer] -= 1
         if self._per_peer[peer] <= 0:
             del self._per_peer[peer]

@@ -189,15 +189,6 @@ class Sep2Server:
         log_event(logger, "sep2.listening", host=s.host, max_connections=limits.max_total,
                   per_peer=limits.max_per_peer, port=self.port)  # fmt: skip
 
-    def stats(self) -> dict[str, int]:
-        """For ``status``: connections open, refused per peer, TLS handshakes refused."""
-        listener = self.listener
-        if listener is None:
-            return {}
-        refusals = listener.refusals
-        return {"open": listener.open, "refused_per_peer": listener.refused_per_peer,
-                "tls_refused": refusals.logged + refusals.suppressed}  # fmt: skip
-
     async def stop(self) -> None:
         if self.listener is not None:
             await self.listener.stop()

@@ -177,11 +177,6 @@ class Sep2Store:
                 found.append(name)
         return found
 
-    def connected(self, lfdi: str) -> bool:
-        """Whether the vehicle has a TLS connection open now."""
-        alive = self._transports.get(lfdi, ())
-        return any(not transport.is_closing() for transport in alive)
-
     def end_session(self, lfdi: str) -> None:
         """The vehicle left: forget what it said and read (a new plug-in starts the exchange
         again) and its subscriptions; keep its EndDevice index and mirrors."""
