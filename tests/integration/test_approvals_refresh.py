@@ -52,7 +52,8 @@ class Site:
         self.state = directory / "state"
         self.state.mkdir()
         self.keys = [utility_key(KEY.public_key(), "utility.pem")]
-        self.store().install(_list(1))
+        self.v1 = _list(1)  # kept: signed again a second later, its issued_at would differ
+        self.store().install(self.v1)
         self.clock = Clock()
         self.journal = Journal.in_state_dir(self.state)
         settings = _settings(server.url, server.ca)
@@ -118,7 +119,7 @@ def test_a_new_version_is_installed_then_not_modified(site: Site, server: Utilit
 
 
 def test_the_same_list_again_is_unchanged(site: Site, server: UtilityServer) -> None:
-    server.publish(_list(1), '"v1"')
+    server.publish(site.v1, '"v1"')
     outcome = site.attempt()
     assert (outcome.result, outcome.version) == (FetchResult.UNCHANGED, 1)
     assert site.installed_version() == 1
