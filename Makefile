@@ -63,8 +63,8 @@ bench-flood: $(STAMP) ## interlock latency while the PLC socket is flooded (need
 bench-sep2: $(STAMP) ## 2030.5 over loopback TLS: handshake, GET /dcap, PUT DERSettings, RSS
 	$(BIN)/python -m bench.sep2
 
-bench-approvals: $(STAMP) ## a 1,000,000-entry approval list: verify+load, lookup, RSS growth
-	$(BIN)/python -m bench.approvals
+bench-approvals: $(STAMP) ## approval lists of 100k, 1M and 5M entries: install, switch, stalls, lookup, RSS
+	@rc=0; for n in 100000 1000000 5000000; do $(BIN)/python -m bench.approvals --entries $$n || rc=1; done; exit $$rc
 
 bench-slac: $(STAMP) ## SLAC timings over veth in network namespaces (needs root)
 	$(BIN)/python -m bench.slac --runs 50

@@ -64,7 +64,7 @@ class ApprovalList(ListReading):
         return self.entries.get(ism)
 
 
-def parse_approval_list(payload: bytes) -> ApprovalList:
+def parse_approval_list(payload: bytes | bytearray) -> ApprovalList:
     """Validate a verified payload; ApprovalListError with the first problem otherwise."""
     decoder = _EntryDecoder()
     data = _without_gc(lambda: _decode(payload, decoder))
@@ -103,7 +103,7 @@ def _without_gc(parse: Callable[[], Any]) -> Any:
             gc.enable()
 
 
-def _decode(payload: bytes, decoder: _EntryDecoder) -> Any:
+def _decode(payload: bytes | bytearray, decoder: _EntryDecoder) -> Any:
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as err:

@@ -25,7 +25,6 @@ from urllib.parse import urlsplit
 from firmware.approvals import ApprovalError
 from firmware.approvals.approval_list import Status, rfc3339
 from firmware.approvals.config import ApprovalsConfig
-from firmware.approvals.installed_file import MAX_JWS_BYTES
 from firmware.approvals.jws import load_utility_keys
 from firmware.approvals.view import ListView
 from firmware.daemon.cli_args import add_config
@@ -116,12 +115,11 @@ def run(args: argparse.Namespace, config: ApprovalsSettings) -> int:
 
 def _install(args: argparse.Namespace, config: ApprovalsSettings) -> int:
     store = _store(config)
-    try:
-        with args.file.open("rb") as handle:
-            data = handle.read(MAX_JWS_BYTES + 1)
+    try:  # the install reads it in chunks: a file it cannot open is the operator's to fix
+        args.file.open("rb").close()
     except OSError as err:
         raise ApprovalsUsageError(f"{args.file}: cannot read: {err.strerror}") from err
-    return _install_into(store, data, config)
+    return _install_into(store, args.file, config)
 
 
 def _fetch(args: argparse.Namespace, config: ApprovalsSettings) -> int:
@@ -135,7 +133,7 @@ def _fetch(args: argparse.Namespace, config: ApprovalsSettings) -> int:
     return _install_into(store, text, config)
 
 
-def _install_into(store: ApprovalStore, text: str | bytes, config: ApprovalsSettings) -> int:
+def _install_into(store: ApprovalStore, text: str | bytes | Path, config: ApprovalsSettings) -> int:
     from firmware.journal.store import Journal, JournalError
 
     config.paths.state_dir.mkdir(parents=True, exist_ok=True)
@@ -232,6 +230,8 @@ def _load(config: ApprovalsSettings) -> ListView | None:
     """The installed list if it is in force; otherwise None, and the reason on stderr."""
     store = _store(config)
     installed = store.load_installed()
+    if installed is not None and not store.confirm_installed():
+        installed = store.in_force()
     if store.problem:
         _say(store.problem)
     return installed

@@ -1,25 +1,28 @@
 """The SQLite index of a verified approval list: what the daemon reads instead of parsing the
 payload again.
 
-``build_index`` writes ``<state_dir>/approvals-<16 hex>.index.sqlite3`` for a list that passed
-the full verification (``jws.verify_es256``, then ``approval_list.parse_approval_list``). The
-index is content-addressed: named after, and bound by ``meta.jws_sha256`` to, the binding hash
-of the installed file (``installed_file``). It is written once under a unique temporary name,
-fsynced, renamed into place and the directory fsynced, and never modified after.
-``IndexedList`` opens one read-only and answers as the parsed list does (``view.ListView``);
-``remove_stale`` removes the indexes of other content and the temporaries of killed builds.
+``build_from_payload`` reads a verified payload (``fast_list``, in batches; the reference
+parser when it must) into ``<state_dir>/approvals-<16 hex>.index.sqlite3``, named after and
+bound by ``meta.jws_sha256`` to the binding hash of the installed file (``installed_file``).
+The meta also records the ``Binding``: the file's identity (``file_id``) and the signed
+digest with the JWS header and signature, so the daemon can open the index of the installed
+file and verify its signature without reading the file (``open_by_file_id``; the store
+confirms the hash afterwards). An index is written once under a unique temporary name whose
+build holds its lock, fsynced, renamed into place (``BuiltIndex.commit``) and the directory
+fsynced, and never modified after. ``IndexedList`` opens one read-only and answers as the
+parsed list does (``view.ListView``); ``remove_stale`` removes the indexes of other content
+and the temporaries of killed builds.
 
 ``python -m firmware.approvals.index`` is the rebuild the daemon runs in a child process
 (``rebuild``) when the installed file's index is missing or refused, so that the full
-verification's long C calls (base64, JSON) never hold the daemon's GIL.
+verification's long calls never hold the daemon's GIL.
 
-The index spares the parse, not the signature check: the daemon verifies the installed file
-against its keys at every load and opens only the index of the exact bytes it verified. The
-index itself is trusted as the state directory is (only the firmware's user writes there).
+The index itself is trusted as the state directory is (only the firmware's user writes there).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import logging
@@ -28,21 +31,23 @@ import secrets
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
 from firmware.approvals import ApprovalError
-from firmware.approvals.approval_list import ApprovalList
+from firmware.approvals.approval_list import ApprovalList, parse_approval_list
 from firmware.approvals.durable import discard, fsync_directory
+from firmware.approvals.fast_list import FastList, IndexRow, ListHeader, NotFast, read_fast
 from firmware.approvals.jws import shown
 from firmware.approvals.view import Entry, ListReading, Status, rfc3339
 from firmware.state_owner import hand_over
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"  # 2: the binding (file_id, signing_sha256, the JWS parts)
 CACHE_KIB = 16 * 1024  # SQLite's page cache per open index
 PREFIX, SUFFIX = "approvals-", ".index.sqlite3"
 TEMPORARY_PREFIX, TEMPORARY_SUFFIX = "approvals-index-", ".tmp"
@@ -67,33 +72,110 @@ def index_path(state_dir: Path, jws_sha256: bytes) -> Path:
     return state_dir / f"{PREFIX}{jws_sha256.hex()[:16]}{SUFFIX}"
 
 
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """What ties an index to the installed file beyond its binding hash, so the daemon can
+    open it without hashing the file first (``store``): the file's identity as ``stat``
+    gives it, and the JWS Signing Input's SHA-256 with the header and signature parts,
+    over which the daemon verifies the signature again."""
+
+    file_id: str  # file_id(): device, inode, size, mtime
+    signing_sha256: bytes
+    header: bytes  # base64url
+    signature: bytes  # base64url
+
+    def meta(self) -> dict[str, str]:
+        return {"file_id": self.file_id, "signing_sha256": self.signing_sha256.hex(),
+                "jws_header": self.header.decode("ascii"),
+                "jws_signature": self.signature.decode("ascii")}  # fmt: skip
+
+
+def file_id(stat: os.stat_result) -> str:
+    """A file's identity while nobody rewrites it in place (installs rename a new file in,
+    which changes the inode and the mtime)."""
+    return f"{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+IndexSource = ApprovalList | FastList
+
+
 def build_index(
     state_dir: Path,
-    approval_list: ApprovalList,
+    source: IndexSource,
     jws_sha256: bytes,
     payload_sha256: bytes | None = None,
+    binding: Binding | None = None,
 ) -> Path:
-    """Write the index of ``approval_list``, verified from the file whose binding hash is
-    ``jws_sha256``; its path. A failure leaves no temporary behind (a killed process does:
-    ``remove_stale``) and raises ApprovalIndexError."""
+    """Write the index of ``source`` (a parsed list, or a payload ``fast_list`` reads in
+    batches), verified from the file whose binding hash is ``jws_sha256``; its path. A
+    failure leaves no temporary behind (a killed process does: ``remove_stale``) and raises
+    ApprovalIndexError, or NotFast from a ``FastList`` that needs the reference parser."""
+    built = build_temporary(state_dir, source, jws_sha256, payload_sha256, binding)
+    built.commit()
+    return built.final
+
+
+@dataclass(slots=True)
+class BuiltIndex:
+    """An index written and fsynced under its temporary name, its build's lock still held
+    (so ``remove_stale`` leaves it alone) until ``commit`` renames it into place or
+    ``discard`` removes it."""
+
+    temporary: Path
+    final: Path
+    fd: int | None
+
+    def commit(self) -> None:
+        try:
+            os.replace(self.temporary, self.final)
+            fsync_directory(self.final.parent)
+            self._release()
+        except OSError as err:
+            self.discard()
+            raise ApprovalIndexError(f"{self.final}: cannot write: {err.strerror}") from err
+
+    def discard(self) -> None:
+        discard(self.temporary)
+        self._release()
+
+    def _release(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)  # lets go of the build's lock
+
+
+def build_temporary(
+    state_dir: Path,
+    source: IndexSource,
+    jws_sha256: bytes,
+    payload_sha256: bytes | None = None,
+    binding: Binding | None = None,
+) -> BuiltIndex:
+    """``build_index`` up to the rename, which ``BuiltIndex.commit`` does."""
     final = index_path(state_dir, jws_sha256)
     temporary = state_dir / f"{TEMPORARY_PREFIX}{secrets.token_hex(8)}{TEMPORARY_SUFFIX}"
+    fd: int | None = None
     try:
         fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            _claim(fd, temporary)
-            hand_over(fd, state_dir)  # the service's user must be able to remove it
-            _fill(temporary, approval_list, jws_sha256, payload_sha256)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, final)
-        fsync_directory(state_dir)
+        _claim(fd, temporary)
+        hand_over(fd, state_dir)  # the service's user must be able to remove it
+        meta = _meta(source, jws_sha256, payload_sha256, binding)
+        _fill(temporary, meta, _batches(source))
+        os.fsync(fd)
     except (OSError, sqlite3.Error) as err:
-        discard(temporary)
+        _abandon(temporary, fd)
         reason = err.strerror if isinstance(err, OSError) else str(err)
         raise ApprovalIndexError(f"{final}: cannot write: {reason}") from err
-    return final
+    except BaseException:
+        _abandon(temporary, fd)
+        raise
+    return BuiltIndex(temporary, final, fd)
+
+
+def _abandon(temporary: Path, fd: int | None) -> None:
+    discard(temporary)
+    if fd is not None:
+        os.close(fd)
 
 
 def _claim(fd: int, temporary: Path) -> None:
@@ -109,9 +191,7 @@ def _claim(fd: int, temporary: Path) -> None:
         raise FileNotFoundError(errno.ENOENT, "removed while it was being built")
 
 
-def _fill(
-    path: Path, approval_list: ApprovalList, jws_sha256: bytes, payload_sha256: bytes | None
-) -> None:
+def _fill(path: Path, meta: dict[str, str], batches: Iterable[list[IndexRow]]) -> None:
     connection = sqlite3.connect(path, isolation_level=None)
     try:
         # a crash leaves only a temporary that is never opened: no journal; the file is
@@ -121,39 +201,78 @@ def _fill(
         connection.execute("BEGIN")
         for statement in _SCHEMA:
             connection.execute(statement)
-        meta = _meta(approval_list, jws_sha256, payload_sha256)
+        count = 0
+        for rows in batches:
+            try:
+                connection.executemany("INSERT INTO entries VALUES (?, ?, ?)", rows)
+            except sqlite3.IntegrityError as err:
+                raise NotFast("an ISM is listed twice") from err
+            count += len(rows)
+        meta["entry_count"] = str(count)
         connection.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
-        connection.executemany("INSERT INTO entries VALUES (?, ?, ?)", _rows(approval_list))
         connection.execute("COMMIT")
     finally:
         connection.close()
 
 
 def _meta(
-    approval_list: ApprovalList, jws_sha256: bytes, payload_sha256: bytes | None
+    source: IndexSource, jws_sha256: bytes, payload_sha256: bytes | None, binding: Binding | None
 ) -> dict[str, str]:
     # payload_sha256: lets an install tell the installed payload from another of the same
     # version without parsing the installed list again (absent from older indexes)
+    header = source.header if isinstance(source, FastList) else source
     return {
         **({"payload_sha256": payload_sha256.hex()} if payload_sha256 is not None else {}),
+        **(binding.meta() if binding is not None else {}),
         "format": FORMAT_VERSION,
         "jws_sha256": jws_sha256.hex(),
-        "version": str(approval_list.version),
-        "issuer": approval_list.issuer,
-        "service_area": approval_list.service_area,
-        "issued_at": rfc3339(approval_list.issued_at),
-        "expires_at": rfc3339(approval_list.expires_at),
-        "entry_count": str(len(approval_list.entries)),
+        "version": str(header.version),
+        "issuer": header.issuer,
+        "service_area": header.service_area,
+        "issued_at": rfc3339(header.issued_at),
+        "expires_at": rfc3339(header.expires_at),
     }
 
 
-def _rows(approval_list: ApprovalList) -> Iterator[tuple[str, int, int | None]]:
+def _batches(source: IndexSource) -> Iterable[list[IndexRow]]:
+    if isinstance(source, FastList):
+        return source.batches()
     # in key order (Python's str order is SQLite's BINARY order of UTF-8), so every insert
     # appends to the B-tree instead of splitting pages all over it
-    entries, codes = approval_list.entries, _CODES
-    for ism in sorted(entries):
-        entry = entries[ism]
-        yield ism, codes[entry.status], entry.max_discharge_w
+    entries, codes = source.entries, _CODES
+    return [[(ism, codes[entries[ism].status], entries[ism].max_discharge_w)
+             for ism in sorted(entries)]]  # fmt: skip
+
+
+def build_from_payload(
+    state_dir: Path,
+    payload: bytes | bytearray,
+    jws_sha256: bytes,
+    payload_sha256: bytes,
+    binding: Binding | None,
+    check: Callable[[ListHeader], None],
+) -> tuple[ListHeader, BuiltIndex]:
+    """Read a verified payload (``fast_list``, or the reference parser when it cannot
+    prove its reading, which also words every refusal), ``check`` its header, and write its
+    index under its temporary name: the header and the built index, to commit or discard.
+    ApprovalListError when the payload is not a valid list; what ``check`` raises."""
+    fast: FastList | None
+    try:
+        fast = read_fast(payload)
+    except NotFast:
+        fast = None
+    if fast is not None:
+        check(fast.header)
+        try:
+            return fast.header, build_temporary(state_dir, fast, jws_sha256, payload_sha256,
+                                                binding)  # fmt: skip
+        except NotFast:
+            pass
+    reference = parse_approval_list(payload)
+    header = ListHeader.of(reference)
+    check(header)
+    built = build_temporary(state_dir, reference, jws_sha256, payload_sha256, binding)
+    return header, built
 
 
 class IndexedEntries:
@@ -207,19 +326,22 @@ class IndexedEntries:
 class IndexedList(ListReading):
     """A verified list read from its index: the same answers as the parsed list."""
 
-    def __init__(self, path: Path, jws_sha256: bytes) -> None:
+    def __init__(self, path: Path, jws_sha256: bytes | None, file_id: str | None = None) -> None:
         """Open the index at ``path``; ApprovalIndexError unless it is of this format and was
-        made for the file whose binding hash is ``jws_sha256``."""
-        self.path, self.jws_sha256 = path, jws_sha256
+        made for the file whose binding hash is ``jws_sha256`` (or, with None, whose identity
+        is ``file_id``)."""
+        self.path = path
         connection = _connect(path)
         try:
-            meta = _read_meta(connection, path, jws_sha256)
+            meta = _read_meta(connection, path, jws_sha256, file_id)
+            self.jws_sha256 = bytes.fromhex(meta["jws_sha256"])
             self.version, self.issuer = int(meta["version"]), meta["issuer"]
             self.service_area = meta["service_area"]
             payload = meta.get("payload_sha256")
             self.payload_sha256 = bytes.fromhex(payload) if payload is not None else None
             self.issued_at = _utc(meta["issued_at"])
             self.expires_at = _utc(meta["expires_at"])
+            self.binding = _binding(meta)
             self.entries = IndexedEntries(connection, int(meta["entry_count"]), path.name)
         except (KeyError, TypeError, ValueError, sqlite3.Error) as err:
             connection.close()
@@ -241,6 +363,25 @@ def open_index(state_dir: Path, jws_sha256: bytes) -> IndexedList:
     return IndexedList(index_path(state_dir, jws_sha256), jws_sha256)
 
 
+def open_by_file_id(state_dir: Path, identity: str) -> IndexedList | None:
+    """The index built for the file whose identity is ``identity`` (``file_id``), if one
+    of the indexes in ``state_dir`` says so (there is one, two while an install swaps)."""
+    for path in sorted(state_dir.glob(f"{PREFIX}*{SUFFIX}")):
+        try:
+            return IndexedList(path, None, identity)
+        except ApprovalIndexError:
+            continue
+    return None
+
+
+def _binding(meta: dict[str, str]) -> Binding | None:
+    if "file_id" not in meta:
+        return None
+    return Binding(meta["file_id"], bytes.fromhex(meta["signing_sha256"]),
+                   meta["jws_header"].encode("ascii"),
+                   meta["jws_signature"].encode("ascii"))  # fmt: skip
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     # mode=ro: nothing is written through it; immutable=1: the file never changes once
     # renamed into place, so SQLite takes no file lock and checks no journal per query
@@ -253,7 +394,9 @@ def _connect(path: Path) -> sqlite3.Connection:
         raise ApprovalIndexError(f"{path.name}: {reason}") from err
 
 
-def _read_meta(connection: sqlite3.Connection, path: Path, jws_sha256: bytes) -> dict[str, str]:
+def _read_meta(
+    connection: sqlite3.Connection, path: Path, jws_sha256: bytes | None, file_id: str | None
+) -> dict[str, str]:
     try:
         meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
     except sqlite3.Error as err:
@@ -262,8 +405,10 @@ def _read_meta(connection: sqlite3.Connection, path: Path, jws_sha256: bytes) ->
         raise ApprovalIndexError(
             f"{path.name}: format {shown(meta.get('format'))}, expected {FORMAT_VERSION!r}"
         )
-    if meta.get("jws_sha256") != jws_sha256.hex():
+    if jws_sha256 is not None and meta.get("jws_sha256") != jws_sha256.hex():
         raise ApprovalIndexError(f"{path.name}: made for other content")
+    if file_id is not None and meta.get("file_id") != file_id:
+        raise ApprovalIndexError(f"{path.name}: made for another file")
     if not all(type(value) is str for value in meta.values()):
         raise ApprovalIndexError(f"{path.name}: damaged meta: not all text")
     return meta
@@ -295,11 +440,12 @@ def remove_abandoned_temporaries(state_dir: Path) -> list[Path]:
     return [
         path
         for path in sorted(state_dir.glob(f"{TEMPORARY_PREFIX}*{TEMPORARY_SUFFIX}"))
-        if _remove_abandoned(path)
+        if remove_abandoned(path)
     ]
 
 
-def _remove_abandoned(temporary: Path) -> bool:
+def remove_abandoned(temporary: Path) -> bool:
+    """Remove ``temporary`` unless the process writing it lives (it holds its lock)."""
     try:
         fd = os.open(temporary, os.O_RDONLY)
     except OSError:
@@ -310,7 +456,8 @@ def _remove_abandoned(temporary: Path) -> bool:
     except OSError:
         return False
     finally:
-        os.close(fd)
+        with contextlib.suppress(OSError):  # read-only: nothing to lose
+            os.close(fd)
 
 
 def _unlink(path: Path) -> bool:

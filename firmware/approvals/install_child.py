@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from firmware.approvals import ApprovalError
-from firmware.approvals.installed_file import MAX_JWS_BYTES
 from firmware.approvals.jws import UtilityKey
 from firmware.approvals.rebuild import REBUILD_TIMEOUT_S, key_pipe
 from firmware.approvals.view import rfc3339
@@ -114,11 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.getLogger("firmware.approvals").addHandler(logging.NullHandler())  # stderr: ours
     try:
-        with args.file.open("rb") as handle:
-            data = handle.read(MAX_JWS_BYTES + 1)
+        args.file.open("rb").close()  # read in chunks by the install
         store = ApprovalStore(args.state_dir, load_utility_keys(args.key), args.service_area)
         before = _identity(store.path)
-        installed = store.install(data)
+        installed = store.install(args.file)
     except OSError as error:
         print(f"{args.file}: cannot read: {error.strerror}", file=sys.stderr)
         return 1

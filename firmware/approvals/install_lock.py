@@ -7,9 +7,10 @@ install, ``rebuild``'s child) holds ``flock(LOCK_EX)`` on this file from before 
 check until after the rename and the removal of the stale indexes. The kernel releases the
 lock when its holder dies, even by SIGKILL, so a killed install never blocks the next one.
 
-While the lock is held nobody else writes a list's temporary file, so any found then is the
-leftover of a killed install (up to the size of a list, 256 MB): ``remove_leftovers`` removes
-them, and the indexes' temporaries whose build is no longer alive (``index``). An install
+An install writes its list's temporary file and builds its index before it takes the lock,
+each under a name of its own and each locked (``flock``) by the install while it lives. So a
+temporary found unlocked is the leftover of a killed install (up to the size of a list):
+``remove_leftovers`` removes those, list and index temporaries alike (``index``). An install
 does so first thing under the lock; the daemon at start, if no install holds the lock
 (one that does cleans up itself).
 
@@ -25,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from firmware.approvals.index import remove_abandoned_temporaries
+from firmware.approvals.index import remove_abandoned, remove_abandoned_temporaries
 from firmware.approvals.installed_file import FILE_NAME
 from firmware.state_owner import hand_over
 
@@ -71,11 +72,8 @@ def _open_lock(state_dir: Path) -> BinaryIO:
 def remove_leftovers(state_dir: Path) -> list[Path]:
     """Remove the temporary files of installs and index builds that died; the paths removed.
     The caller holds the install lock."""
-    removed = []
-    for path in sorted(state_dir.glob(TEMPORARY_GLOB)):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-            removed.append(path)
+    removed = [path for path in sorted(state_dir.glob(TEMPORARY_GLOB))
+               if remove_abandoned(path)]  # fmt: skip
     return removed + remove_abandoned_temporaries(state_dir)
 
 

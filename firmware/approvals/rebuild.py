@@ -1,22 +1,22 @@
 """Rebuilding the installed list's index out of the daemon's process: both sides.
 
-The full verification of a large list (base64 and JSON over 100 MB and more) is a handful of
-C calls that each hold the GIL for hundreds of milliseconds; the daemon's other threads must
-not wait that long. So the daemon (``rebuild_index``) runs ``python -m
-firmware.approvals.index`` (``main``) as a child and waits for it in the calling thread,
-which is already a worker thread. The child gets the keys the daemon holds in memory (a pipe
-each, named ``/dev/fd/N``), not the files they came from, so it verifies exactly as the
-daemon would even if a file changed since. It verifies the installed file in full
-(``jws.verify_es256``, ``approval_list.parse_approval_list``), checks its service area,
-builds its index (``index.build_index``) and removes the stale ones, all under the install
-lock (``install_lock``), as an install does.
+Reading a large list in full (base64 and JSON over 100 MB and more, into SQLite) takes
+seconds of work in the interpreter; the daemon's other threads must not wait on it. So the
+daemon (``rebuild_index``) runs ``python -m firmware.approvals.index`` (``main``) as a child
+and waits for it in the calling thread, which is already a worker thread. The child gets the
+keys the daemon holds in memory (a pipe each, named ``/dev/fd/N``), not the files they came
+from, so it verifies exactly as the daemon would even if a file changed since. It reads the
+installed file in chunks and verifies it (``installed_file.decode``,
+``jws.verify_es256_prehashed``), checks its service area, builds its index
+(``index.build_from_payload``) and removes the stale ones, all under the install lock
+(``install_lock``), as an install does (``rebuild_locked``, which an install holding the
+lock calls directly).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import os
 import subprocess
 import sys
@@ -24,15 +24,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from firmware.approvals import ApprovalError
-from firmware.approvals.approval_list import parse_approval_list
-from firmware.approvals.index import ApprovalIndexError, build_index, remove_stale
+from firmware.approvals.fast_list import ListHeader
+from firmware.approvals.index import (
+    ApprovalIndexError,
+    Binding,
+    build_from_payload,
+    file_id,
+    remove_stale,
+)
 from firmware.approvals.install_lock import LOCK_NAME, install_lock
-from firmware.approvals.installed_file import FILE_NAME, check_size, read_whole
-from firmware.approvals.jws import UtilityKey, load_utility_keys, verify_es256
+from firmware.approvals.installed_file import FILE_NAME, decode
+from firmware.approvals.jws import UtilityKey, load_utility_keys, verify_es256_prehashed
 from firmware.approvals.view import service_area_problem
 
 # far above the 2,000,000-entry bench (bench/approvals.py, seconds on a laptop core):
-# a 256 MB list on the reference board's slower cores must still finish
+# a list at the size limit on the reference board's slower cores must still finish
 REBUILD_TIMEOUT_S = 600.0
 
 
@@ -116,22 +122,32 @@ def _rebuild(state_dir: Path, keys: Sequence[UtilityKey], service_area: str) -> 
         except OSError as err:
             lock = state_dir / LOCK_NAME
             raise ApprovalIndexError(f"{lock}: cannot lock: {err.strerror}") from err
-        return _rebuild_locked(state_dir, keys, service_area)
+        return rebuild_locked(state_dir, keys, service_area)
 
 
-def _rebuild_locked(state_dir: Path, keys: Sequence[UtilityKey], service_area: str) -> bytes:
+def rebuild_locked(state_dir: Path, keys: Sequence[UtilityKey], service_area: str) -> bytes:
+    """The rebuild itself, by a caller that holds the install lock; the binding hash of the
+    file it indexed."""
     path = state_dir / FILE_NAME
     try:
-        data = read_whole(path)
+        decoded = decode(path)
+        identity = file_id(os.stat(path))  # under the lock nobody renames a file in
     except OSError as err:
         raise ApprovalIndexError(f"{path}: cannot read: {err.strerror}") from err
-    check_size(len(data))
-    payload = verify_es256(data, keys).payload
-    approval_list = parse_approval_list(payload)
-    problem = service_area_problem(approval_list.service_area, service_area)
-    if problem is not None:
-        raise ApprovalIndexError(problem)
-    jws_sha256 = hashlib.sha256(data).digest()
-    build_index(state_dir, approval_list, jws_sha256, hashlib.sha256(payload).digest())
-    remove_stale(state_dir, jws_sha256)
-    return jws_sha256
+    scanned = decoded.scanned
+    verify_es256_prehashed(scanned.header, scanned.signature, scanned.signing_sha256, keys)
+
+    def here(header: ListHeader) -> None:
+        problem = service_area_problem(header.service_area, service_area)
+        if problem is not None:
+            raise ApprovalIndexError(problem)
+
+    binding = Binding(identity, scanned.signing_sha256, scanned.header, scanned.signature)
+    _, built = build_from_payload(state_dir, decoded.payload, scanned.file_sha256,
+                                  decoded.payload_sha256, binding, here)  # fmt: skip
+    try:
+        built.commit()
+    finally:
+        built.discard()
+    remove_stale(state_dir, scanned.file_sha256)
+    return scanned.file_sha256

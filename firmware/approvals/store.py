@@ -3,22 +3,27 @@ again at every start and after every install, and the list in force in memory.
 
 Owns ``<state_dir>/approvals.jws``, which holds the compact JWS exactly as received (followed
 by one newline) so that it can be re-verified against the keys configured at each start, and
-the list in force. An install (the CLI, in its own process) runs every check and the full
-parse before it touches the disk, builds the list's SQLite index (``index``, named by the
-SHA-256 of the exact bytes it is about to write), then writes a temporary file in the same
-directory, fsyncs it, renames it over the old file and fsyncs the directory: a crash at any
-point leaves the old list or the new one, never a broken one; the indexes of other content
-are removed after. An installed list that no longer verifies (key removed, file damaged,
-expired, another service area) is reported and not put in force: default deny. It does not
-fetch lists (``cli``).
+the list in force. An install (the CLI, in its own process) reads the list in chunks
+(``installed_file.decode``): the token goes to a temporary file of its own as it is read, the
+signature is verified over the digest, and the payload is read in batches into the list's
+SQLite index (``index.build_from_payload``, ``fast_list``), under a temporary name too; no
+list is ever held as Python objects. Then, under the install lock, the version check, the
+index's rename and the file's, each fsynced with its directory: a crash at any point leaves
+the old list or the new one, never a broken one; the indexes of other content are removed
+after. An installed list that no longer verifies (key removed, file damaged, expired, another
+service area) is reported and not put in force: default deny. It does not fetch lists
+(``cli``).
 
-``load_installed`` (the daemon, in a worker thread) never holds the GIL long: it reads the file
-in chunks, hashing it on the way (``installed_file.scan``), verifies the signature over the
-hash (``jws.verify_es256_prehashed``), opens the index of exactly those bytes, or has a child
-process rebuild it (``rebuild``), and checks service area and dates from the index. The list
-in force stays in force while it works and when the file is refused; the new one replaces it
-in one assignment once verified. Only a deleted file takes the list in force away
-(docs/design.md, "The approval list in force").
+``load_installed`` (the daemon, in a worker thread) is the switch: it finds the index the
+install made for the installed file as it is now (``index.file_id``: device, inode, size,
+mtime), verifies the signature over the digest recorded there and checks the service area;
+the list replaces the one in force in one assignment, with no read of the file at any size.
+``confirm_installed`` then hashes the file in chunks (hashlib lets go of the GIL) against
+what the index was built from; on a disagreement the index goes and the file is read the
+full way: verified in chunks, its index opened by that hash or rebuilt by a child process
+(``rebuild``). Dates are checked by ``in_force`` against the clock of the moment. The list
+in force stays in force while it works and when the file is refused; only a deleted file
+takes it away (docs/design.md, "The approval list in force").
 
 Versions: lower than the installed one is refused (rollback); equal with the same payload is
 a no-op (fetching the list in force again is harmless); equal with another payload is refused
@@ -30,8 +35,9 @@ nothing vouches for any more cannot hold the site back.
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import fcntl
 import logging
+import os
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -39,12 +45,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from firmware.approvals import ApprovalError
-from firmware.approvals.approval_list import ApprovalList, Status, parse_approval_list
-from firmware.approvals.durable import replace_durably
+from firmware.approvals.approval_list import Status
+from firmware.approvals.durable import discard, fsync_directory
+from firmware.approvals.fast_list import ListHeader, header_of
 from firmware.approvals.index import (
     ApprovalIndexError,
+    Binding,
+    BuiltIndex,
     IndexedList,
-    build_index,
+    build_from_payload,
+    file_id,
+    open_by_file_id,
     open_index,
     remove_stale,
 )
@@ -56,9 +67,9 @@ from firmware.approvals.install_lock import (
 )
 from firmware.approvals.installed_file import FILE_NAME as FILE_NAME
 from firmware.approvals.installed_file import MAX_JWS_BYTES as MAX_JWS_BYTES
-from firmware.approvals.installed_file import ScannedJws, read_whole, scan
-from firmware.approvals.jws import UtilityKey, ascii_token, verify_es256, verify_es256_prehashed
-from firmware.approvals.rebuild import rebuild_index
+from firmware.approvals.installed_file import ScannedJws, WriteFailed, decode, scan
+from firmware.approvals.jws import UtilityKey, verify_es256_prehashed
+from firmware.approvals.rebuild import rebuild_index, rebuild_locked
 from firmware.approvals.view import ListView, rfc3339, service_area_problem
 from firmware.logs import log_event
 from firmware.state_owner import hand_over
@@ -66,6 +77,7 @@ from firmware.state_owner import hand_over
 logger = logging.getLogger(__name__)
 
 TEMPORARY_NAME = FILE_NAME + ".tmp"  # what installs before the lock left behind
+CLAIM_ATTEMPTS = 5
 
 Clock = Callable[[], datetime]
 
@@ -94,7 +106,7 @@ class _Floor:
 
 @dataclass(frozen=True, slots=True)
 class _Verified:
-    approval_list: ApprovalList
+    header: ListHeader
     payload_sha256: bytes  # to tell the installed payload again from another one
     file_sha256: bytes  # the binding hash of the file's bytes (installed_file), names the index
 
@@ -120,6 +132,7 @@ class ApprovalStore:
         self._problem: str | None = None
         self._date_problem: str | None = None
         self._pending: ListView | None = None  # verified, waiting for its issued_at
+        self._unconfirmed: IndexedList | None = None  # loaded by the file's identity only
 
     @property
     def current(self) -> ListView | None:
@@ -195,50 +208,103 @@ class ApprovalStore:
                 loaded.close()  # expired: of no use, now or later
             raise ApprovalRefused(problem)
 
-    def install(self, jws: str | bytes) -> ApprovalList:
-        """Verify and check ``jws`` (a compact JWS, as text or a file's bytes), index it, then
-        replace the installed list atomically. The version check, the index and the rename
-        happen under the install lock (``install_lock``): of two installs at once, the older
-        is refused whichever comes last."""
+    def install(self, jws: str | bytes | Path) -> ListView:
+        """Verify and check ``jws`` (a compact JWS: text, a file's bytes, or a file read in
+        chunks), index it, then replace the installed list atomically; the list installed
+        (or already installed). The token is written to a temporary file of its own and the
+        index built beside it as they are read (never the list as Python objects: ``fast_list``);
+        the version check and both renames happen under the install lock (``install_lock``):
+        of two installs at once, the older is refused whichever comes last."""
+        built: BuiltIndex | None = None
         try:
-            candidate = self._verify(jws)
-            self._check_here(candidate.approval_list)
+            with _claimed(self.state_dir) as (temporary, fd):
+                candidate, built = self._verify_into(jws, fd)
+                with self._locked():
+                    installed = self._install_locked(candidate, built, temporary)
+        except ApprovalStoreError as err:
+            logger.warning("approvals.refused reason=%s", err)
+            if built is not None and built.fd is None:  # the rename may have happened
+                self.load_installed()  # keep memory as on disk
+            raise
         except ApprovalError as err:
             logger.warning("approvals.refused reason=%s", err)
             raise
-        try:
-            with self._locked():
-                failed_write = self._install_locked(candidate, ascii_token(jws) + b"\n")
-        except ApprovalError as err:
-            logger.warning("approvals.refused reason=%s", err)
-            raise
-        if failed_write is not None:
-            # the old list or the new one: keep memory as on disk (after the lock is let go:
-            # an index rebuild takes it in a child process)
-            self.load_installed()
-            raise failed_write
-        self._current, self._problem = candidate.approval_list, None
-        return candidate.approval_list
+        finally:
+            if built is not None:
+                built.discard()  # committed already, unless the install stopped short
+        if installed is not None:
+            self._current, self._problem = installed, None
+            return installed
+        # the rename happened or not: keep memory as on disk (the rebuild locks by itself)
+        self.load_installed()
+        raise ApprovalStoreError(f"{self.path}: the installed list cannot be read back")
 
-    def _install_locked(self, candidate: _Verified, data: bytes) -> ApprovalStoreError | None:
-        """The install's part under the lock; the write's failure, if the write failed."""
+    def _verify_into(self, jws: str | bytes | Path, fd: int) -> tuple[_Verified, BuiltIndex]:
+        """Read ``jws`` into the temporary ``fd``, verify its signature, check its header
+        here and build its index under a temporary name."""
+        try:
+            decoded = decode(jws, fd)
+        except WriteFailed as err:
+            raise ApprovalStoreError(f"{self.path}: cannot write: {err}") from err
+        except OSError as err:
+            source = jws if isinstance(jws, Path) else "the list"
+            raise ApprovalStoreError(f"{source}: cannot read: {err.strerror}") from err
+        scanned = decoded.scanned
+        verify_es256_prehashed(scanned.header, scanned.signature, scanned.signing_sha256,
+                               self._keys)  # fmt: skip
+        try:
+            os.fsync(fd)
+            binding = Binding(file_id(os.fstat(fd)), scanned.signing_sha256, scanned.header,
+                              scanned.signature)  # fmt: skip
+        except OSError as err:
+            raise ApprovalStoreError(f"{self.path}: cannot write: {err.strerror}") from err
+        header, built = self._index(decoded.payload, scanned.file_sha256,
+                                    decoded.payload_sha256, binding, self._check_here)  # fmt: skip
+        return _Verified(header, decoded.payload_sha256, scanned.file_sha256), built
+
+    def _index(
+        self,
+        payload: bytearray,
+        file_sha256: bytes,
+        payload_sha256: bytes,
+        binding: Binding | None,
+        check: Callable[[ListHeader], None],
+    ) -> tuple[ListHeader, BuiltIndex]:
+        try:
+            return build_from_payload(self.state_dir, payload, file_sha256, payload_sha256,
+                                      binding, check)  # fmt: skip
+        except ApprovalIndexError as err:
+            raise ApprovalStoreError(str(err)) from err
+
+    def _install_locked(
+        self, candidate: _Verified, built: BuiltIndex, temporary: Path
+    ) -> IndexedList | None:
+        """The install's part under the lock: the list now installed (None if it cannot be
+        read back)."""
         for path in remove_leftovers(self.state_dir):
             logger.info("approvals.leftover_removed path=%s", path)
         installed = self._check_version(candidate)
-        if isinstance(installed, _Verified):
-            self._ensure_index(installed)
         if installed is not None:
-            logger.info("approvals.unchanged %s", _fields(candidate.approval_list))
+            logger.info("approvals.unchanged %s", _fields(candidate.header))
+            kept = installed.file_sha256
+            self._ensure_index(installed)
         else:
-            self._build_index(candidate)
             try:
-                self._write(data)
-            except ApprovalStoreError as err:
-                return err
-            logger.info("approvals.installed %s", _fields(candidate.approval_list))
-        kept = candidate if installed is None else installed
-        remove_stale(self.state_dir, kept.file_sha256)
-        return None
+                built.commit()
+            except ApprovalIndexError as err:
+                raise ApprovalStoreError(str(err)) from err
+            try:
+                os.replace(temporary, self.path)
+                fsync_directory(self.state_dir)
+            except OSError as err:
+                raise ApprovalStoreError(f"{self.path}: cannot write: {err.strerror}") from err
+            logger.info("approvals.installed %s", _fields(candidate.header))
+            kept = candidate.file_sha256
+        remove_stale(self.state_dir, kept)
+        try:
+            return open_index(self.state_dir, kept)
+        except ApprovalIndexError:
+            return None
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -267,10 +333,14 @@ class ApprovalStore:
         return scanned
 
     def _load_indexed(self) -> IndexedList | None:
-        scanned = self._scan_verified()
-        if scanned is None:
-            return None
-        indexed = self._open_index(scanned.file_sha256)
+        indexed = self._open_by_identity()
+        if indexed is not None:
+            self._unconfirmed = indexed  # confirm_installed hashes the file, off the switch
+        else:
+            scanned = self._scan_verified()
+            if scanned is None:
+                return None
+            indexed = self._open_index(scanned.file_sha256)
         try:
             # its dates are not checked here but by ``in_force``, against the clock of the
             # moment: a board whose clock is wrong at start would otherwise refuse it for good
@@ -279,6 +349,59 @@ class ApprovalStore:
             indexed.close()  # never in force: nobody else holds it
             raise
         return indexed
+
+    def _open_by_identity(self) -> IndexedList | None:
+        """The index an install or a rebuild made for the installed file as it is now (its
+        identity: ``index.file_id``), its signature verified again over the digest recorded
+        there: no read of the file. None when no index names this file."""
+        try:
+            identity = file_id(os.stat(self.path))
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise ApprovalStoreError(f"{self.path}: cannot read: {err.strerror}") from err
+        indexed = open_by_file_id(self.state_dir, identity)
+        if indexed is None:
+            return None
+        binding = indexed.binding
+        try:
+            if binding is None:
+                raise ApprovalIndexError(f"{indexed.path.name}: no binding")
+            verify_es256_prehashed(binding.header, binding.signature, binding.signing_sha256,
+                                   self._keys)  # fmt: skip
+        except ApprovalError:
+            indexed.close()
+            raise
+        return indexed
+
+    def confirm_installed(self) -> bool:
+        """After a load that found the index by the file's identity: hash the file (in
+        chunks, the GIL let go) and check it is what the index was built from. If not (the
+        file changed in place, damage), the index is removed and the list loaded again the
+        full way, which rebuilds it from the file. True if confirmed or nothing to confirm."""
+        indexed, self._unconfirmed = self._unconfirmed, None
+        if indexed is None:
+            return True
+        try:
+            scanned = scan(self.path)
+            binding = indexed.binding
+            if binding is not None and (scanned.file_sha256, scanned.signing_sha256) == (
+                indexed.jws_sha256,
+                binding.signing_sha256,
+            ):
+                return True
+            reason = "the file is not what its index was built from"
+        except (OSError, ApprovalError) as err:
+            reason = f"cannot read the file again: {err}"
+        log_event(logger, "approvals.index_disagrees", logging.ERROR, index=indexed.path.name,
+                  reason=reason)  # fmt: skip
+        with contextlib.suppress(OSError):
+            indexed.path.unlink()
+        if self._current is indexed:
+            self._current = None  # default deny until the file's own reading is in force
+        indexed.close()
+        self.load_installed()
+        return False
 
     def _open_index(self, file_sha256: bytes) -> IndexedList:
         try:
@@ -290,61 +413,48 @@ class ApprovalStore:
             raise ApprovalStoreError(f"{self.path}: changed while it was being verified")
         return open_index(self.state_dir, file_sha256)
 
-    # --- the install's full verification ----------------------------------------------------
-
-    def _verify(self, jws: str | bytes, file_bytes: bytes | None = None) -> _Verified:
-        """Verify ``jws`` in full. ``file_bytes``: what the installed file holds for it; by
-        default what an install writes (the token and a newline). Their hash binds the index."""
-        if len(jws) > MAX_JWS_BYTES:
-            raise ApprovalRefused(f"list is larger than {MAX_JWS_BYTES} bytes")
-        payload = verify_es256(jws, self._keys).payload
-        if file_bytes is None:
-            file_bytes = ascii_token(jws) + b"\n"
-        return _Verified(
-            parse_approval_list(payload),
-            hashlib.sha256(payload).digest(),
-            hashlib.sha256(file_bytes).digest(),
-        )
+    # --- the installed list's own reading, when its index cannot tell -----------------------
 
     def _read_installed(self) -> _Verified | None:
+        """The installed file verified in full (its entries are not needed: the header)."""
         try:
-            data = read_whole(self.path)
+            decoded = decode(self.path)
         except FileNotFoundError:
             return None
         except OSError as err:
             raise ApprovalStoreError(f"{self.path}: cannot read: {err.strerror}") from err
-        return self._verify(data, data)
+        scanned = decoded.scanned
+        verify_es256_prehashed(scanned.header, scanned.signature, scanned.signing_sha256,
+                               self._keys)  # fmt: skip
+        return _Verified(header_of(decoded.payload), decoded.payload_sha256,
+                         scanned.file_sha256)  # fmt: skip
 
-    def _check_here(self, candidate: ListView) -> None:
+    def _check_here(self, candidate: ListHeader) -> None:
         """An install: the service area, and valid now (an operator's clock is checked)."""
         self._check_area(candidate)
         problem = candidate.validity_problem(self._clock())
         if problem is not None:
             raise ApprovalRefused(problem)
 
-    def _check_area(self, candidate: ListView) -> None:
+    def _check_area(self, candidate: ListHeader | ListView) -> None:
         problem = service_area_problem(candidate.service_area, self._service_area)
         if problem is not None:
             raise ApprovalRefused(problem)
 
     def _installed_floor(self) -> _Floor | _Verified | None:
         """The installed list for the rollback check: from its index when that is its own
-        (the file hashed in chunks, the signature verified over the digest, the index opened:
-        a fraction of a second at a million entries), else verified and parsed in full."""
-        scanned = self._scan_verified()
-        if scanned is None:
-            return None
-        try:
-            index = open_index(self.state_dir, scanned.file_sha256)
-        except ApprovalIndexError:
+        (found by the file's identity, the signature verified over the digest it recorded),
+        else verified in full."""
+        indexed = self._open_by_identity()
+        if indexed is None:
             return self._read_installed()
         try:
-            payload = index.payload_sha256
-            floor = _Floor(index.version, index.service_area, payload or b"",
-                           scanned.file_sha256)  # fmt: skip
+            payload = indexed.payload_sha256
+            if payload is None:
+                return self._read_installed()
+            return _Floor(indexed.version, indexed.service_area, payload, indexed.jws_sha256)
         finally:
-            index.close()
-        return floor if payload is not None else self._read_installed()
+            indexed.close()
 
     def _check_version(self, candidate: _Verified) -> _Floor | _Verified | None:
         """Refuse a rollback; the installed list when exactly this payload is installed."""
@@ -358,12 +468,12 @@ class ApprovalStore:
         if installed is None:
             return None
         if isinstance(installed, _Verified):
-            area, old = installed.approval_list.service_area, installed.approval_list.version
+            area, old = installed.header.service_area, installed.header.version
         else:
             area, old = installed.service_area, installed.version
         if area != self._service_area:
             return None
-        new = candidate.approval_list.version
+        new = candidate.header.version
         if new < old:
             raise ApprovalRefused(f"version {new} is older than the installed version {old}")
         if new == old and candidate.payload_sha256 != installed.payload_sha256:
@@ -374,34 +484,63 @@ class ApprovalStore:
 
     # --- writing ----------------------------------------------------------------------------
 
-    def _build_index(self, verified: _Verified) -> None:
-        try:
-            build_index(self.state_dir, verified.approval_list, verified.file_sha256,
-                        verified.payload_sha256)  # fmt: skip
-        except ApprovalIndexError as err:
-            raise ApprovalStoreError(str(err)) from err
-
-    def _ensure_index(self, installed: _Verified) -> None:
+    def _ensure_index(self, installed: _Floor | _Verified) -> None:
         """The installed file's index exists and is its own (it may have been removed)."""
         try:
             open_index(self.state_dir, installed.file_sha256).close()
         except ApprovalIndexError as err:
             logger.info("approvals.index_rebuild path=%s reason=%s", self.path, err)
-            self._build_index(installed)
+            self._rebuild_locked()
 
-    def _write(self, data: bytes) -> None:
-        # a name of its own (the lock makes the last install's rename the newest anyway, and
-        # a killed install's leftover is then plainly abandoned: install_lock)
-        temporary = self.path.with_name(temporary_name(secrets.token_hex(8)))
+    def _rebuild_locked(self) -> None:
         try:
-            replace_durably(self.path, temporary, data, 0o644, exclusive=True,
-                            prepare=lambda fd: hand_over(fd, self.state_dir))  # fmt: skip
+            rebuild_locked(self.state_dir, self._keys, self._service_area)
+        except ApprovalIndexError as err:
+            raise ApprovalStoreError(str(err)) from err
+
+
+@contextlib.contextmanager
+def _claimed(state_dir: Path) -> Iterator[tuple[Path, int]]:
+    """A new temporary file for the token, locked while the install lives (``install_lock``
+    leaves a locked one alone) and removed on the way out unless renamed into place."""
+    temporary, fd = _claim(state_dir)
+    try:
+        yield temporary, fd
+    finally:
+        discard(temporary)  # renamed already when installed: then nothing happens
+        try:
+            os.close(fd)
         except OSError as err:
-            raise ApprovalStoreError(f"{self.path}: cannot write: {err.strerror}") from err
+            raise ApprovalStoreError(f"{temporary}: cannot write: {err.strerror}") from err
 
 
-def _fields(approval_list: ListView) -> str:
+def _claim(state_dir: Path) -> tuple[Path, int]:
+    # another install's clean-up may remove the file between its creation and its lock: it
+    # then takes another name (after the lock, nobody removes it: install_lock)
+    for _ in range(CLAIM_ATTEMPTS):
+        temporary = state_dir / temporary_name(secrets.token_hex(8))
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError as err:
+            raise ApprovalStoreError(f"{temporary}: cannot write: {err.strerror}") from err
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.stat(temporary).st_ino == os.fstat(fd).st_ino:
+                hand_over(fd, state_dir)
+                return temporary, fd
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            discard(temporary)
+            os.close(fd)
+            raise ApprovalStoreError(f"{temporary}: cannot write: {err.strerror}") from err
+        os.close(fd)
+    raise ApprovalStoreError(f"{state_dir}: cannot write: temporary files keep disappearing")
+
+
+def _fields(approval_list: ListHeader | ListView) -> str:
     return (
         f"version={approval_list.version} service_area={approval_list.service_area} "
-        f"entries={len(approval_list.entries)} expires_at={rfc3339(approval_list.expires_at)}"
+        + (f"entries={len(approval_list.entries)} " if hasattr(approval_list, "entries") else "")
+        + f"expires_at={rfc3339(approval_list.expires_at)}"
     )

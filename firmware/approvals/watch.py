@@ -46,7 +46,12 @@ class ApprovalWatch:
             return False
         self._seen = signature
         self.reloads += 1
-        if self.store.load_installed() is None:
+        loaded = self.store.load_installed()
+        # found by the file's identity, in force already: now the file's hash (a fraction
+        # of a second, in chunks); a disagreement rebuilds the index from the file
+        if not self.store.confirm_installed():
+            loaded = self.store.in_force()
+        if loaded is None:
             kept = self.store.current
             if kept is None:
                 log_event(logger, "approvals.none", logging.WARNING,

@@ -113,9 +113,9 @@ def test_an_index_for_other_content_or_another_format_is_refused(
         open_index(tmp_path, other)
     index_path(tmp_path, other).rename(path)
     _set_meta(path, "format", "0")
-    with pytest.raises(ApprovalIndexError, match=r"format '0', expected '1'$"):
+    with pytest.raises(ApprovalIndexError, match=r"format '0', expected '2'$"):
         open_index(tmp_path, SHA)
-    _set_meta(path, "format", "1")
+    _set_meta(path, "format", "2")
     _set_meta(path, "issuer", b"\x00")  # a BLOB: not text
     with pytest.raises(ApprovalIndexError, match="damaged meta: not all text"):
         open_index(tmp_path, SHA)

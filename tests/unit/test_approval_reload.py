@@ -90,13 +90,13 @@ def test_a_reload_never_leaves_no_list_in_force(tmp_path: Path) -> None:
 
     # the load waits, half-way (its index opened next), until the poller has asked during it:
     # the check is never vacuous, however the threads are scheduled
-    open_index = daemon._open_index
+    open_index = daemon._open_by_identity
 
-    def opened_after_a_poll(file_sha256: bytes) -> IndexedList:
+    def opened_after_a_poll() -> IndexedList | None:
         polled_mid_load.wait(5)
-        return open_index(file_sha256)
+        return open_index()
 
-    daemon._open_index = opened_after_a_poll  # type: ignore[method-assign]
+    daemon._open_by_identity = opened_after_a_poll  # type: ignore[method-assign]
     poller = threading.Thread(target=poll)
     poller.start()
     loading.set()
