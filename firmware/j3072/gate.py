@@ -10,7 +10,8 @@ decides once the profile's exchange is complete (site limits read, PEV data PUT,
 read, then every Response in or the first heartbeat) and again whenever an input changes:
 the vehicle's data or Responses, a changed control's Responses falling due, or what the
 approval list says of its ISM (asked on every poll, so a new list or an expiry counts within
-the loop's period). It hands ``opModEnergize`` to the 2030.5 service and journals every
+the loop's period), or the clock's first synchronization since boot where the site requires
+it (docs/time.md). It hands ``opModEnergize`` to the 2030.5 service and journals every
 decision, revocation and re-authorization *before* acting on it: a grant the journal cannot
 record is not a grant.
 
