@@ -18,6 +18,7 @@ from firmware.clock.latch import BootLatch
 from firmware.clock.steps import STEP_THRESHOLD_S, Step, StepDetector, wall_minus_boot_s
 from firmware.clock.watch import NEVER_SYNCHRONIZED, ClockWatch
 from firmware.daemon.config import parse_config
+from firmware.daemon.control_socket import render
 from firmware.errors import ConfigError
 from firmware.j3072.config import J3072Config
 from firmware.j3072.gate import Gate
@@ -231,3 +232,19 @@ def test_every_other_reason_is_given_beside_the_clock(
     reasons = world.gate.snapshot()["reasons"]
     assert reasons[0] == NEVER_SYNCHRONIZED
     assert "DERSettings PUT before the site limits were read" in reasons
+
+
+def test_status_text_says_whether_the_clock_can_be_trusted(tmp_path: Path, clocks: Clocks) -> None:
+    source = FakeSource()
+    watch = watch_for(source, clocks, tmp_path)
+    watch.start()
+    assert (
+        "clock:         NOT synchronized (test), since boot: NO, Time.quality 7"
+        in render({"clock": watch.status()}).splitlines()
+    )
+    source.synchronized = True
+    clocks.offset_s += 3600
+    watch.check()
+    lines = render({"clock": watch.status()}).splitlines()
+    assert "clock:         synchronized (test), since boot: yes, Time.quality 3" in lines
+    assert "               1 steps, last forward 3600.0 s at 2025-01-01T00:00:00.000Z" in lines
