@@ -26,6 +26,8 @@ from typing import Any
 
 from firmware import firmware_version
 from firmware.charger.controller import Charger, ChargerSettings, PlcPolicy
+from firmware.clock.config import clock_required, clock_watch
+from firmware.clock.steps import Step
 from firmware.daemon.communication import Communication
 from firmware.daemon.config import Config
 from firmware.daemon.control_socket import ControlServer
@@ -87,13 +89,15 @@ class Gatekeeper:
         self._clock = clock
         self._queue: asyncio.Queue[LoopEvent | None] = asyncio.Queue()
         self.safety = SafetyLink(safety_settings(config), self._queue.put_nowait, launcher, clock)
-        self.services = Communication(config, self._queue.put_nowait)
+        self.clock_watch = clock_watch(config, self._journal_step)
+        self.services = Communication(config, self._queue.put_nowait, self.clock_watch)
         self.recorder = Recorder(None)  # the journal, once the state directory exists
         self.notifier = SystemdNotifier()
         self.ready = threading.Event()
         self.running: Running | None = None  # once every part has started
         self._control: ControlServer | None = None
         self._watchdog: asyncio.Task[None] | None = None
+        self._clock_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
 
@@ -138,6 +142,8 @@ class Gatekeeper:
 
         clean_at_start(config.paths.state_dir)  # what installs killed part-way left behind
         self.recorder = Recorder.open(config.paths.state_dir)
+        self.clock_watch.start()  # before the 2030.5 server serves its Time
+        self._clock_task = asyncio.create_task(self.clock_watch.run(), name="clock.watch")
         ready = await self._start_safety()
         charger = self._charger(ready)
         await self.services.start(self.safety.mirror, self.recorder)
@@ -146,14 +152,16 @@ class Gatekeeper:
                     approvals.store if approvals is not None else None,
                     self.recorder, self._clock, peer=self._peer_check(config),
                     held=HeldViolation(config.paths.state_dir),
-                    policy=config.approvals.policy)  # fmt: skip
+                    policy=config.approvals.policy,
+                    clock_problem=self._clock_problem())  # fmt: skip
         running = Running(charger, gate, self.safety, self.services, self.recorder,
-                          self._queue, self._clock)  # fmt: skip
+                          self._queue, self._clock, self.clock_watch)  # fmt: skip
         self._control = ControlServer(config.control_socket, running.status, running.set_limit,
                                       running.set_function)  # fmt: skip
         await self._control.start()
         fields = [("sample_rate_hz", config.charger.sample_rate_hz),
                   ("rig", config.board.mock.rig_link or "none"),
+                  ("clock_required", clock_required(config)),
                   *self.services.describe().items()]  # fmt: skip
         logger.info("%s", kv("gatekeeper.ready", fields))
         self.ready.set()
@@ -171,6 +179,17 @@ class Gatekeeper:
             if "board: " in text:
                 raise HalError(text.split("board: ", 1)[1]) from None
             raise
+
+    def _clock_problem(self) -> Callable[[], str | None]:
+        """What the gate asks of the clock before an authorization: nothing unless required."""
+        if clock_required(self.config):
+            return self.clock_watch.problem
+        return lambda: None
+
+    def _journal_step(self, step: Step) -> None:
+        """A step in the journal, between the rows stamped before it and those after."""
+        self.recorder.fault("clock_step", f"{step.direction} {abs(step.size_s):.3f} s: rows "
+                            "after this one are stamped by the stepped clock")  # fmt: skip
 
     @staticmethod
     def _peer_check(config: Config) -> PeerCheck | None:
@@ -240,6 +259,7 @@ class Gatekeeper:
             ("notify", self.notifier.stopping),
             ("stats", self._log_stats),
             ("watchdog", self._watchdog.cancel if self._watchdog else lambda: None),
+            ("clock", self._clock_task.cancel if self._clock_task else lambda: None),
             ("services", self.services.close),
             ("control", self._control.stop if self._control else lambda: None),
             ("services", self.services.stop),

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from firmware.approvals.refresh import Outcome, Refresher
     from firmware.approvals.watch import ApprovalWatch
     from firmware.journal.recorder import Recorder
+    from firmware.sep2.clock import TimeQuality
     from firmware.sep2.service import Sep2Service
     from firmware.sep2.store import PevEvent
 
@@ -38,8 +39,15 @@ PLC_HOST = "plc"  # [sep2] host: the EVSE's own address on the PLC link
 
 
 class Communication:
-    def __init__(self, config: Config, post: Callable[[PlcEvent | PevEvent], None]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        post: Callable[[PlcEvent | PevEvent], None],
+        time_quality: TimeQuality | None = None,
+    ) -> None:
+        """``time_quality``: the 2030.5 Time resource's quality (the daemon's clock watch)."""
         self.config = config
+        self._time_quality = time_quality
         self._post = post
         self.plc: PlcStack | None = None
         self.sep2: Sep2Service | None = None
@@ -196,7 +204,8 @@ class Communication:
                 problem = 'sep2.host: "plc" needs a PLC link interface ([bridge] plc_interface)'
                 raise ConfigError([problem])
             host = str(self.link.address.ip)
-        self.sep2 = Sep2Service(self.config, on_event=self._post, host=host)
+        self.sep2 = Sep2Service(self.config, on_event=self._post, host=host,
+                                time_quality=self._time_quality)  # fmt: skip
         await self.sep2.start()
 
     def _watched(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:

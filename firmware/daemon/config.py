@@ -23,6 +23,7 @@ from firmware.charger.config import (
     read_charger,
     read_contactor,
 )
+from firmware.clock.config import ClockConfig, clock_problems, read_clock
 from firmware.config.reader import SectionReader
 from firmware.errors import ConfigError
 from firmware.j3072.config import J3072Config, read_j3072
@@ -74,6 +75,7 @@ class Config:
     approvals: ApprovalsConfig = field(default_factory=ApprovalsConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
+    clock: ClockConfig = field(default_factory=ClockConfig)
 
     @property
     def plc_link_interface(self) -> str | None:
@@ -126,6 +128,7 @@ SECTIONS: dict[str, tuple[str, Callable[[SectionReader], Any]]] = {
     "paths": ("paths", _paths),
     "log": ("log", _log),
     "control": ("control", _control),
+    "clock": ("clock", read_clock),
 }
 
 
@@ -162,7 +165,7 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
 
 def _across_sections(config: Config) -> list[str]:
     """The checks that need two sections, once each has been read on its own."""
-    problems = sep2_problems(config.sep2, config.tls)
+    problems = sep2_problems(config.sep2, config.tls) + clock_problems(config)
     if config.plc.interface == PLC_MOCK and config.board.backend != "mock":
         problems.append('plc.interface: "mock" needs hal.backend = "mock" (its rig drives it)')
     if len(os.fsencode(config.control_socket)) > MAX_SOCKET_PATH_BYTES:

@@ -334,6 +334,7 @@ def render(snapshot: dict[str, Any]) -> str:
         *_authorization_lines(_table(snapshot, "authorization")),
         *_function_lines(snapshot.get("functions")),
         *_approvals_lines(snapshot.get("approvals")),
+        *_clock_lines(snapshot.get("clock")),
         f"faults:        {_faults(snapshot.get('faults'))}",
         render_current(_table(snapshot, "current")),
         f"meter:         {_watts(snapshot.get('meter_w'))}",
@@ -382,6 +383,23 @@ def _authorization_lines(auth: dict[str, Any]) -> list[str]:
     reasons = auth.get("reasons")
     if isinstance(reasons, list):
         lines += [f"               - {_text(reason)}" for reason in reasons]
+    return lines
+
+
+def _clock_lines(clock: Any) -> list[str]:
+    """Whether the wall clock can be trusted (docs/time.md), and its last step."""
+    if not isinstance(clock, dict):
+        return []
+    synchronized, boot = clock.get("synchronized"), clock.get("synchronized_since_boot")
+    now = "-" if synchronized is None else "synchronized" if synchronized else "NOT synchronized"
+    since = "since boot: " + ("-" if boot is None else "yes" if boot else "NO")
+    lines = [f"clock:         {now} ({_text(clock.get('source'))}), {since}, "
+             f"Time.quality {_text(clock.get('time_quality'))}"]  # fmt: skip
+    step = clock.get("last_step")
+    if isinstance(step, dict):
+        lines.append(f"               {_text(clock.get('steps'))} steps, last "
+                     f"{_text(step.get('direction'))} {_text(step.get('size_s'))} s at "
+                     f"{_text(step.get('at'))}")  # fmt: skip
     return lines
 
 

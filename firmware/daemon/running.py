@@ -21,6 +21,7 @@ from firmware import firmware_version
 from firmware.charger.controller import Charger, ChargerNote, NoteEvent
 from firmware.charger.faults import FaultKind
 from firmware.charger.outputs import Outputs
+from firmware.clock.watch import ClockWatch
 from firmware.config.reader import SectionReader
 from firmware.daemon.communication import Communication
 from firmware.daemon.control_socket import RequestRefused
@@ -69,8 +70,10 @@ class Running:
         recorder: Recorder,
         queue: asyncio.Queue[LoopEvent | None],
         clock: Callable[[], int] = time.monotonic_ns,
+        clock_watch: ClockWatch | None = None,
     ) -> None:
         self.charger, self.gate, self.safety = charger, gate, safety
+        self.clock_watch = clock_watch
         self.communication, self.recorder = communication, recorder
         self._queue, self._clock = queue, clock
         self._applied = Outputs(safety.pilot_output, main_closed=False)  # what was sent
@@ -355,6 +358,7 @@ class Running:
                 k: authorization.get(k) for k in ("state", "limit_w", "reasons", "basis")
             },
             "functions": functions,  # the IEEE 1547 functions in effect, as now published
+            "clock": self.clock_watch.status() if self.clock_watch is not None else None,
             **communication,
         }
 

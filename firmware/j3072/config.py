@@ -1,5 +1,6 @@
 """The ``[j3072]`` config section: how long a denial or revocation holds (``hold_s``), how long
-a vehicle has to follow a control changed at run time (``follow_s``), and
+a vehicle has to follow a control changed at run time (``follow_s``), whether a V2G
+authorization needs the clock synchronized since boot (``require_synchronized_clock``), and
 ``[j3072.mapping]``, which DeviceInformation elements carry the vehicle's ISM, certification
 and VIN."""
 
@@ -43,6 +44,10 @@ class J3072Config:
     # before the meter holds it to them (IEEE 1547-2018 gives a limit of active power 30 s);
     # until then the looser of the old and the new counts
     follow_s: float = 30.0
+    # no authorization starts before the clock was synchronized once since boot (the list's
+    # dates mean nothing on a clock nobody set); None: on for a board, off for the mock
+    # board (firmware.clock.config.clock_required)
+    require_synchronized_clock: bool | None = None
 
 
 def read_j3072(section: SectionReader) -> J3072Config:
@@ -54,6 +59,11 @@ def read_j3072(section: SectionReader) -> J3072Config:
         mapping,
         hold_s=section.number("hold_s", d.hold_s, 0, 3600),
         follow_s=section.number("follow_s", d.follow_s, 0, 300),
+        require_synchronized_clock=(
+            section.boolean("require_synchronized_clock", True)
+            if section.has("require_synchronized_clock")
+            else None
+        ),
     )
     section.finish()
     return config

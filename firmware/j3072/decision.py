@@ -5,6 +5,8 @@ a ``Decision`` out — a grant with the authorized limit, or a denial with **eve
 never a bare false. Criteria (docs/v2g-ac-profile.md, "The session", step 5, and "Our
 interpretation where the public text is thin"):
 
+- a clock synchronized once since boot, where the site requires it (docs/time.md): the
+  approval list's dates are checked against it;
 - the J3072 certification (in the mapped DeviceInformation element);
 - DERCapability type 81 (PEV);
 - 2Q/4Q: the vehicle offers at least what the site requires (4Q = reactive both ways);
@@ -86,6 +88,7 @@ class DecisionInputs:
     pending_mrids: tuple[str, ...] = ()
     policy: ApprovalPolicy = DEFAULT_POLICY  # list or certification-only, LFDI lists
     lfdi: str = ""
+    clock_problem: str | None = None  # why the clock cannot be trusted yet (firmware.clock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +101,7 @@ class Decision:
 
 
 def decide(inputs: DecisionInputs) -> Decision:
-    reasons: list[str] = []
+    reasons: list[str] = [inputs.clock_problem] if inputs.clock_problem else []
     ism = mapped(inputs.device_information, inputs.mapping.ism)
     policy = inputs.policy
     reasons += _certification(inputs)

@@ -10,7 +10,8 @@ decides once the profile's exchange is complete (site limits read, PEV data PUT,
 read, then every Response in or the first heartbeat) and again whenever an input changes:
 the vehicle's data or Responses, a changed control's Responses falling due, or what the
 approval list says of its ISM (asked on every poll, so a new list or an expiry counts within
-the loop's period). It hands ``opModEnergize`` to the 2030.5 service and journals every
+the loop's period), or the clock's first synchronization since boot where the site requires
+it (docs/time.md). It hands ``opModEnergize`` to the 2030.5 service and journals every
 decision, revocation and re-authorization *before* acting on it: a grant the journal cannot
 record is not a grant.
 
@@ -104,6 +105,7 @@ class Bound:
     identified: dict[str, str | None] = field(default_factory=dict)
     due: tuple[str, ...] = ()  # the controls whose Responses the last decision required
     slept_at_ns: int | None = None  # the last heartbeat that said the inverter sleeps
+    clock_problem: str | None = None  # what the last decision was told of the clock
 
 
 class Gate:
@@ -118,10 +120,15 @@ class Gate:
         peer: PeerCheck | None = None,
         held: HeldViolation | None = None,
         policy: ApprovalPolicy = DEFAULT_POLICY,
+        clock_problem: Callable[[], str | None] = lambda: None,
     ) -> None:
         """``peer``: with a PLC link, who may be bound (the vehicle SLAC matched, on the
         cable); None: no PLC configured, the first client of the plug-in. ``held``: where a
-        violation is kept across a restart (None: in memory only)."""
+        violation is kept across a restart (None: in memory only). ``clock_problem``: why
+        the wall clock cannot be trusted for a new authorization (``ClockWatch.problem``,
+        where the site requires it). ``clock`` is the monotonic clock: every timer of the
+        gate and its session (heartbeats, holds, cooling, follow_s) runs on it, so a step
+        of the wall clock neither lengthens nor shortens one."""
         self._site = site
         self._mapping = j3072.mapping
         self._follow_ns = int(j3072.follow_s * 1e9)
@@ -142,6 +149,7 @@ class Gate:
         self._grace_until_ns = 0  # after an authorized session ends: the 3 s to stop
         self._held = held
         self._policy = policy
+        self._clock_problem = clock_problem
         if held is not None:
             self.violation = held.load()
         if self.violation is not None:  # held until the pilot shows state A
@@ -339,6 +347,8 @@ class Gate:
             return
         if self._approval(record) != bound.approval:
             self._decide(record, force=True)
+        elif self._clock_problem() != bound.clock_problem:
+            self._decide(record, force=True)  # the clock was synchronized: decide again
         elif self._control_mrids(record) != bound.due:
             self._decide(record, force=False)  # a changed control's Responses fell due
 
@@ -473,6 +483,7 @@ class Gate:
             bound.exchanged = True
         approval = self._approval(record)
         bound.approval = approval
+        bound.clock_problem = self._clock_problem()
         bound.due = self._control_mrids(record)
         decision = decide(
             DecisionInputs(
@@ -490,6 +501,7 @@ class Gate:
                 approval=approval,
                 der_availability=record.der_availability,
                 power_status=record.power_status,
+                clock_problem=bound.clock_problem,
             )
         )
         if decision == bound.session.decision and not force:

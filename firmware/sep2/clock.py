@@ -1,37 +1,33 @@
-"""Whether the system clock is synchronized, as the kernel's time service state says.
+"""The 2030.5 Time resource's quality, from whether the system clock is synchronized.
 
-The board has no real-time clock: its time comes from NTP (systemd-timesyncd, chrony) once the
-site network is up. The kernel knows whether a time service has disciplined the clock lately:
-``adjtimex`` returns ``TIME_ERROR`` while the clock is unsynchronized (``STA_UNSYNC``), which is
-also what ``timedatectl`` shows as "System clock synchronized: no".
-
-2030.5 Time.quality (IEEE 2030.5 Time object): 3 = from an external authoritative source such
-as NTP; 7 = intentionally uncoordinated. We serve 3 while the kernel says synchronized and 7
-otherwise: a clock nobody disciplines is coordinated with nothing, and a vehicle should not
-take it for the grid's time.
+IEEE 2030.5 Time.quality: 3 = from an external authoritative source such as NTP; 7 =
+intentionally uncoordinated. We serve 3 while the kernel says synchronized and 7 otherwise: a
+clock nobody disciplines is coordinated with nothing, and a vehicle should not take it for
+the grid's time. The daemon hands the server its clock watch (``firmware.clock.watch``),
+which answers the same question from its look a second; ``ClockQuality`` serves a server
+run on its own, asking the kernel (``firmware.clock.kernel``) at most every ``RECHECK_S``.
 """
 
 from __future__ import annotations
 
-import ctypes
 import time
 from collections.abc import Callable
+from typing import Protocol
 
-TIME_ERROR = 5  # adjtimex(2): the clock is not synchronized
+from firmware.clock.kernel import KernelSync
+
 QUALITY_NTP = 3
 QUALITY_UNCOORDINATED = 7
-TIMEX_BYTES = 256  # sizeof(struct timex) is 208 on 64-bit Linux: room to spare
 RECHECK_S = 10.0
+
+
+class TimeQuality(Protocol):
+    def quality(self) -> int: ...
 
 
 def kernel_says_synchronized() -> bool:
     """adjtimex with no modes set only reads; any failure counts as unsynchronized."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        state = libc.adjtimex(ctypes.create_string_buffer(TIMEX_BYTES))
-    except (OSError, AttributeError):
-        return False
-    return bool(0 <= state < TIME_ERROR)
+    return KernelSync().read().synchronized
 
 
 class ClockQuality:

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from firmware.sep2 import paths
 from firmware.sep2.base import Resource
-from firmware.sep2.clock import ClockQuality
+from firmware.sep2.clock import ClockQuality, TimeQuality
 from firmware.sep2.der import DER, DERCapability, DERList, DERSettings
 from firmware.sep2.der_status import DERAvailability, DERStatus
 from firmware.sep2.device import (
@@ -56,11 +56,11 @@ class Handlers(ListHandlers):
         evse: PeerIdentity,
         clock_ns: Callable[[], int],
         wall_clock: Callable[[], float] = time.time,
-        clock_quality: ClockQuality | None = None,
+        clock_quality: TimeQuality | None = None,
     ) -> None:
         super().__init__(site, store, clock_ns, wall_clock)
         self.evse = evse
-        self.clock_quality = clock_quality or ClockQuality()
+        self.clock_quality: TimeQuality = clock_quality or ClockQuality()
 
     def register(self, router: web.UrlDispatcher) -> None:
         router.add_get(paths.DCAP, self.dcap)

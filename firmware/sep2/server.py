@@ -21,6 +21,7 @@ from pathlib import Path
 from aiohttp import web
 
 from firmware.logs import log_event
+from firmware.sep2.clock import TimeQuality
 from firmware.sep2.connections import ConnectionLimits, Guard, Listener, listening_socket
 from firmware.sep2.handlers import Handlers
 from firmware.sep2.handlers_lists import IDENTITY
@@ -154,11 +155,12 @@ class Sep2Server:
         clock_ns: Callable[[], int] = time.monotonic_ns,
         wall_clock: Callable[[], float] = time.time,
         limits: ConnectionLimits = DEFAULT_LIMITS,
+        time_quality: TimeQuality | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.limits = limits
-        self.handlers = Handlers(site, store, evse_identity, clock_ns, wall_clock)
+        self.handlers = Handlers(site, store, evse_identity, clock_ns, wall_clock, time_quality)
         self._runner: web.AppRunner | None = None
         self.listener: Listener | None = None
         self.port = settings.port

@@ -21,6 +21,7 @@ from firmware.errors import ConfigError, GatekeeperError
 from firmware.logs import log_event
 from firmware.plc.config import PLC_MOCK
 from firmware.sep2 import paths
+from firmware.sep2.clock import TimeQuality
 from firmware.sep2.control import DERControlList
 from firmware.sep2.discovery import Announcement, Discovery, DiscoveryError
 from firmware.sep2.functions import SiteFunction, incompatible, replaced
@@ -63,9 +64,11 @@ class Sep2Service:
         on_event: Callable[[PevEvent], None] = lambda event: None,
         clock_ns: Callable[[], int] = time.monotonic_ns,
         host: str | None = None,
+        time_quality: TimeQuality | None = None,
     ) -> None:
         """``host``: the address to listen on, when not ``[sep2] host`` as written (the
-        EVSE's address on the PLC link for ``host = "plc"``)."""
+        EVSE's address on the PLC link for ``host = "plc"``). ``time_quality``: the Time
+        resource's quality (the daemon's clock watch; by default the kernel, asked anew)."""
         self.config = config
         self.evse = evse_identity(config)
         self.site = SiteResources(config.site, self.evse.lfdi, clock_ns=clock_ns)
@@ -73,7 +76,8 @@ class Sep2Service:
         sep2 = config.sep2
         self.host = host or sep2.host
         settings = ServerSettings(self.host, sep2.port, *credentials(config))
-        self.server = Sep2Server(settings, self.site, self.store, self.evse, clock_ns)
+        self.server = Sep2Server(settings, self.site, self.store, self.evse, clock_ns,
+                                 time_quality=time_quality)  # fmt: skip
         self.notifier: SubscriptionNotifier | None = None
         self.discovery: Discovery | None = None
 

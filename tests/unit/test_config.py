@@ -710,4 +710,5 @@ def test_each_section_is_read_by_the_package_it_configures() -> None:
         "paths": "firmware.daemon.config",
         "log": "firmware.daemon.config",
         "control": "firmware.daemon.config",
+        "clock": "firmware.clock.config",
     }
