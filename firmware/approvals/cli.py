@@ -129,8 +129,12 @@ def _fetch(args: argparse.Namespace, config: ApprovalsSettings) -> int:
         raise ApprovalsUsageError(f"only https:// URLs are fetched, not {args.url!r}")
     store = _store(config)  # a config without keys is refused before going to the network
     ca = args.ca or config.approvals.ca_file  # the daemon's CA for its own fetches
-    text = asyncio.run(download(args.url, _tls_context(ca), config.approvals))
-    return _install_into(store, text, config)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="evse-gatekeeper-fetch-") as scratch:
+        into = Path(scratch) / "list.jws"
+        asyncio.run(download(args.url, _tls_context(ca), config.approvals, into))
+        return _install_into(store, into, config)  # read in chunks, as a file installs
 
 
 def _install_into(store: ApprovalStore, text: str | bytes | Path, config: ApprovalsSettings) -> int:
@@ -190,22 +194,19 @@ def summarize(installed: ListView) -> dict[str, Any]:
     }
 
 
-async def download(url: str, context: ssl.SSLContext, settings: ApprovalsConfig) -> bytes:
-    """GET ``url`` over verified TLS, as the daemon's refresher does but unconditionally;
-    the body (anything but a JWS is left for verify to refuse)."""
-    import tempfile
-
+async def download(
+    url: str, context: ssl.SSLContext, settings: ApprovalsConfig, into: Path
+) -> None:
+    """GET ``url`` over verified TLS into ``into``, as the daemon's refresher does but
+    unconditionally (anything but a JWS is left for the install to refuse)."""
     from firmware.approvals.conditional_fetch import AnswerRefused, FetchFailed, Validators, fetch
 
-    with tempfile.TemporaryDirectory(prefix="evse-gatekeeper-fetch-") as scratch:
-        into = Path(scratch) / "list.jws"
-        try:
-            got = await fetch(url, context, settings.fetch_timeout_s, Validators(), into)
-        except (FetchFailed, AnswerRefused) as err:
-            raise FetchError(f"{url}: {err}") from err
-        if got is None:  # unreachable: fetch refuses a 304 to a request without validators
-            raise FetchError(f"{url}: HTTP 304 Not Modified to a request with no validator")
-        return got.path.read_bytes()
+    try:
+        got = await fetch(url, context, settings.fetch_timeout_s, Validators(), into)
+    except (FetchFailed, AnswerRefused) as err:
+        raise FetchError(f"{url}: {err}") from err
+    if got is None:  # unreachable: fetch refuses a 304 to a request without validators
+        raise FetchError(f"{url}: HTTP 304 Not Modified to a request with no validator")
 
 
 def _tls_context(ca: Path | None) -> ssl.SSLContext:
