@@ -144,8 +144,8 @@ def test_a_dispatch_is_relayed_followed_capped_and_reported(
 
     assert eventually(lambda: exported() == 3600.0, 5), "the CSMS reads the power back"
 
-    answer = csms.call("SetChargingProfile",
-                       profile(8, operationMode="ChargingOnly", dischargeLimit=-1440.0))  # fmt: skip
+    cap = profile(8, operationMode="ChargingOnly", dischargeLimit=-1440.0)
+    answer = csms.call("SetChargingProfile", cap)
     assert answer["result"]["status"] == "Accepted", answer
     assert eventually(lambda: pev.client.max_lim_w_pct == 20.0, 5)
     rig.command(f"METER:W {pev.client.dispatched_w:.0f}")
