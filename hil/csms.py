@@ -117,7 +117,8 @@ def make_csms_pki(directory: Path, station_id: str) -> CsmsPki:
 
 
 class Csms:
-    """The running test CSMS. ``events`` holds everything it said, in order."""
+    """The running test CSMS. ``events`` holds everything it said, in order, each with
+    ``at_s``: this process's monotonic clock when it arrived."""
 
     def __init__(self, pki: CsmsPki, heartbeat_s: int = 30, port: int = 0) -> None:
         password = pki.password_file.read_text().splitlines()[0]
@@ -140,8 +141,10 @@ class Csms:
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
+            event = json.loads(line)
+            event["at_s"] = time.monotonic()  # when it reached this process
             with self._changed:
-                self.events.append(json.loads(line))
+                self.events.append(event)
                 self._changed.notify_all()
 
     def send(self, command: dict[str, Any]) -> None:
