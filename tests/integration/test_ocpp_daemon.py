@@ -123,6 +123,8 @@ def test_a_dispatch_is_relayed_followed_capped_and_reported(
     site = ocpp_site(start_daemon, pki, tmp_path, csms, csms_pki)
     pev = authorized_and_discharging(site, PROFILES["certified-4q"])
     rig = site.running.rig
+    assert site.control("max-lim-w", "percent=80").returncode == 0  # the site owner's cap
+    assert eventually(lambda: pev.client.max_lim_w_pct == 80.0, 5)
     answer = csms.call("SetChargingProfile",
                        profile(7, operationMode="CentralSetpoint", setpoint=-3600.0))  # fmt: skip
     assert answer["result"]["status"] == "Accepted" and answer["valid"], answer
@@ -153,13 +155,14 @@ def test_a_dispatch_is_relayed_followed_capped_and_reported(
     assert eventually(lambda: site.status()["authorization"]["limit_w"] == 1440, 5)
     with Journal.in_state_dir(site.state) as journal, journal.transaction() as db:
         rows = db.execute("SELECT function, set_by FROM control_changes ORDER BY id").fetchall()
-    assert rows == [("fixed-w 50 %", "csms (charging profile 7)"),
+    assert rows == [("max-lim-w 80 %", "site owner (control socket)"),
+                    ("fixed-w 50 %", "csms (charging profile 7)"),
                     ("max-lim-w 20 %", "csms (charging profile 8)")]  # fmt: skip
 
     answer = csms.call("ClearChargingProfile", {"chargingProfileId": 8})
     assert answer["result"]["status"] == "Accepted"
-    assert eventually(lambda: pev.client.max_lim_w_pct == 100.0, 5)
-    assert site.status()["set_by"]["max-lim-w 100 %"] == "site owner (config)"
+    assert eventually(lambda: pev.client.max_lim_w_pct == 80.0, 5), "back to the site's"
+    assert site.status()["set_by"]["max-lim-w 80 %"] == "site owner (control socket)"
     assert site.status()["authorization"]["state"] == "authorized"
     pev.stop()
     all_valid(csms)
