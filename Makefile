@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SYSDEPS := $(VENV)/.sysdeps
+CSMS := tests/csms/node_modules/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-unit test-integration lint format bench bench-storm bench-flood bench-slac bench-sep2 bench-approvals diagram clean install-system uninstall-system unit-check hil hil-virtual
+.PHONY: help venv run test test-unit test-integration lint format bench bench-storm bench-flood bench-slac bench-sep2 bench-approvals bench-ocpp diagram clean install-system uninstall-system unit-check hil hil-virtual
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -25,15 +26,20 @@ $(SYSDEPS):
 	  else echo "make: nft not found and not root with apt: the bridge tests will skip"; fi; }
 	@mkdir -p $(VENV) && touch $@
 
-venv: $(STAMP) $(SYSDEPS) ## create the venv with the dev extras (and nftables when missing)
+# the test CSMS (Node, ocpp-rpc) from its lock file; without npm the OCPP tests skip
+$(CSMS): tests/csms/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/csms --silent --no-audit --no-fund && touch $@; \
+	else echo "make: npm not found: the OCPP tests and make run's OCPP phase will skip"; fi
 
-run: $(STAMP) ## start the firmware in mock mode and play a scripted vehicle session
+venv: $(STAMP) $(SYSDEPS) $(CSMS) ## create the venv with the dev extras (and nftables, the test CSMS)
+
+run: $(STAMP) $(CSMS) ## start the firmware in mock mode and play a scripted vehicle session
 	$(BIN)/python -m demo --config config/mock.toml
 
 # The suites marked `parallel` (long, mostly waiting on the daemon's reactions, no timing of
 # their own) run beside the rest on the second core; their output follows the main run's.
 # pytest's exit 5 (no tests collected) counts as a failure in either half.
-test: $(STAMP) $(SYSDEPS) ## run the whole test suite (no tests collected counts as a failure)
+test: $(STAMP) $(SYSDEPS) $(CSMS) ## run the whole test suite (no tests collected counts as a failure)
 	@side=$$(mktemp -d); \
 	$(BIN)/python -m pytest -m parallel --basetemp="$$side/tmp" >"$$side/log" 2>&1 & pid=$$!; \
 	$(BIN)/python -m pytest -m "not parallel"; rc=$$?; \
@@ -66,6 +72,9 @@ bench-sep2: $(STAMP) ## 2030.5 over loopback TLS: handshake, GET /dcap, PUT DERS
 bench-approvals: $(STAMP) ## approval lists of 100k, 1M and 5M entries: install, switch, stalls, lookup, RSS
 	@rc=0; for n in 100000 1000000 5000000; do $(BIN)/python -m bench.approvals --entries $$n || rc=1; done; exit $$rc
 
+bench-ocpp: $(STAMP) $(CSMS) ## CSMS setpoint -> DERControl published -> vehicle's Response, over loopback
+	$(BIN)/python -m bench.ocpp
+
 bench-slac: $(STAMP) ## SLAC timings over veth in network namespaces (needs root)
 	$(BIN)/python -m bench.slac --runs 50
 
@@ -89,4 +98,4 @@ uninstall-system: ## remove the unit and the venv (keeps /etc/evse-gatekeeper an
 	sh systemd/install.sh --uninstall
 
 clean: ## remove the venv, caches and the mock state directory
-	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache .hypothesis reports
+	rm -rf $(VENV) tests/csms/node_modules .state .pytest_cache .mypy_cache .ruff_cache .hypothesis reports

@@ -577,6 +577,10 @@ def main(argv: list[str] | None = None) -> int:
         timeline.failures.append(f"daemon exited with {code} on SIGTERM")
     if config.sep2.enabled and config.plc.enabled and not timeline.failures:
         _policy_phase(daemon_config, state_dir, timeline)
+        if not timeline.failures and not config.ocpp.enabled:
+            from demo.ocpp_phase import ocpp_phase
+
+            ocpp_phase(daemon_config, state_dir, timeline.failures, Story)
     print(f"\n  daemon stopped (exit {code}); its log: {log_path}")
     if report is not None:
         print(f"  report: {report} (open it in a browser)")

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from firmware import firmware_version
 from firmware.charger.controller import Charger, ChargerSettings, PlcPolicy
@@ -44,6 +44,9 @@ from firmware.safety.link import SafetyHandle, SafetyLink, SafetyProcessError, s
 from firmware.safety.settings import SafetySettings
 from hal import HalError
 
+if TYPE_CHECKING:
+    from firmware.ocpp.service import OcppService
+
 logger = logging.getLogger(__name__)
 
 # A thread must get the GIL back quickly even while the loop parses a large XML body;
@@ -61,6 +64,15 @@ def _claim_the_cpu() -> None:
     except OSError as err:
         log_event(logger, "gatekeeper.priority_refused", logging.WARNING,
                   nice=GATEKEEPER_NICE, reason=err.strerror)  # fmt: skip
+
+
+def _ocpp(config: Config, recorder: Recorder) -> OcppService | None:
+    """The OCPP station when ``[ocpp] url`` is set (loaded only then)."""
+    if not config.ocpp.enabled:
+        return None
+    from firmware.ocpp.service import OcppService
+
+    return OcppService(config.ocpp, recorder, config.site.v_ref_v)
 
 
 def safety_settings(config: Config) -> SafetySettings:
@@ -100,6 +112,7 @@ class Gatekeeper:
         self._clock_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
+        self.ocpp: OcppService | None = None
 
     @property
     def charger(self) -> Charger:
@@ -148,14 +161,20 @@ class Gatekeeper:
         charger = self._charger(ready)
         await self.services.start(self.safety.mirror, self.recorder)
         approvals = self.services.approvals
+        ocpp = self.ocpp = _ocpp(config, self.recorder)
         gate = Gate(config.site, config.j3072, self.services.sep2,
                     approvals.store if approvals is not None else None,
-                    self.recorder, self._clock, peer=self._peer_check(config),
+                    ocpp.journal() if ocpp else self.recorder, self._clock,
+                    peer=self._peer_check(config),
                     held=HeldViolation(config.paths.state_dir),
                     policy=config.approvals.policy,
                     clock_problem=self._clock_problem())  # fmt: skip
         running = Running(charger, gate, self.safety, self.services, self.recorder,
                           self._queue, self._clock, self.clock_watch)  # fmt: skip
+        if ocpp is not None:  # its own task: the loop never waits for the CSMS
+            running.upstream = ocpp
+            ocpp.start(gate, self.services.sep2, running.set_limit, charger.rating_a,
+                       firmware_version())  # fmt: skip
         self._control = ControlServer(config.control_socket, running.status, running.set_limit,
                                       running.set_function)  # fmt: skip
         await self._control.start()
@@ -260,6 +279,7 @@ class Gatekeeper:
             ("stats", self._log_stats),
             ("watchdog", self._watchdog.cancel if self._watchdog else lambda: None),
             ("clock", self._clock_task.cancel if self._clock_task else lambda: None),
+            ("ocpp", self.ocpp.stop if self.ocpp else lambda: None),
             ("services", self.services.close),
             ("control", self._control.stop if self._control else lambda: None),
             ("services", self.services.stop),

@@ -28,6 +28,7 @@ from firmware.config.reader import SectionReader
 from firmware.errors import ConfigError
 from firmware.j3072.config import J3072Config, read_j3072
 from firmware.net.config import BridgeConfig, read_bridge
+from firmware.ocpp.config import OcppConfig, read_ocpp
 from firmware.plc.config import PLC_MOCK, PlcConfig, read_plc
 from firmware.safety.config import read_board
 from firmware.sep2.config import (
@@ -76,6 +77,7 @@ class Config:
     control: ControlConfig = field(default_factory=ControlConfig)
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
     clock: ClockConfig = field(default_factory=ClockConfig)
+    ocpp: OcppConfig = field(default_factory=OcppConfig)
 
     @property
     def plc_link_interface(self) -> str | None:
@@ -125,6 +127,7 @@ SECTIONS: dict[str, tuple[str, Callable[[SectionReader], Any]]] = {
     "j3072": ("j3072", read_j3072),
     "approvals": ("approvals", read_approvals),
     "bridge": ("bridge", read_bridge),
+    "ocpp": ("ocpp", read_ocpp),
     "paths": ("paths", _paths),
     "log": ("log", _log),
     "control": ("control", _control),

@@ -333,6 +333,8 @@ def render(snapshot: dict[str, Any]) -> str:
         *_session_lines(snapshot.get("session")),
         *_authorization_lines(_table(snapshot, "authorization")),
         *_function_lines(snapshot.get("functions")),
+        *_set_by_lines(snapshot.get("set_by")),
+        *_ocpp_lines(snapshot.get("ocpp")),
         *_approvals_lines(snapshot.get("approvals")),
         *_clock_lines(snapshot.get("clock")),
         f"faults:        {_faults(snapshot.get('faults'))}",
@@ -409,6 +411,25 @@ def _function_lines(functions: Any) -> list[str]:
     return ["functions:     " + (_text(functions[0]) if functions else "none")] + [
         f"               {_text(f)}" for f in functions[1:]
     ]
+
+
+def _set_by_lines(set_by: Any) -> list[str]:
+    """Who set the controls not from the config (the site owner at run time, a CSMS)."""
+    if not isinstance(set_by, dict):
+        return []
+    return [f"set by:        {_text(function)}: {_text(who)}"
+            for function, who in set_by.items() if who != "site owner (config)"]  # fmt: skip
+
+
+def _ocpp_lines(ocpp: Any) -> list[str]:
+    if not isinstance(ocpp, dict):
+        return []
+    state = "online" if ocpp.get("online") else "offline"
+    line = (f"ocpp:          {state} as {_text(ocpp.get('station_id'))} (OCPP "
+            f"{_text(ocpp.get('version'))}), transaction {_text(ocpp.get('transaction_id'))}, "
+            f"{_text(ocpp.get('queued'))} event(s) queued")  # fmt: skip
+    error = ocpp.get("last_error")
+    return [line] + ([f"               last failure: {_text(error)}"] if error else [])
 
 
 def _approvals_lines(approvals: Any) -> list[str]:

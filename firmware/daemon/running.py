@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from firmware import firmware_version
 from firmware.charger.controller import Charger, ChargerNote, NoteEvent
@@ -28,6 +28,7 @@ from firmware.daemon.control_socket import RequestRefused
 from firmware.j3072.gate import Gate
 from firmware.journal.recorder import Recorder
 from firmware.logs import kv, log_event
+from firmware.ocpp.upstream import StationView
 from firmware.pilot.confirm import PilotChange
 from firmware.pilot.duty import MIN_CURRENT_A
 from firmware.plc.slac import GaveUp, Matched, PilotWakeUp
@@ -36,8 +37,12 @@ from firmware.safety import channel as ch
 from firmware.safety.interlock import DEADMAN_LAPSED
 from firmware.safety.link import SafetyEvent, SafetyLink, SafetyLost, SafetyProcessError
 from firmware.sep2.functions import describe, read_function
+from firmware.sep2.site import SET_BY_CONFIG, SET_BY_SOCKET
 from firmware.sep2.store import PEV_EVENTS, PevEvent
 from hal import Relay
+
+if TYPE_CHECKING:
+    from firmware.ocpp.service import OcppService as Upstream
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +87,7 @@ class Running:
         self._stats_at = 0
         self._ev_mac: str | None = None
         self._plugged_in_at: str | None = None
+        self.upstream: Upstream | None = None  # the OCPP station, when [ocpp] has a url
         self._handlers: dict[type, Handler] = {
             Matched: self._on_matched,
             GaveUp: lambda e, now: charger.on_slac_gave_up(e.reason, now),
@@ -123,6 +129,8 @@ class Running:
             self._apply(self._handlers[type(event)](event, now))
         self._follow_plug()
         self._run_gate(now)
+        if self.upstream is not None:
+            self.upstream.observe(self._station_view())
         if now - self._stats_at >= STATS_EVERY_NS:
             self._stats_at = now
             self.log_stats()
@@ -142,14 +150,27 @@ class Running:
         goes to the charger, whose outputs say whether the discharge path is wanted."""
         gate, charger = self.gate, self.charger
         gate.poll()
-        status = self.safety.mirror.status
-        gate.on_meter(status.meter_w if status else 0.0, self.safety.closed(Relay.MAIN))
+        gate.on_meter(self.meter_w(), self.safety.closed(Relay.MAIN))
         reasons = gate.drain_open_main()
         if reasons:
             self.recorder.fault(FaultKind.UNAUTHORIZED_DISCHARGE.value, "; ".join(reasons))
             self._apply(charger.on_unauthorized_discharge(now))
         self._apply(charger.set_discharge_authorized(gate.authorized, now))
         self._follow_bridge()
+
+    def meter_w(self) -> float:
+        """The EVSE's meter, + discharge: the one read the gate and the CSMS share (the
+        safety process's reading, until the meter is a part of its own)."""
+        status = self.safety.mirror.status
+        return status.meter_w if status else 0.0
+
+    def _station_view(self) -> StationView:
+        charger, bound, sep2 = self.charger, self.gate.bound, self.communication.sep2
+        present = charger.vehicle_present
+        connector = "Faulted" if charger.faults else ("Occupied" if present else "Available")
+        record = sep2.store.get(bound.lfdi) if sep2 is not None and bound is not None else None
+        return StationView(present, self.recorder.session_id, connector,
+                           self.safety.closed(Relay.MAIN), self.meter_w(), record)  # fmt: skip
 
     def _follow_bridge(self) -> None:
         """The site bridge is open exactly while the session is authorized."""
@@ -331,6 +352,7 @@ class Running:
             old = sep2.change_function(function)
         except FunctionRefused as err:
             raise RequestRefused(str(err)) from None
+        self.recorder.control(describe(function), SET_BY_SOCKET)
         sessions = [r.lfdi for r in sep2.store.records() if r.program is not None]
         return {"mode": function.mode.value, "replaced": old.mode.value if old else None,
                 "sessions": len(sessions)}  # fmt: skip
@@ -359,8 +381,22 @@ class Running:
             },
             "functions": functions,  # the IEEE 1547 functions in effect, as now published
             "clock": self.clock_watch.status() if self.clock_watch is not None else None,
+            "set_by": self._set_by(),
+            "ocpp": self.upstream.status() if self.upstream is not None else None,
             **communication,
         }
+
+    def _set_by(self) -> dict[str, str] | None:
+        """Who put each control in effect: the session's vehicle's own program (a CSMS may
+        have dispatched it), else the site's."""
+        sep2, bound = self.communication.sep2, self.gate.bound
+        if sep2 is None:
+            return None
+        record = sep2.store.get(bound.lfdi) if bound is not None else None
+        if record is not None and record.program is not None:
+            return {describe(c.function): c.set_by for c in record.program.current()}
+        site = sep2.site
+        return {describe(f): site.set_by.get(f.mode, SET_BY_CONFIG) for f in site.functions}
 
     def log_stats(self) -> None:
         self.communication.log_stats()

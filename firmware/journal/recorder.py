@@ -100,6 +100,11 @@ class Recorder:
         self._write("approval_install", lambda j: j.record_approval_install(
             None, version, issuer, service_area, expires_at, entries))  # fmt: skip
 
+    def control(self, function: str, set_by: str) -> None:
+        """A control put in effect at run time, and who set it (site owner, CSMS)."""
+        session = self.session_id
+        self._write("control", lambda j: j.record_control(None, session, function, set_by))
+
     def close(self) -> None:
         if self.journal is not None:
             self.plugged(False)

@@ -50,6 +50,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " ('installed', 'unchanged', 'not_modified', 'refused', 'failed')),"
         " version INTEGER, reason TEXT)",
     ),
+    # the OCPP station's outbox (firmware.journal.outbox) and who set each control in effect
+    (
+        "CREATE TABLE ocpp_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " queued_at TEXT NOT NULL, message TEXT NOT NULL, payload TEXT NOT NULL,"
+        " essential INTEGER NOT NULL CHECK (essential IN (0, 1)), sent_at TEXT, result TEXT)",
+        "CREATE INDEX ocpp_outbox_unsent ON ocpp_outbox(seq) WHERE sent_at IS NULL",
+        "CREATE TABLE control_changes (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,"
+        " session_id INTEGER REFERENCES sessions(id), function TEXT NOT NULL,"
+        " set_by TEXT NOT NULL)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -19,7 +19,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -235,6 +235,18 @@ class Journal:
             db.execute(
                 "DELETE FROM approval_fetches WHERE id <= ?", (row_id - MAX_APPROVAL_FETCHES,)
             )
+
+    def record_control(self, at: str | None, session_id: int | None, function: str,
+                       set_by: str) -> None:  # fmt: skip
+        """A control put in effect (``function`` as ``status`` shows it) and who set it."""
+        self._insert(
+            "INSERT INTO control_changes (at, session_id, function, set_by) VALUES (?, ?, ?, ?)",
+            (self._at(at), session_id, function, set_by),
+        )
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One write transaction for a table this module does not own (the OCPP outbox)."""
+        return self._write()
 
     # --- reading: newest first ---
 

@@ -24,12 +24,12 @@ from firmware.sep2 import paths
 from firmware.sep2.clock import TimeQuality
 from firmware.sep2.control import DERControlList
 from firmware.sep2.discovery import Announcement, Discovery, DiscoveryError
-from firmware.sep2.functions import SiteFunction, incompatible, replaced
+from firmware.sep2.functions import Mode, SiteFunction, incompatible, replaced
 from firmware.sep2.identity import PkiError, lfdi, load_certificate, sfdi
 from firmware.sep2.notify import SubscriptionNotifier
 from firmware.sep2.server import Sep2Server, ServerSettings
-from firmware.sep2.site import SiteResources
-from firmware.sep2.store import PevEvent, Sep2Store
+from firmware.sep2.site import IssuedControl, SiteResources
+from firmware.sep2.store import PevEvent, PevRecord, Sep2Store
 from firmware.sep2.tls import PeerIdentity, TlsError, client_context, probe_ccm8
 
 logger = logging.getLogger(__name__)
@@ -138,13 +138,41 @@ class Sep2Service:
         log_event(logger, "sep2.control_changed", mode=function.mode.value,
                   sessions=sum(r.program is not None for r in records))  # fmt: skip
         for record in records:
-            if record.program is not None and self.notifier is not None:
-                href = paths.under(record.n, paths.CONTROL_LIST)
-                controls = self.site.controls(record)
-                listed = DERControlList(href=href, subscribable=1, all=len(controls),
-                                        results=len(controls), der_controls=controls)  # fmt: skip
-                self.notifier.changed(record, href, listed)
+            if record.program is not None:
+                self._notify_controls(record)
         return old
+
+    def dispatch(self, vehicle_lfdi: str, function: SiteFunction, set_by: str) -> IssuedControl:
+        """A superseding DERControl for one vehicle's session only (a CSMS's dispatch); the
+        site's functions stay as they are. The caller checked the vehicle is authorized."""
+        record = self.store.get(vehicle_lfdi)
+        if record is None:
+            raise FunctionRefused(f"no 2030.5 session for {vehicle_lfdi}")
+        issued = self.site.supersede(record, function, set_by)
+        log_event(logger, "sep2.control_dispatched", mode=function.mode.value,
+                  lfdi=vehicle_lfdi, mrid=issued.mrid, set_by=set_by)  # fmt: skip
+        self._notify_controls(record)
+        return issued
+
+    def restore(self, vehicle_lfdi: str, mode: Mode) -> IssuedControl | None:
+        """One vehicle's session back to the site's own function of ``mode``."""
+        record = self.store.get(vehicle_lfdi)
+        if record is None or record.program is None:
+            return None
+        issued = self.site.restore(record, mode)
+        log_event(logger, "sep2.control_restored", mode=mode.value, lfdi=vehicle_lfdi,
+                  mrid=issued.mrid if issued else "withdrawn")  # fmt: skip
+        self._notify_controls(record)
+        return issued
+
+    def _notify_controls(self, record: PevRecord) -> None:
+        if self.notifier is None:
+            return
+        href = paths.under(record.n, paths.CONTROL_LIST)
+        controls = self.site.controls(record)
+        listed = DERControlList(href=href, subscribable=1, all=len(controls),
+                                results=len(controls), der_controls=controls)  # fmt: skip
+        self.notifier.changed(record, href, listed)
 
     async def stop(self) -> None:
         if self.discovery is not None:

@@ -74,6 +74,8 @@ CURVE_LINKS: dict[Mode, Callable[[Link], DERControlBase]] = {  # the element lin
     Mode.LV_MOMENTARY_CESSATION: lambda link: DERControlBase(op_mod_lvrt_momentary_cessation=link),
 }
 HUNDREDTHS = -2
+SET_BY_CONFIG = "site owner (config)"
+SET_BY_SOCKET = "site owner (control socket)"
 
 
 def active_power(watts: int) -> ActivePower:
@@ -109,6 +111,7 @@ class IssuedControl:
     initial: bool  # published at the session's start: due with the exchange
     before: IssuedControl | None = None  # what it superseded (counts until it is due)
     superseded_at: int | None = None  # wall seconds, once a newer control of its mode took over
+    set_by: str = SET_BY_CONFIG  # who put it in effect: the site owner, or the CSMS
 
     @property
     def current(self) -> bool:
@@ -132,10 +135,11 @@ class SessionProgram:
     _next_k: itertools.count[int] = field(default_factory=itertools.count)
 
     def issue(self, function: SiteFunction, now: int, now_ns: int, evse_lfdi: str,
-              initial: bool, before: IssuedControl | None = None) -> IssuedControl:  # fmt: skip
+              initial: bool, before: IssuedControl | None = None,
+              set_by: str = SET_BY_CONFIG) -> IssuedControl:  # fmt: skip
         k = next(self._next_k)
         control = IssuedControl(k, function, mrid(evse_lfdi, self.token, k), now, now_ns,
-                                initial, before)  # fmt: skip
+                                initial, before, set_by=set_by)  # fmt: skip
         self.controls.append(control)
         return control
 
@@ -164,6 +168,7 @@ class SiteResources:
     wall_clock: Callable[[], float] = time.time
     clock_ns: Callable[[], int] = time.monotonic_ns
     functions: tuple[SiteFunction, ...] = ()
+    set_by: dict[Mode, str] = field(default_factory=dict)  # who set each site function
 
     def __post_init__(self) -> None:
         self.functions = self.config.functions
@@ -196,28 +201,49 @@ class SiteResources:
             now = int(self.wall_clock())
             program = SessionProgram(secrets.token_hex(8), now)
             for function in self.functions:
-                program.issue(function, now, self.clock_ns(), self.evse_lfdi, initial=True)
+                set_by = self.set_by.get(function.mode, SET_BY_CONFIG)
+                program.issue(function, now, self.clock_ns(), self.evse_lfdi, initial=True,
+                              set_by=set_by)  # fmt: skip
             record.program = program
         return record.program
 
-    def change(self, function: SiteFunction, records: list[PevRecord]) -> SiteFunction | None:
+    def change(self, function: SiteFunction, records: list[PevRecord],
+               set_by: str = SET_BY_SOCKET) -> SiteFunction | None:  # fmt: skip
         """Put ``function`` in effect (the caller checked the set): each running session gets
         a superseding DERControl; returns the function it replaced, if any."""
         self.functions, old = replaced(self.functions, function)
-        now, now_ns = int(self.wall_clock()), self.clock_ns()
+        self.set_by[function.mode] = set_by
         for record in records:
-            if record.program is None:
-                continue
-            program = record.program
-            before = next((c for c in program.current() if _same_slot(c.function, function)),
-                          None)  # fmt: skip
-            for control in list(program.controls):
-                if not control.current and _same_slot(control.function, function):
-                    program.controls.remove(control)  # only the latest superseded one stays
-            if before is not None:
-                before.superseded_at = now
-            program.issue(function, now, now_ns, self.evse_lfdi, initial=False, before=before)
+            if record.program is not None:
+                self.supersede(record, function, set_by)
         return old
+
+    def supersede(self, record: PevRecord, function: SiteFunction, set_by: str) -> IssuedControl:
+        """One session's superseding DERControl for ``function`` (a fresh mRID, start now),
+        the site's functions unchanged: a CSMS's dispatch for the vehicle of this session."""
+        now, now_ns = int(self.wall_clock()), self.clock_ns()
+        program = self.program(record)
+        before = next((c for c in program.current() if _same_slot(c.function, function)),
+                      None)  # fmt: skip
+        for control in list(program.controls):
+            if not control.current and _same_slot(control.function, function):
+                program.controls.remove(control)  # only the latest superseded one stays
+        if before is not None:
+            before.superseded_at = now
+        return program.issue(function, now, now_ns, self.evse_lfdi, initial=False,
+                             before=before, set_by=set_by)  # fmt: skip
+
+    def restore(self, record: PevRecord, mode: Mode) -> IssuedControl | None:
+        """The session back to the site's own function of ``mode`` (a superseding control),
+        or, when the site has none, the session's control of that mode withdrawn (listed as
+        superseded, nothing in its place: absent, the vehicle no longer follows it)."""
+        site = next((f for f in self.functions if f.mode is mode), None)
+        if site is not None:
+            return self.supersede(record, site, self.set_by.get(mode, SET_BY_CONFIG))
+        current = self.program(record).of(mode)
+        if current is not None:
+            current.superseded_at = int(self.wall_clock())
+        return None
 
     def default_control(self, record: PevRecord) -> DefaultDERControl:
         """Enter-Service and the permission itself: ``opModEnergize`` is the J3072 grant."""

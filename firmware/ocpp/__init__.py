@@ -1,0 +1,1 @@
+"""OCPP to the operator's charging-station management system (docs/ocpp.md)."""

@@ -1,0 +1,81 @@
+"""The OCPP station as one part of the daemon: the outbox in the journal, what the CSMS is told
+(``Upstream``), the dispatch relayed to the vehicle (``DispatchRelay``) and the connection
+(``Station``), built from ``[ocpp]`` and started once the gate exists.
+
+The composition root hands it the J3072 decisions (``DecisionTee``, in front of the
+journal) and the loop a ``StationView`` after each turn; both return at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from firmware.journal.outbox import Outbox
+from firmware.ocpp.config import OcppConfig
+from firmware.ocpp.relay import DispatchRelay
+from firmware.ocpp.station import Station
+from firmware.ocpp.upstream import StationView, Upstream
+
+if TYPE_CHECKING:
+    from firmware.j3072.decision import Decision
+    from firmware.j3072.gate import Gate
+    from firmware.journal.recorder import Recorder
+    from firmware.sep2.service import Sep2Service
+
+
+class DecisionTee:
+    """The gate's journal: each decision journaled first, then told to the CSMS (a grant
+    the journal could not record is no grant, and is not told)."""
+
+    def __init__(self, recorder: Recorder, upstream: Upstream) -> None:
+        self._recorder, self._upstream = recorder, upstream
+
+    def decision(self, decision: Decision) -> bool:
+        recorded = self._recorder.decision(decision)
+        if recorded or not decision.granted:
+            self._upstream.decision(decision)
+        return recorded
+
+    def identify(self, **fields: str | None) -> None:
+        self._recorder.identify(**fields)
+
+
+class OcppService:
+    def __init__(self, config: OcppConfig, recorder: Recorder, v_ref_v: int) -> None:
+        self.config = config
+        self.recorder = recorder
+        self.upstream = Upstream(config, Outbox(recorder.journal, config.queue_max), v_ref_v)
+        self.relay: DispatchRelay | None = None
+        self.station: Station | None = None
+        self._ending: set[asyncio.Task[None]] = set()
+
+    def journal(self) -> DecisionTee:
+        return DecisionTee(self.recorder, self.upstream)
+
+    def start(self, gate: Gate, sep2: Sep2Service | None,
+              set_limit: Callable[[float | None], Awaitable[Any]], rating_a: float,
+              firmware: str) -> None:  # fmt: skip
+        self.relay = DispatchRelay(gate, sep2, self.recorder, self.upstream, set_limit, rating_a)
+        self.station = Station(self.config, self.upstream, self.relay, firmware)
+        self.station.start()
+
+    def observe(self, view: StationView) -> None:
+        """After each turn of the loop: never waits."""
+        had = self.upstream.transaction_id
+        self.upstream.observe(view)
+        if had is not None and self.upstream.transaction_id is None and self.relay is not None:
+            task = asyncio.get_running_loop().create_task(self.relay.session_ended())
+            self._ending.add(task)
+            task.add_done_callback(self._ending.discard)
+
+    def status(self) -> dict[str, Any]:
+        shown = self.upstream.status()
+        if self.station is not None:
+            shown["last_error"] = self.station.last_error
+        return shown
+
+    async def stop(self) -> None:
+        if self.station is not None:
+            await self.station.stop()
