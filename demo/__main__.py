@@ -453,14 +453,16 @@ def _with_utility_key(config_path: str, state_dir: Path) -> str:
     if not (directory / KEY_FILE).exists():
         keygen(directory)
         print(f"made a TEST utility key in {directory} (not for production)")
-    text = Path(config_path).read_text()
-    if "approvals" in tomllib.loads(text):
+    settings = tomllib.loads(Path(config_path).read_text())
+    if "approvals" in settings:
         return config_path  # the operator's own keys: use them as they are
+    from hil.firmware_process import toml_dumps
+
+    settings["approvals"] = {"utility_keys": [str((directory / PUBLIC_FILE).resolve())]}
+    # the demo's: a vehicle has 3 s to follow a change (30 s on a board)
+    settings.setdefault("j3072", {})["follow_s"] = 3
     derived = state_dir / "demo.toml"
-    derived.write_text(
-        text + f'\n[approvals]\nutility_keys = ["{(directory / PUBLIC_FILE).resolve()}"]\n'
-        "\n[j3072]\nfollow_s = 3  # the demo's: a vehicle has 30 s to follow a change on a board\n"
-    )
+    derived.write_text(toml_dumps(settings))
     return str(derived)
 
 
