@@ -29,7 +29,7 @@ from firmware.charger.controller import Charger, ChargerSettings, PlcPolicy
 from firmware.daemon.communication import Communication
 from firmware.daemon.config import Config
 from firmware.daemon.control_socket import ControlServer
-from firmware.daemon.running import LoopEvent, Running
+from firmware.daemon.running import LoopEvent, Running, board_report
 from firmware.daemon.sdnotify import HealthWatchdog, SystemdNotifier
 from firmware.errors import ConfigError
 from firmware.j3072.gate import Gate
@@ -41,6 +41,7 @@ from firmware.safety import channel as ch
 from firmware.safety.link import SafetyHandle, SafetyLink, SafetyProcessError, spawn_process
 from firmware.safety.settings import SafetySettings
 from hal import HalError
+from hal.meter import MapError, Meter, open_meter
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class Gatekeeper:
         self.ready = threading.Event()
         self.running: Running | None = None  # once every part has started
         self._control: ControlServer | None = None
+        self.meter: Meter | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -147,8 +149,9 @@ class Gatekeeper:
                     self.recorder, self._clock, peer=self._peer_check(config),
                     held=HeldViolation(config.paths.state_dir),
                     policy=config.approvals.policy)  # fmt: skip
+        self.meter = self._open_meter()
         running = Running(charger, gate, self.safety, self.services, self.recorder,
-                          self._queue, self._clock)  # fmt: skip
+                          self._queue, self._clock, meter=self.meter)  # fmt: skip
         self._control = ControlServer(config.control_socket, running.status, running.set_limit,
                                       running.set_function)  # fmt: skip
         await self._control.start()
@@ -171,6 +174,20 @@ class Gatekeeper:
             if "board: " in text:
                 raise HalError(text.split("board: ", 1)[1]) from None
             raise
+
+    def _open_meter(self) -> Meter:
+        """The EVSE's meter, polling on its own thread (a Modbus backend) before the loop
+        turns; plausible power is bounded by the circuit's rating."""
+        config = self.config
+        settings = replace(config.meter, max_current_a=config.charger.max_current_a)
+        try:
+            meter = open_meter(settings, config.board.backend, board_report(self.safety))
+        except MapError as err:
+            raise HalError(f"meter: {err}") from None
+        meter.start()
+        shown = {k: v for k, v in meter.stats().items() if k in ("backend", "map", "where")}
+        log_event(logger, "meter.opened", **shown)
+        return meter
 
     @staticmethod
     def _peer_check(config: Config) -> PeerCheck | None:
@@ -243,6 +260,7 @@ class Gatekeeper:
             ("services", self.services.close),
             ("control", self._control.stop if self._control else lambda: None),
             ("services", self.services.stop),
+            ("meter", self.meter.close if self.meter else lambda: None),
             ("journal", self.recorder.close),
         ]
         for name, step in steps:

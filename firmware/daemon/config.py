@@ -26,6 +26,7 @@ from firmware.charger.config import (
 from firmware.config.reader import SectionReader
 from firmware.errors import ConfigError
 from firmware.j3072.config import J3072Config, read_j3072
+from firmware.meter.config import read_meter
 from firmware.net.config import BridgeConfig, read_bridge
 from firmware.plc.config import PLC_MOCK, PlcConfig, read_plc
 from firmware.safety.config import read_board
@@ -39,6 +40,7 @@ from firmware.sep2.config import (
     sep2_problems,
 )
 from hal import BoardSettings
+from hal.meter import MeterSettings
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_SOCKET_PATH_BYTES = 107  # sockaddr_un.sun_path is 108 bytes with its terminating NUL
@@ -74,6 +76,7 @@ class Config:
     approvals: ApprovalsConfig = field(default_factory=ApprovalsConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
+    meter: MeterSettings = field(default_factory=MeterSettings)
 
     @property
     def plc_link_interface(self) -> str | None:
@@ -123,6 +126,7 @@ SECTIONS: dict[str, tuple[str, Callable[[SectionReader], Any]]] = {
     "j3072": ("j3072", read_j3072),
     "approvals": ("approvals", read_approvals),
     "bridge": ("bridge", read_bridge),
+    "meter": ("meter", read_meter),
     "paths": ("paths", _paths),
     "log": ("log", _log),
     "control": ("control", _control),

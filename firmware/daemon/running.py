@@ -27,6 +27,7 @@ from firmware.daemon.control_socket import RequestRefused
 from firmware.j3072.gate import Gate
 from firmware.journal.recorder import Recorder
 from firmware.logs import kv, log_event
+from firmware.meter.report import meter_status
 from firmware.pilot.confirm import PilotChange
 from firmware.pilot.duty import MIN_CURRENT_A
 from firmware.plc.slac import GaveUp, Matched, PilotWakeUp
@@ -36,13 +37,15 @@ from firmware.safety.interlock import DEADMAN_LAPSED
 from firmware.safety.link import SafetyEvent, SafetyLink, SafetyLost, SafetyProcessError
 from firmware.sep2.functions import describe, read_function
 from firmware.sep2.store import PEV_EVENTS, PevEvent
-from hal import Relay
+from hal import MeterReading, Relay
+from hal.meter import Meter
+from hal.meter.board import BoardMeter, Report
 
 logger = logging.getLogger(__name__)
 
 MAX_LOOP_WAIT_S = 0.25
 STATS_EVERY_NS = 60_000_000_000
-METER_PERIOD_S = 0.1  # the J3072 meter checks while main is closed (the safety sends 40/s)
+METER_PERIOD_S = 0.1  # the J3072 meter checks while main is closed (the meter polls at 10 Hz)
 DISCHARGE_RETRY_S = 0.02  # while the discharge path waits for main's contacts to confirm
 LIMIT_APPLY_TIMEOUT_S = 2.0
 
@@ -69,8 +72,12 @@ class Running:
         recorder: Recorder,
         queue: asyncio.Queue[LoopEvent | None],
         clock: Callable[[], int] = time.monotonic_ns,
+        meter: Meter | None = None,
     ) -> None:
+        """``meter``: the EVSE's meter (default: the board's own, as the safety process
+        reports it)."""
         self.charger, self.gate, self.safety = charger, gate, safety
+        self.meter = meter or BoardMeter(board_report(safety), has_meter=True)
         self.communication, self.recorder = communication, recorder
         self._queue, self._clock = queue, clock
         self._applied = Outputs(safety.pilot_output, main_closed=False)  # what was sent
@@ -139,8 +146,13 @@ class Running:
         goes to the charger, whose outputs say whether the discharge path is wanted."""
         gate, charger = self.gate, self.charger
         gate.poll()
-        status = self.safety.mirror.status
-        gate.on_meter(status.meter_w if status else 0.0, self.safety.closed(Relay.MAIN))
+        main_closed = self.safety.closed(Relay.MAIN)
+        meter = self.meter
+        meter.watch_closely(main_closed)
+        health, reading = meter.health(now), meter.latest()
+        gate.on_meter_health(None if health.healthy else health.reason)
+        if health.healthy and reading is not None:  # an untrusted reading decides nothing
+            gate.on_meter(reading.power_w, main_closed)
         reasons = gate.drain_open_main()
         if reasons:
             self.recorder.fault(FaultKind.UNAUTHORIZED_DISCHARGE.value, "; ".join(reasons))
@@ -356,11 +368,30 @@ class Running:
             },
             "functions": functions,  # the IEEE 1547 functions in effect, as now published
             **communication,
+            **_meter_fields(self.meter, self._clock()),
         }
 
     def log_stats(self) -> None:
         self.communication.log_stats()
         self.safety.log_stats()
+
+
+def board_report(safety: SafetyLink) -> Callable[[], Report | None]:
+    """The board's meter as the safety process last reported it."""
+
+    def report() -> Report | None:
+        status = safety.mirror.status
+        if status is None:
+            return None
+        return MeterReading(status.meter_w, status.voltage_v, status.frequency_hz), status.t_ns
+
+    return report
+
+
+def _meter_fields(meter: Meter, now: int) -> dict[str, Any]:
+    """``meter`` in full, and ``meter_w`` (the power the gate checks) as before."""
+    shown = meter_status(meter, now)
+    return {"meter_w": shown["power_w"], "meter": shown}
 
 
 def _log_note(note: ChargerNote) -> None:

@@ -707,6 +707,7 @@ def test_each_section_is_read_by_the_package_it_configures() -> None:
         "j3072": "firmware.j3072.config",
         "approvals": "firmware.approvals.config",
         "bridge": "firmware.net.config",
+        "meter": "firmware.meter.config",
         "paths": "firmware.daemon.config",
         "log": "firmware.daemon.config",
         "control": "firmware.daemon.config",
