@@ -76,6 +76,10 @@ class SimulatedMeter:
         self._run(start())
 
     def stop(self) -> None:
+        """Stop serving (idempotent): the meter is gone."""
+        if not self._thread.is_alive():
+            return
+
         async def shutdown() -> None:
             if self._server is not None:
                 await self._server.shutdown()  # type: ignore[no-untyped-call]
