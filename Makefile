@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SYSDEPS := $(VENV)/.sysdeps
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-unit test-integration lint format bench bench-storm bench-flood bench-slac bench-sep2 bench-approvals diagram clean install-system uninstall-system unit-check hil hil-virtual
+.PHONY: help venv run test test-unit test-integration lint format bench bench-storm bench-flood bench-slac bench-sep2 bench-approvals bench-meter diagram clean install-system uninstall-system unit-check hil hil-virtual
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ bench-sep2: $(STAMP) ## 2030.5 over loopback TLS: handshake, GET /dcap, PUT DERS
 
 bench-approvals: $(STAMP) ## a 1,000,000-entry approval list: verify+load, lookup, RSS growth
 	$(BIN)/python -m bench.approvals
+
+bench-meter: $(STAMP) ## the meter's Modbus RTU poll at 9600/19200 baud (p50/p99/max) and the interlock with it
+	$(BIN)/python -m bench.meter
 
 bench-slac: $(STAMP) ## SLAC timings over veth in network namespaces (needs root)
 	$(BIN)/python -m bench.slac --runs 50

@@ -78,6 +78,7 @@ class PolledMeter:
         self._turn = 0
         self._latest: Reading | None = None
         self._intervals: deque[int] = deque(maxlen=INTERVAL_WINDOW)
+        self._bus_times: deque[int] = deque(maxlen=INTERVAL_WINDOW)  # start -> power answer
         self._last_start_ns: int | None = None
         self._polls = 0
         self._errors = dict.fromkeys((e.value for e in BusError), 0)
@@ -99,6 +100,7 @@ class PolledMeter:
             stale = self._fast_stale_ms if closely else self._idle_stale_ms
             self._monitor.allow(stale, self._clock())
             self._intervals.clear()
+            self._bus_times.clear()
             self._last_start_ns = None
         self._wake.set()  # poll now at the new rate
 
@@ -114,7 +116,7 @@ class PolledMeter:
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            intervals = list(self._intervals)
+            intervals, bus_times = list(self._intervals), list(self._bus_times)
             errors, polls, fast = dict(self._errors), self._polls, self._fast
         return {
             **self._describe,
@@ -126,6 +128,11 @@ class PolledMeter:
                 "p99": percentile_ms(intervals, 99),
                 "max": percentile_ms(intervals, 100),
                 "n": len(intervals),
+            },
+            "power_answer_ms": {  # from a poll's start to the power's answer
+                "p50": percentile_ms(bus_times, 50),
+                "p99": percentile_ms(bus_times, 99),
+                "max": percentile_ms(bus_times, 100),
             },
             "bus_errors": errors,
         }
@@ -163,6 +170,8 @@ class PolledMeter:
         try:
             values = self._read(self._power_block)
             t_ns = self._clock()
+            with self._lock:
+                self._bus_times.append(t_ns - start)
             for block in self._due_blocks():
                 values.update(self._read(block))
         except BusFault as fault:
