@@ -3,8 +3,8 @@ one block per poll in turn, each answer checked before it is published.
 
 The thread is the only one that touches the bus, so a slow or silent bus delays nothing but
 itself: the gatekeeper's loop reads ``latest()`` and ``health()``, which only take a lock.
-While the main contactor is closed (``watch_closely``) power is polled every ``fast_ms``;
-otherwise every ``idle_ms``. The achieved interval (between the starts of successive polls,
+While the main contactor is closed (``watch_closely``) or the meter is not yet trusted,
+power is polled every ``fast_ms``; otherwise every ``idle_ms``. The achieved interval (between the starts of successive polls,
 at the current rate) and the bus errors by kind are kept for ``status``.
 """
 
@@ -117,7 +117,8 @@ class PolledMeter:
     def stats(self) -> dict[str, Any]:
         with self._lock:
             intervals, bus_times = list(self._intervals), list(self._bus_times)
-            errors, polls, fast = dict(self._errors), self._polls, self._fast
+            errors, polls = dict(self._errors), self._polls
+            fast = self._fast or not self._monitor.current.healthy
         return {
             **self._describe,
             "rate": "fast" if fast else "idle",
@@ -151,8 +152,9 @@ class PolledMeter:
         while not self._stopping.is_set():
             self._poll()
             self._log_change(self.health(self._clock()))
-            with self._lock:
-                period = self._fast_ns if self._fast else self._idle_ns
+            with self._lock:  # an untrusted meter is polled fast: trusted again sooner
+                fast = self._fast or not self._monitor.current.healthy
+                period = self._fast_ns if fast else self._idle_ns
             now = self._clock()
             next_ns = max(next_ns + period, now)  # late: on at once, no burst to catch up
             self._wake.wait(timeout=(next_ns - now) / 1e9)
