@@ -3,6 +3,7 @@ interval achieved, p50/p99/max, and the bus errors by kind), and those lines ren
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from hal.meter import Meter
@@ -11,7 +12,7 @@ from hal.meter import Meter
 def meter_status(meter: Meter, now_ns: int) -> dict[str, Any]:
     reading, health = meter.latest(), meter.health(now_ns)
     values: dict[str, Any] = dict.fromkeys(
-        ("power_w", "import_wh", "export_wh", "voltage_v", "frequency_hz", "age_ms")
+        ("power_w", "import_wh", "export_wh", "voltage_v", "frequency_hz", "age_ms", "read_at")
     )
     if reading is not None:
         values = {
@@ -21,6 +22,9 @@ def meter_status(meter: Meter, now_ns: int) -> dict[str, Any]:
             "voltage_v": round(reading.voltage_v, 1),
             "frequency_hz": round(reading.frequency_hz, 2),
             "age_ms": max(0, now_ns - reading.t_ns) // 1_000_000,
+            "read_at": datetime.fromtimestamp(reading.wall_ns / 1e9, UTC).isoformat(
+                timespec="milliseconds"
+            ),
         }
     return {"healthy": health.healthy, "reason": health.reason or None, **values,
             "bus": meter.stats()}  # fmt: skip

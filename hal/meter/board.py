@@ -9,6 +9,7 @@ from the reports (rectangles between successive ones), which is what the mock ne
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -48,7 +49,8 @@ class BoardMeter:
                     self._import_wh -= wh
             if last is None or t_ns != last.t_ns:
                 self._last = Reading(reading.power_w, self._import_wh, self._export_wh,
-                                     reading.voltage_v, reading.frequency_hz, t_ns)  # fmt: skip
+                                     reading.voltage_v, reading.frequency_hz, t_ns,
+                                     time.time_ns() - (time.monotonic_ns() - t_ns))  # fmt: skip
             return self._last
 
     def health(self, now_ns: int) -> Health:

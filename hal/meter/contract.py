@@ -23,6 +23,7 @@ class Reading:
     voltage_v: float
     frequency_hz: float
     t_ns: int  # monotonic time at which the meter's answer with this power arrived
+    wall_ns: int = 0  # the same instant on the system clock (UTC ns), for records and OCPP
 
 
 class BusError(enum.Enum):

@@ -4,8 +4,9 @@ one block per poll in turn, each answer checked before it is published.
 The thread is the only one that touches the bus, so a slow or silent bus delays nothing but
 itself: the gatekeeper's loop reads ``latest()`` and ``health()``, which only take a lock.
 While the main contactor is closed (``watch_closely``) or the meter is not yet trusted,
-power is polled every ``fast_ms``; otherwise every ``idle_ms``. The achieved interval (between the starts of successive polls,
-at the current rate) and the bus errors by kind are kept for ``status``.
+power is polled every ``fast_ms``; otherwise every ``idle_ms``. The achieved interval
+(between the starts of successive polls, at the current rate), the time to the power's
+answer and the bus errors by kind are kept for ``status``.
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ class PolledMeter:
             self._polls += 1
         try:
             values = self._read(self._power_block)
-            t_ns = self._clock()
+            t_ns, wall_ns = self._clock(), time.time_ns()
             with self._lock:
                 self._bus_times.append(t_ns - start)
             for block in self._due_blocks():
@@ -186,7 +187,7 @@ class PolledMeter:
             return  # not every quantity read yet
         v = self._values
         reading = Reading(v["power_w"], v["import_wh"], v["export_wh"], v["voltage_v"],
-                          v["frequency_hz"], t_ns)  # fmt: skip
+                          v["frequency_hz"], t_ns, wall_ns)  # fmt: skip
         with self._lock:
             refused = self._monitor.answer(reading)
             if refused is not None:
