@@ -22,7 +22,7 @@ from hil.meter.server import SimulatedMeter
 pytestmark = pytest.mark.integration
 
 MAPS = ("sdm630", "sdm230", "abb-b23")
-FAST: dict[str, Any] = {"timeout_ms": 100.0, "poll_ms": 50.0, "stale_ms": 300.0, "recover_polls": 3,
+FAST: dict[str, Any] = {"timeout_ms": 100.0, "poll_ms": 50.0, "stale_ms": 400.0, "recover_polls": 3,
         "max_current_a": 32.0}  # fmt: skip
 
 
@@ -109,7 +109,7 @@ def test_each_map_reads_every_quantity_in_our_units_and_sign(
     b.sim.set(power_w=4000.0)  # discharge: export, positive
     assert eventually(lambda: (r := b.meter.latest()) is not None and r.power_w > 3999)
     stats = b.meter.stats()
-    assert stats["rate"] == "fast" and stats["interval_ms"]["p50"] == pytest.approx(50, abs=15)
+    assert stats["rate"] == "fast" and 40 <= stats["interval_ms"]["p50"] <= 100
     assert stats["bus_errors"] == dict.fromkeys(stats["bus_errors"], 0)
 
 
@@ -164,7 +164,7 @@ def test_rtu_crc_errors_are_counted_and_only_a_run_of_them_is_unhealthy(
     assert eventually(lambda: b.errors()["crc"] == 1, 2)
     time.sleep(0.3)
     assert b.health()[0], "one garbled answer is noise on the bus, not a dead meter"
-    b.line.garble(15)  # 750 ms of polls, over the 300 ms allowed
+    b.line.garble(20)  # 1 s of polls, over the 400 ms allowed
     assert eventually(lambda: not b.health()[0], 3)
     assert "crc: a garbled answer" in b.health()[1]
     assert eventually(lambda: b.health()[0], 6), "answers good again"
