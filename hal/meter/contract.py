@@ -34,6 +34,7 @@ class BusError(enum.Enum):
     EXCEPTION = "exception"  # the meter answered with a Modbus exception response
     CONNECTION = "connection"  # the port or the TCP connection could not be opened
     IMPLAUSIBLE = "implausible"  # an answer whose values cannot be right
+    FAILED = "failed"  # the poll failed in a way no rule foresaw (logged once per kind)
 
 
 @dataclass(frozen=True, slots=True)

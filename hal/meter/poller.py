@@ -84,6 +84,7 @@ class PolledMeter:
         self._polls = 0
         self._errors = dict.fromkeys((e.value for e in BusError), 0)
         self._logged: Health | None = None  # the health last logged
+        self._unforeseen_kinds: set[str] = set()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="meter-poll", daemon=True)
@@ -151,7 +152,10 @@ class PolledMeter:
     def _run(self) -> None:
         next_ns = self._clock()
         while not self._stopping.is_set():
-            self._poll()
+            try:
+                self._poll()
+            except Exception as err:  # the poll thread must outlive any answer it is given
+                self._unforeseen(err)
             self._log_change(self.health(self._clock()))
             with self._lock:  # an untrusted meter is polled fast: trusted again sooner
                 fast = self._fast or not self._monitor.current.healthy
@@ -194,6 +198,18 @@ class PolledMeter:
                 self._errors[refused.value] += 1
             else:
                 self._latest = reading
+
+    def _unforeseen(self, err: Exception) -> None:
+        """A failure no rule foresaw (a library error, an answer that cannot be decoded):
+        counted and held against the meter like a lost answer, logged once per kind."""
+        kind = type(err).__name__
+        with self._lock:
+            self._errors[BusError.FAILED.value] += 1
+            self._monitor.failed(BusError.FAILED, f"{kind}: {err}", self._clock())
+            first = kind not in self._unforeseen_kinds
+            self._unforeseen_kinds.add(kind)
+        if first:
+            logger.error("meter.poll_failed error=%s", f'"{kind}: {err}"')
 
     def _due_blocks(self) -> list[Block]:
         """Every block not yet read; after that one per poll, in turn."""

@@ -6,6 +6,7 @@ server that stops answering, and a map that does not fit the meter."""
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -201,3 +202,27 @@ def test_an_implausible_power_is_refused_and_never_published(
     latest = b.meter.latest()
     assert latest is not None and latest.power_w == pytest.approx(2000.0)
     assert b.errors()["implausible"] >= 1
+
+
+def test_a_failure_no_rule_foresaw_is_counted_and_the_poll_thread_goes_on(
+    bench: Callable[..., Bench],
+) -> None:
+    """Whatever the library raises, the poll thread outlives it: counted as ``failed``,
+    logged once, and the meter trusted again once the answers are good."""
+    b = bench("tcp", "sdm630")
+    assert eventually(lambda: b.health()[0])
+    bus: Any = b.meter._bus  # type: ignore[attr-defined]
+    real_read, failures = bus.read, [0]
+
+    def read(function: int, address: int, count: int) -> list[int]:
+        if failures[0] < 20:
+            failures[0] += 1
+            raise struct.error("unpack requires a buffer of 4 bytes")
+        result: list[int] = real_read(function, address, count)
+        return result
+
+    bus.read = read
+    assert eventually(lambda: not b.health()[0], 3)
+    assert "failed: error: unpack requires" in b.health()[1]
+    assert eventually(lambda: b.health()[0], 5), "the thread polled on"
+    assert b.errors()["failed"] == 20
