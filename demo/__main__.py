@@ -231,7 +231,8 @@ class Story:
                 why += f"; checked: {auth['basis']}"
             bridge = shown.get("bridge") or {}
             bridged = "site bridge open" if bridge.get("bridged") else "site bridge closed"
-            return f"{auth['state']} ({why}); {relays}; {bridged}; meter {shown['meter_w']:g} W"
+            meter = "-" if shown.get("meter_w") is None else f"{shown['meter_w']:g}"
+            return f"{auth['state']} ({why}); {relays}; {bridged}; meter {meter} W"
 
         return check
 

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import firmware
+from firmware.daemon.control_socket import ControlError, query
+from firmware.meter.report import render_meter
 from firmware.sep2.pki import init_pki
 from hil.firmware_process import Daemon, toml_dumps
 from hil.pev.profiles import APPROVED_ISM
@@ -365,10 +367,12 @@ def _run(args: argparse.Namespace) -> int:
     runner = Runner(target)
     started = datetime.now(UTC)
     logs = ""
+    meter: tuple[str, ...] = ()
     try:
         idn = target.rig.identify()
         runner.echo(f"rig: {' '.join(f'{k}={v}' for k, v in idn.items())}")
         results = _run_all(runner, plan, board)
+        meter = _meter_lines(target.control)
     finally:
         target.rig.close()
         if board is None and target.daemon is not None:
@@ -389,6 +393,7 @@ def _run(args: argparse.Namespace) -> int:
         sabotage=args.sabotage or "",
         daemon_logs=logs,
         restarts=tuple(runner.restarts),
+        meter=meter,
     )
     path = write_report(args.report, info, results, runner.samples, runner.authorization_changes())
     failed = [r.scenario.name for r in results if r.verdict == "FAIL"]
@@ -400,6 +405,18 @@ def _run(args: argparse.Namespace) -> int:
     if failed:
         print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _meter_lines(control: Path | None) -> tuple[str, ...]:
+    """The meter as the daemon reports it at the end of the run (health, poll interval,
+    bus errors); nothing without a control socket."""
+    if control is None:
+        return ()
+    try:
+        snapshot = query(control)
+    except ControlError as err:
+        return (f"status not available: {err}",)
+    return tuple(render_meter(snapshot.get("meter")))
 
 
 def main(argv: list[str] | None = None) -> int:

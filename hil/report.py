@@ -38,6 +38,7 @@ class RunInfo:
     sabotage: str = ""
     daemon_logs: str = ""
     restarts: tuple[tuple[float, str], ...] = ()  # (run seconds, why) the daemon restarted
+    meter: tuple[str, ...] = ()  # the meter's lines of ``status`` at the end of the run
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -242,6 +243,9 @@ def render(
         identity += f"<tr><th>daemon logs</th><td>{escape(info.daemon_logs)}</td></tr>"
     for at, why in info.restarts:
         identity += f"<tr><th>daemon restarted</th><td>at {at:.1f} s: {escape(why)}</td></tr>"
+    if info.meter:  # its poll interval and bus errors (docs/meter.md "Status")
+        lines = "<br>".join(escape(line.strip()) for line in info.meter)
+        identity += f"<tr><th>meter at the end</th><td>{lines}</td></tr>"
     overview = "".join(
         f"<tr><td>{i}</td><td><a href='#{r.scenario.name}'>{escape(r.scenario.name)}"
         f"</a></td><td class={r.verdict}>{r.verdict}</td>"

@@ -6,7 +6,8 @@
 #   the config        /etc/evse-gatekeeper/config.toml   (from config/reference-board.toml,
 #                                                         never overwritten)
 #   the unit          /etc/systemd/system/evse-gatekeeper.service   (enabled, not started)
-#   the user          evse-gatekeeper (system, no login), in the gpio and spi groups
+#   the user          evse-gatekeeper (system, no login), in the gpio, spi and dialout groups
+#                     (dialout: the energy meter's serial port)
 #
 # --root DIR stages the files under DIR instead (no user, no systemctl, no venv unless
 # --venv): for packaging and for the tests. --extra pi|pi5 picks the GPIO library
@@ -57,7 +58,7 @@ if live && ! id "$SERVICE_USER" >/dev/null 2>&1; then
         --shell /usr/sbin/nologin "$SERVICE_USER"
 fi
 if live; then
-    for group in gpio spi; do
+    for group in gpio spi dialout; do
         getent group "$group" >/dev/null || groupadd --system "$group"
         usermod --append --groups "$group" "$SERVICE_USER"
     done

@@ -31,7 +31,7 @@ from firmware.clock.steps import Step
 from firmware.daemon.communication import Communication
 from firmware.daemon.config import Config
 from firmware.daemon.control_socket import ControlServer
-from firmware.daemon.running import LoopEvent, Running
+from firmware.daemon.running import LoopEvent, Running, board_report
 from firmware.daemon.sdnotify import HealthWatchdog, SystemdNotifier
 from firmware.errors import ConfigError
 from firmware.j3072.gate import Gate
@@ -43,6 +43,7 @@ from firmware.safety import channel as ch
 from firmware.safety.link import SafetyHandle, SafetyLink, SafetyProcessError, spawn_process
 from firmware.safety.settings import SafetySettings
 from hal import HalError
+from hal.meter import MapError, Meter, open_meter
 
 if TYPE_CHECKING:
     from firmware.ocpp.service import OcppService
@@ -108,6 +109,7 @@ class Gatekeeper:
         self.ready = threading.Event()
         self.running: Running | None = None  # once every part has started
         self._control: ControlServer | None = None
+        self.meter: Meter | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._clock_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -169,8 +171,10 @@ class Gatekeeper:
                     held=HeldViolation(config.paths.state_dir),
                     policy=config.approvals.policy,
                     clock_problem=self._clock_problem())  # fmt: skip
+        self.meter = self._open_meter()
         running = Running(charger, gate, self.safety, self.services, self.recorder,
-                          self._queue, self._clock, self.clock_watch)  # fmt: skip
+                          self._queue, self._clock, self.clock_watch,
+                          meter=self.meter)  # fmt: skip
         if ocpp is not None:  # its own task: the loop never waits for the CSMS
             running.upstream = ocpp
             ocpp.start(gate, self.services.sep2, running.set_limit, charger.rating_a,
@@ -209,6 +213,20 @@ class Gatekeeper:
         """A step in the journal, between the rows stamped before it and those after."""
         self.recorder.fault("clock_step", f"{step.direction} {abs(step.size_s):.3f} s: rows "
                             "after this one are stamped by the stepped clock")  # fmt: skip
+
+    def _open_meter(self) -> Meter:
+        """The EVSE's meter, polling on its own thread (a Modbus backend) before the loop
+        turns; plausible power is bounded by the circuit's rating."""
+        config = self.config
+        settings = replace(config.meter, max_current_a=config.charger.max_current_a)
+        try:
+            meter = open_meter(settings, config.board.backend, board_report(self.safety))
+        except MapError as err:
+            raise HalError(f"meter: {err}") from None
+        meter.start()
+        shown = {k: v for k, v in meter.stats().items() if k in ("backend", "map", "where")}
+        log_event(logger, "meter.opened", **shown)
+        return meter
 
     @staticmethod
     def _peer_check(config: Config) -> PeerCheck | None:
@@ -283,6 +301,7 @@ class Gatekeeper:
             ("services", self.services.close),
             ("control", self._control.stop if self._control else lambda: None),
             ("services", self.services.stop),
+            ("meter", self.meter.close if self.meter else lambda: None),
             ("journal", self.recorder.close),
         ]
         for name, step in steps:

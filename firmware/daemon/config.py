@@ -27,6 +27,7 @@ from firmware.clock.config import ClockConfig, clock_problems, read_clock
 from firmware.config.reader import SectionReader
 from firmware.errors import ConfigError
 from firmware.j3072.config import J3072Config, read_j3072
+from firmware.meter.config import read_meter
 from firmware.net.config import BridgeConfig, read_bridge
 from firmware.ocpp.config import OcppConfig, read_ocpp
 from firmware.plc.config import PLC_MOCK, PlcConfig, read_plc
@@ -41,6 +42,7 @@ from firmware.sep2.config import (
     sep2_problems,
 )
 from hal import BoardSettings
+from hal.meter import MeterSettings
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_SOCKET_PATH_BYTES = 107  # sockaddr_un.sun_path is 108 bytes with its terminating NUL
@@ -78,6 +80,7 @@ class Config:
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
     clock: ClockConfig = field(default_factory=ClockConfig)
     ocpp: OcppConfig = field(default_factory=OcppConfig)
+    meter: MeterSettings = field(default_factory=MeterSettings)
 
     @property
     def plc_link_interface(self) -> str | None:
@@ -128,6 +131,7 @@ SECTIONS: dict[str, tuple[str, Callable[[SectionReader], Any]]] = {
     "approvals": ("approvals", read_approvals),
     "bridge": ("bridge", read_bridge),
     "ocpp": ("ocpp", read_ocpp),
+    "meter": ("meter", read_meter),
     "paths": ("paths", _paths),
     "log": ("log", _log),
     "control": ("control", _control),

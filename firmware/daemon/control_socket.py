@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from firmware.errors import ConfigError, GatekeeperError
 from firmware.logs import log_event
+from firmware.meter.report import render_meter
 
 if TYPE_CHECKING:
     import asyncio  # the server's types; `status` and `limit` (the clients) start without it
@@ -339,7 +340,10 @@ def render(snapshot: dict[str, Any]) -> str:
         *_clock_lines(snapshot.get("clock")),
         f"faults:        {_faults(snapshot.get('faults'))}",
         render_current(_table(snapshot, "current")),
-        f"meter:         {_watts(snapshot.get('meter_w'))}",
+        *(
+            render_meter(snapshot.get("meter"))
+            or [f"meter:         {_watts(snapshot.get('meter_w'))}"]
+        ),
         *_process_lines(_table(snapshot, "processes")),
     ]
     return "\n".join(lines)

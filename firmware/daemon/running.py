@@ -28,6 +28,7 @@ from firmware.daemon.control_socket import RequestRefused
 from firmware.j3072.gate import Gate
 from firmware.journal.recorder import Recorder
 from firmware.logs import kv, log_event
+from firmware.meter.report import meter_status
 from firmware.ocpp.upstream import StationView
 from firmware.pilot.confirm import PilotChange
 from firmware.pilot.duty import MIN_CURRENT_A
@@ -39,7 +40,9 @@ from firmware.safety.link import SafetyEvent, SafetyLink, SafetyLost, SafetyProc
 from firmware.sep2.functions import describe, read_function
 from firmware.sep2.site import SET_BY_CONFIG, SET_BY_SOCKET
 from firmware.sep2.store import PEV_EVENTS, PevEvent
-from hal import Relay
+from hal import MeterReading, Relay
+from hal.meter import Meter
+from hal.meter.board import BoardMeter, Report
 
 if TYPE_CHECKING:
     from firmware.ocpp.service import OcppService as Upstream
@@ -48,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 MAX_LOOP_WAIT_S = 0.25
 STATS_EVERY_NS = 60_000_000_000
-METER_PERIOD_S = 0.1  # the J3072 meter checks while main is closed (the safety sends 40/s)
+METER_PERIOD_S = 0.1  # the J3072 meter checks while main is closed (the meter polls at 10 Hz)
 DISCHARGE_RETRY_S = 0.02  # while the discharge path waits for main's contacts to confirm
 LIMIT_APPLY_TIMEOUT_S = 2.0
 
@@ -76,9 +79,13 @@ class Running:
         queue: asyncio.Queue[LoopEvent | None],
         clock: Callable[[], int] = time.monotonic_ns,
         clock_watch: ClockWatch | None = None,
+        meter: Meter | None = None,
     ) -> None:
+        """``meter``: the EVSE's meter (default: the board's own, as the safety process
+        reports it)."""
         self.charger, self.gate, self.safety = charger, gate, safety
         self.clock_watch = clock_watch
+        self.meter = meter or BoardMeter(board_report(safety), has_meter=True)
         self.communication, self.recorder = communication, recorder
         self._queue, self._clock = queue, clock
         self._applied = Outputs(safety.pilot_output, main_closed=False)  # what was sent
@@ -150,7 +157,13 @@ class Running:
         goes to the charger, whose outputs say whether the discharge path is wanted."""
         gate, charger = self.gate, self.charger
         gate.poll()
-        gate.on_meter(self.meter_w(), self.safety.closed(Relay.MAIN))
+        main_closed = self.safety.closed(Relay.MAIN)
+        meter = self.meter
+        meter.watch_closely(main_closed)
+        health, reading = meter.health(now), meter.latest()
+        gate.on_meter_health(None if health.healthy else health.reason)
+        if health.healthy and reading is not None:  # an untrusted reading decides nothing
+            gate.on_meter(reading.power_w, main_closed)
         reasons = gate.drain_open_main()
         if reasons:
             self.recorder.fault(FaultKind.UNAUTHORIZED_DISCHARGE.value, "; ".join(reasons))
@@ -158,19 +171,19 @@ class Running:
         self._apply(charger.set_discharge_authorized(gate.authorized, now))
         self._follow_bridge()
 
-    def meter_w(self) -> float:
-        """The EVSE's meter, + discharge: the one read the gate and the CSMS share (the
-        safety process's reading, until the meter is a part of its own)."""
-        status = self.safety.mirror.status
-        return status.meter_w if status else 0.0
-
     def _station_view(self) -> StationView:
         charger, bound, sep2 = self.charger, self.gate.bound, self.communication.sep2
         present = charger.vehicle_present
         connector = "Faulted" if charger.faults else ("Occupied" if present else "Available")
         record = sep2.store.get(bound.lfdi) if sep2 is not None and bound is not None else None
+        reading = self.meter.latest()  # the gate's meter: what the CSMS is told is measured
+        power, imported, exported = (
+            (0.0, 0.0, 0.0) if reading is None
+            else (reading.power_w, reading.import_wh, reading.export_wh)
+        )  # fmt: skip
         return StationView(present, self.recorder.session_id, connector,
-                           self.safety.closed(Relay.MAIN), self.meter_w(), record)  # fmt: skip
+                           self.safety.closed(Relay.MAIN), power, record, imported,
+                           exported)  # fmt: skip
 
     def _follow_bridge(self) -> None:
         """The site bridge is open exactly while the session is authorized."""
@@ -384,6 +397,7 @@ class Running:
             "set_by": self._set_by(),
             "ocpp": self.upstream.status() if self.upstream is not None else None,
             **communication,
+            **_meter_fields(self.meter, self._clock()),
         }
 
     def _set_by(self) -> dict[str, str] | None:
@@ -401,6 +415,24 @@ class Running:
     def log_stats(self) -> None:
         self.communication.log_stats()
         self.safety.log_stats()
+
+
+def board_report(safety: SafetyLink) -> Callable[[], Report | None]:
+    """The board's meter as the safety process last reported it."""
+
+    def report() -> Report | None:
+        status = safety.mirror.status
+        if status is None:
+            return None
+        return MeterReading(status.meter_w, status.voltage_v, status.frequency_hz), status.t_ns
+
+    return report
+
+
+def _meter_fields(meter: Meter, now: int) -> dict[str, Any]:
+    """``meter`` in full, and ``meter_w`` (the power the gate checks) as before."""
+    shown = meter_status(meter, now)
+    return {"meter_w": shown["power_w"], "meter": shown}
 
 
 def _log_note(note: ChargerNote) -> None:

@@ -150,6 +150,7 @@ class Gate:
         self._held = held
         self._policy = policy
         self._clock_problem = clock_problem
+        self._meter_fault: str | None = None  # why the EVSE's meter cannot be trusted
         if held is not None:
             self.violation = held.load()
         if self.violation is not None:  # held until the pilot shows state A
@@ -310,6 +311,16 @@ class Gate:
                 self._violated(action.reason)
         self._act(actions)
 
+    def on_meter_health(self, fault: str | None) -> None:
+        """The EVSE's meter: healthy (None) or why not. While it is not, no discharge is
+        authorized and an authorized session is revoked with that reason (docs/meter.md)."""
+        if fault == self._meter_fault:
+            return
+        self._meter_fault = fault
+        bound = self.bound
+        if bound is not None and not bound.session.ended:
+            self._act(bound.session.on_meter_health(fault, self._clock()))
+
     def _awake(self, record: PevRecord, inverter: int | None, now: int) -> int | None:
         """§4.8.3: a vehicle waking re-reads every control before it says it is awake; until
         it has (since it last said it slept), its heartbeats count as sleeping."""
@@ -393,6 +404,8 @@ class Gate:
         if self.violation is not None:
             self.bound.session.violated(f"a violation earlier in this plug-in: {self.violation}",
                                         now)  # fmt: skip
+        if self._meter_fault is not None:
+            self.bound.session.on_meter_health(self._meter_fault, now)
         self._journal.identify(lfdi=lfdi)
         log_event(logger, "j3072.session", lfdi=lfdi)
         record = self._sep2.store.get(lfdi)

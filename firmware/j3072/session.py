@@ -20,6 +20,9 @@ discharge; this machine keeps that permission honest while the session lasts
 - a denial or a revocation holds for ``hold_ns`` (config) before a grant can authorize
   again, so a vehicle changing its data cannot cycle the discharge path;
 - the pilot leaving C/D (after it was there) revokes; back in C/D, 3 heartbeats resume;
+- the EVSE's meter unhealthy (docs/meter.md "Health"): the limits cannot be enforced, so
+  nothing authorizes and an authorized session is revoked with the meter's reason; healthy
+  again, 3 heartbeats resume;
 - the end of the session (PLC link lost, unplug) revokes for good.
 
 Actions: ``Energize`` (the DefaultDERControl.opModEnergize the vehicle sees, and the
@@ -55,6 +58,7 @@ class Hold(enum.Enum):
     VIOLATED = "violated"  # over the limit once: never lifted this plug-in
     PILOT = "pilot"  # out of C/D: lifted back in C/D
     COOLING = "cooling"  # a denial or revocation less than hold_ns ago: lifted by time
+    METER = "meter"  # the EVSE's meter cannot be trusted: lifted when it can again
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +95,7 @@ class J3072Session:
         self._was_in_cd = False
         self._hold_ns = hold_ns
         self._cooling_until_ns = 0
+        self._meter_fault: str | None = None
 
     # --- events ------------------------------------------------------------------------
 
@@ -109,6 +114,8 @@ class J3072Session:
                 actions += self._authorize(now_ns)
             else:  # after a revocation only 3 heartbeats re-authorize (§4.8.1.1)
                 actions += self._resume(now_ns)
+        elif Hold.METER in self.holds and self._meter_fault is not None:
+            self.reasons = (self._meter_fault,)
         elif Hold.COOLING in self.holds and Hold.VIOLATED not in self.holds:
             wait_s = (self._cooling_until_ns - now_ns) / S
             self.reasons = (f"granted, held {wait_s:.1f} s more after a denial or revocation",)
@@ -155,6 +162,21 @@ class J3072Session:
         if revoked is not None and now_ns < revoked + STOP_GRACE_NS:
             return []
         return [OpenMain(f"discharge {export_w:.0f} W while not authorized")]
+
+    def on_meter_health(self, fault: str | None, now_ns: int) -> list[Action]:
+        """The EVSE's meter cannot be trusted (``fault`` says why), or can again (None).
+        Without it the discharge limits cannot be enforced (§4.8.1.2)."""
+        if fault is None:
+            self._meter_fault = None
+            if Hold.METER not in self.holds:
+                return []
+            self.holds.discard(Hold.METER)
+            return self._resume(now_ns)
+        self._meter_fault = f"the meter is unhealthy: {fault}"
+        self.holds.add(Hold.METER)
+        if not self.authorized and (self.decision is None or not self.decision.granted):
+            return []  # a pending or denied session keeps its own reasons
+        return self._revoke((self._meter_fault,), now_ns)
 
     def violated(self, why: str, now_ns: int) -> list[Action]:
         """A violation: revoked, and never authorized again in this session (the gate

@@ -5,8 +5,8 @@ control put in effect; this turns changes into OCPP events in the outbox.
 It never waits and never talks to the network: it appends to the outbox (the journal) and
 wakes the sender (``firmware.ocpp.station``). docs/ocpp.md lists what is sent when.
 
-The energy registers are integrated here from the meter's power, from zero at start: a
-stand-in until the EVSE's meter gives registers of its own.
+Power and the energy registers are the EVSE's meter's (``hal.meter``: a Modbus meter's own
+totals, or the board's meter integrated from its power), as the J3072 gate reads them.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ class StationView:
     main_closed: bool
     power_w: float  # the EVSE's meter: + discharge (export), - charge (import)
     record: PevRecord | None  # the bound vehicle's 2030.5 data
+    import_wh: float = 0.0  # the meter's registers: energy into the vehicle
+    export_wh: float = 0.0  # and out of it
 
 
 class Upstream:
@@ -59,8 +61,7 @@ class Upstream:
         self._tx_seq = 0
         self._charging_state: str | None = None
         self._next_sample_s = 0.0
-        self._import_wh = self._export_wh = 0.0
-        self._power_w, self._last_s = 0.0, mono()
+        self._import_wh = self._export_wh = self._power_w = 0.0
         self._soc_pct: float | None = None
         self._needs: m.ChargingNeeds | None = None
         self._event_id = int(wall()) % 1_000_000 * 1000  # unique across restarts, mostly
@@ -71,7 +72,11 @@ class Upstream:
     # --- what the daemon hands in -------------------------------------------------------
 
     def observe(self, view: StationView) -> None:
-        self._integrate(view.power_w)
+        self._power_w, self._import_wh, self._export_wh = (
+            view.power_w,
+            view.import_wh,
+            view.export_wh,
+        )
         if view.connector != self._connector:
             self._connector = view.connector
             self._put("StatusNotification", m.status_notification(self._wall(), view.connector))
@@ -116,15 +121,6 @@ class Upstream:
     def _put(self, message: str, payload: dict[str, Any], essential: bool = True) -> None:
         self.outbox.put(message, payload, essential)
         self.wake.set()
-
-    def _integrate(self, power_w: float) -> None:
-        now = self._mono()
-        hours = max(0.0, now - self._last_s) / 3600
-        if self._power_w > 0:
-            self._export_wh += self._power_w * hours
-        else:
-            self._import_wh += -self._power_w * hours
-        self._power_w, self._last_s = power_w, now
 
     def _reading(self) -> m.Reading:
         return m.Reading(self._wall(), self._import_wh, self._export_wh, self._power_w,

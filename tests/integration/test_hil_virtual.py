@@ -47,6 +47,8 @@ def test_the_virtual_suite_passes_and_reports(tmp_path: Path) -> None:
     assert f"{count} passed, 0 failed, 0 skipped" in done.stdout
     assert html.count(">PASS<") == 2 * count and ">FAIL<" not in html and ">SKIP<" not in html
     assert "evse-gatekeeper" in html and "virtual-rig" in html  # DUT and rig identities
+    meter = html.split("<th>meter at the end</th><td>", 1)[1].split("</td>", 1)[0]
+    assert "W (export +), healthy" in meter, "the meter as the daemon reports it at the end"
     # the config variants: a restarted daemon each, named in the report
     variant = "site.quadrants=4Q, charger.proximity=type1, charger.ventilation=true"
     assert f"restarting the daemon with {variant}" in done.stdout

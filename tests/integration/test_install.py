@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("firmware", "hal", "hil", "pyproject.toml", "README.md")
-HIL_EXTRA = ("matplotlib", "serial", "tomli_w")
+HIL_EXTRA = ("matplotlib", "tomli_w")  # pyserial is the firmware's too: the meter's RTU
 UNREACHABLE = ("NewConnectionError", "Failed to establish", "Temporary failure in name",
                "No matching distribution found")  # fmt: skip
 READY_TIMEOUT_S = 60
@@ -83,7 +83,8 @@ def test_the_hil_extra_is_not_installed(installed: Installed, module: str) -> No
 
 def test_the_firmware_imports_without_an_extra(installed: Installed) -> None:
     probe = (
-        "import firmware, firmware.daemon.app, firmware.safety.process; print(firmware.__file__)"
+        "import firmware, firmware.daemon.app, firmware.safety.process, hal.meter.modbus; "
+        "print(firmware.__file__)"
     )
     done = installed.run(installed.bin / "python", "-c", probe)
     assert done.returncode == 0, done.stderr

@@ -63,7 +63,7 @@ def test_the_unit_says_what_the_issue_requires() -> None:
     d = directives(UNIT.read_text())
     assert d["Type"] == ["notify"] and d["NotifyAccess"] == ["main"]
     assert d["WatchdogSec"] and d["Restart"] == ["on-failure"]
-    assert d["User"] == ["evse-gatekeeper"] and d["SupplementaryGroups"] == ["gpio spi"]
+    assert d["User"] == ["evse-gatekeeper"] and d["SupplementaryGroups"] == ["gpio spi dialout"]
     assert d["CapabilityBoundingSet"] == ["CAP_NET_RAW CAP_NET_ADMIN"]
     assert d["AmbientCapabilities"] == ["CAP_NET_RAW CAP_NET_ADMIN"]
     for key, value in (("ProtectSystem", "strict"), ("ProtectHome", "yes"),
@@ -73,6 +73,7 @@ def test_the_unit_says_what_the_issue_requires() -> None:
         assert value in d[key], key
     assert d["RestrictAddressFamilies"] == ["AF_UNIX AF_INET6 AF_INET AF_NETLINK AF_PACKET"]
     assert any("spidev" in allowed for allowed in d["DeviceAllow"])
+    assert "/dev/ttyAMA0 rw" in d["DeviceAllow"], "the energy meter's RS-485 port"
 
 
 def test_the_unit_grants_real_time_by_limits_not_by_a_capability() -> None:

@@ -708,6 +708,7 @@ def test_each_section_is_read_by_the_package_it_configures() -> None:
         "approvals": "firmware.approvals.config",
         "bridge": "firmware.net.config",
         "ocpp": "firmware.ocpp.config",
+        "meter": "firmware.meter.config",
         "paths": "firmware.daemon.config",
         "log": "firmware.daemon.config",
         "control": "firmware.daemon.config",

@@ -600,3 +600,19 @@ def test_render_shows_both_processes() -> None:
     lost = {**processes["safety"], "alive": False, "realtime": False, "lost": "channel closed"}
     text = render({**SNAPSHOT, "processes": {**processes, "safety": lost}})
     assert "safety pid 101, lost (channel closed), NOT real time" in text
+
+
+def test_render_shows_the_meter_its_health_and_its_bus() -> None:
+    meter = {"healthy": False, "reason": "exception: exception 2 (illegal data address)",
+             "power_w": None, "import_wh": None, "export_wh": None, "voltage_v": None,
+             "frequency_hz": None, "age_ms": None, "read_at": None,
+             "bus": {"backend": "modbus-rtu", "map": "Eastron SDM630", "where": "/dev/ttyAMA0",
+                     "rate": "fast", "interval_ms": {"p50": 100.0, "p99": 100.4, "max": 101.0},
+                     "bus_errors": {"timeout": 0, "exception": 12}}}  # fmt: skip
+    lines = render({**SNAPSHOT, "meter_w": None, "meter": meter}).splitlines()
+    assert (
+        "meter:         - W (export +), UNHEALTHY: exception: exception 2 (illegal data address)"
+        in lines
+    )
+    assert ("               modbus-rtu Eastron SDM630 at /dev/ttyAMA0: fast poll, interval p50 "
+            "100.0 p99 100.4 max 101.0 ms; errors: timeout 0, exception 12") in lines  # fmt: skip

@@ -106,3 +106,34 @@ def test_the_end_of_the_session_revokes_and_nothing_reauthorizes() -> None:
     for t in range(3, 8):
         assert energize(session.on_heartbeat(0, t * S)) == []
     assert session.next_deadline_ns() is None
+
+
+def test_an_unhealthy_meter_revokes_and_three_heartbeats_resume_once_it_is_healthy() -> None:
+    session = granted()
+    for t in range(1, 4):
+        session.on_heartbeat(0, t * S)
+    actions = session.on_meter_health("no good reading for 512 ms", 4 * S)
+    assert energize(actions) == [False]
+    assert session.reasons == ("the meter is unhealthy: no good reading for 512 ms",)
+    assert energize(session.on_heartbeat(0, 5 * S)) == [], "the meter still cannot be trusted"
+    assert energize(session.on_meter_health(None, 5 * S)) == [], "one heartbeat since"
+    assert energize(session.on_heartbeat(0, 6 * S)) == []
+    assert energize(session.on_heartbeat(0, 7 * S)) == [True], "the third since the revocation"
+
+
+def test_a_grant_while_the_meter_is_unhealthy_waits_for_it_and_names_it() -> None:
+    session = J3072Session("AB" * 20, 0)
+    assert session.on_meter_health("exception: exception 2", 0) == []
+    assert energize(session.on_decision(GRANT, 0)) == []
+    assert not session.authorized
+    assert session.reasons == ("the meter is unhealthy: exception: exception 2",)
+    for t in range(1, 4):
+        session.on_heartbeat(0, t * S)
+    assert energize(session.on_meter_health(None, 3 * S + 1)) == [True]
+
+
+def test_a_denied_session_keeps_its_reasons_whatever_the_meter() -> None:
+    session = J3072Session("AB" * 20, 0)
+    session.on_decision(DENY, 0)
+    session.on_meter_health("no reading yet", S)
+    assert session.reasons == DENY.reasons

@@ -156,9 +156,11 @@ class Clock:
         return self.s
 
 
-def view(plugged: bool, power_w: float = 0.0, main: bool = False) -> StationView:
+def view(
+    plugged: bool, power_w: float = 0.0, main: bool = False, export_wh: float = 0.0
+) -> StationView:
     return StationView(plugged, 7 if plugged else None, "Occupied" if plugged else "Available",
-                       main, power_w, None)  # fmt: skip
+                       main, power_w, None, 1200.0, export_wh)  # fmt: skip
 
 
 def test_a_session_is_one_transaction_with_its_energy_and_decisions() -> None:
@@ -171,9 +173,9 @@ def test_a_session_is_one_transaction_with_its_energy_and_decisions() -> None:
     upstream.online = True
     upstream.observe(view(True, 3600.0, main=True))
     upstream.decision(Decision(True, (), 5000, "ISM-1"))
-    clock.s += 3600  # an hour discharging at 3.6 kW
+    clock.s += 3600  # an hour discharging at 3.6 kW: the meter's export register says so
     upstream.decision(Decision(False, ("revoked: 10 heartbeats missed",), None, "ISM-1"))
-    upstream.observe(view(False))
+    upstream.observe(view(False, export_wh=3600.0))
     sent = []
     while (queued := outbox.next()) is not None:
         sent.append((queued.message, queued.payload, queued.essential))
@@ -191,6 +193,7 @@ def test_a_session_is_one_transaction_with_its_energy_and_decisions() -> None:
     assert [p["seqNo"] for p in (started, updated, ended)] == [0, 1, 2]
     energy = {v["measurand"]: v["value"] for v in ended["meterValue"][0]["sampledValue"]}
     assert energy["Energy.Active.Export.Register"] == 3600.0
+    assert energy["Energy.Active.Import.Register"] == 1200.0, "the meter's own register"
     words = [p["eventData"][0]["actualValue"] for name, p, _ in sent if name == "NotifyEvent"]
     assert words == ["granted", "revoked"]
     assert all(essential for _, _, essential in sent)

@@ -63,3 +63,24 @@ def test_the_html_names_identities_variants_restarts_and_the_latency_summary() -
         "<td>100.0</td><td>1</td>"
     ) in summary
     assert "data:image/png;base64,iVBOR" in html
+
+
+def test_the_meter_s_poll_interval_and_bus_errors_are_in_the_report() -> None:
+    """The daemon's status at the end of the run, rendered as ``evse-gatekeeper status``
+    shows the meter: health, poll interval p50/p99/max, bus errors."""
+    from firmware.meter.report import render_meter
+
+    meter = {"healthy": False, "reason": "no good reading for 612 ms", "power_w": 3000.0,
+             "import_wh": 10.0, "export_wh": 2.5, "voltage_v": 240.1, "frequency_hz": 60.0,
+             "age_ms": 612, "bus": {"backend": "modbus-rtu", "map": "Eastron SDM630",
+                                    "where": "/dev/ttyAMA0", "rate": "fast",
+                                    "interval_ms": {"p50": 100.0, "p99": 101.4, "max": 180.2},
+                                    "bus_errors": {"timeout": 7, "crc": 1}}}  # fmt: skip
+    lines = tuple(render_meter(meter))
+    info = RunInfo(datetime(2026, 12, 2, 12, 0, tzinfo=UTC), 3.0, "1.2.3", "/tmp/x/hil.toml",
+                   "rpi", {"vendor": "acme"}, meter=lines)  # fmt: skip
+    html = render(info, [ScenarioResult(scenario("a1"), start_s=0.0, end_s=1.0)], [], [])
+    row = html.split("<th>meter at the end</th>", 1)[1].split("</tr>", 1)[0]
+    assert "3000.0 W (export +), UNHEALTHY: no good reading for 612 ms" in row
+    assert "interval p50 100.0 p99 101.4 max 180.2 ms; errors: timeout 7, crc 1" in row
+    assert "modbus-rtu Eastron SDM630 at /dev/ttyAMA0" in row

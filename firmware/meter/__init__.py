@@ -1,0 +1,1 @@
+"""The EVSE's energy meter on the gatekeeper's side: its ``[meter]`` section (``config``)."""

@@ -1,0 +1,50 @@
+"""The ``[meter]`` config section, read into ``hal.meter.MeterSettings``: which meter backend
+(the board's own, Modbus RTU on RS-485, Modbus TCP), its register map, its bus, the poll
+rates and the health rules (docs/meter.md). The register map is loaded here too, so a map
+that cannot be used refuses the config at start like any other bad key."""
+
+from __future__ import annotations
+
+from firmware.config.reader import SectionReader
+from hal.meter import BACKENDS, MapError, MeterSettings, load_map
+
+BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+PARITIES = ("N", "E", "O")
+
+
+def read_meter(section: SectionReader) -> MeterSettings:
+    d = MeterSettings()
+    backend = section.string("backend", d.backend, BACKENDS)
+    settings = MeterSettings(
+        backend=backend,
+        map=section.string("map", d.map),
+        device_id=section.integer("device_id", d.device_id, 1, 247),
+        port=section.string("port", d.port),
+        baudrate=section.integer("baudrate", d.baudrate, BAUDRATES[0], BAUDRATES[-1]),
+        parity=section.string("parity", d.parity, PARITIES),
+        stopbits=section.integer("stopbits", d.stopbits, 1, 2),
+        host=section.optional_string("host") or "",
+        tcp_port=section.integer("tcp_port", d.tcp_port, 1, 65535),
+        timeout_ms=section.number("timeout_ms", d.timeout_ms, 10, 5000),
+        poll_ms=section.number("poll_ms", d.poll_ms, 10, 100),
+        idle_poll_ms=section.number("idle_poll_ms", d.idle_poll_ms, 100, 10_000),
+        stale_ms=section.number("stale_ms", d.stale_ms, 100, 1000),
+        recover_polls=section.integer("recover_polls", d.recover_polls, 1, 100),
+        frozen_s=section.number("frozen_s", d.frozen_s, 0, 3600),
+        phases=section.integer("phases", d.phases, 1, 3),
+        nominal_voltage_v=section.number("nominal_voltage_v", d.nominal_voltage_v, 100, 480),
+    )
+    section.finish()
+    if settings.baudrate not in BAUDRATES:
+        known = ", ".join(map(str, BAUDRATES))
+        section.problems.append(f"meter.baudrate: must be one of {known}; got {settings.baudrate}")
+    if backend == "modbus-tcp" and not settings.host:
+        section.problems.append('meter.host: needed with backend = "modbus-tcp"')
+    if backend != "board":
+        if settings.stale_ms < 2 * settings.poll_ms:
+            section.problems.append("meter.stale_ms: must be at least twice poll_ms")
+        try:
+            load_map(settings.map)
+        except MapError as err:
+            section.problems.append(f"meter.map: {err}")
+    return settings

@@ -1,0 +1,134 @@
+"""Whether the meter's readings can be trusted: plausibility of each answer, staleness, and
+recovery. Pure: answers and ``now`` in, a ``Health`` out; the poller and the gate call in.
+
+Unhealthy at once on a Modbus exception response or an implausible answer (a value that is
+not a number, power beyond the circuit's rating with margin, a voltage or frequency no mains
+has, an energy counter going backwards, the same power, voltage and frequency for
+``frozen_s``); unhealthy once no good reading has come for ``stale_ms`` (a bus that stopped
+answering, or answers with bad CRCs, or a poll thread that froze). Healthy again only after
+``recover_polls`` good readings in a row. docs/meter.md "Health" has the rules.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from hal.meter.contract import BusError, Health, Reading
+
+MS = 1_000_000
+POWER_MARGIN = 1.25  # the rating is what the circuit may carry; more is a reading fault
+VOLTAGE_MARGIN = 1.5  # above 1.5 x nominal no mains is; 0 V is a dead (or open) line
+FREQUENCY_HZ = (40.0, 70.0)  # a live 50 or 60 Hz supply; 0 Hz is a dead line
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_power_w: float  # beyond this (either sign) the reading cannot be right
+    nominal_voltage_v: float
+    stale_ms: float = 500.0
+    recover_polls: int = 10
+    frozen_s: float = 30.0  # 0: no frozen check
+
+
+def plausibility(reading: Reading, limits: Limits) -> str | None:
+    """Why a reading cannot be right, or None."""
+    values = {
+        "power": reading.power_w,
+        "voltage": reading.voltage_v,
+        "frequency": reading.frequency_hz,
+        "import energy": reading.import_wh,
+        "export energy": reading.export_wh,
+    }
+    for name, value in values.items():
+        if not math.isfinite(value):
+            return f"{name} is not a number (the meter reports it unavailable)"
+    if abs(reading.power_w) > limits.max_power_w:
+        return f"power {reading.power_w:.0f} W beyond the circuit's {limits.max_power_w:.0f} W"
+    if not 0 <= reading.voltage_v <= limits.nominal_voltage_v * VOLTAGE_MARGIN:
+        return f"voltage {reading.voltage_v:.1f} V outside 0..{limits.nominal_voltage_v * 1.5:g} V"
+    low, high = FREQUENCY_HZ
+    if reading.frequency_hz != 0 and not low <= reading.frequency_hz <= high:
+        return f"frequency {reading.frequency_hz:.2f} Hz outside {low:g}..{high:g} Hz"
+    if reading.import_wh < 0 or reading.export_wh < 0:
+        return "a negative energy counter"
+    return None
+
+
+class HealthMonitor:
+    """One meter's health over time. Not thread-safe: the owner holds its lock."""
+
+    def __init__(self, limits: Limits, now_ns: int) -> None:
+        self.limits = limits
+        self._health = Health(False, "no reading yet", now_ns)
+        self._good_in_a_row = 0
+        self._last_good_ns: int | None = None
+        self._watch_from_ns = now_ns  # staleness counts from here (start, or a rate change)
+        self._stale_ns = int(limits.stale_ms * MS)
+        self._counters: tuple[float, float] | None = None
+        self._unchanged: tuple[tuple[float, float, float], int] | None = None
+        self.last_error = ""
+
+    @property
+    def current(self) -> Health:
+        return self._health
+
+    def allow(self, stale_ms: float, now_ns: int) -> None:
+        """Staleness allowed from now on (longer at the idle poll rate); counted afresh."""
+        self._stale_ns = int(stale_ms * MS)
+        self._watch_from_ns = now_ns
+
+    def answer(self, reading: Reading) -> BusError | None:
+        """A complete answer: checked, then counted good or bad. Returns IMPLAUSIBLE when
+        it was refused."""
+        why = plausibility(reading, self.limits) or self._continuity(reading)
+        if why is not None:
+            self.failed(BusError.IMPLAUSIBLE, why, reading.t_ns, at_once=True)
+            return BusError.IMPLAUSIBLE
+        self._last_good_ns = reading.t_ns
+        self._good_in_a_row += 1
+        if not self._health.healthy and self._good_in_a_row >= self.limits.recover_polls:
+            self._health = Health(True, "", reading.t_ns)
+        return None
+
+    def failed(self, kind: BusError, detail: str, now_ns: int, at_once: bool = False) -> None:
+        """A poll that brought no good reading. An exception response or an implausible
+        answer is unhealthy at once; a lost or garbled frame only once readings go stale."""
+        self.last_error = f"{kind.value}: {detail}"
+        self._good_in_a_row = 0
+        if at_once or kind is BusError.EXCEPTION:
+            self._unhealthy(self.last_error, now_ns)
+
+    def check(self, now_ns: int) -> Health:
+        """Health at ``now_ns``, staleness included."""
+        if self._health.healthy:
+            since = max(self._last_good_ns or 0, self._watch_from_ns)
+            if now_ns - since > self._stale_ns:
+                why = f"no good reading for {(now_ns - since) / MS:.0f} ms"
+                self._unhealthy(f"{why} (last: {self.last_error or 'none'})", now_ns)
+        return self._health
+
+    def _unhealthy(self, reason: str, now_ns: int) -> None:
+        self._good_in_a_row = 0
+        since = self._health.since_ns if not self._health.healthy else now_ns
+        self._health = Health(False, reason, since)
+
+    def _continuity(self, reading: Reading) -> str | None:
+        """Counters never go back; a live meter's values do not stand still for long."""
+        counters = (reading.import_wh, reading.export_wh)
+        before, self._counters = self._counters, counters
+        if before is not None:
+            for name, old, new in zip(("import", "export"), before, counters, strict=True):
+                if new < old:
+                    return f"the {name} energy counter went back from {old:.0f} to {new:.0f} Wh"
+        frozen_ns = int(self.limits.frozen_s * 1e9)
+        values = (reading.power_w, reading.voltage_v, reading.frequency_hz)
+        if frozen_ns <= 0 or reading.voltage_v == 0:
+            self._unchanged = None
+            return None
+        if self._unchanged is None or self._unchanged[0] != values:
+            self._unchanged = (values, reading.t_ns)
+            return None
+        if reading.t_ns - self._unchanged[1] >= frozen_ns:  # until the values move again
+            return f"frozen: the same power, voltage and frequency for {self.limits.frozen_s:g} s"
+        return None

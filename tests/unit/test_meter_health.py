@@ -1,0 +1,132 @@
+"""The meter's health rules with an injected clock: what makes it unhealthy at once, what only
+once readings go stale, and the good readings in a row it takes to trust it again."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from hal.meter import BusError, Reading
+from hal.meter.health import HealthMonitor, Limits, plausibility
+
+MS = 1_000_000
+S = 1_000_000_000
+LIMITS = Limits(max_power_w=32 * 240 * 1.25, nominal_voltage_v=240, stale_ms=500,
+                recover_polls=10, frozen_s=30)  # fmt: skip
+
+
+def reading(t_ns: int, power_w: float = 3000.0, **changes: float) -> Reading:
+    values = {"import_wh": 1000.0, "export_wh": 500.0, "voltage_v": 240.0 + t_ns / 1e12,
+              "frequency_hz": 60.0, **changes}  # fmt: skip
+    return Reading(power_w, values["import_wh"], values["export_wh"], values["voltage_v"],
+                   values["frequency_hz"], t_ns)  # fmt: skip
+
+
+def healthy_monitor() -> tuple[HealthMonitor, int]:
+    monitor = HealthMonitor(LIMITS, 0)
+    assert monitor.check(0).reason == "no reading yet"
+    t = 0
+    for _ in range(10):
+        t += 100 * MS
+        assert monitor.answer(reading(t)) is None
+    assert monitor.check(t).healthy
+    return monitor, t
+
+
+@pytest.mark.parametrize(
+    ("changes", "why"),
+    [
+        ({"power_w": 9601.0}, "power 9601 W beyond the circuit's 9600 W"),
+        ({"power_w": -9601.0}, "power -9601 W beyond"),
+        ({"power_w": math.nan}, "power is not a number"),
+        ({"voltage_v": 361.0}, "voltage 361.0 V outside"),
+        ({"voltage_v": -1.0}, "voltage -1.0 V outside"),
+        ({"frequency_hz": 120.0}, "frequency 120.00 Hz outside 40..70 Hz"),
+        ({"import_wh": -5.0}, "a negative energy counter"),
+        ({"export_wh": math.inf}, "export energy is not a number"),
+    ],
+)
+def test_implausible_values(changes: dict[str, float], why: str) -> None:
+    assert why in (plausibility(reading(0, **changes), LIMITS) or "")
+
+
+def test_plausible_values_at_the_edges() -> None:
+    for changes in ({"power_w": 9600.0}, {"voltage_v": 0.0, "frequency_hz": 0.0},
+                    {"frequency_hz": 50.0}, {"power_w": -9600.0}):  # fmt: skip
+        assert plausibility(reading(0, **changes), LIMITS) is None, changes
+
+
+def test_an_implausible_answer_is_unhealthy_at_once_and_ten_good_ones_recover() -> None:
+    monitor, t = healthy_monitor()
+    t += 100 * MS
+    assert monitor.answer(reading(t, power_w=50_000)) is BusError.IMPLAUSIBLE
+    health = monitor.check(t)
+    assert not health.healthy and "power 50000 W beyond" in health.reason
+    for _ in range(9):
+        t += 100 * MS
+        monitor.answer(reading(t))
+        assert not monitor.check(t).healthy
+    t += 100 * MS
+    monitor.answer(reading(t))
+    assert monitor.check(t).healthy, "the tenth good reading in a row"
+
+
+def test_an_exception_response_is_unhealthy_at_once() -> None:
+    monitor, t = healthy_monitor()
+    monitor.failed(BusError.EXCEPTION, "exception 2 (illegal data address)", t + 1)
+    assert monitor.check(t + 1).reason == "exception: exception 2 (illegal data address)"
+
+
+def test_lost_answers_count_only_once_readings_go_stale() -> None:
+    monitor, t = healthy_monitor()
+    for kind in (BusError.TIMEOUT, BusError.CRC, BusError.TIMEOUT, BusError.CRC):
+        monitor.failed(kind, "no answer", t + 100 * MS)
+    assert monitor.check(t + 500 * MS).healthy
+    health = monitor.check(t + 501 * MS)
+    assert not health.healthy
+    assert health.reason == "no good reading for 501 ms (last: crc: no answer)"
+
+
+def test_a_stuck_poller_shows_as_stale_to_whoever_asks() -> None:
+    monitor, t = healthy_monitor()
+    assert not monitor.check(t + 2 * S).healthy, "no answer at all, not even a failure"
+
+
+def test_a_slower_allowance_at_the_idle_rate_counts_from_the_change() -> None:
+    monitor, t = healthy_monitor()
+    monitor.allow(3000, t)
+    assert monitor.check(t + 2900 * MS).healthy
+    monitor.allow(500, t + 2900 * MS)  # main closes: the fast rate's allowance, from now
+    assert monitor.check(t + 3300 * MS).healthy
+    assert not monitor.check(t + 3401 * MS + 1).healthy
+
+
+def test_a_counter_going_back_is_unhealthy() -> None:
+    monitor, t = healthy_monitor()
+    t += 100 * MS
+    assert monitor.answer(reading(t, import_wh=999.0)) is BusError.IMPLAUSIBLE
+    assert "the import energy counter went back from 1000 to 999 Wh" in monitor.check(t).reason
+
+
+def test_values_frozen_for_frozen_s_are_unhealthy_until_they_move() -> None:
+    monitor = HealthMonitor(LIMITS, 0)
+    frozen = {"voltage_v": 239.5}
+    t = 0
+    while t < 30 * S:
+        t += 100 * MS
+        assert monitor.answer(reading(t, **frozen)) is None, t
+    t += 100 * MS
+    assert monitor.answer(reading(t, **frozen)) is BusError.IMPLAUSIBLE
+    assert "frozen" in monitor.check(t).reason
+    t += 100 * MS
+    assert monitor.answer(reading(t, **frozen)) is BusError.IMPLAUSIBLE, "still frozen"
+    t += 100 * MS
+    assert monitor.answer(reading(t, voltage_v=239.6)) is None
+
+
+def test_a_dead_line_reading_zero_volts_is_not_frozen() -> None:
+    monitor = HealthMonitor(LIMITS, 0)
+    for t in range(1, 400):
+        assert monitor.answer(reading(t * 100 * MS, power_w=0, voltage_v=0.0,
+                                      frequency_hz=0.0)) is None  # fmt: skip
