@@ -123,7 +123,7 @@ def read_fast(payload: bytes | bytearray) -> FastList:
     """The header and where the entries lie; NotFast if this module cannot prove them."""
     try:
         top = msgspec.json.decode(payload, type=_Top)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as err:
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError, RecursionError) as err:
         raise NotFast(str(err)) from err
     found = _ENTRIES_KEY.search(payload)
     if found is None:
@@ -155,7 +155,7 @@ def _fast_rows(
 ) -> list[IndexRow]:
     try:
         entries = decoder.decode(batch)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError, RecursionError):
         return _reference_rows(batch)
     if encoder.encode(entries) != batch:
         return _reference_rows(batch)  # not in canonical form: repeated names may hide here

@@ -48,6 +48,8 @@ from firmware.state_owner import hand_over
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = "2"  # 2: the binding (file_id, signing_sha256, the JWS parts)
+DIGEST_BYTES = 32  # SHA-256
+CLAIM_ATTEMPTS = 5
 CACHE_KIB = 16 * 1024  # SQLite's page cache per open index
 PREFIX, SUFFIX = "approvals-", ".index.sqlite3"
 TEMPORARY_PREFIX, TEMPORARY_SUFFIX = "approvals-index-", ".tmp"
@@ -153,11 +155,9 @@ def build_temporary(
 ) -> BuiltIndex:
     """``build_index`` up to the rename, which ``BuiltIndex.commit`` does."""
     final = index_path(state_dir, jws_sha256)
-    temporary = state_dir / f"{TEMPORARY_PREFIX}{secrets.token_hex(8)}{TEMPORARY_SUFFIX}"
-    fd: int | None = None
+    temporary, fd = state_dir / "?", None
     try:
-        fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-        _claim(fd, temporary)
+        temporary, fd = _new_temporary(state_dir)
         hand_over(fd, state_dir)  # the service's user must be able to remove it
         meta = _meta(source, jws_sha256, payload_sha256, binding)
         _fill(temporary, meta, _batches(source))
@@ -176,6 +176,26 @@ def _abandon(temporary: Path, fd: int | None) -> None:
     discard(temporary)
     if fd is not None:
         os.close(fd)
+
+
+def _new_temporary(state_dir: Path) -> tuple[Path, int]:
+    """A temporary of our own, locked (``_claim``); another name if a clean-up removed one
+    between its creation and its lock (OSError after a few)."""
+    for attempt in range(CLAIM_ATTEMPTS):
+        temporary = state_dir / f"{TEMPORARY_PREFIX}{secrets.token_hex(8)}{TEMPORARY_SUFFIX}"
+        fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            _claim(fd, temporary)
+        except FileNotFoundError:
+            os.close(fd)
+            if attempt == CLAIM_ATTEMPTS - 1:
+                raise
+            continue
+        except BaseException:
+            os.close(fd)
+            raise
+        return temporary, fd
+    raise AssertionError("unreachable")
 
 
 def _claim(fd: int, temporary: Path) -> None:
@@ -364,21 +384,31 @@ def open_index(state_dir: Path, jws_sha256: bytes) -> IndexedList:
 
 
 def open_by_file_id(state_dir: Path, identity: str) -> IndexedList | None:
-    """The index built for the file whose identity is ``identity`` (``file_id``), if one
-    of the indexes in ``state_dir`` says so (there is one, two while an install swaps)."""
+    """The index built for the file whose identity is ``identity`` (``file_id``), if exactly
+    one of the indexes in ``state_dir`` says so (there is one, two while an install swaps):
+    with two claiming it, neither is taken."""
+    found: IndexedList | None = None
     for path in sorted(state_dir.glob(f"{PREFIX}*{SUFFIX}")):
         try:
-            return IndexedList(path, None, identity)
+            candidate = IndexedList(path, None, identity)
         except ApprovalIndexError:
             continue
-    return None
+        if found is not None:
+            found.close()
+            candidate.close()
+            return None
+        found = candidate
+    return found
 
 
 def _binding(meta: dict[str, str]) -> Binding | None:
+    """The meta's binding (ValueError if damaged: the caller's "damaged meta")."""
     if "file_id" not in meta:
         return None
-    return Binding(meta["file_id"], bytes.fromhex(meta["signing_sha256"]),
-                   meta["jws_header"].encode("ascii"),
+    digest = bytes.fromhex(meta["signing_sha256"])
+    if len(digest) != DIGEST_BYTES:
+        raise ValueError(f"signing_sha256 of {len(digest)} bytes")
+    return Binding(meta["file_id"], digest, meta["jws_header"].encode("ascii"),
                    meta["jws_signature"].encode("ascii"))  # fmt: skip
 
 

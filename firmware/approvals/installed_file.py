@@ -61,12 +61,6 @@ def check_size(size: int) -> None:
         raise FileTooLarge(f"list is larger than {MAX_JWS_BYTES} bytes")
 
 
-def read_whole(path: Path) -> bytes:
-    """The file's bytes, at most one more than the limit (OSError as reading raises it)."""
-    with path.open("rb") as handle:
-        return handle.read(MAX_JWS_BYTES + 1)
-
-
 def scan(path: Path) -> ScannedJws:
     """Read ``path`` in chunks (OSError as reading raises it); JwsError or FileTooLarge with
     the first problem."""
@@ -131,6 +125,7 @@ class _Scanner:
     carry: bytes = b""
     sink: int | None = None
     held: bytes = b""
+    tail_ended: bool = False  # whitespace after the signature was seen
 
     def feed(self, chunk: bytes) -> None:
         self.size += len(chunk)
@@ -161,7 +156,23 @@ class _Scanner:
             start = dot + 1
         if start < len(chunk):  # the signature, and whatever follows it
             self.dots += chunk.count(b".", start)
-            _keep(self.tail, view[start:])
+            self._tail(view[start:])
+
+    def _tail(self, data: memoryview) -> None:
+        # the signature ends at the first whitespace: anything but whitespace after it is
+        # not part of the token (verify_es256 refuses it inside the signature part), however
+        # far it lies beyond the bytes kept
+        if self.tail_ended:
+            if data.tobytes().strip():
+                raise JwsError("JWS signature is not base64url")
+            return
+        text = data.tobytes()
+        end = len(text.rstrip())
+        stripped = text[:end]
+        if any(c in stripped for c in b" \t\r\n\x0b\x0c"):
+            raise JwsError("JWS signature is not base64url")
+        _keep(self.tail, data[:end])
+        self.tail_ended = end < len(text)
 
     def _write(self, data: bytes) -> None:
         stripped = data.rstrip()
@@ -195,8 +206,7 @@ class _Scanner:
     def _append(self, decoded: bytes) -> None:
         assert self.payload is not None
         self.payload_hash.update(decoded)
-        self.payload += decoded
-        check_size(len(self.payload))
+        self.payload += decoded  # smaller than the token, whose size is checked
 
     def result(self) -> ScannedJws:
         if not self.is_ascii:

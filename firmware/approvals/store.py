@@ -132,7 +132,8 @@ class ApprovalStore:
         self._problem: str | None = None
         self._date_problem: str | None = None
         self._pending: ListView | None = None  # verified, waiting for its issued_at
-        self._unconfirmed: IndexedList | None = None  # loaded by the file's identity only
+        # loaded by the file's identity only (that identity): confirm_installed checks it
+        self._unconfirmed: tuple[IndexedList, str] | None = None
 
     @property
     def current(self) -> ListView | None:
@@ -178,9 +179,13 @@ class ApprovalStore:
     def load_installed(self) -> ListView | None:
         """Verify the installed file again and put it in force; None (and ``problem`` says
         why) if it is refused, when the list in force stays, or if there is none, when
-        nothing is in force any more."""
+        nothing is in force any more. The index is found by the file's identity when one
+        names it (``confirm_installed`` then checks the file's hash), else by its hash."""
+        return self._load(by_identity=True)
+
+    def _load(self, by_identity: bool) -> ListView | None:
         try:
-            loaded = self._load_indexed()
+            loaded = self._load_indexed(by_identity)
             self._keep_the_valid_one(loaded)
         except ApprovalError as err:
             self._problem = f"installed list refused: {err}"
@@ -332,10 +337,10 @@ class ApprovalStore:
         )
         return scanned
 
-    def _load_indexed(self) -> IndexedList | None:
-        indexed = self._open_by_identity()
-        if indexed is not None:
-            self._unconfirmed = indexed  # confirm_installed hashes the file, off the switch
+    def _load_indexed(self, by_identity: bool) -> IndexedList | None:
+        found = self._open_by_identity() if by_identity else None
+        if found is not None:
+            indexed = found[0]
         else:
             scanned = self._scan_verified()
             if scanned is None:
@@ -348,18 +353,19 @@ class ApprovalStore:
         except ApprovalError:
             indexed.close()  # never in force: nobody else holds it
             raise
+        if found is not None:
+            self._unconfirmed = found  # confirm_installed hashes the file, off the switch
         return indexed
 
-    def _open_by_identity(self) -> IndexedList | None:
+    def _open_by_identity(self) -> tuple[IndexedList, str] | None:
         """The index an install or a rebuild made for the installed file as it is now (its
-        identity: ``index.file_id``), its signature verified again over the digest recorded
-        there: no read of the file. None when no index names this file."""
+        identity: ``index.file_id``) and that identity, the signature verified again over
+        the digest recorded there: no read of the file. None when no single index names
+        this file or anything about it fails: the file's own reading then decides."""
         try:
             identity = file_id(os.stat(self.path))
-        except FileNotFoundError:
-            return None
-        except OSError as err:
-            raise ApprovalStoreError(f"{self.path}: cannot read: {err.strerror}") from err
+        except OSError:
+            return None  # none installed, or unreadable: the full way says which
         indexed = open_by_file_id(self.state_dir, identity)
         if indexed is None:
             return None
@@ -369,21 +375,28 @@ class ApprovalStore:
                 raise ApprovalIndexError(f"{indexed.path.name}: no binding")
             verify_es256_prehashed(binding.header, binding.signature, binding.signing_sha256,
                                    self._keys)  # fmt: skip
-        except ApprovalError:
+        except (ApprovalError, ValueError) as err:
             indexed.close()
-            raise
-        return indexed
+            logger.info("approvals.identity_refused index=%s reason=%s", indexed.path.name, err)
+            return None
+        return indexed, identity
 
     def confirm_installed(self) -> bool:
         """After a load that found the index by the file's identity: hash the file (in
         chunks, the GIL let go) and check it is what the index was built from. If not (the
-        file changed in place, damage), the index is removed and the list loaded again the
-        full way, which rebuilds it from the file. True if confirmed or nothing to confirm."""
-        indexed, self._unconfirmed = self._unconfirmed, None
-        if indexed is None:
+        file changed in place, damage), the index is removed and the list loaded again by
+        the file's own reading, which rebuilds the index from it. True if confirmed, or
+        nothing to confirm (a file renamed in since is the watch's next load)."""
+        found, self._unconfirmed = self._unconfirmed, None
+        if found is None:
             return True
+        indexed, identity = found
         try:
+            if file_id(os.stat(self.path)) != identity:
+                return True  # another install since: the watch loads and confirms it
             scanned = scan(self.path)
+            if file_id(os.stat(self.path)) != identity:
+                return True
             binding = indexed.binding
             if binding is not None and (scanned.file_sha256, scanned.signing_sha256) == (
                 indexed.jws_sha256,
@@ -399,8 +412,10 @@ class ApprovalStore:
             indexed.path.unlink()
         if self._current is indexed:
             self._current = None  # default deny until the file's own reading is in force
+        if self._pending is indexed:
+            self._pending = None
         indexed.close()
-        self.load_installed()
+        self._load(by_identity=False)  # the index is not to be trusted, even if still there
         return False
 
     def _open_index(self, file_sha256: bytes) -> IndexedList:
@@ -443,10 +458,15 @@ class ApprovalStore:
 
     def _installed_floor(self) -> _Floor | _Verified | None:
         """The installed list for the rollback check: from its index when that is its own
-        (found by the file's identity, the signature verified over the digest it recorded),
-        else verified in full."""
-        indexed = self._open_by_identity()
-        if indexed is None:
+        (the file hashed in chunks, the signature verified over the digest, the index
+        opened by that hash: a fraction of a second at a million entries), else verified in
+        full. Not by the file's identity: the floor must be the file's, not an index's."""
+        scanned = self._scan_verified()
+        if scanned is None:
+            return None
+        try:
+            indexed = open_index(self.state_dir, scanned.file_sha256)
+        except ApprovalIndexError:
             return self._read_installed()
         try:
             payload = indexed.payload_sha256

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -15,10 +16,11 @@ from typing import Any
 
 import pytest
 
+from firmware.approvals import ApprovalError
 from firmware.approvals.approval_list import Status
 from firmware.approvals.index import index_path
 from firmware.approvals.install_lock import LOCK_NAME
-from firmware.approvals.jws import UtilityKey, utility_key
+from firmware.approvals.jws import UtilityKey, sign_es256, utility_key
 from firmware.approvals.store import (
     FILE_NAME,
     TEMPORARY_NAME,
@@ -432,3 +434,93 @@ def test_an_index_is_not_taken_once_its_key_is_removed(tmp_path: Path) -> None:
     other = _store(tmp_path, keys=[utility_key(new_key().public_key(), "other.pem")])
     assert other.load_installed() is None
     assert other.problem is not None and "installed list refused" in other.problem
+
+
+def _damage_meta(directory: Path, key: str, value: str) -> None:
+    import sqlite3
+
+    for path in directory.glob("approvals-*.index.sqlite3"):
+        with sqlite3.connect(path) as db:
+            db.execute("UPDATE meta SET value = ? WHERE key = ?", (value, key))
+        db.close()
+
+
+@pytest.mark.parametrize("value", ["0" * 64, "00"], ids=["another digest", "a short digest"])
+def test_a_damaged_binding_falls_back_to_the_files_own_reading(tmp_path: Path, value: str) -> None:
+    """An index whose recorded digest no longer verifies (or cannot be one) is not taken by
+    identity: the file is read, verified and its index opened by hash, and the floor of a
+    rollback check is the file's own version, never "no floor"."""
+    _store(tmp_path).install(_list(3))
+    _damage_meta(tmp_path, "signing_sha256", value)
+    daemon = _store(tmp_path)
+    loaded = daemon.load_installed()
+    assert loaded is not None and loaded.version == 3 and daemon.problem is None
+    assert daemon.confirm_installed() is True, "nothing loaded by identity: nothing to confirm"
+    with pytest.raises(ApprovalRefused, match="version 2 is older than the installed version 3"):
+        _store(tmp_path).install(_list(2))
+
+
+def test_a_disagreement_never_leaves_the_index_in_force_even_if_it_cannot_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file damaged in place under its identity, and the index cannot be removed (a
+    read-only file system): the reload after the disagreement reads the file, not the index
+    by identity again, so nothing stays in force unconfirmed."""
+    _store(tmp_path).install(_list(4))
+    path = tmp_path / FILE_NAME
+    before, data = path.stat(), bytearray(path.read_bytes())
+    data[-3] = ord("A") if data[-3] != ord("A") else ord("B")
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    daemon = _store(tmp_path)
+    assert daemon.load_installed() is not None
+    real_unlink = Path.unlink
+
+    def read_only(self: Path, missing_ok: bool = False) -> None:
+        if self.name.endswith(".index.sqlite3"):
+            raise OSError(errno.EROFS, "Read-only file system")
+        real_unlink(self, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", read_only)
+    assert daemon.confirm_installed() is False
+    assert daemon.in_force() is None and daemon.status_of("ISM-0001") is Status.NOT_LISTED
+    assert daemon.confirm_installed() is True, "nothing left unconfirmed"
+
+
+def test_an_install_between_the_switch_and_its_confirmation_is_no_disagreement(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _store(tmp_path).install(_list(1))
+    daemon = _store(tmp_path)
+    assert daemon.load_installed() is not None
+    _store(tmp_path).install(_list(2))
+    assert daemon.confirm_installed() is True
+    assert "approvals.index_disagrees" not in caplog.text
+    loaded = daemon.load_installed()  # the watch's next look: the new file
+    assert loaded is not None and loaded.version == 2 and daemon.confirm_installed() is True
+
+
+def test_unsigned_bytes_after_the_signature_are_refused_however_far(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from firmware.approvals import installed_file
+
+    monkeypatch.setattr(installed_file, "CHUNK_BYTES", 4096)  # the junk chunks away
+    store = _store(tmp_path)
+    token = _list(1)
+    at_a_chunk = " " * (4096 * 20 - len(token))  # the junk starts a chunk of its own
+    for tail in (" x", " " * 70_000 + "GARBAGE-not-signed", "\n\nmore", at_a_chunk + "AAAA"):
+        with pytest.raises(ApprovalError, match="JWS signature is not base64url"):
+            store.install(token + tail)
+    assert not (tmp_path / FILE_NAME).exists()
+    assert store.install(token + " \n\t").version == 1, "whitespace alone is no part"
+
+
+def test_a_payload_nested_too_deeply_is_refused_in_one_line(tmp_path: Path) -> None:
+    from hil.utility import approval_payload
+
+    data = approval_payload(service_area=AREA, version=1)
+    text = json.dumps(data).replace('"entries": []', '"entries": ' + "[" * 3000 + "]" * 3000)
+    token = sign_es256(text.encode(), KEY)  # a payload no dict can give
+    with pytest.raises(ApprovalError, match="payload is nested too deeply"):
+        _store(tmp_path).install(token)
