@@ -3,33 +3,35 @@ switched to its next version, and looked up.
 
 The parent builds and signs two versions of the list (TEST key) and installs the first with
 ``evse-gatekeeper approvals install`` (timed, as an operator would run it). A fresh child
-process, standing in for the daemon, then measures with a ticker thread that sleeps 1 ms in a
-loop (the heartbeat's stand-in: the longest gap between its ticks is the longest time it was
-kept from running, GIL stalls included):
+process, standing in for the daemon, then measures with two witnesses that each wake every
+1 ms, a thread and an asyncio event loop (the longest gap between their ticks is the longest
+time either was kept from running, GIL stalls included; the safety sampler runs in a process
+of its own, which no GIL here can hold):
 
 - the start: ``ApprovalStore.load_installed()`` (chunked read and hash, ES256 over the digest,
-  the index opened), its time, the longest tick gap and the VmRSS growth across it;
+  the index opened), its time, the longest stall and the VmRSS growth across it;
 - 1,000,000 random lookups (90 % listed) on the list in force, timed in batches of 1,000:
   mean, p50 and p99 of the per-lookup batch means;
 - the switch: the second version installed by the CLI (timed: it also verifies the installed
   list, the rollback floor), then ``load_installed()`` while a thread polls ``in_force()``
-  (it must never see None): time and longest tick gap;
+  (it must never see None): time and longest stall;
 - the rebuild: the index removed and ``load_installed()`` again, which rebuilds it in a child
-  process: time and longest tick gap;
+  process: time and longest stall;
 - for comparison, the former load: the full ``verify_es256`` and ``parse_approval_list`` in
-  the daemon's process, and the longest tick gap it causes;
+  the daemon's process, and the longest stall it causes;
 - the install command's peak RSS, read by a small process that forks it (``PEAK_OF``);
 - the confirmation after each switch: the file hashed in chunks against what its index was
-  built from (the switch opens the index by the file's identity), its time and tick gap.
+  built from (the switch opens the index by the file's identity), its time and longest stall.
 
 Targets
-(the utility's, at a million entries): start <= 3 s, switch <= 50 ms, longest tick gap <=
+(the utility's, at a million entries): start <= 3 s, switch <= 50 ms, longest stall <=
 10 ms, lookup <= 5 us, RSS growth <= 40 MB, install <= 3 s and <= 150 MB at its peak.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import itertools
 import json
 import random
@@ -137,28 +139,42 @@ def _status_kib(field: str) -> int:
 
 @dataclass
 class Ticker:
-    """A thread that sleeps ``TICK_S`` in a loop and notes when it ran."""
+    """Two witnesses of stalls, each noting when it ran: a thread that sleeps ``TICK_S`` in a
+    loop (as the daemon's threads wait) and an asyncio event loop, on a thread of its own,
+    whose task sleeps ``TICK_S`` in a loop (as the gatekeeper's loop turns)."""
 
     ticks: list[float] = field(default_factory=list)
+    loop_ticks: list[float] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
         threading.Thread(target=self._run, daemon=True).start()
+        threading.Thread(target=lambda: asyncio.run(self._turn()), daemon=True).start()
 
     def _run(self) -> None:
         while not self.stop.is_set():
             time.sleep(TICK_S)
             self.ticks.append(time.perf_counter())
 
+    async def _turn(self) -> None:
+        while not self.stop.is_set():
+            await asyncio.sleep(TICK_S)
+            self.loop_ticks.append(time.perf_counter())
+
     def timed(self, work: Callable[[], Any]) -> tuple[Any, float, float]:
-        """Run ``work``; its result, its time in s and the longest tick gap in ms."""
+        """Run ``work``; its result, its time in s and the longest gap in ms of either
+        witness while it ran."""
         time.sleep(0.05)  # ticks before
         started = time.perf_counter()
         result = work()
         ended = time.perf_counter()
         time.sleep(0.05)  # and after, so a gap that spans the work's end is seen whole
-        ticks = list(self.ticks)
-        gaps = [b - a for a, b in itertools.pairwise(ticks) if b >= started and a <= ended]
+        gaps = [
+            b - a
+            for ticks in (list(self.ticks), list(self.loop_ticks))
+            for a, b in itertools.pairwise(ticks)
+            if b >= started and a <= ended
+        ]
         return result, ended - started, max(gaps, default=float("nan")) * 1e3
 
 
@@ -185,7 +201,7 @@ def lookups(store: ApprovalStore, entries: int) -> dict[str, float]:
 
 def switch(store: ApprovalStore, ticker: Ticker) -> tuple[int | None, float, float, int]:
     """``load_installed()`` while a thread polls ``in_force()``; the version loaded, time,
-    longest tick gap and how often the poller saw no list in force."""
+    longest stall and how often the poller saw no list in force."""
     done, gaps = threading.Event(), [0]
 
     def poll() -> None:
@@ -255,15 +271,15 @@ def report(figures: dict[str, Any], entries: int, install_s: float, install_mb: 
         ("  peak RSS", f"{install_mb:.0f} MB (over v1: {f['install2_mb']:.0f} MB)",
          max(install_mb, f["install2_mb"]), install_rss_target, "MB"),
         ("start", f"{f['start_s']:.3f} s", f["start_s"], TARGET_LOAD_S, "s"),
-        ("  tick gap", f"{f['start_gap_ms']:.1f} ms", f["start_gap_ms"], TARGET_STALL_MS, "ms"),
+        ("  stall", f"{f['start_gap_ms']:.1f} ms", f["start_gap_ms"], TARGET_STALL_MS, "ms"),
         ("switch 1->2", f"{f['switch_s']:.3f} s", f["switch_s"], TARGET_SWITCH_S, "s"),
-        ("  tick gap", f"{f['switch_gap_ms']:.1f} ms", f["switch_gap_ms"], TARGET_STALL_MS, "ms"),
+        ("  stall", f"{f['switch_gap_ms']:.1f} ms", f["switch_gap_ms"], TARGET_STALL_MS, "ms"),
         ("confirm", f"{f['confirm_s']:.3f} s (the file hashed after the switch)",
          f["confirm_s"], float("inf"), "s"),
-        ("  tick gap", f"{f['confirm_gap_ms']:.1f} ms", f["confirm_gap_ms"], TARGET_STALL_MS, "ms"),
+        ("  stall", f"{f['confirm_gap_ms']:.1f} ms", f["confirm_gap_ms"], TARGET_STALL_MS, "ms"),
         ("rebuild", f"{f['rebuild_s']:.2f} s (index removed: child process)",
          f["rebuild_s"], float("inf"), "s"),
-        ("  tick gap", f"{f['rebuild_gap_ms']:.1f} ms", f["rebuild_gap_ms"], TARGET_STALL_MS, "ms"),
+        ("  stall", f"{f['rebuild_gap_ms']:.1f} ms", f["rebuild_gap_ms"], TARGET_STALL_MS, "ms"),
         ("no list seen", f"{f['none_seen']} times by the poller during switch and rebuild",
          f["none_seen"], 0, "times"),
         ("lookup mean", f"{f['lookup_mean_us']:.3f} us (p50 {f['lookup_p50_us']:.3f}, "
@@ -273,7 +289,7 @@ def report(figures: dict[str, Any], entries: int, install_s: float, install_mb: 
          f"+{f['rss_after_lookups_mb']:.1f} MB)", f["rss_growth_mb"], TARGET_RSS_MB, "MB"),
     ]  # fmt: skip
     print(f"approval list bench: {entries:,} entries, {LOOKUPS:,} lookups "
-          f"({f['listed']:.0%} listed), ticker every {TICK_S * 1e3:g} ms "
+          f"({f['listed']:.0%} listed), witnesses every {TICK_S * 1e3:g} ms "
           f"(idle: longest gap {f['idle_gap_ms']:.1f} ms)")  # fmt: skip
     failed = 0
     for name, shown, value, target, unit in checks:
@@ -282,7 +298,7 @@ def report(figures: dict[str, Any], entries: int, install_s: float, install_mb: 
         aim = f"  target <= {target:g} {unit}: {verdict}" if target != float("inf") else ""
         print(f"  {name:<12} {shown}{aim}")
     print(f"  former load  {f['former_s']:.2f} s in-process verify+parse, "
-          f"longest tick gap {f['former_gap_ms']:.0f} ms (for comparison)")  # fmt: skip
+          f"longest stall {f['former_gap_ms']:.0f} ms (for comparison)")  # fmt: skip
     return 1 if failed else 0
 
 
