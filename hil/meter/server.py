@@ -3,7 +3,7 @@ of one register map over Modbus TCP or RTU, on an event loop in a thread of its 
 
 The test sets the quantities in our units (``set(power_w=...)``); the server encodes them
 as the map says on every read, adds a little noise to the voltage as a live meter would,
-and can answer every read with a Modbus exception or not at all.
+and can answer every read (or every n-th) with a Modbus exception, or none at all.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class SimulatedMeter:
                                          "export_wh": 250_000.0}  # fmt: skip
         self.exception: ExcCodes | None = None  # answer every read with this exception
         self.silent = False  # answer nothing
+        self.fail_every = 0  # answer every n-th read with server device busy (0: none)
         self.reads = 0
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -122,10 +123,13 @@ class SimulatedMeter:
         with self._lock:
             self.reads += 1
             silent, exception, values = self.silent, self.exception, dict(self.values)
+            flaky = self.fail_every > 0 and self.reads % self.fail_every == 0
         if silent:
             await asyncio.sleep(3600)  # the request is never answered
         if exception is not None:
             return exception
+        if flaky:
+            return ExcCodes.DEVICE_BUSY
         if function_code != self.map.function:
             return None
         values["voltage_v"] += self._rng.uniform(-VOLTAGE_NOISE_V, VOLTAGE_NOISE_V)
