@@ -226,3 +226,56 @@ def test_a_failure_no_rule_foresaw_is_counted_and_the_poll_thread_goes_on(
     assert "failed: error: unpack requires" in b.health()[1]
     assert eventually(lambda: b.health()[0], 5), "the thread polled on"
     assert b.errors()["failed"] == 20
+
+
+class ClockSteppedBack:
+    """Stands in for the ``time`` module where pymodbus reads the system clock: the first
+    reading is true, every later one is ``step_s`` behind (NTP stepped the clock back during
+    the read). ``sleep`` and ``monotonic`` are the real ones."""
+
+    def __init__(self, step_s: float) -> None:
+        self.step_s = step_s
+        self.calls = 0
+        self.sleep, self.monotonic = time.sleep, time.monotonic
+
+    def time(self) -> float:
+        self.calls += 1
+        return time.time() - (self.step_s if self.calls > 1 else 0.0)
+
+
+@pytest.mark.parametrize("transport", ["rtu", "tcp"])
+def test_a_clock_stepped_back_during_a_read_does_not_lengthen_it(
+    transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A silent meter, a 200 ms timeout, the system clock stepped back 10 s during the wait:
+    the read still ends after about 200 ms (pymodbus's serial wait alone took 10.2 s)."""
+    import pymodbus.client.serial
+    import pymodbus.client.tcp
+
+    from hal.meter.modbus import ModbusBus
+    from hal.meter.poller import BusFault
+
+    sim, line = SimulatedMeter(load_map("sdm630")), None
+    if transport == "rtu":
+        line = SerialLine(9600)
+        line.drop = True
+        settings = MeterSettings(backend="modbus-rtu", port=line.client_device, timeout_ms=200)
+    else:
+        sim.silent = True
+        settings = MeterSettings(backend="modbus-tcp", host="127.0.0.1",
+                                 tcp_port=sim.serve_tcp(), timeout_ms=200)  # fmt: skip
+    bus = ModbusBus(settings)
+    assert bus.client.connect(), "connected before the step"
+    stepped = ClockSteppedBack(10.0)
+    module = pymodbus.client.serial if transport == "rtu" else pymodbus.client.tcp
+    monkeypatch.setattr(module, "time", stepped)
+    start = time.monotonic()
+    with pytest.raises(BusFault) as fault:
+        bus.read(4, 0x34, 2)
+    took_s = time.monotonic() - start
+    bus.close()
+    sim.stop()
+    if line is not None:
+        line.close()
+    assert fault.value.kind.value == "timeout"
+    assert took_s < 2.0, f"the read took {took_s:.2f} s with the clock stepped back 10 s"
