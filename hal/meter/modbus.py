@@ -72,7 +72,7 @@ class ModbusBus:
             self.client = SerialClient(
                 settings.port, baudrate=settings.baudrate, parity=settings.parity,
                 stopbits=settings.stopbits, bytesize=8, timeout=timeout_s, retries=0,
-                trace_packet=self._trace,
+                handle_local_echo=settings.local_echo, trace_packet=self._trace,
             )  # fmt: skip
         else:
             self.where = f"{settings.host}:{settings.tcp_port}"
