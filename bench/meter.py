@@ -10,12 +10,22 @@
 2. The interlock: the real daemon on the mock board, its main contactor opened by C->B,
    unplug and fault stimuli on the virtual rig (``WAIT:RELAY MAIN,OPEN`` on the rig's
    clock, relay delay included), once with the board's meter and once with the Modbus meter
-   polling at 10 Hz over the 9600-baud line. The poll must change nothing.
+   polling at 10 Hz over the 9600-baud line. The poll must change nothing; those stimuli are
+   the safety process's, so this shows that by construction. At the end of the polled run
+   the daemon's own status must show the meter healthy, at the fast rate, without errors.
+3. What the poll thread could delay, in the gatekeeper's process: the asyncio loop's lag
+   (a 10 ms sleep's overshoot) with and without a meter polling at the fast rate beside it;
+   and the meter-driven path, register change -> main contacts open (the real daemon, the
+   simulated meter showing 1500 W of discharge with nothing authorized) at 9600 and 19200
+   baud: the poll, the loop's check and the interlock in series.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -54,8 +64,81 @@ def poll_loop(baudrate: int, seconds: float) -> dict[str, Any]:
         line.close()
 
 
-def interlock(workdir: Path, meter: dict[str, Any] | None, events: int) -> list[float]:
-    """Main-open latencies (ms, rig clock) of ``events`` stimuli with the daemon running."""
+def loop_lag(seconds: float, baudrate: int | None) -> list[float]:
+    """The asyncio loop's lag (ms a 10 ms sleep overshoots) for ``seconds``, with a meter
+    polling at the fast rate over the line at ``baudrate`` beside it (None: no meter)."""
+    line = sim = meter = None
+    if baudrate is not None:
+        line = SerialLine(baudrate)
+        sim = SimulatedMeter(load_map("sdm630"))
+        sim.serve_rtu(line.server_device, baudrate)
+        settings = MeterSettings(backend="modbus-rtu", map="sdm630", port=line.client_device,
+                                 baudrate=baudrate, poll_ms=POLL_MS, max_current_a=32)  # fmt: skip
+        meter = open_meter(settings, "mock", lambda: None)
+        meter.start()
+        meter.watch_closely(True)
+
+    async def measure() -> list[float]:
+        lags, end = [], time.monotonic() + seconds
+        while time.monotonic() < end:
+            start = time.monotonic()
+            await asyncio.sleep(0.01)
+            lags.append((time.monotonic() - start - 0.01) * 1000)
+        return lags
+
+    try:
+        lags = asyncio.run(measure())
+        if meter is not None and not meter.health(time.monotonic_ns()).healthy:
+            raise SystemExit("bench-meter: the meter was not healthy during the loop-lag run")
+        return lags
+    finally:
+        if meter is not None:
+            meter.close()
+        if sim is not None:
+            sim.stop()
+        if line is not None:
+            line.close()
+
+
+def daemon_status(config: Path) -> dict[str, Any]:
+    command = [sys.executable, "-m", "firmware", "status", "--json", "--config", str(config)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=True)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def meter_opens_main(workdir: Path, baudrate: int, events: int) -> tuple[list[float], Any]:
+    """Register change (1500 W of discharge, nothing authorized) -> main contacts open, in
+    ms on the wall clock, ``events`` times; and the daemon's meter status at the end."""
+    line, sim = SerialLine(baudrate), SimulatedMeter(load_map("sdm630"))
+    sim.serve_rtu(line.server_device, baudrate)
+    port = line.link(workdir / "ttyMETER")
+    modbus = {"backend": "modbus-rtu", "map": "sdm630", "port": str(port), "baudrate": baudrate}
+    config, daemon, rig = _start(workdir, modbus)
+    try:
+        latencies, shown = [], None
+        for index in range(events):
+            _charge(rig)
+            if index == events - 1:
+                time.sleep(1.0)  # a second at the fast rate, main closed
+                shown = daemon_status(config)["meter"]
+            start = time.monotonic()
+            sim.set(power_w=1500.0)
+            rig.wait_relay("MAIN", "OPEN", 3000)
+            latencies.append((time.monotonic() - start) * 1000)
+            sim.set(power_w=-3000.0)  # charging again; the latched fault clears at A
+            rig.command("EV:STATE A")
+            rig.wait_duty(100, 100, 2000)
+            time.sleep(0.05)
+        return latencies, shown
+    finally:
+        rig.close()
+        daemon.stop()
+        sim.stop()
+        line.close()
+
+
+def _start(workdir: Path, meter: dict[str, Any] | None) -> tuple[Path, Daemon, Rig]:
     config: dict[str, Any] = {
         "hal": {"backend": "mock", "mock": {"rig_link": str(workdir / "rig")}},
         "charger": {"max_current_a": 32, "sample_rate_hz": 400},
@@ -68,16 +151,24 @@ def interlock(workdir: Path, meter: dict[str, Any] | None, events: int) -> list[
     path = workdir / "bench.toml"
     path.write_text(toml_dumps(config))
     daemon = Daemon(path)
-    rig: Rig | None = None
+    deadline = time.monotonic() + 20
+    while not (workdir / "rig").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return path, daemon, wait_for_rig(str(workdir / "rig"))
+
+
+def interlock(workdir: Path, meter: dict[str, Any] | None, events: int) -> tuple[list[float], Any]:
+    """Main-open latencies (ms, rig clock) of ``events`` stimuli with the daemon running,
+    and the daemon's meter status at the end."""
+    path, daemon, rig = _start(workdir, meter)
     try:
-        deadline = time.monotonic() + 20
-        while not (workdir / "rig").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        rig = wait_for_rig(str(workdir / "rig"))
-        latencies = []
+        latencies, shown = [], None
         for index in range(events):
             _name, stimulus, recovery = EVENTS[index % len(EVENTS)]
             _charge(rig)
+            if index == events - 1 and meter is not None:
+                time.sleep(1.0)  # a second at the fast rate, main closed
+                shown = daemon_status(path)["meter"]
             for command in stimulus:
                 rig.command(command)
             latencies.append(rig.wait_relay("MAIN", "OPEN", 1000) / 1000)
@@ -86,10 +177,9 @@ def interlock(workdir: Path, meter: dict[str, Any] | None, events: int) -> list[
             if recovery:
                 rig.wait_duty(100, 100, 2000)
                 time.sleep(0.05)
-        return latencies
+        return latencies, shown
     finally:
-        if rig is not None:
-            rig.close()
+        rig.close()
         daemon.stop()
 
 
@@ -125,9 +215,9 @@ def main(argv: list[str] | None = None) -> int:
             base_dir, meter_dir = Path(tmp) / "board", Path(tmp) / "modbus"
             base_dir.mkdir()
             meter_dir.mkdir()
-            without = interlock(base_dir, None, args.events)
+            without, _ = interlock(base_dir, None, args.events)
             polled_before = sim.reads
-            with_poll = interlock(meter_dir, modbus, args.events)
+            with_poll, shown = interlock(meter_dir, modbus, args.events)
             reads = sim.reads - polled_before
         finally:
             sim.stop()
@@ -139,7 +229,35 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  the simulated meter answered {reads} reads during the polled run")
     delta = percentile(with_poll, 99) - percentile(without, 99)
     print(f"  p99 with the poll minus without: {delta:+.2f} ms")
+    ok = _meter_was_well(shown, "the polled interlock run") and ok
+    print(f"\nevent-loop lag: a 10 ms asyncio sleep's overshoot, {args.seconds:g} s each")
+    print(f"  {'run':<34} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    print(_row("no meter", loop_lag(args.seconds, None)))
+    for baudrate in BAUDRATES:
+        print(_row(f"Modbus RTU {baudrate} baud, fast poll", loop_lag(args.seconds, baudrate)))
+    print("\nmeter-driven: register change (1500 W discharge, nothing authorized) -> main open")
+    print(f"  {'run':<34} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    for baudrate in BAUDRATES:
+        with tempfile.TemporaryDirectory(prefix="bench-meter-") as tmp:
+            opened, shown = meter_opens_main(Path(tmp), baudrate, max(args.events // 4, 5))
+        print(_row(f"Modbus RTU {baudrate} baud", opened))
+        ok = _meter_was_well(shown, f"the {baudrate}-baud meter-driven run") and ok
     return 0 if ok else 1
+
+
+def _meter_was_well(shown: Any, run: str) -> bool:
+    """The daemon's meter in the last event of a run, main closed: healthy, polled at its
+    target (the fast rate), no bus errors in the whole run."""
+    bus = shown["bus"]
+    interval, errors = bus["interval_ms"], sum(bus["bus_errors"].values())
+    print(
+        f"  {run}: meter healthy={shown['healthy']}, rate {bus['rate']}, interval p50/p99 "
+        f"{interval['p50']}/{interval['p99']} ms, {bus['polls']} polls, {errors} bus errors"
+    )
+    target = bus["target_ms"]
+    on_rate = bus["rate"] == "fast" and interval["p50"] is not None
+    on_rate = on_rate and interval["p50"] <= target * 1.2
+    return bool(shown["healthy"]) and on_rate and errors == 0
 
 
 if __name__ == "__main__":

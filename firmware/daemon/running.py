@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 MAX_LOOP_WAIT_S = 0.25
 STATS_EVERY_NS = 60_000_000_000
 METER_PERIOD_S = 0.1  # the J3072 meter checks while main is closed (the meter polls at 10 Hz)
+METER_FRESH_NS = 500_000_000  # an untrusted meter's reading this recent is still acted on
 DISCHARGE_RETRY_S = 0.02  # while the discharge path waits for main's contacts to confirm
 LIMIT_APPLY_TIMEOUT_S = 2.0
 
@@ -159,10 +160,13 @@ class Running:
         gate.poll()
         main_closed = self.safety.closed(Relay.MAIN)
         meter = self.meter
-        meter.watch_closely(main_closed)
+        meter.watch_closely(main_closed or charger.vehicle_present)
         health, reading = meter.health(now), meter.latest()
-        gate.on_meter_health(None if health.healthy else health.reason)
-        if health.healthy and reading is not None:  # an untrusted reading decides nothing
+        gate.on_meter_health(None if health.healthy else health.reason, main_closed)
+        # an untrusted meter's fresh plausible reading still counts against the vehicle:
+        # untrusted readings never make the EVSE more permissive (docs/meter.md)
+        fresh = reading is not None and now - reading.t_ns <= METER_FRESH_NS
+        if reading is not None and (health.healthy or fresh):
             gate.on_meter(reading.power_w, main_closed)
         reasons = gate.drain_open_main()
         if reasons:

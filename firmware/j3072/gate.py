@@ -151,6 +151,9 @@ class Gate:
         self._policy = policy
         self._clock_problem = clock_problem
         self._meter_fault: str | None = None  # why the EVSE's meter cannot be trusted
+        self._energized = False  # a vehicle was authorized in this plug-in
+        self._blind_since_ns: int | None = None  # main closed, meter untrusted, since
+        self._blind_opened = False  # main was opened for it (once per plug-in)
         if held is not None:
             self.violation = held.load()
         if self.violation is not None:  # held until the pilot shows state A
@@ -238,6 +241,8 @@ class Gate:
                 if self._held is not None:
                     self._held.clear()
             self.violation = None
+            self._energized = self._blind_opened = False
+            self._blind_since_ns = None
 
     def on_pilot(self, state: PilotState) -> None:
         if self.bound is not None:
@@ -311,15 +316,34 @@ class Gate:
                 self._violated(action.reason)
         self._act(actions)
 
-    def on_meter_health(self, fault: str | None) -> None:
+    def on_meter_health(self, fault: str | None, main_closed: bool = False) -> None:
         """The EVSE's meter: healthy (None) or why not. While it is not, no discharge is
-        authorized and an authorized session is revoked with that reason (docs/meter.md)."""
+        authorized and an authorized session is revoked with that reason; and once a vehicle
+        was authorized in this plug-in, main closed with the meter untrusted for
+        ``STOP_GRACE_NS`` opens main: nobody can tell that the vehicle stopped (docs/meter.md
+        "When the meter cannot be trusted")."""
+        now = self._clock()
+        self._watch_blind(fault, main_closed, now)
         if fault == self._meter_fault:
             return
         self._meter_fault = fault
         bound = self.bound
         if bound is not None and not bound.session.ended:
-            self._act(bound.session.on_meter_health(fault, self._clock()))
+            self._act(bound.session.on_meter_health(fault, now))
+
+    def _watch_blind(self, fault: str | None, main_closed: bool, now: int) -> None:
+        """§4.8.1.2 gives a revoked vehicle 3 s to stop; a meter that cannot show it did
+        counts as one that shows it did not."""
+        if fault is None or not main_closed or not self._energized:
+            self._blind_since_ns = None
+            return
+        if self._blind_since_ns is None:
+            self._blind_since_ns = now
+        elif now - self._blind_since_ns >= STOP_GRACE_NS and not self._blind_opened:
+            self._blind_opened = True
+            why = f"the meter cannot show that discharge stopped: {fault}"
+            log_event(logger, "j3072.open_main", logging.WARNING, reason=why)
+            self._open_main.append(why)
 
     def _awake(self, record: PevRecord, inverter: int | None, now: int) -> int | None:
         """§4.8.3: a vehicle waking re-reads every control before it says it is awake; until
@@ -540,6 +564,7 @@ class Gate:
                 log_event(logger, "j3072.open_main", logging.WARNING, reason=action.reason)
                 self._open_main.append(action.reason)
             elif isinstance(action, Energize) and bound is not None:
+                self._energized = self._energized or action.value
                 if not decided and not self._journal_energize(bound, action):
                     refused = _unrecorded(bound.session.decision)
                     bound.session.on_decision(refused, self._clock())

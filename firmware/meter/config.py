@@ -6,7 +6,8 @@ that cannot be used refuses the config at start like any other bad key."""
 from __future__ import annotations
 
 from firmware.config.reader import SectionReader
-from hal.meter import BACKENDS, MapError, MeterSettings, load_map
+from hal.meter import BACKENDS, MapError, MeterSettings, RegisterMap, load_map
+from hal.meter.wire import char_bits, poll_ms, read_ms
 
 BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 PARITIES = ("N", "E", "O")
@@ -23,6 +24,7 @@ def read_meter(section: SectionReader) -> MeterSettings:
         baudrate=section.integer("baudrate", d.baudrate, BAUDRATES[0], BAUDRATES[-1]),
         parity=section.string("parity", d.parity, PARITIES),
         stopbits=section.integer("stopbits", d.stopbits, 1, 2),
+        local_echo=section.boolean("local_echo", d.local_echo),
         host=section.optional_string("host") or "",
         tcp_port=section.integer("tcp_port", d.tcp_port, 1, 65535),
         timeout_ms=section.number("timeout_ms", d.timeout_ms, 10, 5000),
@@ -44,7 +46,30 @@ def read_meter(section: SectionReader) -> MeterSettings:
         if settings.stale_ms < 2 * settings.poll_ms:
             section.problems.append("meter.stale_ms: must be at least twice poll_ms")
         try:
-            load_map(settings.map)
+            register_map = load_map(settings.map)
         except MapError as err:
             section.problems.append(f"meter.map: {err}")
+        else:
+            if backend == "modbus-rtu":
+                section.problems.extend(_wire_time_problems(settings, register_map))
     return settings
+
+
+def _wire_time_problems(settings: MeterSettings, register_map: RegisterMap) -> list[str]:
+    """A baud rate whose wire time alone cannot fit the poll or the timeout (docs/meter.md
+    "Wire time"): refused at start rather than a meter that is never healthy."""
+    bits = char_bits(settings.parity, settings.stopbits)
+    baud = settings.baudrate
+    problems = []
+    need_ms = poll_ms(register_map, baud, bits)
+    if need_ms > settings.poll_ms:
+        problems.append(f"meter.baudrate: at {baud} baud one poll of {register_map.name} takes "
+                        f"{need_ms:.0f} ms on the wire, more than poll_ms {settings.poll_ms:g}; "
+                        "set the meter faster")  # fmt: skip
+    power, others = register_map.blocks()
+    longest = max([power.count, *(b.count for b in others)])
+    read = read_ms(longest, baud, bits)
+    if read > settings.timeout_ms:
+        problems.append(f"meter.timeout_ms: {settings.timeout_ms:g} ms is less than one read's "
+                        f"{read:.0f} ms on the wire at {baud} baud")  # fmt: skip
+    return problems

@@ -55,7 +55,9 @@ class Meter(Protocol):
         ...
 
     def watch_closely(self, closely: bool) -> None:
-        """True while the main contactor is closed: power is polled at the fast rate."""
+        """True while a vehicle is plugged in or the main contactor is closed: power is
+        polled at the fast rate, so that a grant finds a reading of at most the fast
+        staleness allowance, and switching does not restart that allowance."""
         ...
 
     def latest(self) -> Reading | None:

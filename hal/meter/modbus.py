@@ -3,12 +3,15 @@ port (pyserial) or TCP, one request at a time, no retries (the poller decides wh
 answer means), each failure told apart as the health rules need it.
 
 pymodbus drops a frame whose CRC is wrong and waits on until its timeout; a trace of the
-bytes received tells that apart from silence. Imported only for a Modbus backend.
+bytes received tells that apart from silence. Every wait is bounded on the monotonic clock,
+so a step of the system clock (NTP after boot on a board without an RTC) neither lengthens
+nor shortens one. Imported only for a Modbus backend.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
@@ -35,6 +38,29 @@ EXCEPTION_NAMES = {
 }
 
 
+class SerialClient(ModbusSerialClient):
+    """pymodbus (3.16) times its wait for a serial answer's bytes on ``time.time()``: a clock
+    stepped back during the wait lengthens it by the step (an hour's step, an hour without
+    the meter). Here the same wait runs on the monotonic clock. Its transaction layer (the
+    deadline across a frame's pieces) and its TCP client's single wait per read are on the
+    monotonic clock or bounded by their own timeout already; a test steps the clock under
+    each (tests/integration/test_meter_modbus.py)."""
+
+    def _wait_for_data(self) -> int:
+        """How many bytes an answer brought: once some came and the line went quiet for a
+        poll interval, or at the timeout (0 if nothing came)."""
+        deadline = time.monotonic() + self.comm_params.timeout_connect
+        seen = 0
+        while True:
+            waiting: int = self._in_waiting()  # type: ignore[no-untyped-call]
+            if seen and waiting == seen:
+                return seen
+            seen = waiting
+            if time.monotonic() >= deadline:
+                return seen
+            time.sleep(self._recv_interval)
+
+
 class ModbusBus:
     def __init__(self, settings: MeterSettings) -> None:
         self._device_id = settings.device_id
@@ -43,10 +69,10 @@ class ModbusBus:
         self.client: ModbusSerialClient | ModbusTcpClient
         if settings.backend == "modbus-rtu":
             self.where = settings.port
-            self.client = ModbusSerialClient(
+            self.client = SerialClient(
                 settings.port, baudrate=settings.baudrate, parity=settings.parity,
                 stopbits=settings.stopbits, bytesize=8, timeout=timeout_s, retries=0,
-                trace_packet=self._trace,
+                handle_local_echo=settings.local_echo, trace_packet=self._trace,
             )  # fmt: skip
         else:
             self.where = f"{settings.host}:{settings.tcp_port}"

@@ -3,10 +3,10 @@ one block per poll in turn, each answer checked before it is published.
 
 The thread is the only one that touches the bus, so a slow or silent bus delays nothing but
 itself: the gatekeeper's loop reads ``latest()`` and ``health()``, which only take a lock.
-While the main contactor is closed (``watch_closely``) or the meter is not yet trusted,
-power is polled every ``fast_ms``; otherwise every ``idle_ms``. The achieved interval
-(between the starts of successive polls, at the current rate), the time to the power's
-answer and the bus errors by kind are kept for ``status``.
+While a vehicle is plugged in or the main contactor is closed (``watch_closely``), or the
+meter is not yet trusted, power is polled every ``fast_ms``; otherwise every ``idle_ms``.
+The achieved interval (between the starts of successive polls, at the current rate), the
+time to the power's answer and the bus errors by kind are kept for ``status``.
 """
 
 from __future__ import annotations

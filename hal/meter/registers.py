@@ -123,6 +123,14 @@ class RegisterMap:
         return words if self.word_order == "big" else list(reversed(words))
 
 
+def type_range(kind: str) -> tuple[int, int]:
+    """The raw values an integer type holds."""
+    bits = 16 * TYPES[kind][1]
+    if kind.startswith("u"):
+        return 0, 2**bits - 1
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
 def _block(fields: list[Field]) -> Block:
     end = fields[-1].address + fields[-1].count
     return Block(fields[0].address, end - fields[0].address, tuple(fields))
@@ -200,6 +208,12 @@ def _field(quantity: str, table: Any, fail: Any) -> Field:
     invalid = table.get("invalid")
     if invalid is not None and (not isinstance(invalid, int) or kind == "float32"):
         raise fail(f"{quantity}.invalid", "must be an integer, for an integer type")
+    if invalid is not None:
+        low, high = type_range(kind)
+        if not low <= invalid <= high:  # it could never match: the check would be off
+            raise fail(f"{quantity}.invalid", f"{invalid:#x} is outside {kind}'s {low}..{high}"
+                       f" (a signed type's raw value is signed: {-(2 ** 31)} for int32's"
+                       " 0x80000000)")  # fmt: skip
     if address + TYPES[kind][1] > 0x10000:
         raise fail(f"{quantity}.address", "the value runs past register 65535")
     return Field(quantity, address, kind, float(scale), invalid)

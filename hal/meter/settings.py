@@ -18,6 +18,9 @@ class MeterSettings:
     baudrate: int = 9600
     parity: str = "N"  # N, E or O: as set on the meter
     stopbits: int = 1
+    # the transceiver's receiver hears our own request (auto-direction parts keep it enabled
+    # while sending; docs/hardware.md): drop that echo before the answer
+    local_echo: bool = False
     # Modbus TCP (a meter with Ethernet, or an RS-485 gateway)
     host: str = ""
     tcp_port: int = 502

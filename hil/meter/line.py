@@ -6,7 +6,8 @@ frame that arrives is passed on only after the time its characters take on the w
 configured baud (``bits_per_char`` / baud each: 10 for 8N1) plus the 3.5-character silence
 that ends an RTU frame, the two directions sharing one half-duplex line. It can also garble
 the next answers (one byte flipped: a CRC error) or drop everything (a meter that stopped
-answering, a cut wire).
+answering, a cut wire). With ``echo`` the backend's end hears its own request as it goes
+out, as through a transceiver whose receiver stays enabled while it drives the line.
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ def _pty_pair() -> tuple[int, int, str]:
 
 
 class SerialLine:
-    def __init__(self, baudrate: int | None = 9600, bits_per_char: int = 10) -> None:
+    def __init__(
+        self, baudrate: int | None = 9600, bits_per_char: int = 10, echo: bool = False
+    ) -> None:
         """``baudrate`` None: no bus timing (bytes cross at once)."""
+        self.echo = echo
         self._char_s = bits_per_char / baudrate if baudrate else 0.0
         self._client = _pty_pair()
         self._server = _pty_pair()
@@ -73,13 +77,17 @@ class SerialLine:
             except OSError:
                 return
             data = self._rest_of_frame(source, data)
-            if self.drop:
+            echo = self.echo and not answers  # our own transceiver hears it, cut line or not
+            if self.drop and not echo:
                 continue
             if answers:
                 data = self._maybe_garble(data)
             self._wait_for_the_wire(len(data), first_s)
             try:
-                os.write(target, data)
+                if echo:
+                    os.write(source, data)
+                if not self.drop:
+                    os.write(target, data)
             except OSError:
                 return
 

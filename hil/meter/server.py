@@ -3,7 +3,9 @@ of one register map over Modbus TCP or RTU, on an event loop in a thread of its 
 
 The test sets the quantities in our units (``set(power_w=...)``); the server encodes them
 as the map says on every read, adds a little noise to the voltage as a live meter would,
-and can answer every read with a Modbus exception or not at all.
+and can answer every read (or every n-th) with a Modbus exception, or none at all. Given
+``words`` it serves those raw register words as written instead, whatever the map says, so
+a test of a map does not depend on the map.
 """
 
 from __future__ import annotations
@@ -26,14 +28,27 @@ VOLTAGE_NOISE_V = 0.05
 
 
 class SimulatedMeter:
-    def __init__(self, register_map: RegisterMap, device_id: int = 1, seed: int = 0) -> None:
+    def __init__(
+        self,
+        register_map: RegisterMap,
+        device_id: int = 1,
+        seed: int = 0,
+        words: dict[int, int] | None = None,
+        function: int | None = None,
+    ) -> None:
+        """``words``: serve these registers (address: raw 16-bit word) and nothing else,
+        instead of the map's encoding of ``values``; ``function``: as input registers (4)
+        or holding registers (3), the map's by default."""
         self.map = register_map
+        self.function = function or register_map.function
+        self.words = dict(words) if words is not None else None
         self.device_id = device_id
         self.values: dict[str, float] = {"power_w": 0.0, "voltage_v": 240.0,
                                          "frequency_hz": 60.0, "import_wh": 1_000_000.0,
                                          "export_wh": 250_000.0}  # fmt: skip
         self.exception: ExcCodes | None = None  # answer every read with this exception
         self.silent = False  # answer nothing
+        self.fail_every = 0  # answer every n-th read with server device busy (0: none)
         self.reads = 0
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -101,11 +116,15 @@ class SimulatedMeter:
 
     def _device(self) -> SimDevice:
         """Registers where the map has fields (anything else: illegal data address)."""
-        blocks = [SimData(f.address, count=f.count, values=0, datatype=DataType.REGISTERS)
-                  for f in self.map.fields]  # fmt: skip
+        if self.words is not None:
+            blocks = [SimData(a, values=w, datatype=DataType.REGISTERS)
+                      for a, w in sorted(self.words.items())]  # fmt: skip
+        else:
+            blocks = [SimData(f.address, count=f.count, values=0, datatype=DataType.REGISTERS)
+                      for f in self.map.fields]  # fmt: skip
         bits = [SimData(0, values=False, datatype=DataType.BITS)]
         unused = [SimData(0, values=0, datatype=DataType.INVALID)]
-        holding, inputs = (blocks, unused) if self.map.function == 3 else (unused, blocks)
+        holding, inputs = (blocks, unused) if self.function == 3 else (unused, blocks)
         return SimDevice(self.device_id, simdata=(bits, list(bits), holding, inputs),
                          action=self._action)  # fmt: skip
 
@@ -122,12 +141,15 @@ class SimulatedMeter:
         with self._lock:
             self.reads += 1
             silent, exception, values = self.silent, self.exception, dict(self.values)
+            flaky = self.fail_every > 0 and self.reads % self.fail_every == 0
         if silent:
             await asyncio.sleep(3600)  # the request is never answered
         if exception is not None:
             return exception
-        if function_code != self.map.function:
-            return None
+        if flaky:
+            return ExcCodes.DEVICE_BUSY
+        if function_code != self.function or self.words is not None:
+            return None  # raw words: served as the datastore holds them
         values["voltage_v"] += self._rng.uniform(-VOLTAGE_NOISE_V, VOLTAGE_NOISE_V)
         for f in self.map.fields:
             offset = f.address - start_address

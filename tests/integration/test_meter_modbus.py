@@ -56,7 +56,7 @@ def bench(tmp_path: Path) -> Iterator[Callable[..., Bench]]:
     made: list[Bench] = []
 
     def make(transport: str, map_name: str, server_map: str | None = None,
-             baudrate: int | None = 19200) -> Bench:  # fmt: skip
+             baudrate: int | None = 19200, echo: bool = False) -> Bench:  # fmt: skip
         sim = SimulatedMeter(load_map(server_map or map_name))
         line = None
         if transport == "tcp":
@@ -65,7 +65,7 @@ def bench(tmp_path: Path) -> Iterator[Callable[..., Bench]]:
                 backend="modbus-tcp", map=map_name, host="127.0.0.1", tcp_port=port, **FAST
             )
         else:
-            line = SerialLine(baudrate)
+            line = SerialLine(baudrate, echo=echo)
             sim.serve_rtu(line.server_device, baudrate or 19200)
             port_path = line.link(tmp_path / f"ttyMETER{len(made)}")
             settings = MeterSettings(
@@ -73,6 +73,7 @@ def bench(tmp_path: Path) -> Iterator[Callable[..., Bench]]:
                 map=map_name,
                 port=str(port_path),
                 baudrate=baudrate or 19200,
+                local_echo=echo,
                 **FAST,
             )
         meter = open_meter(settings, "mock", lambda: None)
@@ -182,6 +183,24 @@ def test_rtu_a_cut_line_is_a_timeout(bench: Callable[..., Bench]) -> None:
     assert eventually(lambda: b.health()[0], 5)
 
 
+def test_rtu_local_echo_is_dropped_before_the_answer(bench: Callable[..., Bench]) -> None:
+    """The reference HAT's transceiver echoes each request back to the Pi (docs/hardware.md):
+    with ``local_echo`` the echo is neither an answer nor a garbled one. A cut line beyond
+    the transceiver still echoes, and is a timeout, not a CRC error."""
+    b = bench("rtu", "sdm630", baudrate=9600, echo=True)
+    assert b.line is not None
+    b.sim.set(power_w=2500.0)
+    assert eventually(lambda: b.health()[0]), b.health()
+    assert eventually(lambda: (r := b.meter.latest()) is not None and r.power_w > 2499)
+    assert b.errors() == dict.fromkeys(b.errors(), 0)
+    b.line.drop = True
+    assert eventually(lambda: not b.health()[0], 3)
+    assert b.errors()["timeout"] >= 1 and b.errors()["crc"] == 0, b.errors()
+    b.line.drop = False
+    b.line.garble(1)
+    assert eventually(lambda: b.errors()["crc"] == 1, 3), b.errors()
+
+
 def test_tcp_a_meter_that_is_gone_is_a_connection_error(bench: Callable[..., Bench]) -> None:
     b = bench("tcp", "sdm630")
     assert eventually(lambda: b.health()[0])
@@ -226,3 +245,97 @@ def test_a_failure_no_rule_foresaw_is_counted_and_the_poll_thread_goes_on(
     assert "failed: error: unpack requires" in b.health()[1]
     assert eventually(lambda: b.health()[0], 5), "the thread polled on"
     assert b.errors()["failed"] == 20
+
+
+class ClockSteppedBack:
+    """Stands in for the ``time`` module where pymodbus reads the system clock: the first
+    reading is true, every later one is ``step_s`` behind (NTP stepped the clock back during
+    the read). ``sleep`` and ``monotonic`` are the real ones."""
+
+    def __init__(self, step_s: float) -> None:
+        self.step_s = step_s
+        self.calls = 0
+        self.sleep, self.monotonic = time.sleep, time.monotonic
+
+    def time(self) -> float:
+        self.calls += 1
+        return time.time() - (self.step_s if self.calls > 1 else 0.0)
+
+
+@pytest.mark.parametrize("transport", ["rtu", "tcp"])
+def test_a_clock_stepped_back_during_a_read_does_not_lengthen_it(
+    transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A silent meter, a 200 ms timeout, the system clock stepped back 10 s during the wait:
+    the read still ends after about 200 ms (pymodbus's serial wait alone took 10.2 s)."""
+    import pymodbus.client.serial
+    import pymodbus.client.tcp
+
+    from hal.meter.modbus import ModbusBus
+    from hal.meter.poller import BusFault
+
+    sim, line = SimulatedMeter(load_map("sdm630")), None
+    if transport == "rtu":
+        line = SerialLine(9600)
+        line.drop = True
+        settings = MeterSettings(backend="modbus-rtu", port=line.client_device, timeout_ms=200)
+    else:
+        sim.silent = True
+        settings = MeterSettings(backend="modbus-tcp", host="127.0.0.1",
+                                 tcp_port=sim.serve_tcp(), timeout_ms=200)  # fmt: skip
+    bus = ModbusBus(settings)
+    assert bus.client.connect(), "connected before the step"
+    stepped = ClockSteppedBack(10.0)
+    module = pymodbus.client.serial if transport == "rtu" else pymodbus.client.tcp
+    monkeypatch.setattr(module, "time", stepped)
+    start = time.monotonic()
+    with pytest.raises(BusFault) as fault:
+        bus.read(4, 0x34, 2)
+    took_s = time.monotonic() - start
+    bus.close()
+    sim.stop()
+    if line is not None:
+        line.close()
+    assert fault.value.kind.value == "timeout"
+    assert took_s < 2.0, f"the read took {took_s:.2f} s with the clock stepped back 10 s"
+
+
+# Raw register words written by hand from the vendors' tables (IEEE 754 float32 big-endian
+# for Eastron, fixed-resolution integers for ABB), served as they are: a map with a wrong
+# address, type, scale, word order or sign reads something else.
+SDM_WORDS = {0x0000: 0x4366, 0x0001: 0x199A,  # 230.1 V
+             0x0046: 0x4248, 0x0047: 0x0000,  # 50.0 Hz
+             0x0048: 0x4148, 0x0049: 0x0000,  # import 12.5 kWh
+             0x004A: 0x4050, 0x004B: 0x0000}  # export 3.25 kWh  # fmt: skip
+HAND_WRITTEN: dict[str, tuple[int, dict[int, int], float]] = {
+    # map: (function, words, our power: export positive)
+    "sdm630": (4, {**SDM_WORDS, 0x0034: 0x44BB, 0x0035: 0x8000}, -1500.0),  # 1500 W import
+    "sdm230": (4, {**SDM_WORDS, 0x000C: 0x44BB, 0x000D: 0x8000}, -1500.0),
+    "abb-b23": (3, {0x5B00: 0x0000, 0x5B01: 0x08FD,  # 2301 x 0.1 V
+                    0x5B14: 0xFFFC, 0x5B15: 0xF2C0,  # -200000 x 0.01 W: 2000 W exported
+                    0x5B2C: 0x1388,  # 5000 x 0.01 Hz
+                    0x5000: 0, 0x5001: 0, 0x5002: 0, 0x5003: 0x04E2,  # 1250 x 0.01 kWh
+                    0x5004: 0, 0x5005: 0, 0x5006: 0, 0x5007: 0x0145}, 2000.0),  # 325 x 0.01
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("map_name", MAPS)
+def test_each_map_reads_a_meter_s_hand_written_registers(map_name: str) -> None:
+    function, words, power_w = HAND_WRITTEN[map_name]
+    sim = SimulatedMeter(load_map(map_name), words=words, function=function)
+    settings = MeterSettings(backend="modbus-tcp", map=map_name, host="127.0.0.1",
+                             tcp_port=sim.serve_tcp(), **FAST)  # fmt: skip
+    meter = open_meter(settings, "mock", lambda: None)
+    meter.start()
+    meter.watch_closely(True)
+    try:
+        assert eventually(lambda: meter.latest() is not None), meter.health(time.monotonic_ns())
+        reading = meter.latest()
+        assert reading is not None
+        assert reading.power_w == pytest.approx(power_w)
+        assert reading.voltage_v == pytest.approx(230.1, abs=1e-4)
+        assert reading.frequency_hz == pytest.approx(50.0)
+        assert (reading.import_wh, reading.export_wh) == pytest.approx((12_500.0, 3_250.0))
+    finally:
+        meter.close()
+        sim.stop()

@@ -11,6 +11,8 @@ from types import ModuleType
 
 import pytest
 
+from firmware.daemon.config import load_config
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,8 +74,11 @@ def test_the_unit_says_what_the_issue_requires() -> None:
                        ("SystemCallFilter", "@system-service")):  # fmt: skip
         assert value in d[key], key
     assert d["RestrictAddressFamilies"] == ["AF_UNIX AF_INET6 AF_INET AF_NETLINK AF_PACKET"]
-    assert any("spidev" in allowed for allowed in d["DeviceAllow"])
-    assert "/dev/ttyAMA0 rw" in d["DeviceAllow"], "the energy meter's RS-485 port"
+    board = load_config(REPO / "config" / "reference-board.toml")
+    rpi, meter = board.board.rpi, board.meter
+    adc = f"/dev/spidev{rpi.spi_bus}.{rpi.spi_device} rw"  # CE1: the QCA7000 takes CE0
+    assert adc in d["DeviceAllow"], "the ADC, where the reference board's config puts it"
+    assert f"{meter.port} rw" in d["DeviceAllow"], "the energy meter's RS-485 port"
 
 
 def test_the_unit_grants_real_time_by_limits_not_by_a_capability() -> None:

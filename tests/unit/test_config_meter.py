@@ -31,18 +31,19 @@ def test_a_modbus_rtu_meter_read_whole() -> None:
         "backend": "modbus-rtu", "map": "abb-b23", "device_id": 7, "port": "/dev/ttyUSB0",
         "baudrate": 19200, "parity": "E", "stopbits": 2, "timeout_ms": 150, "poll_ms": 50,
         "idle_poll_ms": 2000, "stale_ms": 300, "recover_polls": 5, "frozen_s": 0,
-        "phases": 3, "nominal_voltage_v": 230}}).meter  # fmt: skip
+        "phases": 3, "nominal_voltage_v": 230, "local_echo": True}}).meter  # fmt: skip
     assert meter == MeterSettings(backend="modbus-rtu", map="abb-b23", device_id=7,
                                   port="/dev/ttyUSB0", baudrate=19200, parity="E", stopbits=2,
                                   timeout_ms=150, poll_ms=50, idle_poll_ms=2000, stale_ms=300,
                                   recover_polls=5, frozen_s=0, phases=3,
-                                  nominal_voltage_v=230)  # fmt: skip
+                                  nominal_voltage_v=230, local_echo=True)  # fmt: skip
     assert meter.max_power_w == 80 * 230 * 3 * 1.25  # before the charger's rating is set
 
 
 def test_the_reference_board_enables_an_sdm630_on_uart0() -> None:
     meter = load_config(REPO_ROOT / "config" / "reference-board.toml").meter
     assert (meter.backend, meter.map, meter.port) == ("modbus-rtu", "sdm630", "/dev/ttyAMA0")
+    assert meter.local_echo, "the HAT's auto-direction transceiver hears its own request"
 
 
 @pytest.mark.parametrize(
@@ -58,6 +59,15 @@ def test_the_reference_board_enables_an_sdm630_on_uart0() -> None:
          "meter.stale_ms: must be at least twice poll_ms"),
         ({"stale_ms": 5000}, "meter.stale_ms: must be between 100 and 1000"),
         ({"device_id": 0}, "meter.device_id: must be between 1 and 247"),
+        ({"backend": "modbus-rtu", "baudrate": 4800},
+         "meter.baudrate: at 4800 baud one poll of Eastron SDM630 takes 117 ms on the wire, "
+         "more than poll_ms 100; set the meter faster"),
+        ({"backend": "modbus-rtu", "baudrate": 1200, "poll_ms": 100, "timeout_ms": 150},
+         "meter.timeout_ms: 150 ms is less than one read's 267 ms on the wire at 1200 baud"),
+        ({"backend": "modbus-rtu", "map": "abb-b23", "baudrate": 9600, "parity": "E",
+          "stopbits": 2, "poll_ms": 60, "stale_ms": 200},
+         "meter.baudrate: at 9600 baud one poll of ABB B23/B24 takes 75 ms"),
+        ({"local_echo": "yes"}, "meter.local_echo: "),
         ({"speed": 9600}, "meter.speed: unknown key"),
     ],
 )  # fmt: skip

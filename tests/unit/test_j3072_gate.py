@@ -538,3 +538,68 @@ def test_each_address_is_looked_up_once_per_match() -> None:
     for port in range(50):
         check.refusal([("2001:db8::5", port, 0, 0)])
     assert lookups == ["2001:db8::5"]
+
+
+def test_a_meter_that_cannot_show_discharge_stopped_opens_main_after_3_s() -> None:
+    """Revoked for an unhealthy meter, the vehicle has §4.8.1.2's 3 s to stop; a meter
+    still untrusted then cannot show it did: main opens, once."""
+    world = World()
+    world.gate.plugged(True)
+    world.exchange(PROFILES["certified-4q"], LFDI)
+    assert world.gate.authorized
+    world.gate.on_meter_health("no good reading for 501 ms", main_closed=True)
+    assert not world.gate.authorized
+    world.now += STOP_GRACE_NS - 1
+    world.gate.on_meter_health("no good reading for 3501 ms", main_closed=True)
+    assert world.gate.drain_open_main() == []
+    world.now += 1
+    world.gate.on_meter_health("no good reading for 3501 ms", main_closed=True)
+    reasons = world.gate.drain_open_main()
+    assert reasons == ["the meter cannot show that discharge stopped: no good reading for 3501 ms"]
+    world.now += S
+    world.gate.on_meter_health("no good reading for 4501 ms", main_closed=True)
+    assert world.gate.drain_open_main() == [], "once"
+
+
+def test_a_meter_trusted_again_within_3_s_or_main_open_opens_nothing() -> None:
+    world = World()
+    world.gate.plugged(True)
+    world.exchange(PROFILES["certified-4q"], LFDI)
+    world.gate.on_meter_health("exception 6", main_closed=True)
+    world.now += 2 * S
+    world.gate.on_meter_health(None, main_closed=True)
+    world.now += 2 * S
+    world.gate.on_meter_health("exception 6", main_closed=True)  # counted afresh
+    world.now += 2 * S
+    world.gate.on_meter_health("exception 6", main_closed=False)  # the vehicle paused
+    world.now += 5 * S
+    world.gate.on_meter_health("exception 6", main_closed=False)
+    assert world.gate.drain_open_main() == []
+
+
+def test_an_untrusted_meter_opens_nothing_for_a_vehicle_never_authorized() -> None:
+    """A plain J1772 car (or a V2G one never granted) charges on: the discharge path never
+    closed for it, so there is nothing the meter must show stopped (docs/meter.md)."""
+    world = World()
+    world.gate.plugged(True)
+    world.gate.on_meter_health("the board has no meter", main_closed=True)
+    world.now += 60 * S
+    world.gate.on_meter_health("the board has no meter", main_closed=True)
+    assert world.gate.drain_open_main() == []
+
+
+def test_an_authorization_earlier_in_the_plug_in_counts_until_unplug() -> None:
+    world = World()
+    world.gate.plugged(True)
+    world.exchange(PROFILES["certified-4q"], LFDI)
+    world.gate.on_link(False)  # the session ends; the vehicle is still on the cable
+    world.gate.on_meter_health("exception 4", main_closed=True)
+    world.now += STOP_GRACE_NS
+    world.gate.on_meter_health("exception 4", main_closed=True)
+    assert world.gate.drain_open_main()
+    world.gate.plugged(False)
+    world.gate.plugged(True)
+    world.gate.on_meter_health("exception 4", main_closed=True)
+    world.now += 10 * S
+    world.gate.on_meter_health("exception 4", main_closed=True)
+    assert world.gate.drain_open_main() == [], "a new plug-in, nothing authorized yet"

@@ -40,9 +40,14 @@ def healthy_monitor() -> tuple[HealthMonitor, int]:
         ({"power_w": 9601.0}, "power 9601 W beyond the circuit's 9600 W"),
         ({"power_w": -9601.0}, "power -9601 W beyond"),
         ({"power_w": math.nan}, "power is not a number"),
-        ({"voltage_v": 361.0}, "voltage 361.0 V outside"),
+        ({"voltage_v": 288.1}, "voltage 288.1 V outside 120..288 V"),
         ({"voltage_v": -1.0}, "voltage -1.0 V outside"),
-        ({"frequency_hz": 120.0}, "frequency 120.00 Hz outside 40..70 Hz"),
+        ({"voltage_v": 0.0}, "voltage 0.0 V outside 120..288 V"),
+        ({"voltage_v": 119.9}, "voltage 119.9 V outside"),
+        ({"frequency_hz": 120.0}, "frequency 120.00 Hz outside 45..65 Hz"),
+        ({"frequency_hz": 0.0}, "frequency 0.00 Hz outside 45..65 Hz"),
+        ({"frequency_hz": 44.9}, "frequency 44.90 Hz outside"),
+        ({"frequency_hz": 65.1}, "frequency 65.10 Hz outside"),
         ({"import_wh": -5.0}, "a negative energy counter"),
         ({"export_wh": math.inf}, "export energy is not a number"),
     ],
@@ -52,8 +57,9 @@ def test_implausible_values(changes: dict[str, float], why: str) -> None:
 
 
 def test_plausible_values_at_the_edges() -> None:
-    for changes in ({"power_w": 9600.0}, {"voltage_v": 0.0, "frequency_hz": 0.0},
-                    {"frequency_hz": 50.0}, {"power_w": -9600.0}):  # fmt: skip
+    for changes in ({"power_w": 9600.0}, {"voltage_v": 120.0, "frequency_hz": 45.0},
+                    {"voltage_v": 288.0, "frequency_hz": 65.0}, {"frequency_hz": 50.0},
+                    {"power_w": -9600.0}):  # fmt: skip
         assert plausibility(reading(0, **changes), LIMITS) is None, changes
 
 
@@ -93,13 +99,35 @@ def test_a_stuck_poller_shows_as_stale_to_whoever_asks() -> None:
     assert not monitor.check(t + 2 * S).healthy, "no answer at all, not even a failure"
 
 
-def test_a_slower_allowance_at_the_idle_rate_counts_from_the_change() -> None:
+def test_a_tighter_allowance_does_not_restart_the_count() -> None:
+    monitor, t = healthy_monitor()
+    monitor.allow(3000, t)  # the idle rate: three idle polls
+    assert monitor.check(t + 2900 * MS).healthy
+    monitor.allow(500, t + 2900 * MS)  # a vehicle plugs in: the fast rate's allowance
+    assert monitor.check(t + 3000 * MS).healthy, "the idle allowance still runs out at 3 s"
+    health = monitor.check(t + 3000 * MS + 1)
+    assert not health.healthy and "no good reading for 3000 ms" in health.reason
+
+
+def test_a_tighter_allowance_counts_from_the_change_when_that_is_sooner() -> None:
     monitor, t = healthy_monitor()
     monitor.allow(3000, t)
-    assert monitor.check(t + 2900 * MS).healthy
-    monitor.allow(500, t + 2900 * MS)  # main closes: the fast rate's allowance, from now
-    assert monitor.check(t + 3300 * MS).healthy
-    assert not monitor.check(t + 3401 * MS + 1).healthy
+    monitor.allow(500, t + 100 * MS)
+    assert monitor.check(t + 600 * MS).healthy
+    assert not monitor.check(t + 600 * MS + 1).healthy
+    monitor, t = healthy_monitor()
+    monitor.allow(3000, t)
+    monitor.allow(500, t + 100 * MS)
+    monitor.answer(reading(t + 400 * MS))  # a good reading: the fast allowance from it
+    assert monitor.check(t + 900 * MS).healthy
+    assert not monitor.check(t + 900 * MS + 1).healthy
+
+
+def test_a_looser_allowance_counts_from_the_last_good_reading() -> None:
+    monitor, t = healthy_monitor()
+    monitor.allow(3000, t + 400 * MS)
+    assert monitor.check(t + 3000 * MS).healthy
+    assert not monitor.check(t + 3000 * MS + 1).healthy
 
 
 def test_a_counter_going_back_is_unhealthy() -> None:
@@ -125,8 +153,21 @@ def test_values_frozen_for_frozen_s_are_unhealthy_until_they_move() -> None:
     assert monitor.answer(reading(t, voltage_v=239.6)) is None
 
 
-def test_a_dead_line_reading_zero_volts_is_not_frozen() -> None:
+def test_a_dead_or_all_zero_meter_is_never_healthy() -> None:
     monitor = HealthMonitor(LIMITS, 0)
     for t in range(1, 400):
-        assert monitor.answer(reading(t * 100 * MS, power_w=0, voltage_v=0.0,
-                                      frequency_hz=0.0)) is None  # fmt: skip
+        refused = monitor.answer(reading(t * 100 * MS, power_w=0, voltage_v=0.0,
+                                         frequency_hz=0.0))  # fmt: skip
+        assert refused is BusError.IMPLAUSIBLE
+        assert not monitor.check(t * 100 * MS).healthy
+    assert "voltage 0.0 V outside" in monitor.check(400 * 100 * MS).reason
+
+
+def test_frozen_values_are_checked_whatever_the_voltage() -> None:
+    """No value exempts a meter from the frozen check (0 V used to)."""
+    low = HealthMonitor(LIMITS, 0)
+    t = 0
+    while t <= 30 * S:
+        t += 100 * MS
+        refused = low.answer(reading(t, voltage_v=120.0, frequency_hz=45.0))
+    assert refused is BusError.IMPLAUSIBLE and "frozen" in low.check(t).reason

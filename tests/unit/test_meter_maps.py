@@ -84,6 +84,15 @@ def test_a_lab_map_file_is_loaded_by_path(tmp_path: Path) -> None:
         ({"power_w": {"address": 1, "type": "float16"}}, "power_w.type: must be one of"),
         ({"power_w": {"address": 1, "type": "float32", "scale": 0}}, "power_w.scale"),
         ({"power_w": {"address": 1, "type": "float32", "invalid": 1}}, "power_w.invalid"),
+        (
+            {"power_w": {"address": 1, "type": "int32", "invalid": 0x80000000}},
+            "power_w.invalid: 0x80000000 is outside int32's -2147483648..2147483647",
+        ),
+        (
+            {"power_w": {"address": 1, "type": "uint16", "invalid": 0x10000}},
+            "power_w.invalid: 0x10000 is outside uint16's 0..65535",
+        ),
+        ({"power_w": {"address": 1, "type": "uint16", "invalid": -1}}, "power_w.invalid: -0x1"),
         ({"power_w": {"address": 1, "type": "int32", "unit": "W"}}, "power_w.unit: unknown key"),
         ({"export_wh": None}, "export_wh: missing"),
         ({"colour": "blue"}, "colour: unknown key"),
@@ -104,3 +113,55 @@ def test_a_bad_map_is_refused_in_one_line(change: dict[str, object], problem: st
 def test_a_missing_map_names_the_built_in_ones() -> None:
     with pytest.raises(MapError, match=r"no such register map \(built in: abb-b23, sdm230"):
         load_map("sdm9999")
+
+
+# The vendors' public register tables, written here independently of the map files:
+# quantity -> (protocol address, type, scale to our unit, raw "not available" value).
+# Eastron SDM630-Modbus V2 and SDM230-Modbus: input registers, float32, high word first,
+# power positive into the load (import); kWh counters. ABB B23/B24: holding registers,
+# fixed-resolution integers, high word first, "forward" (import) power positive, 0.01 kWh.
+VENDOR_TABLES: dict[str, tuple[int, bool, dict[str, tuple[int, str, float, int | None]]]] = {
+    "sdm630": (4, True, {
+        "power_w": (0x0034, "float32", 1.0, None),  # 30053 total system power
+        "voltage_v": (0x0000, "float32", 1.0, None),  # 30001 phase 1 to neutral
+        "frequency_hz": (0x0046, "float32", 1.0, None),  # 30071
+        "import_wh": (0x0048, "float32", 1000.0, None),  # 30073 kWh
+        "export_wh": (0x004A, "float32", 1000.0, None),  # 30075 kWh
+    }),
+    "sdm230": (4, True, {
+        "power_w": (0x000C, "float32", 1.0, None),  # 30013 active power
+        "voltage_v": (0x0000, "float32", 1.0, None),
+        "frequency_hz": (0x0046, "float32", 1.0, None),
+        "import_wh": (0x0048, "float32", 1000.0, None),
+        "export_wh": (0x004A, "float32", 1000.0, None),
+    }),
+    "abb-b23": (3, True, {
+        "power_w": (0x5B14, "int32", 0.01, 0x7FFFFFFF),  # total active power, 0.01 W
+        "voltage_v": (0x5B00, "uint32", 0.1, 0xFFFFFFFF),  # L1-N, 0.1 V
+        "frequency_hz": (0x5B2C, "uint16", 0.01, 0xFFFF),  # 0.01 Hz
+        "import_wh": (0x5000, "uint64", 10.0, 0xFFFFFFFFFFFFFFFF),  # 0.01 kWh
+        "export_wh": (0x5004, "uint64", 10.0, 0xFFFFFFFFFFFFFFFF),
+    }),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(VENDOR_TABLES))
+def test_each_built_in_map_says_what_its_vendor_s_table_says(name: str) -> None:
+    function, import_positive, fields = VENDOR_TABLES[name]
+    register_map = load_map(name)
+    assert (register_map.function, register_map.word_order) == (function, "big")
+    assert register_map.import_positive is import_positive
+    for quantity, (address, kind, scale, invalid) in fields.items():
+        f = register_map.field(quantity)
+        assert (f.address, f.type, f.invalid) == (address, kind, invalid), quantity
+        assert f.scale == pytest.approx(scale), quantity
+
+
+def test_an_invalid_value_of_a_signed_type_is_its_signed_raw_value() -> None:
+    import tomllib
+
+    data = tomllib.loads((Path(__file__).parents[2] / "hal/meter/maps/abb-b23.toml").read_text())
+    data["power_w"]["invalid"] = -(2**31)  # 0x80000000 as an int32
+    register_map = parse_map(data, "lab.toml")
+    power, _ = register_map.blocks()
+    assert math.isnan(register_map.decode(power, [0x8000, 0x0000])["power_w"])
