@@ -6,7 +6,9 @@ not a number, power beyond the circuit's rating with margin, a voltage or freque
 has, an energy counter going backwards, the same power, voltage and frequency for
 ``frozen_s``); unhealthy once no good reading has come for ``stale_ms`` (a bus that stopped
 answering, or answers with bad CRCs, or a poll thread that froze). Healthy again only after
-``recover_polls`` good readings in a row. docs/meter.md "Health" has the rules.
+``recover_polls`` good readings in a row; unhealthy too when power and the energy counters
+disagree by more than a factor of ``ENERGY_RATIO`` over a window of ``ENERGY_WINDOW_WH``.
+docs/meter.md "Health" has the rules.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ POWER_MARGIN = 1.25  # the rating is what the circuit may carry; more is a readi
 # or unwired meter (0 V, 0 Hz) or a misdecoded register never passes (docs/meter.md "Health")
 VOLTAGE_BAND = (0.5, 1.2)  # x nominal
 FREQUENCY_HZ = (45.0, 65.0)  # a 50 or 60 Hz supply, with 5 Hz either side
+# power and the energy counters must tell the same story (a power register read at the wrong
+# scale under- or over-reads discharge): once a window holds this much energy by either
+# account, the two accounts may differ by this ratio at most. Counters step by 10 Wh on the
+# built-in maps' meters, and power is sampled: both are inside the margin at this size
+ENERGY_WINDOW_WH = 100.0
+ENERGY_RATIO = 2.0
+ENERGY_GAP_NS = 5_000_000_000  # readings further apart than this start a new window
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +81,10 @@ class HealthMonitor:
         self._stale_ns = int(limits.stale_ms * MS)
         self._counters: tuple[float, float] | None = None
         self._unchanged: tuple[tuple[float, float, float], int] | None = None
+        self._window: _EnergyWindow | None = None
+        # power and counters disagreed (a map read at the wrong scale): no reading is trusted
+        # again until a whole window agrees
+        self._energy_suspect = False
         self.last_error = ""
 
     @property
@@ -97,11 +110,14 @@ class HealthMonitor:
     def answer(self, reading: Reading) -> BusError | None:
         """A complete answer: checked, then counted good or bad. Returns IMPLAUSIBLE when
         it was refused."""
-        why = plausibility(reading, self.limits) or self._continuity(reading)
+        why = (plausibility(reading, self.limits) or self._continuity(reading)
+               or self._energy(reading))  # fmt: skip
         if why is not None:
             self.failed(BusError.IMPLAUSIBLE, why, reading.t_ns, at_once=True)
             return BusError.IMPLAUSIBLE
         self._last_good_ns = reading.t_ns
+        if self._energy_suspect:
+            return None  # plausible, but untrusted until power and counters agree again
         self._good_in_a_row += 1
         if not self._health.healthy and self._good_in_a_row >= self.limits.recover_polls:
             self._health = Health(True, "", reading.t_ns)
@@ -129,6 +145,25 @@ class HealthMonitor:
         since = self._health.since_ns if not self._health.healthy else now_ns
         self._health = Health(False, reason, since)
 
+    def _energy(self, reading: Reading) -> str | None:
+        """Power integrated over time against the counters' own increase, import and export
+        apart, once a window holds ``ENERGY_WINDOW_WH`` by either account."""
+        window = self._window
+        if window is None or not 0 < reading.t_ns - window.last.t_ns <= ENERGY_GAP_NS:
+            self._window = _EnergyWindow(reading, reading)
+            return None
+        window.add(reading)
+        for name, by_power, counted in window.accounts():
+            if max(by_power, counted) < ENERGY_WINDOW_WH:
+                continue
+            self._window = _EnergyWindow(reading, reading)
+            low = min(by_power, counted)
+            self._energy_suspect = low * ENERGY_RATIO < max(by_power, counted)
+            if self._energy_suspect:
+                return (f"power and the {name} counter disagree: {by_power:.0f} Wh by power, "
+                        f"{counted:.0f} Wh counted")  # fmt: skip
+        return None
+
     def _continuity(self, reading: Reading) -> str | None:
         """Counters never go back; a live meter's values do not stand still for long."""
         counters = (reading.import_wh, reading.export_wh)
@@ -148,3 +183,28 @@ class HealthMonitor:
         if reading.t_ns - self._unchanged[1] >= frozen_ns:  # until the values move again
             return f"frozen: the same power, voltage and frequency for {self.limits.frozen_s:g} s"
         return None
+
+
+@dataclass(slots=True)
+class _EnergyWindow:
+    """Energy since ``first`` by the power readings (each held until the next one)."""
+
+    first: Reading
+    last: Reading
+    import_wh: float = 0.0
+    export_wh: float = 0.0
+
+    def add(self, reading: Reading) -> None:
+        hours = (reading.t_ns - self.last.t_ns) / 3.6e12
+        power = self.last.power_w  # export positive
+        if power > 0:
+            self.export_wh += power * hours
+        else:
+            self.import_wh -= power * hours
+        self.last = reading
+
+    def accounts(self) -> tuple[tuple[str, float, float], ...]:
+        return (
+            ("import", self.import_wh, self.last.import_wh - self.first.import_wh),
+            ("export", self.export_wh, self.last.export_wh - self.first.export_wh),
+        )

@@ -171,3 +171,64 @@ def test_frozen_values_are_checked_whatever_the_voltage() -> None:
         t += 100 * MS
         refused = low.answer(reading(t, voltage_v=120.0, frequency_hz=45.0))
     assert refused is BusError.IMPLAUSIBLE and "frozen" in low.check(t).reason
+
+
+class Counting:
+    """Readings every 100 ms from a meter whose counters rise as each call says, after the
+    readings of ``healthy_monitor``."""
+
+    def __init__(self) -> None:
+        self.monitor, self.t = healthy_monitor()
+        self.imported, self.exported = 1000.0, 500.0
+
+    def run(self, power_w: float, seconds: int, export_per_s: float = 0.0,
+            import_per_s: float = 0.0) -> list[BusError | None]:  # fmt: skip
+        answers = []
+        for _ in range(seconds * 10):
+            self.t += 100 * MS
+            self.exported += export_per_s / 10
+            self.imported += import_per_s / 10
+            answers.append(self.monitor.answer(reading(
+                self.t, power_w, export_wh=self.exported, import_wh=self.imported,
+                voltage_v=240 + (self.t % 7) / 10)))  # fmt: skip
+        return answers
+
+    def healthy(self) -> bool:
+        return self.monitor.check(self.t).healthy
+
+
+def test_power_and_counters_telling_the_same_story_stay_healthy() -> None:
+    meter = Counting()  # 7200 W for 60 s: 120 Wh by power, the counter rising 2 Wh a second
+    assert all(a is None for a in meter.run(7200.0, 60, export_per_s=2.0)) and meter.healthy()
+    assert all(a is None for a in meter.run(-7200.0, 60, import_per_s=2.0)) and meter.healthy()
+
+
+@pytest.mark.parametrize(
+    ("power_w", "export_per_s", "why"),
+    [
+        (720.0, 2.0, "power and the export counter disagree: 11 Wh by power, 100 Wh counted"),
+        (7200.0, 0.2, "power and the export counter disagree: 100 Wh by power, 10 Wh counted"),
+    ],
+    ids=["power read a tenth of the truth", "power read ten times the truth"],
+)
+def test_power_at_the_wrong_scale_is_caught_by_the_counters(
+    power_w: float, export_per_s: float, why: str
+) -> None:
+    meter = Counting()
+    assert BusError.IMPLAUSIBLE in meter.run(power_w, 60, export_per_s=export_per_s)
+    health = meter.monitor.check(meter.t)
+    assert not health.healthy and why in health.reason
+    meter.run(0.0, 20)
+    assert not meter.healthy(), "plausible readings alone do not trust it again"
+    meter.run(-7200.0, 60, import_per_s=2.0)  # a whole window in which both agree
+    meter.run(-7200.0, 2, import_per_s=2.0)
+    assert meter.healthy()
+
+
+def test_a_gap_in_the_readings_starts_a_new_window() -> None:
+    meter = Counting()
+    meter.run(7200.0, 40, export_per_s=2.0)  # 80 Wh by either account
+    meter.t += 6 * S  # the bus silent for 6 s while energy flowed: the counter moved on
+    meter.exported += 500.0
+    assert all(a is None for a in meter.run(7200.0, 40, export_per_s=2.0))
+    assert meter.healthy(), "what came before the gap is not compared with what follows"
