@@ -90,7 +90,7 @@ class Upstream:
         state = _charging_state(view)
         if state != self._charging_state:
             self._charging_state = state
-            self._tx("Updated", "ChargingStateChanged", "Trigger", essential=True)
+            self._tx("Updated", "ChargingStateChanged", "Trigger", essential=False)
         elif self._mono() >= self._next_sample_s:
             self._tx("Updated", "MeterValuePeriodic", "Sample.Periodic", essential=False)
 
@@ -100,7 +100,8 @@ class Upstream:
         word = "granted" if decision.granted else ("revoked" if revoked else "denied")
         limit = f"limit_w={decision.limit_w}" if decision.limit_w is not None else None
         reasons = "; ".join(decision.reasons) or f"ism {decision.ism}"
-        self._notify(m.GATE_COMPONENT, "DischargeAuthorization", word, limit, reasons)
+        self._notify(m.GATE_COMPONENT, "DischargeAuthorization", word, limit, reasons,
+                     essential=True)  # fmt: skip
 
     def control(self, mrid: str, function: str, set_by: str) -> None:
         """A control put in effect for the session's vehicle: its Responses are tracked."""
@@ -114,7 +115,8 @@ class Upstream:
     def status(self) -> dict[str, Any]:
         return {"online": self.online, "station_id": self.config.station_id,
                 "version": self.config.version, "transaction_id": self.transaction_id,
-                "queued": self.outbox.unsent(), "dropped": self.outbox.dropped}  # fmt: skip
+                "queued": self.outbox.unsent(), "dropped": self.outbox.dropped,
+                "failed": self.outbox.failed}  # fmt: skip
 
     # --- internals ----------------------------------------------------------------------
 
@@ -154,11 +156,14 @@ class Upstream:
                   essential)  # fmt: skip
 
     def _notify(self, component: str, variable: str, value: str, code: str | None,
-                info: str | None) -> None:  # fmt: skip
+                info: str | None, essential: bool = False) -> None:  # fmt: skip
+        """One NotifyEvent: essential only for the J3072 gate's decisions; what a CSMS's
+        request provoked (an acknowledgement, a refusal, the vehicle's Responses) is not, so
+        a CSMS that floods us and never answers cannot grow the queue past its bound."""
         self._event_id += 1
         event = m.Event(self._event_id, component, variable, value, code, info,
                         self.transaction_id)  # fmt: skip
-        self._put("NotifyEvent", m.notify_event(self._wall(), self._notify_seq, event))
+        self._put("NotifyEvent", m.notify_event(self._wall(), self._notify_seq, event), essential)
 
     def _vehicle(self, record: PevRecord | None) -> None:
         """The vehicle's state of charge, charging needs and the Responses to dispatches."""
@@ -171,7 +176,7 @@ class Upstream:
         if needs is not None and needs != self._needs:
             self._needs = needs
             payload = m.ev_charging_needs(needs, self.config.version, self._v_ref_v)
-            self._put("NotifyEVChargingNeeds", payload)
+            self._put("NotifyEVChargingNeeds", payload, essential=False)
         for response in record.responses.values():
             subject, code = response.subject.upper(), response.status
             set_by = self._tracked.get(subject)
