@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from firmware.config.reader import SectionReader
+from firmware.ocpp.limits import MAX_MESSAGE_BYTES
 
 VERSIONS = ("2.0.1", "2.1")
 PROFILES = (2, 3)
@@ -39,6 +40,8 @@ class OcppConfig:
     meter_interval_s: int = 60  # TransactionEvent Updated with meter values, while plugged in
     queue_max: int = 10_000  # unsent events kept in the journal while the CSMS is away
     reconnect_max_s: int = 60  # the backoff between attempts doubles up to this
+    max_message_bytes: int = MAX_MESSAGE_BYTES  # a longer message from the CSMS: closed
+    max_requests_per_s: int = 5  # the CSMS's requests handled per second (a burst of 4x)
 
     @property
     def enabled(self) -> bool:
@@ -68,6 +71,8 @@ def read_ocpp(section: SectionReader) -> OcppConfig:
         meter_interval_s=section.integer("meter_interval_s", d.meter_interval_s, 1, 3600),
         queue_max=section.integer("queue_max", d.queue_max, 100, MAX_QUEUE),
         reconnect_max_s=section.integer("reconnect_max_s", d.reconnect_max_s, 1, 3600),
+        max_message_bytes=section.integer("max_message_bytes", d.max_message_bytes, 4096, 2**20),
+        max_requests_per_s=section.integer("max_requests_per_s", d.max_requests_per_s, 1, 100),
     )
     if not STATION_ID.match(config.station_id):
         problems.append(f"{name}.station_id: 1..48 of A-Z a-z 0-9 *-_=:+|@. (OCPP identifier)")

@@ -28,6 +28,7 @@ from websockets.typing import Subprotocol
 from firmware.logs import log_event
 from firmware.ocpp.config import OcppConfig, read_password
 from firmware.ocpp.handlers import Requests, charge_point_class
+from firmware.ocpp.limits import TokenBucket
 from firmware.ocpp.messages import boot_notification
 from firmware.ocpp.upstream import Upstream
 
@@ -96,6 +97,8 @@ class Station:
             "subprotocols": [Subprotocol(f"ocpp{config.version}")],
             "open_timeout": 10,
             "proxy": None,
+            "max_size": config.max_message_bytes,  # docs/ocpp.md "What a CSMS may send"
+            "compression": None,  # inflating a burst of frames would hold the loop
         }
         if config.security_profile == 2:
             assert config.password_file is not None
@@ -117,9 +120,11 @@ class Station:
                       reason=reason)  # fmt: skip
 
     async def _session(self, ws: ClientConnection) -> None:
+        rate = float(self.config.max_requests_per_s)
         cp = charge_point_class(self.config.version)(
-            self.config.station_id, ws, self.requests, response_timeout=RESPONSE_TIMEOUT_S
-        )
+            self.config.station_id, ws, self.requests, RESPONSE_TIMEOUT_S,
+            TokenBucket(rate, 4 * rate),
+        )  # fmt: skip
         reader = asyncio.create_task(cp.start(), name="ocpp-reader")
         try:
             if not self._booted:
@@ -166,7 +171,8 @@ class Station:
             await asyncio.wait({wake, reader}, timeout=max(0.0, beat_at - loop.time()),
                                return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
             wake.cancel()
-        raise StationError("the CSMS closed the connection")
+        ended = reader.exception() if not reader.cancelled() else None
+        raise StationError(str(ended) if ended else "the CSMS closed the connection")
 
     async def _call(self, cp: Any, action: str, payload: dict[str, Any],
                     seq: int | None = None) -> dict[str, Any] | None:  # fmt: skip
