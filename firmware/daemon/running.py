@@ -197,7 +197,7 @@ class Running:
         record = sep2.store.get(bound.lfdi) if sep2 is not None and bound is not None else None
         reading = self.meter.latest()  # the gate's meter: what the CSMS is told is measured
         power, imported, exported = (
-            (0.0, 0.0, 0.0) if reading is None
+            (0.0, None, None) if reading is None  # no energy is sent until there is one
             else (reading.power_w, reading.import_wh, reading.export_wh)
         )  # fmt: skip
         return StationView(present, self.recorder.session_id, connector,

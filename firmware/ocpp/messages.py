@@ -33,8 +33,8 @@ class Reading:
     OCPP's sense is split into the two measurands) and the vehicle's state of charge."""
 
     wall_s: float
-    import_wh: float
-    export_wh: float
+    import_wh: float | None  # None: the meter has not read it yet (not sent)
+    export_wh: float | None
     power_w: float  # + from the vehicle to the grid (discharge), - into the vehicle
     soc_pct: float | None = None
 
@@ -45,8 +45,12 @@ def meter_value(reading: Reading, context: str) -> dict[str, Any]:
                 "unitOfMeasure": {"unit": unit}}  # fmt: skip
 
     values = [
-        sampled(reading.import_wh, "Energy.Active.Import.Register", "Wh"),
-        sampled(reading.export_wh, "Energy.Active.Export.Register", "Wh"),
+        sampled(wh, measurand, "Wh")
+        for wh, measurand in ((reading.import_wh, "Energy.Active.Import.Register"),
+                              (reading.export_wh, "Energy.Active.Export.Register"))
+        if wh is not None
+    ]  # fmt: skip
+    values += [
         sampled(max(-reading.power_w, 0.0), "Power.Active.Import", "W"),
         sampled(max(reading.power_w, 0.0), "Power.Active.Export", "W"),
     ]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from firmware.logs import log_event
 from firmware.ocpp.dispatch import Dispatch, DispatchRefused, read_profile
+from firmware.ocpp.limits import ITEMS_PER_MESSAGE
 from firmware.ocpp.messages import EVSE_ID
 from firmware.ocpp.upstream import Upstream
 from firmware.sep2.functions import Mode, SiteFunction, describe
@@ -176,7 +177,9 @@ class DispatchRelay:
     def variable(self, component: str, variable: str) -> str | None:
         config = self._upstream.config
         known = {
-            ("OCPPCommCtrlr", "HeartbeatInterval"): str(config.heartbeat_s),
+            ("OCPPCommCtrlr", "HeartbeatInterval"): f"{self._upstream.heartbeat_s:g}",
+            ("DeviceDataCtrlr", "ItemsPerMessage"): str(ITEMS_PER_MESSAGE),
+            ("DeviceDataCtrlr", "BytesPerMessage"): str(config.max_message_bytes),
             ("SecurityCtrlr", "SecurityProfile"): str(config.security_profile),
             ("SecurityCtrlr", "Identity"): config.station_id,
             ("J3072Gate", "DischargeAuthorization"): str(self._gate.snapshot()["state"]),

@@ -44,8 +44,8 @@ class StationView:
     main_closed: bool
     power_w: float  # the EVSE's meter: + discharge (export), - charge (import)
     record: PevRecord | None  # the bound vehicle's 2030.5 data
-    import_wh: float = 0.0  # the meter's registers: energy into the vehicle
-    export_wh: float = 0.0  # and out of it
+    import_wh: float | None = None  # the meter's registers: energy into the vehicle
+    export_wh: float | None = None  # and out of it (None: the meter has no reading yet)
 
 
 class Upstream:
@@ -56,12 +56,15 @@ class Upstream:
         self._wall, self._mono = wall, mono
         self.wake = asyncio.Event()  # set whenever something is queued
         self.online = False  # the sender says so
+        self.heartbeat_s = float(config.heartbeat_s)  # the interval in effect (the CSMS's)
         self.transaction_id: str | None = None
         self._connector: str | None = None
         self._tx_seq = 0
         self._charging_state: str | None = None
         self._next_sample_s = 0.0
-        self._import_wh = self._export_wh = self._power_w = 0.0
+        self._power_w = 0.0
+        self._import_wh: float | None = None  # the last the meter read: a register never
+        self._export_wh: float | None = None  # goes back to 0 while the meter is silent
         self._soc_pct: float | None = None
         self._needs: m.ChargingNeeds | None = None
         self._event_id = int(wall()) % 1_000_000 * 1000  # unique across restarts, mostly
@@ -72,11 +75,11 @@ class Upstream:
     # --- what the daemon hands in -------------------------------------------------------
 
     def observe(self, view: StationView) -> None:
-        self._power_w, self._import_wh, self._export_wh = (
-            view.power_w,
-            view.import_wh,
-            view.export_wh,
-        )
+        self._power_w = view.power_w
+        if view.import_wh is not None:
+            self._import_wh = view.import_wh
+        if view.export_wh is not None:
+            self._export_wh = view.export_wh
         if view.connector != self._connector:
             self._connector = view.connector
             self._put("StatusNotification", m.status_notification(self._wall(), view.connector))
