@@ -189,6 +189,25 @@ class Outbox:
         self._unsent = max(0, self._unsent - marked)
         self._over_bound_said = False
 
+    def open_transactions(self) -> dict[str, int]:
+        """The transactions a TransactionEvent Started was queued for and no Ended (a run that
+        ended with a vehicle plugged in), each with the last seqNo queued for it."""
+        if self._journal is None:
+            return {}
+        try:
+            with self._journal.transaction() as db:
+                rows = db.execute(
+                    "SELECT json_extract(payload, '$.transactionInfo.transactionId') AS tx,"
+                    " max(json_extract(payload, '$.seqNo')),"
+                    " sum(json_extract(payload, '$.eventType') = 'Started'),"
+                    " sum(json_extract(payload, '$.eventType') = 'Ended')"
+                    " FROM ocpp_outbox WHERE message = 'TransactionEvent' GROUP BY tx"
+                ).fetchall()
+        except JournalError as err:
+            self._failed_once("read", err)
+            return {}
+        return {str(tx): int(seq) for tx, seq, started, ended in rows if started and not ended}
+
     def unsent(self) -> int:
         """Unsent events (from memory: no journal access)."""
         return len(self._memory) if self._journal is None else self._unsent

@@ -35,7 +35,7 @@ class Reading:
     wall_s: float
     import_wh: float | None  # None: the meter has not read it yet (not sent)
     export_wh: float | None
-    power_w: float  # + from the vehicle to the grid (discharge), - into the vehicle
+    power_w: float | None  # + from the vehicle to the grid (discharge), - into the vehicle
     soc_pct: float | None = None
 
 
@@ -50,10 +50,11 @@ def meter_value(reading: Reading, context: str) -> dict[str, Any]:
                               (reading.export_wh, "Energy.Active.Export.Register"))
         if wh is not None
     ]  # fmt: skip
-    values += [
-        sampled(max(-reading.power_w, 0.0), "Power.Active.Import", "W"),
-        sampled(max(reading.power_w, 0.0), "Power.Active.Export", "W"),
-    ]
+    if reading.power_w is not None:
+        values += [
+            sampled(max(-reading.power_w, 0.0), "Power.Active.Import", "W"),
+            sampled(max(reading.power_w, 0.0), "Power.Active.Export", "W"),
+        ]
     if reading.soc_pct is not None:
         values.append(sampled(reading.soc_pct, "SoC", "Percent"))
     return {"timestamp": stamp(reading.wall_s), "sampledValue": values}
@@ -92,8 +93,10 @@ def transaction_event(event: TxEvent, reading: Reading, context: str) -> dict[st
         "triggerReason": event.trigger,
         "seqNo": event.seq_no,
         "transactionInfo": info,
-        "meterValue": [meter_value(reading, context)],
     }
+    sampled = meter_value(reading, context)
+    if sampled["sampledValue"]:  # the schema wants at least one
+        payload["meterValue"] = [sampled]
     if event.offline:
         payload["offline"] = True
     if event.event_type == "Started":

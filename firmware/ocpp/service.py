@@ -76,6 +76,7 @@ class OcppService:
         self.station: Station | None = None
         self._ending: set[asyncio.Task[None]] = set()
         self.guard = Guard()
+        self.guard.run("start", self.upstream.end_left_open)
 
     def journal(self) -> DecisionTee:
         return DecisionTee(self.recorder, self.upstream, self.guard)

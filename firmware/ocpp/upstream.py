@@ -121,6 +121,19 @@ class Upstream:
                 "queued": self.outbox.unsent(), "dropped": self.outbox.dropped,
                 "failed": self.outbox.failed}  # fmt: skip
 
+    def end_left_open(self) -> None:
+        """At start: each transaction the last run left open (the vehicle was plugged in when
+        it stopped; the journal ended its session "by restart") is ended, queued before
+        anything of this run. stoppedReason Reboot: the station restarted (the journal cannot
+        tell a power loss from a service restart); no meter value (the meter's then is not
+        known)."""
+        for tx, last_seq in sorted(self.outbox.open_transactions().items()):
+            event = m.TxEvent("Ended", "AbnormalCondition", last_seq + 1, tx,
+                              stopped_reason="Reboot", offline=True)  # fmt: skip
+            reading = m.Reading(self._wall(), None, None, None)
+            self._put("TransactionEvent", m.transaction_event(event, reading, "Transaction.End"))
+            log_event(logger, "ocpp.transaction_ended", transaction_id=tx, reason="Reboot")
+
     # --- internals ----------------------------------------------------------------------
 
     def _put(self, message: str, payload: dict[str, Any], essential: bool = True) -> None:

@@ -12,12 +12,16 @@ from typing import Any
 
 import pytest
 from ocpp.exceptions import FormationViolationError
+from ocpp.messages import Call, _validate_payload
 from ocpp.v21 import call as call21
 
 from firmware.config.reader import SectionReader
 from firmware.journal.outbox import Outbox
+from firmware.journal.recorder import Recorder
+from firmware.journal.store import Journal
 from firmware.ocpp import station as station_module
 from firmware.ocpp.config import OcppConfig, read_ocpp
+from firmware.ocpp.service import OcppService
 from firmware.ocpp.station import MESSAGE_ATTEMPTS, MIN_INTERVAL_S, Station, _interval
 from firmware.ocpp.upstream import StationView, Upstream
 
@@ -220,3 +224,36 @@ def test_tls_files_that_became_unusable_are_said_once_shown_and_retried(
     assert made.last_error is not None and made.last_error.startswith("TLS: our certificate")
     said = [r.getMessage() for r in caplog.records if "ocpp.connect_failed" in r.getMessage()]
     assert len(said) == 1
+
+
+def test_a_transaction_left_open_by_the_last_run_is_ended_first(tmp_path: Path) -> None:
+    with Journal.in_state_dir(tmp_path) as journal:
+        outbox = Outbox(journal, 100)
+        upstream = Upstream(CONFIG, outbox, 240)
+        upstream.observe(StationView(True, 7, "Occupied", False, 0.0, None, 10.0, 0.0))
+        upstream._tx("Updated", "MeterValuePeriodic", "Sample.Periodic", essential=False)
+        queued = outbox.next()
+        assert queued is not None
+        outbox.sent(queued.seq, "answered")  # the CSMS had the first; the rest waits
+    # the daemon stops with the vehicle plugged in, and starts again
+    recorder = Recorder.open(tmp_path)
+    service = OcppService(CONFIG, recorder, 240)
+    service.observe(StationView(False, None, "Available", False, 0.0, None))
+    assert recorder.journal is not None
+    sent = []
+    while (queued := service.upstream.outbox.next()) is not None:
+        sent.append((queued.message, queued.payload))
+        service.upstream.outbox.sent(queued.seq, "answered")
+    kinds = [(name, p.get("eventType") or p.get("connectorStatus")) for name, p in sent]
+    assert kinds == [
+        ("TransactionEvent", "Started"), ("TransactionEvent", "Updated"),
+        ("TransactionEvent", "Ended"), ("StatusNotification", "Available"),
+    ]  # fmt: skip
+    ended = sent[2][1]
+    assert ended["transactionInfo"] == {"transactionId": "S7", "stoppedReason": "Reboot"}
+    assert ended["seqNo"] == 2 and "meterValue" not in ended, "no reading is made up"
+    for version in ("2.0.1", "2.1"):
+        _validate_payload(Call("1", "TransactionEvent", ended), version)
+    service.upstream.end_left_open()
+    assert service.upstream.outbox.next() is None, "ended once"
+    recorder.close()
