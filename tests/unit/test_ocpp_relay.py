@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from firmware.daemon.running import CurrentLimits
@@ -159,3 +160,113 @@ def test_a_profile_re_sent_with_only_a_limit_withdraws_its_setpoint() -> None:
     assert in_effect(world, Mode.FIXED_W) is not None
     run(relay.set_charging_profile(1, profile(unit="A", limit=16.0)))
     assert in_effect(world, Mode.FIXED_W) is None, "the same id replaces all it set"
+
+
+class Clocks:
+    """The relay's wall and monotonic clocks, moved together by the test."""
+
+    def __init__(self) -> None:
+        self.wall_s, self.mono_s = 1_800_000_000.0, 5000.0
+
+    def wall(self) -> float:
+        return self.wall_s
+
+    def mono(self) -> float:
+        return self.mono_s
+
+    def advance(self, seconds: float) -> None:
+        self.wall_s += seconds
+        self.mono_s += seconds
+
+    def stamp(self, offset_s: float) -> str:
+        return datetime.fromtimestamp(self.wall_s + offset_s, UTC).isoformat()
+
+
+def timed(world: Sep2, charger: Charger, clocks: Clocks) -> DispatchRelay:
+    relay = relay_for(world, charger)
+    relay._mono, relay._wall = clocks.mono, clocks.wall
+    return relay
+
+
+def with_times(given: dict[str, Any], **times: Any) -> dict[str, Any]:
+    schedule_keys = ("start_schedule", "duration")
+    for key, value in times.items():
+        (given["charging_schedule"][0] if key in schedule_keys else given)[key] = value
+    return given
+
+
+def test_a_profile_starts_when_due_and_ends_when_over() -> None:
+    world, clocks = authorized(), Clocks()
+    relay = timed(world, Charger(), clocks)
+
+    async def steps() -> None:
+        late = with_times(profile(setpoint=-2000.0), valid_from=clocks.stamp(60),
+                          start_schedule=clocks.stamp(60), duration=30)  # fmt: skip
+        assert (await relay.set_charging_profile(1, late))[0] == "Accepted"
+        assert in_effect(world, Mode.FIXED_W) is None, "not before it is due"
+        timer = relay._timer
+        assert timer is not None
+        assert 59 < timer.when() - asyncio.get_running_loop().time() <= 60, "woken when due"
+        clocks.advance(60)
+        await relay.follow()
+        assert in_effect(world, Mode.FIXED_W) is not None
+        clocks.advance(30)
+        await relay.follow()
+        assert in_effect(world, Mode.FIXED_W) is None, "over after its duration"
+        assert relay._timer is None and not relay._held
+
+    run(steps())
+
+
+def test_valid_to_ends_a_profile_and_a_past_one_is_refused() -> None:
+    world, clocks = authorized(), Clocks()
+    relay = timed(world, Charger(), clocks)
+
+    async def steps() -> None:
+        given = with_times(profile(setpoint=-2000.0), valid_to=clocks.stamp(10))
+        assert (await relay.set_charging_profile(1, given))[0] == "Accepted"
+        assert in_effect(world, Mode.FIXED_W) is not None
+        clocks.advance(10)
+        await relay.follow()
+        assert in_effect(world, Mode.FIXED_W) is None
+        past = with_times(profile(2, setpoint=-2000.0), valid_to=clocks.stamp(-1))
+        assert (await relay.set_charging_profile(1, past))[:2] == ("Rejected", "Expired")
+
+    run(steps())
+
+
+def test_the_highest_stack_level_in_force_prevails_for_each_value() -> None:
+    world, clocks = authorized(), Clocks()
+    charger = Charger()
+    relay = timed(world, charger, clocks)
+    low = profile(1, setpoint=-1000.0)
+    high = profile(2, setpoint=-2000.0, limit=2400.0)  # 10 A at 240 V
+    high["stack_level"] = 3
+
+    async def steps() -> None:
+        await relay.set_charging_profile(1, low)
+        first = in_effect(world, Mode.FIXED_W)
+        await relay.set_charging_profile(1, high)
+        second = in_effect(world, Mode.FIXED_W)
+        assert second is not None and first is not None and second > first
+        assert charger.offered[-1] == 10.0
+        low["stack_level"] = 5  # re-sent higher: its setpoint prevails, profile 2's limit stays
+        await relay.set_charging_profile(1, low)
+        assert in_effect(world, Mode.FIXED_W) == first and charger.offered[-1] == 10.0
+        assert await relay.clear_charging_profile(2) == "Accepted"
+        assert charger.offered[-1] == RATING_A, "no profile in force sets a limit"
+        assert in_effect(world, Mode.FIXED_W) == first
+        assert await relay.clear_charging_profile(1) == "Accepted"
+        assert in_effect(world, Mode.FIXED_W) is None
+
+    run(steps())
+
+
+def test_what_cannot_be_honoured_in_time_is_refused() -> None:
+    world = authorized()
+    relay = relay_for(world, Charger())
+    recurring = profile(setpoint=-1000.0)
+    recurring["charging_profile_kind"] = "Recurring"
+    assert run(relay.set_charging_profile(1, recurring))[:2] == ("Rejected", "UnsupportedKind")
+    naive = with_times(profile(setpoint=-1000.0), valid_from="2030-01-01T00:00:00")
+    assert run(relay.set_charging_profile(1, naive))[:2] == ("Rejected", "InvalidValue")
