@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 Verdict = tuple[str, str | None, str | None]  # status, reasonCode, additionalInfo
+MAX_PROFILES = 32  # held at once (OCPP's SmartChargingCtrlr.Entries): a CSMS cannot grow it
 Read = tuple[Dispatch, float, float | None]  # the dispatch, in force from, until (monotonic)
 
 
@@ -68,6 +69,10 @@ class DispatchRelay:
                       profile=profile.get("id"), code=err.code, reason=str(err))  # fmt: skip
             self._upstream.refused(f"charging profile {profile.get('id')}", str(err))
             return "Rejected", err.code, str(err)
+        if dispatch.profile_id not in self._held and len(self._held) >= MAX_PROFILES:
+            why = f"{MAX_PROFILES} profiles are held for this session: clear one, or re-use an id"
+            self._upstream.refused(f"charging profile {dispatch.profile_id}", why)
+            return "Rejected", "TooManyProfiles", why
         self._received += 1
         self._held[dispatch.profile_id] = Held(dispatch, start_s, end_s, self._received)
         await self.follow()

@@ -13,7 +13,7 @@ from firmware.daemon.running import CurrentLimits
 from firmware.journal.outbox import Outbox
 from firmware.journal.recorder import Recorder
 from firmware.ocpp.config import OcppConfig
-from firmware.ocpp.relay import DispatchRelay
+from firmware.ocpp.relay import MAX_PROFILES, DispatchRelay
 from firmware.ocpp.upstream import Upstream
 from firmware.sep2.functions import Mode, SiteFunction
 from firmware.sep2.site import IssuedControl
@@ -270,3 +270,15 @@ def test_what_cannot_be_honoured_in_time_is_refused() -> None:
     assert run(relay.set_charging_profile(1, recurring))[:2] == ("Rejected", "UnsupportedKind")
     naive = with_times(profile(setpoint=-1000.0), valid_from="2030-01-01T00:00:00")
     assert run(relay.set_charging_profile(1, naive))[:2] == ("Rejected", "InvalidValue")
+
+
+def test_the_profiles_held_are_bounded() -> None:
+    world = authorized()
+    relay = relay_for(world, Charger())
+    for n in range(MAX_PROFILES):
+        assert run(relay.set_charging_profile(1, profile(n, setpoint=-100.0 - n)))[0] == "Accepted"
+    status, code, _ = run(relay.set_charging_profile(1, profile(999, setpoint=-100.0)))
+    assert (status, code) == ("Rejected", "TooManyProfiles")
+    assert run(relay.set_charging_profile(1, profile(3, setpoint=-50.0)))[0] == "Accepted", (
+        "an id already held is replaced"
+    )
