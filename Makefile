@@ -7,7 +7,7 @@ SYSDEPS := $(VENV)/.sysdeps
 CSMS := tests/csms/node_modules/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-unit test-integration lint format bench bench-storm bench-flood bench-slac bench-sep2 bench-approvals bench-ocpp bench-meter diagram clean install-system uninstall-system unit-check hil hil-virtual
+.PHONY: help venv run test test-unit test-integration lint format bench bench-storm bench-flood bench-slac bench-sep2 bench-approvals bench-ocpp bench-ocpp-flood bench-meter diagram clean install-system uninstall-system unit-check hil hil-virtual
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -74,6 +74,9 @@ bench-approvals: $(STAMP) ## approval lists of 100k, 1M and 5M entries: install,
 
 bench-ocpp: $(STAMP) $(CSMS) ## CSMS setpoint -> DERControl published -> vehicle's Response, over loopback
 	$(BIN)/python -m bench.ocpp
+
+bench-ocpp-flood: $(STAMP) ## how long a hostile CSMS's floods hold the event loop (p50/p99/max)
+	$(BIN)/python -m bench.ocpp_flood
 
 bench-meter: $(STAMP) ## the meter's Modbus RTU poll at 9600/19200 baud (p50/p99/max) and the interlock with it
 	$(BIN)/python -m bench.meter

@@ -177,7 +177,7 @@ class Gatekeeper:
                           meter=self.meter)  # fmt: skip
         if ocpp is not None:  # its own task: the loop never waits for the CSMS
             running.upstream = ocpp
-            ocpp.start(gate, self.services.sep2, running.set_limit, charger.rating_a,
+            ocpp.start(gate, self.services.sep2, running.set_csms_limit, charger.rating_a,
                        firmware_version())  # fmt: skip
         self._control = ControlServer(config.control_socket, running.status, running.set_limit,
                                       running.set_function)  # fmt: skip

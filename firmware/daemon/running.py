@@ -65,6 +65,24 @@ class LimitRequest:
     applied: asyncio.Future[None]
 
 
+@dataclass(slots=True)
+class CurrentLimits:
+    """The charging current each party asked for; the lower one is offered (docs/ocpp.md
+    "Dispatch": a CSMS may lower the site owner's limit, never raise it)."""
+
+    owner_a: float | None = None  # ``evse-gatekeeper limit`` (None: the circuit rating)
+    csms_a: float | None = None  # a CSMS's charging profile (None: none in force)
+
+    def offered_a(self, rating_a: float) -> float:
+        return min(a for a in (self.owner_a, self.csms_a, rating_a) if a is not None)
+
+    def set_by(self) -> str:
+        owner, csms = self.owner_a, self.csms_a
+        if csms is not None and (owner is None or csms < owner):
+            return "csms"
+        return SET_BY_SOCKET if owner is not None else SET_BY_CONFIG
+
+
 LoopEvent = SafetyEvent | PlcEvent | PevEvent | LimitRequest
 Handler = Callable[[Any, int], Outputs]
 
@@ -96,6 +114,7 @@ class Running:
         self._ev_mac: str | None = None
         self._plugged_in_at: str | None = None
         self.upstream: Upstream | None = None  # the OCPP station, when [ocpp] has a url
+        self.limits = CurrentLimits()  # who asked for which charging current
         self._handlers: dict[type, Handler] = {
             Matched: self._on_matched,
             GaveUp: lambda e, now: charger.on_slac_gave_up(e.reason, now),
@@ -182,7 +201,7 @@ class Running:
         record = sep2.store.get(bound.lfdi) if sep2 is not None and bound is not None else None
         reading = self.meter.latest()  # the gate's meter: what the CSMS is told is measured
         power, imported, exported = (
-            (0.0, 0.0, 0.0) if reading is None
+            (0.0, None, None) if reading is None  # no energy is sent until there is one
             else (reading.power_w, reading.import_wh, reading.export_wh)
         )  # fmt: skip
         return StationView(present, self.recorder.session_id, connector,
@@ -330,19 +349,34 @@ class Running:
 
     async def set_limit(self, amps: float | None) -> dict[str, Any]:
         """``evse-gatekeeper limit``: lower (or restore) the current the PWM offers. Only
-        0 (pause) or 6 A up to the circuit rating; the rating itself is config, not this."""
+        0 (pause) or 6 A up to the circuit rating; the rating itself is config, not this.
+        A CSMS's lower limit stays in force beside it (the lower of the two is offered)."""
+        self.limits.owner_a = self._checked_limit(amps)
+        return await self._offer_limit()
+
+    async def set_csms_limit(self, amps: float | None) -> dict[str, Any]:
+        """A CSMS's charging limit (None: withdrawn): it can lower the site owner's limit,
+        never raise it (docs/ocpp.md "Dispatch")."""
+        self.limits.csms_a = self._checked_limit(amps)
+        return await self._offer_limit()
+
+    def _checked_limit(self, amps: float | None) -> float | None:
         rating = self.charger.rating_a
         if amps is None:
-            amps = rating
-        elif amps > rating:
+            return None
+        if amps > rating:
             raise RequestRefused(
                 f"{amps:g} A is above the circuit rating {rating:g} A ([charger] max_current_a)"
             )
-        elif amps != 0 and amps < MIN_CURRENT_A:
+        if amps != 0 and amps < MIN_CURRENT_A:
             raise RequestRefused(
                 f"{amps:g} A cannot be offered: 0 pauses charging, else "
                 f"{MIN_CURRENT_A:g}..{rating:g} A"
             )
+        return float(amps)
+
+    async def _offer_limit(self) -> dict[str, Any]:
+        amps = self.limits.offered_a(self.charger.rating_a)
         applied = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(LimitRequest(float(amps), applied))
         try:
@@ -387,6 +421,7 @@ class Running:
         communication["plc"]["ev_mac"] = self._ev_mac
         sep2 = self.communication.sep2
         functions = [describe(f) for f in sep2.site.functions] if sep2 is not None else None
+        charger["current"]["set_by"] = self.limits.set_by()
         return {
             "firmware": firmware_version(),
             **safety,

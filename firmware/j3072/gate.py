@@ -174,6 +174,14 @@ class Gate:
         dispatch (opModFixedW, §4.8.2: the vehicle discharges what it is dispatched, none
         when dispatched to charge), both percentages of the vehicle's setMaxW (of the
         site's when the vehicle gave none)."""
+        return self._limit_w((Mode.MAX_LIM_W, Mode.FIXED_W))
+
+    def dispatch_ceiling_w(self) -> int | None:
+        """The most a new setpoint may ask the vehicle to discharge: the decision's limit
+        lowered by the session's opModMaxLimW (not by the setpoint it would replace)."""
+        return self._limit_w((Mode.MAX_LIM_W,))
+
+    def _limit_w(self, modes: tuple[Mode, ...]) -> int | None:
         bound = self.bound
         decision = bound.session.decision if bound is not None else None
         if bound is None or decision is None or not decision.granted:
@@ -183,7 +191,7 @@ class Gate:
         if record is not None and record.program is not None:
             settings = record.der_settings
             base = watts(settings.set_max_w) if settings is not None else self._site.max_w
-            for mode in (Mode.MAX_LIM_W, Mode.FIXED_W):
+            for mode in modes:
                 percent = self._percent_in_effect(record.program, mode)
                 if percent is not None:
                     limits.append(int(max(percent, 0.0) * base / 100))

@@ -2,11 +2,17 @@
 answered them, so that neither a CSMS that is away nor a restart loses one.
 
 Each event is a row (sequence, message, payload, sent_at): appended on the loop, taken in
-sequence order by the sender, marked sent once the CSMS answered. Bounded at ``limit`` unsent
-rows: when full, the oldest *routine* row (a periodic meter sample) goes, logged; an
-*essential* row (a J3072 decision or revocation, a transaction's start or end, a connector
-status, a dispatch's Responses) is never dropped: the bound is exceeded instead, and said.
-Sent rows are kept for the operator's inspection, the newest ``KEEP_SENT``.
+sequence order by the sender, marked sent once the CSMS answered. The number of unsent rows
+is kept in memory (read once at start), so appending costs one insert and one commit however
+long the queue is. Bounded at ``limit`` unsent rows: when full, the oldest *routine* row (a
+meter sample, an acknowledgement of something the CSMS asked) goes, logged. An *essential*
+row (a J3072 decision or revocation, a transaction's start or end, a connector status) is
+kept beyond ``limit``, up to ``ESSENTIAL_FACTOR`` times it; past that the oldest essential
+row goes too, logged: the bound holds whatever is sent. docs/ocpp.md "Offline queue".
+
+Sent rows are kept for the operator's inspection, the newest ``KEEP_SENT``. A journal that
+fails (a full or failing disk) costs the event, never the caller: ``put`` logs it once and
+counts it in ``failed``; the gate and the loop never see the error.
 
 Without a journal (it could not be opened) the same queue lives in memory only.
 """
@@ -24,6 +30,8 @@ from firmware.logs import log_event
 
 logger = logging.getLogger(__name__)
 KEEP_SENT = 10_000
+ESSENTIAL_FACTOR = 2  # essential rows may fill the queue to twice its limit, never more
+NOT_KEPT = (0, "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,55 +49,112 @@ class Outbox:
         self._memory: deque[Queued] = deque()
         self._next_seq = 1
         self._over_bound_said = False
-        self.dropped = 0  # routine events dropped to keep the bound (since start)
+        self._failed_said = False
+        self.dropped = 0  # events dropped to keep the bound (since start)
+        self.failed = 0  # events the journal could not take (since start)
+        self._unsent = self._count()
 
-    def put(self, message: str, payload: dict[str, Any], essential: bool) -> int:
-        """Append one event; its sequence number."""
-        text = json.dumps(payload, separators=(",", ":"))
+    def _count(self) -> int:
+        if self._journal is None:
+            return 0
+        try:
+            with self._journal.transaction() as db:
+                (row,) = db.execute("SELECT count(*) FROM ocpp_outbox WHERE sent_at IS NULL")
+        except JournalError as err:
+            self._failed_once("count", err)
+            return 0
+        return int(row[0])
+
+    def put(self, message: str, payload: dict[str, Any], essential: bool) -> int | None:
+        """Append one event; its sequence number, None if it was not kept (the queue is full
+        of essential events and it is routine, or the journal failed: said once)."""
         if self._journal is None:
             return self._put_memory(message, payload, essential)
-        with self._journal.transaction() as db:
-            (unsent,) = db.execute("SELECT count(*) FROM ocpp_outbox WHERE sent_at IS NULL")
-            if unsent[0] >= self._limit:
-                self._make_room(db, essential)
-            seq = db.execute(
-                "INSERT INTO ocpp_outbox (queued_at, message, payload, essential)"
-                " VALUES (?, ?, ?, ?)",
-                (self._journal.now(), message, text, essential),
-            ).lastrowid
+        text = json.dumps(payload, separators=(",", ":"))
+        try:
+            with self._journal.transaction() as db:
+                victim = self._victim(db, essential) if self._unsent >= self._limit else None
+                if victim == NOT_KEPT:
+                    self._said_dropped(0, message)
+                    return None
+                if victim is not None:
+                    db.execute("DELETE FROM ocpp_outbox WHERE seq = ?", (victim[0],))
+                seq = db.execute(
+                    "INSERT INTO ocpp_outbox (queued_at, message, payload, essential)"
+                    " VALUES (?, ?, ?, ?)",
+                    (self._journal.now(), message, text, essential),
+                ).lastrowid
+        except JournalError as err:
+            self._failed_once("put", err)
+            return None
+        if victim is None:
+            self._unsent += 1
+        else:
+            self._said_dropped(*victim)
         assert seq is not None
         return seq
 
-    def _make_room(self, db: Any, essential: bool) -> None:
-        oldest = db.execute(
-            "SELECT seq, message FROM ocpp_outbox WHERE sent_at IS NULL AND essential = 0"
+    def _victim(self, db: Any, essential: bool) -> tuple[int, str] | None:
+        """The row that goes to make room (the queue is full): the oldest routine one; for an
+        essential event with none, nothing (over the limit) until twice the limit, then the
+        oldest of all. ``NOT_KEPT``: the new, routine event is the one that goes."""
+        routine = self._oldest(db, "AND essential = 0")
+        if routine is not None:
+            return routine
+        if not essential:
+            return NOT_KEPT
+        if self._unsent < self._limit * ESSENTIAL_FACTOR:
+            self._said_over_bound()
+            return None
+        return self._oldest(db, "")
+
+    @staticmethod
+    def _oldest(db: Any, where: str) -> tuple[int, str] | None:
+        row = db.execute(
+            f"SELECT seq, message FROM ocpp_outbox WHERE sent_at IS NULL {where}"
             " ORDER BY seq LIMIT 1"
         ).fetchone()
-        if oldest is not None:
-            db.execute("DELETE FROM ocpp_outbox WHERE seq = ?", (oldest[0],))
-            self._said_dropped(oldest[0], oldest[1])
-        elif not self._over_bound_said:
+        return (int(row[0]), str(row[1])) if row is not None else None
+
+    def _said_over_bound(self) -> None:
+        if not self._over_bound_said:
             self._over_bound_said = True
             log_event(logger, "ocpp.queue_over_bound", logging.WARNING, limit=self._limit,
-                      why="only essential events are queued: none is dropped")  # fmt: skip
+                      why="only essential events queued: kept up to twice the limit")  # fmt: skip
 
     def _said_dropped(self, seq: int, message: str) -> None:
         self.dropped += 1
         log_event(logger, "ocpp.queue_dropped", logging.WARNING, seq=seq, message=message,
                   limit=self._limit, dropped=self.dropped)  # fmt: skip
 
-    def _put_memory(self, message: str, payload: dict[str, Any], essential: bool) -> int:
-        if len(self._memory) >= self._limit:
-            routine = next((q for q in self._memory if not q.essential), None)
-            if routine is not None:
-                self._memory.remove(routine)
-                self._said_dropped(routine.seq, routine.message)
+    def _failed_once(self, what: str, err: JournalError) -> None:
+        self.failed += what == "put"
+        if not self._failed_said:
+            self._failed_said = True
+            log_event(logger, "ocpp.queue_write_failed", logging.ERROR, action=what,
+                      error=str(err), why="the event is lost, the gate unaffected")  # fmt: skip
+
+    def _put_memory(self, message: str, payload: dict[str, Any], essential: bool) -> int | None:
+        memory = self._memory
+        if len(memory) >= self._limit:
+            victim = next((q for q in memory if not q.essential), None)
+            if victim is None and not essential:
+                self._said_dropped(0, message)
+                return None
+            if victim is None and len(memory) >= self._limit * ESSENTIAL_FACTOR:
+                victim = memory[0]
+            if victim is not None:
+                memory.remove(victim)
+                self._said_dropped(victim.seq, victim.message)
+            else:
+                self._said_over_bound()
         seq, self._next_seq = self._next_seq, self._next_seq + 1
-        self._memory.append(Queued(seq, message, payload, essential))
+        memory.append(Queued(seq, message, payload, essential))
         return seq
 
     def next(self) -> Queued | None:
-        """The oldest unsent event."""
+        """The oldest unsent event (JournalError if the journal cannot say: the sender's
+        connection ends and is retried)."""
         if self._journal is None:
             return self._memory[0] if self._memory else None
         with self._journal.transaction() as db:
@@ -98,6 +163,7 @@ class Outbox:
                 " WHERE sent_at IS NULL ORDER BY seq LIMIT 1"
             ).fetchone()
         if row is None:
+            self._unsent = 0
             return None
         try:
             payload = json.loads(row[2])
@@ -112,17 +178,36 @@ class Outbox:
                 self._memory.popleft()
             return
         with self._journal.transaction() as db:
-            db.execute("UPDATE ocpp_outbox SET sent_at = ?, result = ? WHERE seq = ?",
-                       (self._journal.now(), result, seq))  # fmt: skip
+            marked = db.execute(
+                "UPDATE ocpp_outbox SET sent_at = ?, result = ? WHERE seq = ? AND sent_at IS NULL",
+                (self._journal.now(), result, seq),
+            ).rowcount
             db.execute(
                 "DELETE FROM ocpp_outbox WHERE sent_at IS NOT NULL AND seq <= ?",
                 (seq - KEEP_SENT,),
             )
+        self._unsent = max(0, self._unsent - marked)
         self._over_bound_said = False
 
-    def unsent(self) -> int:
+    def open_transactions(self) -> dict[str, int]:
+        """The transactions a TransactionEvent Started was queued for and no Ended (a run that
+        ended with a vehicle plugged in), each with the last seqNo queued for it."""
         if self._journal is None:
-            return len(self._memory)
-        with self._journal.transaction() as db:
-            (row,) = db.execute("SELECT count(*) FROM ocpp_outbox WHERE sent_at IS NULL")
-        return int(row[0])
+            return {}
+        try:
+            with self._journal.transaction() as db:
+                rows = db.execute(
+                    "SELECT json_extract(payload, '$.transactionInfo.transactionId') AS tx,"
+                    " max(json_extract(payload, '$.seqNo')),"
+                    " sum(json_extract(payload, '$.eventType') = 'Started'),"
+                    " sum(json_extract(payload, '$.eventType') = 'Ended')"
+                    " FROM ocpp_outbox WHERE message = 'TransactionEvent' GROUP BY tx"
+                ).fetchall()
+        except JournalError as err:
+            self._failed_once("read", err)
+            return {}
+        return {str(tx): int(seq) for tx, seq, started, ended in rows if started and not ended}
+
+    def unsent(self) -> int:
+        """Unsent events (from memory: no journal access)."""
+        return len(self._memory) if self._journal is None else self._unsent

@@ -8,9 +8,10 @@ crash would lose (docs/design.md "Principles"). The file, its schema and how it 
 (read-write, or read-only for ``sessions``) are ``schema``'s. Arguments that cannot be
 recorded (an unknown column, relay or session) raise ``ValueError``.
 
-It does not decide anything or configure logging. It keeps only the fetches' size in check
-(the newest ``MAX_APPROVAL_FETCHES``: a server that is down is retried again and again); every
-other record is kept.
+It does not decide anything or configure logging. It keeps the fetches' size in check (the
+newest ``MAX_APPROVAL_FETCHES``: a server that is down is retried again and again) and the
+control changes' (the newest ``MAX_CONTROL_CHANGES``: a CSMS may dispatch as often as it
+likes); every other record is kept.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 FILE_NAME = "journal.sqlite3"
 MAX_APPROVAL_FETCHES = 1000  # about six weeks of hourly fetches
+MAX_CONTROL_CHANGES = 10_000  # a CSMS dispatching every minute: about a week
 ENDED_BY_RESTART = "restart"  # a session the daemon's death left open, closed at its next start
 
 # One fixed statement per column update_session may set: no SQL is ever built from input.
@@ -238,11 +240,16 @@ class Journal:
 
     def record_control(self, at: str | None, session_id: int | None, function: str,
                        set_by: str) -> None:  # fmt: skip
-        """A control put in effect (``function`` as ``status`` shows it) and who set it."""
-        self._insert(
-            "INSERT INTO control_changes (at, session_id, function, set_by) VALUES (?, ?, ?, ?)",
-            (self._at(at), session_id, function, set_by),
-        )
+        """A control put in effect (``function`` as ``status`` shows it) and who set it; the
+        oldest beyond ``MAX_CONTROL_CHANGES`` go in the same transaction."""
+        with self._write() as db:
+            row_id = db.execute(
+                "INSERT INTO control_changes (at, session_id, function, set_by)"
+                " VALUES (?, ?, ?, ?)",
+                (self._at(at), session_id, function, set_by),
+            ).lastrowid
+            assert row_id is not None
+            db.execute("DELETE FROM control_changes WHERE id <= ?", (row_id - MAX_CONTROL_CHANGES,))
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """One write transaction for a table this module does not own (the OCPP outbox)."""

@@ -14,9 +14,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from firmware.config.reader import SectionReader
+from firmware.ocpp.limits import MAX_MESSAGE_BYTES
+
+if TYPE_CHECKING:
+    import ssl
 
 VERSIONS = ("2.0.1", "2.1")
 PROFILES = (2, 3)
@@ -39,6 +44,8 @@ class OcppConfig:
     meter_interval_s: int = 60  # TransactionEvent Updated with meter values, while plugged in
     queue_max: int = 10_000  # unsent events kept in the journal while the CSMS is away
     reconnect_max_s: int = 60  # the backoff between attempts doubles up to this
+    max_message_bytes: int = MAX_MESSAGE_BYTES  # a longer message from the CSMS: closed
+    max_requests_per_s: int = 5  # the CSMS's requests handled per second (a burst of 4x)
 
     @property
     def enabled(self) -> bool:
@@ -68,11 +75,13 @@ def read_ocpp(section: SectionReader) -> OcppConfig:
         meter_interval_s=section.integer("meter_interval_s", d.meter_interval_s, 1, 3600),
         queue_max=section.integer("queue_max", d.queue_max, 100, MAX_QUEUE),
         reconnect_max_s=section.integer("reconnect_max_s", d.reconnect_max_s, 1, 3600),
+        max_message_bytes=section.integer("max_message_bytes", d.max_message_bytes, 4096, 2**20),
+        max_requests_per_s=section.integer("max_requests_per_s", d.max_requests_per_s, 1, 100),
     )
     if not STATION_ID.match(config.station_id):
         problems.append(f"{name}.station_id: 1..48 of A-Z a-z 0-9 *-_=:+|@. (OCPP identifier)")
     if config.url is not None:
-        problems += _credentials(config, name)
+        problems += _credentials(config, name) or _usable(config, name)
     section.finish()
     return config
 
@@ -112,6 +121,41 @@ def _credentials(config: OcppConfig, name: str) -> list[str]:
     if not low <= len(password) <= high:
         return [f"{name}.password_file: the password must be {low}..{high} characters"]
     return []
+
+
+def tls_context(config: OcppConfig) -> ssl.SSLContext:
+    """TLS 1.2+, the CSMS's certificate verified against ``ca_file`` and its host name; with
+    security profile 3, our certificate offered. ssl.SSLError or OSError if a file is
+    unusable."""
+    import ssl  # here: ``status`` and ``sessions`` read the config without loading TLS
+
+    context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if config.security_profile == 3:
+        assert config.cert_file is not None and config.key_file is not None
+        context.load_cert_chain(config.cert_file, config.key_file)
+    return context
+
+
+def _usable(config: OcppConfig, name: str) -> list[str]:
+    """The TLS files loaded as the station will load them: refused at start, in one line,
+    rather than found unusable by the connection."""
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
+    except (ssl.SSLError, OSError, ValueError) as err:
+        return [f"{name}.ca_file: {config.ca_file}: no usable CA certificate ({_said(err)})"]
+    try:
+        tls_context(config)
+    except (ssl.SSLError, OSError, ValueError) as err:
+        return [f"{name}.cert_file: {config.cert_file} and key_file {config.key_file} are not "
+                f"a usable certificate and key ({_said(err)})"]  # fmt: skip
+    return []
+
+
+def _said(err: Exception) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def read_password(path: Path) -> str:

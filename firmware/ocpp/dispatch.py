@@ -10,15 +10,19 @@ mapped onto the 2030.5 controls the J3072 vehicle follows (V2G-AC profile §4.8.
 - a charging limit (``limit``, both versions: 2.0.1 has nothing else, and no negative
   values) becomes the current the pilot's PWM offers, as ``evse-gatekeeper limit`` does.
 
-One period starting at 0 is followed; a schedule of several periods, a profile for another
-transaction, a unit or an operation mode this EVSE cannot honour is refused with a reason
-(StatusInfo: a reason code of at most 20 characters and a sentence). Nothing here, nor
+One period starting at 0 is followed, from when the profile comes into force (validFrom, the
+schedule's startSchedule, or the transaction's start for a Relative one) until it ends
+(validTo, the schedule's duration): ``Window``. A schedule of several periods, a Recurring
+profile, a profile for another transaction, a unit or an operation mode this EVSE cannot
+honour is refused with a reason (StatusInfo: a reason code of at most 20 characters and a
+sentence), rather than misapplied. Nothing here, nor
 anywhere the CSMS reaches, grants discharge: that is the J3072 gate's alone.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from firmware.errors import GatekeeperError
@@ -38,11 +42,37 @@ class DispatchRefused(GatekeeperError):
 
 
 @dataclass(frozen=True, slots=True)
+class Window:
+    """When a profile is in force, read from it (wall seconds; None: not given)."""
+
+    stack_level: int = 0
+    tx_profile: bool = True  # a TxProfile (else TxDefaultProfile): it prevails
+    relative: bool = False  # Relative: the schedule starts with the transaction
+    valid_from_s: float | None = None
+    valid_to_s: float | None = None
+    start_schedule_s: float | None = None
+    duration_s: float | None = None
+
+    def span(self, now_s: float, tx_start_s: float | None) -> tuple[float, float | None]:
+        """From when until when (None: until cleared) it is in force, in wall seconds:
+        the schedule starts at startSchedule (Relative: the transaction's start; neither:
+        now) and lasts its duration, within validFrom..validTo."""
+        begin = self.start_schedule_s
+        if self.relative or begin is None:
+            begin = tx_start_s if self.relative and tx_start_s is not None else now_s
+        ends = [begin + self.duration_s] if self.duration_s is not None else []
+        ends += [self.valid_to_s] if self.valid_to_s is not None else []
+        start = max(begin, self.valid_from_s) if self.valid_from_s is not None else begin
+        return start, min(ends) if ends else None
+
+
+@dataclass(frozen=True, slots=True)
 class Dispatch:
     profile_id: int
     fixed_w_pct: float | None = None  # opModFixedW, + discharge
     max_lim_w_pct: float | None = None  # opModMaxLimW
     charge_limit_a: float | None = None  # the PWM's offer
+    window: Window = field(default_factory=Window)
 
     @property
     def set_by(self) -> str:
@@ -62,7 +92,10 @@ def read_profile(profile: dict[str, Any], base_w: float, v_ref_v: int, rating_a:
     if wanted_tx is not None and wanted_tx != transaction_id:
         raise DispatchRefused("TxNotFound", f"no transaction {wanted_tx} on this EVSE")
     schedules = profile["charging_schedule"]
+    if isinstance(schedules, list) and len(schedules) != 1:
+        raise DispatchRefused("UnsupportedSchedule", "one charging schedule is followed")
     schedule = schedules[0] if isinstance(schedules, list) else schedules
+    window = _window(profile, schedule)
     periods = schedule["charging_schedule_period"]
     if len(periods) != 1 or periods[0]["start_period"] != 0:
         raise DispatchRefused("UnsupportedSchedule", "one period, starting at 0, is followed")
@@ -71,7 +104,40 @@ def read_profile(profile: dict[str, Any], base_w: float, v_ref_v: int, rating_a:
     if mode not in FOLLOWED_MODES:
         raise DispatchRefused("UnsupportedMode", f"operation mode {mode} is not followed here")
     per_unit = 1.0 if schedule["charging_rate_unit"] == "W" else float(v_ref_v)
-    return _dispatch(profile_id, period, per_unit, base_w, v_ref_v, rating_a)
+    dispatch = _dispatch(profile_id, period, per_unit, base_w, v_ref_v, rating_a)
+    return Dispatch(dispatch.profile_id, dispatch.fixed_w_pct, dispatch.max_lim_w_pct,
+                    dispatch.charge_limit_a, window)  # fmt: skip
+
+
+def _window(profile: dict[str, Any], schedule: dict[str, Any]) -> Window:
+    kind = profile.get("charging_profile_kind")
+    if kind not in ("Absolute", "Relative"):
+        raise DispatchRefused("UnsupportedKind", f"{kind}: only Absolute and Relative "
+                              "profiles are followed")  # fmt: skip
+    duration = schedule.get("duration")
+    if duration is not None and int(duration) <= 0:
+        raise DispatchRefused("OutOfRange", f"a duration of {duration} s is over before it starts")
+    return Window(
+        stack_level=int(profile.get("stack_level", 0)),
+        tx_profile=profile.get("charging_profile_purpose") == "TxProfile",
+        relative=kind == "Relative",
+        valid_from_s=_wall(profile.get("valid_from"), "validFrom"),
+        valid_to_s=_wall(profile.get("valid_to"), "validTo"),
+        start_schedule_s=_wall(schedule.get("start_schedule"), "startSchedule"),
+        duration_s=float(duration) if duration is not None else None,
+    )
+
+
+def _wall(text: object, name: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(text))
+    except ValueError:
+        raise DispatchRefused("InvalidValue", f"{name} {text!r} is no date and time") from None
+    if moment.tzinfo is None:
+        raise DispatchRefused("InvalidValue", f"{name} {text!r} has no time zone (UTC: Z)")
+    return moment.timestamp()
 
 
 def _dispatch(profile_id: int, period: dict[str, Any], per_unit: float, base_w: float,

@@ -7,18 +7,41 @@ GetVariables (the few variables this station has). Answered Rejected with a reas
 RequestStartTransaction, RequestStopTransaction (a session starts and ends with the plug and
 the J3072 gate, not remotely), Reset (the site owner restarts the service on the board).
 Anything else gets the package's NotImplemented CallError.
+
+What reaches the package is bounded first (``firmware.ocpp.limits``): the connection refuses
+a message over ``max_message_bytes`` (websockets closes it); each request takes a token of
+a bucket, and one over the rate is answered with a CallError unread (the connection is closed
+after ``EXCESS_BEFORE_CLOSE`` in a row); a CallResult or CallError that answers nothing we
+asked is dropped, not queued (the package would keep every one until our next call); a
+GetVariables of more than ``ITEMS_PER_MESSAGE`` items is refused. Each is logged once per
+connection. The reader yields to the loop after each message.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, cast
 
 from ocpp import routing
+from ocpp.exceptions import GenericError, OccurrenceConstraintViolationError, OCPPError
+from ocpp.messages import Call, CallError, unpack
 from ocpp.v21 import ChargePoint as ChargePoint21
 from ocpp.v201 import ChargePoint as ChargePoint201
 
+from firmware.logs import log_event
+from firmware.ocpp.limits import (
+    EXCESS_BEFORE_CLOSE,
+    ITEMS_PER_MESSAGE,
+    MAX_CONTAINERS,
+    TokenBucket,
+    request_id,
+    too_complex,
+)
+
+logger = logging.getLogger(__name__)
 WIRE = logging.getLogger("firmware.ocpp.wire")
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,11 +63,19 @@ class Requests(Protocol):
     def variable(self, component: str, variable: str) -> str | None: ...
 
 
+class CsmsMisbehaved(Exception):
+    """Raised when a CSMS keeps sending over the rate: the connection is closed."""
+
+
 class _Debug(logging.LoggerAdapter[logging.Logger]):
-    """The package logs every message at info: here they are debug (the daemon's own
-    events say what happened)."""
+    """The package logs every message at info, and a request a handler refused at error with
+    the whole message: here they are debug (the daemon's own events say what happened, in
+    one line, once; a CSMS cannot fill the log)."""
 
     def info(self, msg: object, *args: object, **kwargs: Any) -> None:
+        self.debug(msg, *args, **kwargs)
+
+    def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
         self.debug(msg, *args, **kwargs)
 
 
@@ -57,15 +88,114 @@ def _info(code: str | None, text: str | None) -> dict[str, str] | None:
     return info
 
 
+def _items_per_message(msg: Call) -> None:
+    """OCPP 2.0.1 B06.FR.07: more GetVariableData than ItemsPerMessage is refused before
+    anything (schema validation, key conversion) reads them."""
+    items = msg.payload.get("getVariableData") if isinstance(msg.payload, dict) else None
+    if msg.action == "GetVariables" and isinstance(items, list) and len(items) > ITEMS_PER_MESSAGE:
+        raise OccurrenceConstraintViolationError(
+            description=f"at most {ITEMS_PER_MESSAGE} items per GetVariables "
+            "(DeviceDataCtrlr.ItemsPerMessage)"
+        )
+
+
+REFUSALS = {
+    "unparsable": "not an OCPP-J message, or nested too deep",
+    "complex": f"more than {MAX_CONTAINERS} JSON objects and arrays: refused unparsed",
+    "unsolicited": "answers no call of ours: dropped",
+    "rate": "more requests than the station handles: answered with a CallError",
+}
+
+
 def charge_point_class(version: str) -> Any:
     """A ChargePoint of ``version`` ("2.0.1" or "2.1") answering with ``requests``."""
     base: Any = ChargePoint21 if version == "2.1" else ChargePoint201
 
     class StationChargePoint(base):  # type: ignore[misc]
         def __init__(self, station_id: str, connection: Any, requests: Requests,
-                     response_timeout: int) -> None:  # fmt: skip
+                     response_timeout: int, bucket: TokenBucket) -> None:  # fmt: skip
             super().__init__(station_id, connection, response_timeout, logger=_Debug(WIRE, {}))
-            self.requests = requests
+            self.requests, self.bucket = requests, bucket
+            self._awaiting: str | None = None  # the unique id of our call in flight
+            self._unique_id_generator = self._new_id
+            self._excess = 0  # requests over the rate, in a row
+            self._said: set[str] = set()
+            self.refused = 0  # messages dropped or refused unread (this connection)
+
+        def _new_id(self) -> str:
+            self._awaiting = str(uuid.uuid4())
+            return self._awaiting
+
+        async def call(self, payload: Any, suppress: bool = True, unique_id: str | None = None,
+                       skip_schema_validation: bool = False) -> Any:  # fmt: skip
+            try:
+                return await super().call(payload, suppress, unique_id, skip_schema_validation)
+            finally:
+                self._awaiting = None
+
+        async def start(self) -> None:
+            while True:
+                await self.route_message(await self._connection.recv())
+                await asyncio.sleep(0)  # a flood of small messages cannot hold the loop
+
+        async def route_message(self, raw_msg: str | bytes) -> None:
+            if too_complex(raw_msg):
+                await self._too_complex(raw_msg)
+                return
+            try:
+                msg = unpack(raw_msg)
+            except (OCPPError, RecursionError, ValueError, TypeError) as err:
+                self._refuse("unparsable", f"{type(err).__name__}")
+                return
+            if isinstance(msg, Call):
+                await self._request(msg)
+            elif msg.unique_id == self._awaiting and self._response_queue.empty():
+                self._response_queue.put_nowait(msg)
+            else:  # answers nothing we asked (or a second answer): the package would keep it
+                self._refuse("unsolicited", f"{type(msg).__name__} {str(msg.unique_id)[:40]}")
+
+        async def _request(self, msg: Call) -> None:
+            if not self.bucket.take(asyncio.get_running_loop().time()):
+                self._excess += 1
+                self._refuse("rate", f"{msg.action} over {self.bucket.rate_per_s:g}/s")
+                if self._excess >= EXCESS_BEFORE_CLOSE:
+                    raise CsmsMisbehaved(f"{self._excess} requests in a row over the rate")
+                error = GenericError(description="rate limit: request not handled")
+                await self._send(msg.create_call_error(error).to_json())
+                return
+            self._excess = 0
+            try:
+                _items_per_message(msg)
+                await self._handle_call(msg)
+            except OCPPError as error:
+                await self._send(msg.create_call_error(error).to_json())
+            except RecursionError as error:  # nested deeper than the key conversion goes
+                self._refuse("unparsable", f"{msg.action}: {type(error).__name__}")
+                await self._send(msg.create_call_error(error).to_json())
+
+        async def _too_complex(self, raw_msg: str | bytes) -> None:
+            """Refused unparsed: a request is answered (its id read from the front), anything
+            else dropped; either way it takes a token (a flood of them closes too)."""
+            unique_id = request_id(raw_msg)
+            self._refuse("complex", f"{'request ' + unique_id if unique_id else 'a message'}")
+            if unique_id is None:
+                return
+            if not self.bucket.take(asyncio.get_running_loop().time()):
+                self._excess += 1
+                if self._excess >= EXCESS_BEFORE_CLOSE:
+                    raise CsmsMisbehaved(f"{self._excess} requests in a row over the rate")
+                return
+            self._excess = 0
+            why = f"more than {MAX_CONTAINERS} JSON objects and arrays in one message"
+            error = CallError(unique_id, "OccurrenceConstraintViolation", why, {})
+            await self._send(error.to_json())
+
+        def _refuse(self, kind: str, what: str) -> None:
+            self.refused += 1
+            if kind not in self._said:
+                self._said.add(kind)
+                log_event(logger, "ocpp.csms_message_refused", logging.WARNING, kind=kind,
+                          message=what, why=REFUSALS[kind])  # fmt: skip
 
         @on("SetChargingProfile")
         async def _set_profile(self, evse_id: int, charging_profile: dict[str, Any],

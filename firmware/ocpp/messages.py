@@ -33,9 +33,9 @@ class Reading:
     OCPP's sense is split into the two measurands) and the vehicle's state of charge."""
 
     wall_s: float
-    import_wh: float
-    export_wh: float
-    power_w: float  # + from the vehicle to the grid (discharge), - into the vehicle
+    import_wh: float | None  # None: the meter has not read it yet (not sent)
+    export_wh: float | None
+    power_w: float | None  # + from the vehicle to the grid (discharge), - into the vehicle
     soc_pct: float | None = None
 
 
@@ -45,11 +45,16 @@ def meter_value(reading: Reading, context: str) -> dict[str, Any]:
                 "unitOfMeasure": {"unit": unit}}  # fmt: skip
 
     values = [
-        sampled(reading.import_wh, "Energy.Active.Import.Register", "Wh"),
-        sampled(reading.export_wh, "Energy.Active.Export.Register", "Wh"),
-        sampled(max(-reading.power_w, 0.0), "Power.Active.Import", "W"),
-        sampled(max(reading.power_w, 0.0), "Power.Active.Export", "W"),
-    ]
+        sampled(wh, measurand, "Wh")
+        for wh, measurand in ((reading.import_wh, "Energy.Active.Import.Register"),
+                              (reading.export_wh, "Energy.Active.Export.Register"))
+        if wh is not None
+    ]  # fmt: skip
+    if reading.power_w is not None:
+        values += [
+            sampled(max(-reading.power_w, 0.0), "Power.Active.Import", "W"),
+            sampled(max(reading.power_w, 0.0), "Power.Active.Export", "W"),
+        ]
     if reading.soc_pct is not None:
         values.append(sampled(reading.soc_pct, "SoC", "Percent"))
     return {"timestamp": stamp(reading.wall_s), "sampledValue": values}
@@ -88,8 +93,10 @@ def transaction_event(event: TxEvent, reading: Reading, context: str) -> dict[st
         "triggerReason": event.trigger,
         "seqNo": event.seq_no,
         "transactionInfo": info,
-        "meterValue": [meter_value(reading, context)],
     }
+    sampled = meter_value(reading, context)
+    if sampled["sampledValue"]:  # the schema wants at least one
+        payload["meterValue"] = [sampled]
     if event.offline:
         payload["offline"] = True
     if event.event_type == "Started":

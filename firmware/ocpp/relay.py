@@ -9,19 +9,25 @@ reported back (``Upstream``) and the gate holds the vehicle to it with the meter
 limit lowers the pilot's offer, as ``evse-gatekeeper limit`` does.
 
 Default deny: a profile for a vehicle the gate has not authorized is refused with the gate's
-reasons, and nothing here can make the gate authorize. ClearChargingProfile returns the
-session to the site's own functions.
+reasons, and nothing here can make the gate authorize. A profile is followed while it is in
+force (``firmware.ocpp.profiles``: its validity and schedule, a timer on the loop for when it
+starts or ends, the prevailing one by purpose and stackLevel); ClearChargingProfile, or its
+end, returns the session to the site's own functions.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from firmware.logs import log_event
 from firmware.ocpp.dispatch import Dispatch, DispatchRefused, read_profile
+from firmware.ocpp.limits import ITEMS_PER_MESSAGE
 from firmware.ocpp.messages import EVSE_ID
+from firmware.ocpp.profiles import LIMIT, Held, Key, in_effect, next_change_s, values
 from firmware.ocpp.upstream import Upstream
 from firmware.sep2.functions import Mode, SiteFunction, describe
 from firmware.sep2.site import watts
@@ -33,45 +39,75 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 Verdict = tuple[str, str | None, str | None]  # status, reasonCode, additionalInfo
+MAX_PROFILES = 32  # held at once (OCPP's SmartChargingCtrlr.Entries): a CSMS cannot grow it
+Read = tuple[Dispatch, float, float | None]  # the dispatch, in force from, until (monotonic)
 
 
 class DispatchRelay:
     def __init__(self, gate: Gate, sep2: Sep2Service | None, recorder: Recorder,
                  upstream: Upstream, set_limit: Callable[[float | None], Awaitable[Any]],
-                 rating_a: float) -> None:  # fmt: skip
+                 rating_a: float, mono: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:  # fmt: skip
+        """``set_limit``: the CSMS's charging limit, None to withdraw it (the daemon offers the
+        lower of it and the site owner's)."""
         self._gate, self._sep2, self._recorder = gate, sep2, recorder
         self._upstream, self._set_limit, self._rating_a = upstream, set_limit, rating_a
-        self._active: dict[Mode | str, int] = {}  # what a profile set, in this session
-        self._session: str | None = None  # the vehicle those were set for
+        self._mono, self._wall = mono, wall
+        self._held: dict[int, Held] = {}  # the accepted profiles, by id
+        self._applied: dict[Key, tuple[int, float]] = {}  # in effect: key -> (profile, value)
+        self._offered_a: float | None = None  # the pilot's offer after our last limit
+        self._received = 0
+        self._session: str | None = None  # the vehicle the profiles were set for
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def set_charging_profile(self, evse_id: int, profile: dict[str, Any]) -> Verdict:
         try:
-            dispatch, lfdi = self._read(evse_id, profile)
+            dispatch, start_s, end_s = await self._read(evse_id, profile)
         except DispatchRefused as err:
             log_event(logger, "ocpp.dispatch_refused", logging.WARNING,
                       profile=profile.get("id"), code=err.code, reason=str(err))  # fmt: skip
             self._upstream.refused(f"charging profile {profile.get('id')}", str(err))
             return "Rejected", err.code, str(err)
-        assert self._sep2 is not None
-        for mode, percent in ((Mode.FIXED_W, dispatch.fixed_w_pct),
-                              (Mode.MAX_LIM_W, dispatch.max_lim_w_pct)):  # fmt: skip
-            if percent is None:
-                continue
-            function = SiteFunction(mode, value=percent)
-            issued = self._sep2.dispatch(lfdi, function, dispatch.set_by)
-            self._record(describe(function), dispatch.set_by, issued.mrid)
-            self._active[mode] = dispatch.profile_id
-        if dispatch.charge_limit_a is not None:
-            await self._set_limit(dispatch.charge_limit_a)
-            self._record(f"charge limit {dispatch.charge_limit_a:g} A", dispatch.set_by, None)
-            self._active["limit"] = dispatch.profile_id
-        log_event(logger, "ocpp.dispatch_accepted", profile=dispatch.profile_id, lfdi=lfdi,
+        if dispatch.profile_id not in self._held and len(self._held) >= MAX_PROFILES:
+            why = f"{MAX_PROFILES} profiles are held for this session: clear one, or re-use an id"
+            self._upstream.refused(f"charging profile {dispatch.profile_id}", why)
+            return "Rejected", "TooManyProfiles", why
+        self._received += 1
+        self._held[dispatch.profile_id] = Held(dispatch, start_s, end_s, self._received)
+        await self.follow()
+        log_event(logger, "ocpp.dispatch_accepted", profile=dispatch.profile_id,
                   fixed_w_pct=dispatch.fixed_w_pct, max_lim_w_pct=dispatch.max_lim_w_pct,
-                  charge_limit_a=dispatch.charge_limit_a)  # fmt: skip
+                  charge_limit_a=dispatch.charge_limit_a,
+                  starts_in_s=round(max(start_s - self._mono(), 0.0), 1),
+                  lasts_s=round(end_s - start_s, 1) if end_s is not None else "")  # fmt: skip
+        capped = self._capped(dispatch)
+        if capped:
+            return "Accepted", "LimitedBySiteOwner", "in effect: " + "; ".join(capped)
         return "Accepted", None, None
 
-    def _read(self, evse_id: int, profile: dict[str, Any]) -> tuple[Dispatch, str]:
-        """The dispatch and the vehicle it is for; DispatchRefused unless the gate has
+    def _capped(self, dispatch: Dispatch) -> list[str]:
+        """What the site owner's lower limits hold down (docs/ocpp.md "Dispatch": the CSMS
+        lowers, never raises)."""
+        capped = []
+        owner = self._owner_percent(Mode.MAX_LIM_W)
+        asked = dispatch.max_lim_w_pct
+        if asked is not None and owner is not None and owner < asked:
+            capped.append(f"opModMaxLimW {owner:g} % (the site owner's)")
+        limit = dispatch.charge_limit_a
+        offered = self._offered_a
+        in_effect = self._applied.get(LIMIT) == (dispatch.profile_id, limit)
+        if limit is not None and in_effect and offered is not None and offered < limit:
+            capped.append(f"charge limit {offered:g} A (the site owner's)")
+        return capped
+
+    def _owner_percent(self, mode: Mode) -> float | None:
+        if self._sep2 is None:
+            return None
+        return next((f.value for f in self._sep2.site.functions if f.mode is mode), None)
+
+    async def _read(self, evse_id: int, profile: dict[str, Any]) -> Read:
+        """The dispatch and its span in force (monotonic); DispatchRefused unless the gate has
         authorized a vehicle on this EVSE (and only then is anything read)."""
         if evse_id != EVSE_ID:
             raise DispatchRefused("UnknownEvse", f"this station has EVSE {EVSE_ID} only")
@@ -83,51 +119,120 @@ class DispatchRelay:
             raise DispatchRefused("NotAuthorized", f"no J3072-authorized vehicle "
                                   f"({snapshot['state']}: {why}); the CSMS cannot authorize "
                                   "discharge")  # fmt: skip
-        self._forget_other_session(bound.lfdi)
+        await self._forget_other_session(bound.lfdi)
         record = sep2.store.get(bound.lfdi)
         settings = record.der_settings if record is not None else None
         base_w = watts(settings.set_max_w) if settings is not None else sep2.site.config.max_w
         site = sep2.site.config
         dispatch = read_profile(profile, base_w, site.v_ref_v, self._rating_a,
                                 self._upstream.transaction_id)  # fmt: skip
-        return dispatch, bound.lfdi
+        self._check_setpoint(dispatch, base_w)
+        wall, mono = self._wall(), self._mono()
+        start, end = dispatch.window.span(wall, self._upstream.tx_started_s)
+        if end is not None and end <= wall:
+            raise DispatchRefused("Expired", "its validTo or the end of its schedule's "
+                                  "duration has passed")  # fmt: skip
+        return dispatch, mono + start - wall, (mono + end - wall) if end is not None else None
+
+    def _check_setpoint(self, dispatch: Dispatch, base_w: float) -> None:
+        """A discharge setpoint above the gate's limit (the approval list's cap, setMaxW, the
+        session's opModMaxLimW, this profile's own dischargeLimit) is refused: the vehicle
+        would follow it and then be revoked for exceeding the limit."""
+        if dispatch.fixed_w_pct is None or dispatch.fixed_w_pct <= 0:
+            return
+        ceilings = [self._gate.dispatch_ceiling_w()]
+        for percent in (dispatch.max_lim_w_pct, self._owner_percent(Mode.MAX_LIM_W)):
+            if percent is not None:
+                ceilings.append(int(percent * base_w / 100))
+        ceiling = min((c for c in ceilings if c is not None), default=None)
+        wanted_w = dispatch.fixed_w_pct * base_w / 100
+        if ceiling is not None and wanted_w > ceiling:
+            raise DispatchRefused("OutOfRange", f"a discharge setpoint of {wanted_w:g} W is "
+                                  f"above the discharge limit in effect, {ceiling:g} W "
+                                  "(approval list, site owner, setMaxW)")  # fmt: skip
 
     async def clear_charging_profile(self, profile_id: int | None) -> str:
-        """The controls this profile (every profile: None) set go back to the site's."""
-        bound = self._gate.bound
-        if bound is None or self._sep2 is None:
-            self._active.clear()
-            return "Unknown"
-        self._forget_other_session(bound.lfdi)
-        cleared = [k for k, v in self._active.items() if profile_id in (None, v)]
-        for key in cleared:
-            del self._active[key]
-            if isinstance(key, Mode):
-                issued = self._sep2.restore(bound.lfdi, key)
-                what = describe(issued.function) if issued else f"{key.value} withdrawn"
-                self._record(what, issued.set_by if issued else "site owner (config)",
-                             issued.mrid if issued else None)  # fmt: skip
-            else:
-                await self._restore_limit()
-        names = ",".join(k.value if isinstance(k, Mode) else k for k in cleared)
-        log_event(logger, "ocpp.dispatch_cleared", profile=profile_id, cleared=names or "none")
+        """The profile (every profile: None) withdrawn: what it set goes back to the site
+        owner's, or to the profile that prevails for it without it. A charging limit is the
+        charger's, not the vehicle's: it goes whether or not a vehicle is still bound."""
+        cleared = [i for i in self._held if profile_id in (None, i)]
+        for i in cleared:
+            del self._held[i]
+        await self.follow()
+        log_event(logger, "ocpp.dispatch_cleared", profile=profile_id,
+                  cleared=",".join(map(str, cleared)) or "none")  # fmt: skip
         return "Accepted" if cleared else "Unknown"
 
     async def session_ended(self) -> None:
-        """The transaction is over: a charging limit a profile set goes with it."""
-        if self._active.pop("limit", None) is not None:
-            await self._restore_limit()
-        self._active.clear()
+        """The transaction is over: the profiles go with it."""
+        self._held.clear()
+        await self.follow()
         self._session = None
 
-    async def _restore_limit(self) -> None:
-        await self._set_limit(None)
-        self._record(f"charge limit {self._rating_a:g} A", "site owner (config)", None)
+    async def follow(self) -> None:
+        """Put in effect what the prevailing profiles set, withdraw what none sets any
+        longer, and wake again when the next profile starts or ends."""
+        now = self._mono()
+        for i, held in list(self._held.items()):
+            if held.end_s is not None and held.end_s <= now:
+                del self._held[i]
+                log_event(logger, "ocpp.dispatch_ended", profile=i)
+        chosen = in_effect(self._held.values(), now)
+        wanted = {k: (h.dispatch.profile_id, values(h.dispatch)[k]) for k, h in chosen.items()}
+        for key in [*wanted, *(k for k in self._applied if k not in wanted)]:
+            if wanted.get(key) != self._applied.get(key):
+                await self._put(key, chosen[key].dispatch if key in chosen else None)
+        self._applied = wanted
+        self._arm(next_change_s(self._held.values(), now), now)
+
+    async def _put(self, key: Key, dispatch: Dispatch | None) -> None:
+        """``key`` as ``dispatch`` sets it (None: back to the site owner's)."""
+        if key == LIMIT:
+            amps = dispatch.charge_limit_a if dispatch is not None else None
+            current = await self._set_limit(amps)
+            offered = current.get("limit_a") if isinstance(current, dict) else None
+            self._offered_a = float(offered) if isinstance(offered, int | float) else None
+            shown = f"{offered:g}" if self._offered_a is not None else f"{amps}"
+            self._record(f"charge limit {shown} A", dispatch.set_by if dispatch else
+                         "site owner", None)  # fmt: skip
+            return
+        bound, sep2 = self._gate.bound, self._sep2
+        if sep2 is None or bound is None or bound.lfdi != self._session:
+            return  # its vehicle is gone: its session's controls went with it
+        assert isinstance(key, Mode)
+        if dispatch is None:
+            issued = sep2.restore(bound.lfdi, key)
+            what = describe(issued.function) if issued else f"{key.value} withdrawn"
+            self._record(what, issued.set_by if issued else "site owner (config)",
+                         issued.mrid if issued else None)  # fmt: skip
+            return
+        percent = values(dispatch)[key]
+        owner = self._owner_percent(key) if key is Mode.MAX_LIM_W else None
+        function = SiteFunction(key, value=min(percent, owner) if owner is not None else percent)
+        issued = sep2.dispatch(bound.lfdi, function, dispatch.set_by)
+        self._record(describe(function), dispatch.set_by, issued.mrid)
+
+    def _arm(self, at_s: float | None, now_s: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if at_s is None:
+            return
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(max(at_s - now_s, 0.0), self._due)
+
+    def _due(self) -> None:
+        self._timer = None
+        task = asyncio.get_running_loop().create_task(self.follow())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def variable(self, component: str, variable: str) -> str | None:
         config = self._upstream.config
         known = {
-            ("OCPPCommCtrlr", "HeartbeatInterval"): str(config.heartbeat_s),
+            ("OCPPCommCtrlr", "HeartbeatInterval"): f"{self._upstream.heartbeat_s:g}",
+            ("DeviceDataCtrlr", "ItemsPerMessage"): str(ITEMS_PER_MESSAGE),
+            ("DeviceDataCtrlr", "BytesPerMessage"): str(config.max_message_bytes),
             ("SecurityCtrlr", "SecurityProfile"): str(config.security_profile),
             ("SecurityCtrlr", "Identity"): config.station_id,
             ("J3072Gate", "DischargeAuthorization"): str(self._gate.snapshot()["state"]),
@@ -139,8 +244,10 @@ class DispatchRelay:
         if mrid is not None:
             self._upstream.control(mrid, function, set_by)
 
-    def _forget_other_session(self, lfdi: str) -> None:
-        """A dispatch lives with the session it was for: a new vehicle starts from the site's."""
+    async def _forget_other_session(self, lfdi: str) -> None:
+        """A dispatch lives with the session it was for: a new vehicle starts from the site's
+        (and a charging limit the last one's profile set is withdrawn)."""
         if self._session != lfdi:
+            self._held.clear()
+            await self.follow()
             self._session = lfdi
-            self._active.clear()

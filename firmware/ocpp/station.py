@@ -7,7 +7,8 @@ It runs as its own task: the gate and the loop never wait for it. A CSMS that is
 or refuses us is retried with a backoff doubling up to ``reconnect_max_s``; each way a
 connection fails is logged once per failure in one line (``ocpp.connect_failed``). An event
 leaves the outbox only once the CSMS has answered it, so a connection lost mid-send sends it
-again (TransactionEvent's seqNo lets the CSMS see the repeat).
+again (TransactionEvent's seqNo lets the CSMS see the repeat); an essential one the CSMS
+refuses is tried again a few times before it is dropped (``_deliver``).
 """
 
 from __future__ import annotations
@@ -25,15 +26,23 @@ from ocpp.exceptions import OCPPError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from firmware.journal.outbox import Queued
 from firmware.logs import log_event
-from firmware.ocpp.config import OcppConfig, read_password
+from firmware.ocpp.config import OcppConfig, read_password, tls_context
 from firmware.ocpp.handlers import Requests, charge_point_class
+from firmware.ocpp.limits import TokenBucket
 from firmware.ocpp.messages import boot_notification
 from firmware.ocpp.upstream import Upstream
 
 logger = logging.getLogger(__name__)
 RESPONSE_TIMEOUT_S = 30  # OCPP-J: a CALL unanswered this long counts as failed
 FIRST_RETRY_S = 1.0
+MIN_INTERVAL_S = 1.0  # a CSMS's heartbeat or boot retry interval: no faster than this
+MESSAGE_ATTEMPTS = 3  # OCPP 2.0.1 OCPPCommCtrlr.MessageAttempts (for TransactionEvent)
+MESSAGE_ATTEMPT_INTERVAL_S = 10.0  # OCPPCommCtrlr.MessageAttemptInterval
+
+
+Answer = tuple[dict[str, Any] | None, str | None]  # the CSMS's answer, or why there is none
 
 
 class StationError(Exception):
@@ -42,17 +51,6 @@ class StationError(Exception):
 
 class Connected(Protocol):
     async def call(self, payload: Any, suppress: bool = True) -> Any: ...
-
-
-def tls_context(config: OcppConfig) -> ssl.SSLContext:
-    """TLS 1.2+, the CSMS's certificate verified against ``ca_file`` and its host name; with
-    security profile 3, our certificate offered."""
-    context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if config.security_profile == 3:
-        assert config.cert_file is not None and config.key_file is not None
-        context.load_cert_chain(config.cert_file, config.key_file)
-    return context
 
 
 class Station:
@@ -64,6 +62,9 @@ class Station:
         self._heartbeat_s = float(config.heartbeat_s)
         self._task: asyncio.Task[None] | None = None
         self.last_error: str | None = None
+        self.attempt_interval_s = MESSAGE_ATTEMPT_INTERVAL_S
+        self._attempt = (0, 0)  # the queued event refused, and how often
+        self._retry_at = 0.0  # loop time: not before this is it tried again
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ocpp")
@@ -76,9 +77,9 @@ class Station:
 
     async def _run(self) -> None:
         delay = FIRST_RETRY_S
-        context = tls_context(self.config)
         while True:
-            try:
+            try:  # the files are read again each time: checked at load, they may have changed
+                context = self._tls()
                 async with connect(self.config.endpoint, ssl=context, **self._options()) as ws:
                     delay = FIRST_RETRY_S
                     await self._session(ws)
@@ -90,12 +91,21 @@ class Station:
             await asyncio.sleep(delay)
             delay = min(delay * 2, float(self.config.reconnect_max_s))
 
+    def _tls(self) -> ssl.SSLContext:
+        try:
+            return tls_context(self.config)
+        except (ssl.SSLError, OSError, ValueError) as err:
+            reason = " ".join(str(err).split()) or type(err).__name__
+            raise StationError(f"TLS: our certificate, key or CA cannot be used: {reason}") from err
+
     def _options(self) -> dict[str, Any]:
         config = self.config
         options: dict[str, Any] = {
             "subprotocols": [Subprotocol(f"ocpp{config.version}")],
             "open_timeout": 10,
             "proxy": None,
+            "max_size": config.max_message_bytes,  # docs/ocpp.md "What a CSMS may send"
+            "compression": None,  # inflating a burst of frames would hold the loop
         }
         if config.security_profile == 2:
             assert config.password_file is not None
@@ -107,6 +117,7 @@ class Station:
     def _failed(self, err: Exception) -> None:
         if isinstance(err, ssl.SSLCertVerificationError):
             reason = f"TLS: the CSMS's certificate is not trusted: {err.verify_message}"
+
         elif isinstance(err, websockets.InvalidStatus):
             reason = f"the CSMS refused the connection: HTTP {err.response.status_code}"
         else:
@@ -117,9 +128,11 @@ class Station:
                       reason=reason)  # fmt: skip
 
     async def _session(self, ws: ClientConnection) -> None:
+        rate = float(self.config.max_requests_per_s)
         cp = charge_point_class(self.config.version)(
-            self.config.station_id, ws, self.requests, response_timeout=RESPONSE_TIMEOUT_S
-        )
+            self.config.station_id, ws, self.requests, RESPONSE_TIMEOUT_S,
+            TokenBucket(rate, 4 * rate),
+        )  # fmt: skip
         reader = asyncio.create_task(cp.start(), name="ocpp-reader")
         try:
             if not self._booted:
@@ -135,14 +148,17 @@ class Station:
                 reader.exception()  # the connection's end, said by the caller
 
     async def _boot(self, cp: Any) -> None:
-        """BootNotification until Accepted; its interval becomes the heartbeat's."""
+        """BootNotification until Accepted; its interval (at least ``MIN_INTERVAL_S``)
+        becomes the heartbeat's."""
         payload = boot_notification("evse-gatekeeper", "evse-gatekeeper", self._firmware,
                                     "PowerUp")  # fmt: skip
         while True:
-            answer = await self._call(cp, "BootNotification", payload) or {}
-            interval = float(answer.get("interval", 0)) or self._heartbeat_s
+            answer, _ = await self._call(cp, "BootNotification", payload)
+            answer = answer or {}
+            interval = _interval(answer.get("interval"), self._heartbeat_s)
             if answer.get("status") == "Accepted":
                 self._heartbeat_s, self._booted = interval, True
+                self.upstream.heartbeat_s = interval
                 log_event(logger, "ocpp.booted", heartbeat_s=interval)
                 return
             log_event(logger, "ocpp.boot_pending", status=answer.get("status"), retry_s=interval)
@@ -153,33 +169,74 @@ class Station:
         loop = asyncio.get_running_loop()
         beat_at = loop.time() + self._heartbeat_s
         while not reader.done():
+            upstream.wake.clear()  # before draining: what is queued from here on wakes us
             queued = outbox.next()
-            if queued is not None:
-                answer = await self._call(cp, queued.message, queued.payload, queued.seq)
-                outbox.sent(queued.seq, "answered" if answer is not None else "call error")
+            if queued is not None and loop.time() >= self._retry_at:
+                await self._deliver(cp, queued)
                 continue
             if loop.time() >= beat_at:
                 await self._call(cp, "Heartbeat", {})
                 beat_at = loop.time() + self._heartbeat_s
-            upstream.wake.clear()
+                continue
+            until = min(beat_at, self._retry_at) if queued is not None else beat_at
             wake = asyncio.create_task(upstream.wake.wait())
-            await asyncio.wait({wake, reader}, timeout=max(0.0, beat_at - loop.time()),
+            await asyncio.wait({wake, reader}, timeout=max(0.0, until - loop.time()),
                                return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
             wake.cancel()
-        raise StationError("the CSMS closed the connection")
+        ended = reader.exception() if not reader.cancelled() else None
+        raise StationError(str(ended) if ended else "the CSMS closed the connection")
+
+    async def _deliver(self, cp: Any, queued: Queued) -> None:
+        """One queued event. Refused (a CallError, or it failed our own schema check), an
+        essential one is tried again ``MESSAGE_ATTEMPTS`` times, ``attempt_interval_s`` times
+        the attempt's number apart, the queue behind it waiting (OCPP 2.0.1
+        OCPPCommCtrlr.MessageAttempts, MessageAttemptInterval); then it is dropped, said."""
+        outbox = self.upstream.outbox
+        _, error = await self._call(cp, queued.message, queued.payload, queued.seq)
+        if error is None:
+            outbox.sent(queued.seq, "answered")
+            self._attempt = (0, 0)
+            return
+        seq, attempts = self._attempt
+        attempts = attempts + 1 if seq == queued.seq else 1
+        if queued.essential and attempts < MESSAGE_ATTEMPTS:
+            self._attempt = (queued.seq, attempts)
+            delay = self.attempt_interval_s * attempts
+            self._retry_at = asyncio.get_running_loop().time() + delay
+            log_event(logger, "ocpp.message_retry", logging.WARNING, seq=queued.seq,
+                      message=queued.message, attempt=attempts, retry_s=delay)  # fmt: skip
+            return
+        outbox.sent(queued.seq, f"{error} after {attempts} attempts"[:200])
+        self._attempt = (0, 0)
+        if queued.essential:
+            log_event(logger, "ocpp.message_dropped", logging.ERROR, seq=queued.seq,
+                      message=queued.message, attempts=attempts, error=error)  # fmt: skip
 
     async def _call(self, cp: Any, action: str, payload: dict[str, Any],
-                    seq: int | None = None) -> dict[str, Any] | None:  # fmt: skip
-        """One request through the package (validated both ways); its answer as a dict. A
-        CallError answer is logged and returns None (the event counts as delivered: sending
-        it again would be refused again)."""
-        request = getattr(cp._call, action)(**camel_to_snake_case(payload))
+                    seq: int | None = None) -> Answer:  # fmt: skip
+        """One request through the package (validated both ways): its answer as a dict, or
+        why it was refused (the CSMS's CallError, or our own schema check), logged."""
         try:
+            request = getattr(cp._call, action)(**camel_to_snake_case(payload))
             result = await cp.call(request, suppress=False)
         except OCPPError as err:
             log_event(logger, "ocpp.call_error", logging.WARNING, action=action, seq=seq,
                       error=type(err).__name__, description=err.description)  # fmt: skip
-            return None
+            return None, f"{type(err).__name__}: {err.description}"
+        except TypeError as err:  # a payload that is no such request: never sendable
+            log_event(logger, "ocpp.call_error", logging.ERROR, action=action, seq=seq,
+                      error="TypeError", description=str(err))  # fmt: skip
+            return None, f"TypeError: {err}"
         except TimeoutError as err:
             raise StationError(f"{action}: no answer in {RESPONSE_TIMEOUT_S} s") from err
-        return {k: v for k, v in vars(result).items() if v is not None}
+        return {k: v for k, v in vars(result).items() if v is not None}, None
+
+
+def _interval(given: object, fallback: float) -> float:
+    """BootNotification's interval: a number of seconds, at least ``MIN_INTERVAL_S``; none
+    (or not a number): ``fallback``."""
+    try:
+        seconds = float(given)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = 0.0
+    return max(seconds if seconds > 0 else fallback, MIN_INTERVAL_S)

@@ -44,8 +44,8 @@ class StationView:
     main_closed: bool
     power_w: float  # the EVSE's meter: + discharge (export), - charge (import)
     record: PevRecord | None  # the bound vehicle's 2030.5 data
-    import_wh: float = 0.0  # the meter's registers: energy into the vehicle
-    export_wh: float = 0.0  # and out of it
+    import_wh: float | None = None  # the meter's registers: energy into the vehicle
+    export_wh: float | None = None  # and out of it (None: the meter has no reading yet)
 
 
 class Upstream:
@@ -56,12 +56,16 @@ class Upstream:
         self._wall, self._mono = wall, mono
         self.wake = asyncio.Event()  # set whenever something is queued
         self.online = False  # the sender says so
+        self.heartbeat_s = float(config.heartbeat_s)  # the interval in effect (the CSMS's)
         self.transaction_id: str | None = None
+        self.tx_started_s: float | None = None  # wall: a Relative profile starts here
         self._connector: str | None = None
         self._tx_seq = 0
         self._charging_state: str | None = None
         self._next_sample_s = 0.0
-        self._import_wh = self._export_wh = self._power_w = 0.0
+        self._power_w = 0.0
+        self._import_wh: float | None = None  # the last the meter read: a register never
+        self._export_wh: float | None = None  # goes back to 0 while the meter is silent
         self._soc_pct: float | None = None
         self._needs: m.ChargingNeeds | None = None
         self._event_id = int(wall()) % 1_000_000 * 1000  # unique across restarts, mostly
@@ -72,11 +76,11 @@ class Upstream:
     # --- what the daemon hands in -------------------------------------------------------
 
     def observe(self, view: StationView) -> None:
-        self._power_w, self._import_wh, self._export_wh = (
-            view.power_w,
-            view.import_wh,
-            view.export_wh,
-        )
+        self._power_w = view.power_w
+        if view.import_wh is not None:
+            self._import_wh = view.import_wh
+        if view.export_wh is not None:
+            self._export_wh = view.export_wh
         if view.connector != self._connector:
             self._connector = view.connector
             self._put("StatusNotification", m.status_notification(self._wall(), view.connector))
@@ -90,7 +94,7 @@ class Upstream:
         state = _charging_state(view)
         if state != self._charging_state:
             self._charging_state = state
-            self._tx("Updated", "ChargingStateChanged", "Trigger", essential=True)
+            self._tx("Updated", "ChargingStateChanged", "Trigger", essential=False)
         elif self._mono() >= self._next_sample_s:
             self._tx("Updated", "MeterValuePeriodic", "Sample.Periodic", essential=False)
 
@@ -100,7 +104,8 @@ class Upstream:
         word = "granted" if decision.granted else ("revoked" if revoked else "denied")
         limit = f"limit_w={decision.limit_w}" if decision.limit_w is not None else None
         reasons = "; ".join(decision.reasons) or f"ism {decision.ism}"
-        self._notify(m.GATE_COMPONENT, "DischargeAuthorization", word, limit, reasons)
+        self._notify(m.GATE_COMPONENT, "DischargeAuthorization", word, limit, reasons,
+                     essential=True)  # fmt: skip
 
     def control(self, mrid: str, function: str, set_by: str) -> None:
         """A control put in effect for the session's vehicle: its Responses are tracked."""
@@ -114,7 +119,21 @@ class Upstream:
     def status(self) -> dict[str, Any]:
         return {"online": self.online, "station_id": self.config.station_id,
                 "version": self.config.version, "transaction_id": self.transaction_id,
-                "queued": self.outbox.unsent(), "dropped": self.outbox.dropped}  # fmt: skip
+                "queued": self.outbox.unsent(), "dropped": self.outbox.dropped,
+                "failed": self.outbox.failed}  # fmt: skip
+
+    def end_left_open(self) -> None:
+        """At start: each transaction the last run left open (the vehicle was plugged in when
+        it stopped; the journal ended its session "by restart") is ended, queued before
+        anything of this run. stoppedReason Reboot: the station restarted (the journal cannot
+        tell a power loss from a service restart); no meter value (the meter's then is not
+        known)."""
+        for tx, last_seq in sorted(self.outbox.open_transactions().items()):
+            event = m.TxEvent("Ended", "AbnormalCondition", last_seq + 1, tx,
+                              stopped_reason="Reboot", offline=True)  # fmt: skip
+            reading = m.Reading(self._wall(), None, None, None)
+            self._put("TransactionEvent", m.transaction_event(event, reading, "Transaction.End"))
+            log_event(logger, "ocpp.transaction_ended", transaction_id=tx, reason="Reboot")
 
     # --- internals ----------------------------------------------------------------------
 
@@ -129,6 +148,7 @@ class Upstream:
     def _start(self, view: StationView) -> None:
         tx = f"S{view.session_id}" if view.session_id is not None else f"T{int(self._wall())}"
         self.transaction_id, self._tx_seq, self._charging_state = tx, 0, "EVConnected"
+        self.tx_started_s = self._wall()
         self._tracked.clear()
         self._reported.clear()
         self._needs = self._soc_pct = None
@@ -154,11 +174,14 @@ class Upstream:
                   essential)  # fmt: skip
 
     def _notify(self, component: str, variable: str, value: str, code: str | None,
-                info: str | None) -> None:  # fmt: skip
+                info: str | None, essential: bool = False) -> None:  # fmt: skip
+        """One NotifyEvent: essential only for the J3072 gate's decisions; what a CSMS's
+        request provoked (an acknowledgement, a refusal, the vehicle's Responses) is not, so
+        a CSMS that floods us and never answers cannot grow the queue past its bound."""
         self._event_id += 1
         event = m.Event(self._event_id, component, variable, value, code, info,
                         self.transaction_id)  # fmt: skip
-        self._put("NotifyEvent", m.notify_event(self._wall(), self._notify_seq, event))
+        self._put("NotifyEvent", m.notify_event(self._wall(), self._notify_seq, event), essential)
 
     def _vehicle(self, record: PevRecord | None) -> None:
         """The vehicle's state of charge, charging needs and the Responses to dispatches."""
@@ -171,7 +194,7 @@ class Upstream:
         if needs is not None and needs != self._needs:
             self._needs = needs
             payload = m.ev_charging_needs(needs, self.config.version, self._v_ref_v)
-            self._put("NotifyEVChargingNeeds", payload)
+            self._put("NotifyEVChargingNeeds", payload, essential=False)
         for response in record.responses.values():
             subject, code = response.subject.upper(), response.status
             set_by = self._tracked.get(subject)

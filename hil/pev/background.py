@@ -53,6 +53,10 @@ class BackgroundPev:
                 raise TimeoutError(f"{self.heartbeats} heartbeats, not {count}: {self.errors}")
             time.sleep(0.02)
 
+    def go_silent(self) -> None:
+        """No heartbeat from now on (the session stays, watching)."""
+        self.client.silent = True
+
     def call(self, make: Callable[[], Coroutine[Any, Any, None]], timeout_s: float = 5.0) -> None:
         """Run one of the client's coroutines on the session's loop and wait for it."""
         loop = self._loop

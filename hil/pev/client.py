@@ -99,6 +99,7 @@ class PevClient:
         self._offset_s = 0  # the EVSE's Time minus ours: documents carry the EVSE's time
         self._answered: set[str] = set()
         self._stop = asyncio.Event()
+        self.silent = False  # True: no more heartbeats from now (a test picks the moment)
         self._http: Sep2Http | None = None
         self.set_max_w: float | None = None  # what we PUT in our DERSettings
         self.fixed_w_pct: float | None = None  # the dispatch (opModFixedW), % of setMaxW

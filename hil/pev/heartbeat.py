@@ -159,7 +159,7 @@ class HeartbeatPhase:
                 )
                 if not asleep:
                     await client.read_controls("wake")  # §4.8.3: re-read all, then post 0
-            if limit is not None and log.heartbeats_sent >= limit:
+            if client.silent or (limit is not None and log.heartbeats_sent >= limit):
                 continue  # silent: still plugged in, still watching, saying nothing
             status = documents.der_status(client.profile, asleep, since, client.now())
             name = "heartbeat DERStatus (asleep)" if asleep else "heartbeat DERStatus"

@@ -10,6 +10,10 @@
 //   {"event":"received","method":..,"params":..,"valid":true|false,"errors":..}
 //   {"event":"result","ref":..,"method":..,"result":..,"valid":..,"errors":..}
 //   {"event":"error","ref":..,"message":..}
+//   {"event":"invalid","method":..,"params":..,"errors":..,"outbound":..}  a message ocpp-rpc's
+//        strict mode refused before any handler saw it (so no "received" for it)
+//   {"event":"call_error","method":..,"params":..,"code":..,"errors":..}  a CallError this CSMS
+//        returned to a request of the station
 //   {"event":"disconnected","identity":..}
 // On stdin, commands:
 //   {"cmd":"call","ref":..,"method":..,"params":{..}}   a request to the station
@@ -70,6 +74,9 @@ const answers = {
     status: "Accepted",
   }),
   Heartbeat: () => ({ currentTime: new Date().toISOString() }),
+  // its response requires a status: answered {} (as before), ocpp-rpc's strict mode refused
+  // the CSMS's own answer and sent the station an InternalError instead
+  NotifyEVChargingNeeds: () => ({ status: "Accepted" }),
 };
 
 const held = {};
@@ -110,6 +117,13 @@ rpc.on("client", (client) => {
     const own = check(protocol, `urn:${method}.conf`, answer);
     if (!own.valid) say({ event: "error", ref: null, message: `own answer invalid: ${own.errors}` });
     return answer;
+  });
+  client.on("strictValidationFailure", ({ method, params, result, error, outbound }) => {
+    say({ event: "invalid", method, params: params ?? result, errors: error.message, outbound });
+  });
+  client.on("callError", ({ outbound, method, params, error }) => {
+    if (outbound) return; // our own request refused: the "error" event of call() says it
+    say({ event: "call_error", method, params, code: error.rpcErrorCode, errors: error.message });
   });
   client.once("close", () => {
     clients.delete(client);

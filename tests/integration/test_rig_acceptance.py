@@ -155,7 +155,8 @@ def test_a_paused_charge_withdraws_the_offer_and_keeps_main_for_the_vehicle_to_s
         set_limit(sock, 40)
     with pytest.raises(ControlError, match=r"0 pauses charging, else 6\.\.32 A"):
         set_limit(sock, 3)
-    assert query(sock)["current"] == {"limit_a": 0.0, "rating_a": 32.0, "paused": True}
+    assert query(sock)["current"] == {"limit_a": 0.0, "rating_a": 32.0, "paused": True,
+                                      "set_by": "site owner (control socket)"}  # fmt: skip
     set_limit(sock, None)
     rig.wait_duty(53, 54, 500)  # 32 A again
     assert rig.relays()["main"] == "CLOSED"
