@@ -39,6 +39,7 @@ import fcntl
 import logging
 import os
 import secrets
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -132,6 +133,9 @@ class ApprovalStore:
         self._problem: str | None = None
         self._date_problem: str | None = None
         self._pending: ListView | None = None  # verified, waiting for its issued_at
+        # _current and _pending change together: the watch's thread loads and confirms while
+        # the event loop's in_force may promote the pending list
+        self._swap = threading.RLock()
         # loaded by the file's identity only (that identity): confirm_installed checks it
         self._unconfirmed: tuple[IndexedList, str] | None = None
 
@@ -150,11 +154,12 @@ class ApprovalStore:
         the clock at every call, so a clock corrected after boot (no RTC, NTP late) or a list
         reaching its own ``issued_at`` or ``expires_at`` counts at once, with no reinstall."""
         now = self._clock()
-        pending = self._pending
-        if pending is not None and pending.valid_at(now):
-            self._current, self._pending, self._problem = pending, None, None  # its time came
-            log_event(logger, "approvals.pending_in_force", version=pending.version)
-        current = self._current
+        with self._swap:
+            pending = self._pending
+            if pending is not None and pending.valid_at(now):
+                self._current, self._pending, self._problem = pending, None, None  # its time
+                log_event(logger, "approvals.pending_in_force", version=pending.version)
+            current = self._current
         if current is None:
             return None
         problem = current.validity_problem(now)
@@ -191,9 +196,10 @@ class ApprovalStore:
             self._problem = f"installed list refused: {err}"
             logger.warning("approvals.installed_refused path=%s reason=%s", self.path, err)
             return None
-        self._problem, self._pending = None, None
-        # the swap: one assignment; the list it replaces closes when its last reader lets go
-        self._current = loaded
+        with self._swap:
+            self._problem, self._pending = None, None
+            # the swap: one assignment; the list it replaces closes when its last reader lets go
+            self._current = loaded
         if loaded is not None:
             logger.info("approvals.loaded %s", _fields(loaded))
         return loaded
@@ -208,7 +214,8 @@ class ApprovalStore:
         problem = loaded.validity_problem(now)
         if problem is not None:
             if now < loaded.issued_at:
-                self._pending = loaded
+                with self._swap:
+                    self._pending = loaded
             elif isinstance(loaded, IndexedList):
                 loaded.close()  # expired: of no use, now or later
             raise ApprovalRefused(problem)
@@ -410,10 +417,11 @@ class ApprovalStore:
                   reason=reason)  # fmt: skip
         with contextlib.suppress(OSError):
             indexed.path.unlink()
-        if self._current is indexed:
-            self._current = None  # default deny until the file's own reading is in force
-        if self._pending is indexed:
-            self._pending = None
+        with self._swap:  # in_force may be promoting it from pending this very moment
+            if self._current is indexed:
+                self._current = None  # default deny until the file's own reading is in force
+            if self._pending is indexed:
+                self._pending = None
         indexed.close()
         self._load(by_identity=False)  # the index is not to be trusted, even if still there
         return False

@@ -158,11 +158,14 @@ class Charger:
         self._latch(kind)
         return self._step("rcd_trip")
 
-    def on_unauthorized_discharge(self, now_ns: int) -> Outputs:
-        """The J3072 gate saw the vehicle discharge without permission: open main and hold
-        the fault until it unplugs."""
+    def on_unauthorized_discharge(
+        self, now_ns: int, kind: FaultKind = FaultKind.UNAUTHORIZED_DISCHARGE
+    ) -> Outputs:
+        """The J3072 gate saw the vehicle discharge without permission (or, ``kind``
+        METER_UNTRUSTED, cannot see that it stopped): open main and hold the fault until it
+        unplugs."""
         self._now = now_ns
-        self._latch(FaultKind.UNAUTHORIZED_DISCHARGE)
+        self._latch(kind)
         return self._step("discharge_fault")
 
     def on_permanent_fault(self, kind: FaultKind, now_ns: int) -> Outputs:

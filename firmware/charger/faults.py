@@ -27,6 +27,7 @@ class FaultKind(enum.Enum):
     RCD_SELF_TEST = "rcd_self_test_failed"
     RECORD_UNREADABLE = "fault_record_unreadable"  # the permanent-fault record is damaged
     UNAUTHORIZED_DISCHARGE = "unauthorized_discharge"  # the meter saw discharge not allowed
+    METER_UNTRUSTED = "meter_untrusted"  # after an authorization, no meter to show it stopped
 
     @property
     def permanent(self) -> bool:
@@ -56,6 +57,7 @@ CLEARS_ON: dict[FaultKind, frozenset[PilotState]] = {
     FaultKind.PILOT_OUT_OF_BAND: _UNPLUGGED,
     FaultKind.DIODE: _UNPLUGGED,  # "Latched; clears only in A"
     FaultKind.UNAUTHORIZED_DISCHARGE: _UNPLUGGED,  # the vehicle must leave; no retry
+    FaultKind.METER_UNTRUSTED: _UNPLUGGED,
     FaultKind.RCD_DC: _UNPLUGGED,  # and the RCD input clear again
     FaultKind.RCD_AC: _UNPLUGGED,
     FaultKind.VENTILATION: frozenset({PilotState.A, PilotState.B}),  # the vehicle gave up D

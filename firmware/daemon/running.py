@@ -25,7 +25,7 @@ from firmware.clock.watch import ClockWatch
 from firmware.config.reader import SectionReader
 from firmware.daemon.communication import Communication
 from firmware.daemon.control_socket import RequestRefused
-from firmware.j3072.gate import Gate
+from firmware.j3072.gate import METER_BLIND, Gate
 from firmware.journal.recorder import Recorder
 from firmware.logs import kv, log_event
 from firmware.meter.report import meter_status
@@ -189,8 +189,10 @@ class Running:
             gate.on_meter(reading.power_w, main_closed)
         reasons = gate.drain_open_main()
         if reasons:
-            self.recorder.fault(FaultKind.UNAUTHORIZED_DISCHARGE.value, "; ".join(reasons))
-            self._apply(charger.on_unauthorized_discharge(now))
+            blind = all(reason.startswith(METER_BLIND) for reason in reasons)
+            kind = FaultKind.METER_UNTRUSTED if blind else FaultKind.UNAUTHORIZED_DISCHARGE
+            self.recorder.fault(kind.value, "; ".join(reasons))
+            self._apply(charger.on_unauthorized_discharge(now, kind))
         self._apply(charger.set_discharge_authorized(gate.authorized, now))
         self._follow_bridge()
 

@@ -81,6 +81,7 @@ PEV_DATA = ("device_information", "der_capability", "der_settings", "der_availab
 # a control changed at run time: its "received" and "started" Responses are due this long
 # after it was published (five of the profile's 1 s polls, §4.1.4); missing then, they revoke
 RESPONSES_DUE_NS = 5_000_000_000
+METER_BLIND = "the meter cannot show that discharge stopped"  # why main opens for it
 MAX_FOLLOWED = 16  # changes of one mode still being followed at once, looked back through
 
 
@@ -349,7 +350,7 @@ class Gate:
             self._blind_since_ns = now
         elif now - self._blind_since_ns >= STOP_GRACE_NS and not self._blind_opened:
             self._blind_opened = True
-            why = f"the meter cannot show that discharge stopped: {fault}"
+            why = f"{METER_BLIND}: {fault}"
             log_event(logger, "j3072.open_main", logging.WARNING, reason=why)
             self._open_main.append(why)
 

@@ -45,6 +45,14 @@ def read_meter(section: SectionReader) -> MeterSettings:
     if backend != "board":
         if settings.stale_ms < 2 * settings.poll_ms:
             section.problems.append("meter.stale_ms: must be at least twice poll_ms")
+        recovery_ms = settings.stale_ms + settings.recover_polls * settings.poll_ms
+        if recovery_ms > MAX_RECOVERY_MS:
+            section.problems.append(
+                f"meter.recover_polls: one lost answer would leave the meter untrusted for "
+                f"{recovery_ms:g} ms (stale_ms + recover_polls x poll_ms); at most "
+                f"{MAX_RECOVERY_MS} ms, or a glitch while a vehicle may discharge opens main "
+                f"(after 3 s: docs/meter.md)"
+            )
         try:
             register_map = load_map(settings.map)
         except MapError as err:
@@ -53,6 +61,9 @@ def read_meter(section: SectionReader) -> MeterSettings:
             if backend == "modbus-rtu":
                 section.problems.extend(_wire_time_problems(settings, register_map))
     return settings
+
+
+MAX_RECOVERY_MS = 2000  # under the gate's 3 s with main closed and the meter untrusted
 
 
 def _wire_time_problems(settings: MeterSettings, register_map: RegisterMap) -> list[str]:

@@ -36,6 +36,7 @@ def open_meter(
         stale_ms=settings.stale_ms,
         recover_polls=settings.recover_polls,
         frozen_s=settings.frozen_s,
+        counter_step_wh=register_map.counter_step_wh,
     )
     bus = ModbusBus(settings)
     describe = {"backend": settings.backend, "map": register_map.name, "where": bus.where,

@@ -27,9 +27,11 @@ VOLTAGE_BAND = (0.5, 1.2)  # x nominal
 FREQUENCY_HZ = (45.0, 65.0)  # a 50 or 60 Hz supply, with 5 Hz either side
 # power and the energy counters must tell the same story (a power register read at the wrong
 # scale under- or over-reads discharge): once a window holds this much energy by either
-# account, the two accounts may differ by this ratio at most. Counters step by 10 Wh on the
-# built-in maps' meters, and power is sampled: both are inside the margin at this size
+# account (and at least ENERGY_WINDOW_STEPS of the counters' steps), the two accounts may
+# differ by this ratio at most. Counters step by 10 Wh on the built-in maps' meters, and
+# power is sampled: both are inside the margin at this size
 ENERGY_WINDOW_WH = 100.0
+ENERGY_WINDOW_STEPS = 10
 ENERGY_RATIO = 2.0
 ENERGY_GAP_NS = 5_000_000_000  # readings further apart than this start a new window
 
@@ -41,6 +43,11 @@ class Limits:
     stale_ms: float = 500.0
     recover_polls: int = 10
     frozen_s: float = 30.0  # 0: no frozen check
+    counter_step_wh: float = 10.0  # the energy counters' resolution (RegisterMap)
+
+    @property
+    def energy_window_wh(self) -> float:
+        return max(ENERGY_WINDOW_WH, ENERGY_WINDOW_STEPS * self.counter_step_wh)
 
 
 def plausibility(reading: Reading, limits: Limits) -> str | None:
@@ -147,14 +154,15 @@ class HealthMonitor:
 
     def _energy(self, reading: Reading) -> str | None:
         """Power integrated over time against the counters' own increase, import and export
-        apart, once a window holds ``ENERGY_WINDOW_WH`` by either account."""
+        apart, once a window holds ``Limits.energy_window_wh`` by either account."""
         window = self._window
         if window is None or not 0 < reading.t_ns - window.last.t_ns <= ENERGY_GAP_NS:
             self._window = _EnergyWindow(reading, reading)
             return None
         window.add(reading)
+        size = self.limits.energy_window_wh
         for name, by_power, counted in window.accounts():
-            if max(by_power, counted) < ENERGY_WINDOW_WH:
+            if max(by_power, counted) < size:
                 continue
             self._window = _EnergyWindow(reading, reading)
             low = min(by_power, counted)

@@ -61,6 +61,9 @@ class Block:
     fields: tuple[Field, ...]
 
 
+FLOAT_COUNTER_STEP_WH = 10.0  # a float counter's resolution: the meters' own 0.01 kWh
+
+
 @dataclass(frozen=True, slots=True)
 class RegisterMap:
     name: str
@@ -68,6 +71,14 @@ class RegisterMap:
     word_order: str  # "big": the high word first
     import_positive: bool  # the meter counts power into the load as positive
     fields: tuple[Field, ...]
+
+    @property
+    def counter_step_wh(self) -> float:
+        """The energy counters' resolution: one count of an integer register, or what a
+        float register's meter resolves (``FLOAT_COUNTER_STEP_WH``)."""
+        steps = [FLOAT_COUNTER_STEP_WH if f.type.startswith("float") else f.scale
+                 for f in self.fields if f.quantity in ("import_wh", "export_wh")]  # fmt: skip
+        return max(steps, default=FLOAT_COUNTER_STEP_WH)
 
     def field(self, quantity: str) -> Field:
         return next(f for f in self.fields if f.quantity == quantity)

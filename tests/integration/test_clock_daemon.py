@@ -155,7 +155,9 @@ def test_steps_either_way_during_a_session_neither_cut_nor_stretch_a_deadline(
     daemon.wait_for("clock.step direction=forward", timeout_s=5)
     site.running.rig.wait_relay("DISCHARGE", "OPEN", 15_000)
     after_s = time.monotonic() - silent_from
-    assert 9.0 <= after_s <= 11.5, f"revoked {after_s:.2f} s after the last heartbeat"
+    # 10 s on the monotonic clock; a step would have cut it to ~3 s or stretched it by hours
+    # (the upper margin: a heartbeat in flight at go_silent, a loaded machine)
+    assert 8.0 <= after_s <= 14.0, f"revoked {after_s:.2f} s after the last heartbeat"
     print(f"steps either way: discharge open {after_s:.2f} s after the last heartbeat")
     assert "10 heartbeats missed" in daemon.wait_for("j3072.revoked", timeout_s=1)
     pev.stop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,8 +80,11 @@ def test_meter_failure_revokes_recovery_resumes_and_over_the_limit_revokes_withi
     assert shown["meter"]["healthy"] is True and shown["meter"]["bus"]["map"] == "Eastron SDM630"
     assert shown["meter"]["bus"]["rate"] == "fast", "main is closed: 10 Hz"
 
-    # the meter falls silent: the limits cannot be enforced, the session is revoked
+    # the meter falls silent for 1 s: the limits cannot be enforced, the session is revoked;
+    # it answers again well within the vehicle's 3 s whatever the test's own pace (a meter
+    # untrusted 3 s with main closed after an authorization would open main)
     sim.silent = True
+    threading.Timer(1.0, lambda: setattr(sim, "silent", False)).start()
     start = time.monotonic()
     running.rig.wait_relay("DISCHARGE", "OPEN", 3000)
     after_s = time.monotonic() - start
@@ -88,9 +92,8 @@ def test_meter_failure_revokes_recovery_resumes_and_over_the_limit_revokes_withi
     print(f"meter silent: discharge open {after_s * 1000:.0f} ms later")
     line = daemon.wait_for("j3072.revoked", timeout_s=1)
     assert "the meter is unhealthy: no good reading for" in line
-    # it answers again within the vehicle's 3 s: trusted after 5 good readings, charging by
-    # PWM alone went on, and the session resumes after hold_s and 3 heartbeats
-    sim.silent = False
+    # it answered again: trusted after 5 good readings, charging by PWM alone went on, and
+    # the session resumes after hold_s and 3 heartbeats
     daemon.wait_for("meter.healthy", timeout_s=5)
     assert running.rig.relays()["main"] == "CLOSED", "charging by PWM alone goes on"
     revoked = [r for granted, r in decisions(site.state) if not granted]
@@ -152,7 +155,7 @@ def test_a_meter_untrusted_3_s_after_a_revocation_opens_main(
     assert "V outside 120..288 V" in daemon.wait_for("j3072.revoked", timeout_s=1)
     main_s = seconds_until("MAIN", "OPEN", running)
     assert main_s <= 5.0, f"main open {main_s:.2f} s after the revocation"
-    daemon.wait_for("kind=unauthorized_discharge", timeout_s=1)
+    daemon.wait_for("kind=meter_untrusted", timeout_s=1)
     opened = [line for line in daemon.lines if "j3072.open_main" in line]
     assert (
         opened and "the meter cannot show that discharge stopped: implausible: voltage" in opened[0]

@@ -67,6 +67,9 @@ def test_the_reference_board_enables_an_sdm630_on_uart0() -> None:
         ({"backend": "modbus-rtu", "map": "abb-b23", "baudrate": 9600, "parity": "E",
           "stopbits": 2, "poll_ms": 60, "stale_ms": 200},
          "meter.baudrate: at 9600 baud one poll of ABB B23/B24 takes 75 ms"),
+        ({"backend": "modbus-tcp", "host": "m", "recover_polls": 30, "stale_ms": 600},
+         "meter.recover_polls: one lost answer would leave the meter untrusted for 3600 ms "
+         "(stale_ms + recover_polls x poll_ms); at most 2000 ms"),
         ({"local_echo": "yes"}, "meter.local_echo: "),
         ({"speed": 9600}, "meter.speed: unknown key"),
     ],

@@ -232,3 +232,20 @@ def test_a_gap_in_the_readings_starts_a_new_window() -> None:
     meter.exported += 500.0
     assert all(a is None for a in meter.run(7200.0, 40, export_per_s=2.0))
     assert meter.healthy(), "what came before the gap is not compared with what follows"
+
+
+def test_coarse_counters_get_a_window_they_can_fill() -> None:
+    """A lab's map whose counters step by 1 kWh: 100 Wh by power against 0 counted is no
+    disagreement; the window is ten of the counter's steps."""
+    from hal.meter import load_map
+
+    coarse = Limits(max_power_w=LIMITS.max_power_w, nominal_voltage_v=240, counter_step_wh=1000)
+    assert coarse.energy_window_wh == 10_000.0
+    assert LIMITS.energy_window_wh == 100.0
+    assert load_map("abb-b23").counter_step_wh == 10.0, "0.01 kWh a count"
+    assert load_map("sdm630").counter_step_wh == 10.0, "float kWh: the meter's 0.01 kWh"
+    monitor = HealthMonitor(coarse, 0)
+    t = 0
+    for _ in range(2000):  # 200 s at 7.2 kW: 400 Wh by power, the 1 kWh counter not moved
+        t += 100 * MS
+        assert monitor.answer(reading(t, 7200.0, voltage_v=240 + (t % 7) / 10)) is None
