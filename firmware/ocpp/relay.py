@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 Verdict = tuple[str, str | None, str | None]  # status, reasonCode, additionalInfo
 MAX_PROFILES = 32  # held at once (OCPP's SmartChargingCtrlr.Entries): a CSMS cannot grow it
+RETRY_S = 5.0  # a follow that failed (the charger did not take a limit in time) is tried again
 Read = tuple[Dispatch, float, float | None]  # the dispatch, in force from, until (monotonic)
 
 
@@ -60,6 +61,8 @@ class DispatchRelay:
         self._session: str | None = None  # the vehicle the profiles were set for
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._following = asyncio.Lock()  # one follow at a time: each awaits the charger
+        self._failed: set[str] = set()  # the kinds of failed follow already logged
 
     async def set_charging_profile(self, evse_id: int, profile: dict[str, Any]) -> Verdict:
         try:
@@ -73,6 +76,11 @@ class DispatchRelay:
             why = f"{MAX_PROFILES} profiles are held for this session: clear one, or re-use an id"
             self._upstream.refused(f"charging profile {dispatch.profile_id}", why)
             return "Rejected", "TooManyProfiles", why
+        bound = self._gate.bound
+        if bound is None or bound.lfdi != self._session:  # it left while this was read
+            why = "the vehicle left while the profile was read"
+            self._upstream.refused(f"charging profile {dispatch.profile_id}", why)
+            return "Rejected", "NotAuthorized", why
         self._received += 1
         self._held[dispatch.profile_id] = Held(dispatch, start_s, end_s, self._received)
         await self.follow()
@@ -171,7 +179,21 @@ class DispatchRelay:
 
     async def follow(self) -> None:
         """Put in effect what the prevailing profiles set, withdraw what none sets any
-        longer, and wake again when the next profile starts or ends."""
+        longer, and wake again when the next profile starts or ends.
+
+        One at a time (``_following``): a follow awaits the charger taking a limit, and one
+        started meanwhile (a profile arrived, the vehicle left, a profile came due) chooses
+        only once the first is done, from the profiles held then, so the last choice is the
+        one in effect. It never raises: a failure is logged once and tried again."""
+        async with self._following:
+            try:
+                await self._follow_held()
+            except Exception as err:  # the charger's, the site's: whoever called goes on
+                self._follow_failed(err)
+            else:
+                self._arm(next_change_s(self._held.values(), self._mono()), self._mono())
+
+    async def _follow_held(self) -> None:
         now = self._mono()
         for i, held in list(self._held.items()):
             if held.end_s is not None and held.end_s <= now:
@@ -182,8 +204,22 @@ class DispatchRelay:
         for key in [*wanted, *(k for k in self._applied if k not in wanted)]:
             if wanted.get(key) != self._applied.get(key):
                 await self._put(key, chosen[key].dispatch if key in chosen else None)
-        self._applied = wanted
-        self._arm(next_change_s(self._held.values(), now), now)
+                if key in wanted:  # recorded as it goes: a failure leaves the rest to redo
+                    self._applied[key] = wanted[key]
+                else:
+                    self._applied.pop(key, None)
+
+    def _follow_failed(self, err: Exception) -> None:
+        """Logged once per kind; the whole choice is tried again in ``RETRY_S`` (or when the
+        next profile starts or ends, if sooner)."""
+        kind = type(err).__name__
+        if kind not in self._failed:
+            self._failed.add(kind)
+            log_event(logger, "ocpp.dispatch_follow_failed", logging.ERROR, error=kind,
+                      reason=str(err), retry_s=RETRY_S)  # fmt: skip
+        now = self._mono()
+        due = next_change_s(self._held.values(), now)
+        self._arm(min(due, now + RETRY_S) if due is not None else now + RETRY_S, now)
 
     async def _put(self, key: Key, dispatch: Dispatch | None) -> None:
         """``key`` as ``dispatch`` sets it (None: back to the site owner's)."""

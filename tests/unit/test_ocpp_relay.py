@@ -5,15 +5,19 @@ never outlives what it was set for."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
+from firmware.daemon.control_socket import RequestRefused
 from firmware.daemon.running import CurrentLimits
 from firmware.journal.outbox import Outbox
 from firmware.journal.recorder import Recorder
 from firmware.ocpp.config import OcppConfig
-from firmware.ocpp.relay import MAX_PROFILES, DispatchRelay
+from firmware.ocpp.relay import MAX_PROFILES, RETRY_S, DispatchRelay
 from firmware.ocpp.upstream import Upstream
 from firmware.sep2.functions import Mode, SiteFunction
 from firmware.sep2.site import IssuedControl
@@ -282,3 +286,106 @@ def test_the_profiles_held_are_bounded() -> None:
     assert run(relay.set_charging_profile(1, profile(3, setpoint=-50.0)))[0] == "Accepted", (
         "an id already held is replaced"
     )
+
+
+class SlowCharger(Charger):
+    """A charger that takes a limit only when the test lets it (``hold``), or refuses it
+    (``refuse``) as the daemon does when its loop does not take it in time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold: asyncio.Event | None = None
+        self.waiting = asyncio.Event()
+        self.refuse = 0
+
+    async def set_csms_limit(self, amps: float | None) -> dict[str, Any]:
+        if self.refuse:
+            self.refuse -= 1
+            raise RequestRefused("the charger did not take it in time")
+        if self.hold is not None:
+            self.waiting.set()
+            await self.hold.wait()
+        return await super().set_csms_limit(amps)
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def test_a_vehicle_leaving_while_a_profile_waits_for_the_charger_takes_the_limit_with_it(
+) -> None:  # fmt: skip
+    world = authorized()
+    charger = SlowCharger()
+    relay = relay_for(world, charger)
+
+    async def steps() -> None:
+        charger.hold = asyncio.Event()
+        setting = asyncio.create_task(
+            relay.set_charging_profile(1, profile(setpoint=-1000.0, limit=0.0))
+        )
+        await asyncio.wait_for(
+            charger.waiting.wait(), 5
+        )  # the setpoint is out, the pause waits for the charger
+        world.gate.plugged(False)
+        ending = asyncio.create_task(relay.session_ended())
+        await settle()
+        charger.hold.set()
+        await asyncio.gather(setting, ending)
+
+    run(steps())
+    assert charger.limits.csms_a is None, "the pause did not carry over to the next plug-in"
+    assert charger.offered[-1] == RATING_A and not relay._applied
+
+
+def test_profiles_arriving_while_one_waits_for_the_charger_end_as_the_last_choice() -> None:
+    world = authorized()
+    charger = SlowCharger()
+    relay = relay_for(world, charger)
+
+    async def steps() -> None:
+        charger.hold = asyncio.Event()
+        first = asyncio.create_task(
+            relay.set_charging_profile(1, profile(1, setpoint=-1000.0, limit=2400.0))  # 10 A
+        )
+        await asyncio.wait_for(charger.waiting.wait(), 5)
+        clearing = asyncio.create_task(relay.clear_charging_profile(1))
+        second = asyncio.create_task(relay.set_charging_profile(1, profile(2, setpoint=-2000.0)))
+        await settle()
+        charger.hold.set()
+        await asyncio.gather(first, clearing, second)
+
+    run(steps())
+    fixed = in_effect(world, Mode.FIXED_W)
+    assert fixed is not None and fixed > 20, "profile 2's 2000 W, not profile 1's 1000 W"
+    assert charger.limits.csms_a is None, "profile 1's cleared limit is not in force"
+    assert set(relay._applied) == {Mode.FIXED_W} and relay._applied[Mode.FIXED_W][0] == 2
+
+
+def test_a_timer_follow_that_fails_is_logged_once_and_tried_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world, clocks = authorized(), Clocks()
+    charger = SlowCharger()
+    relay = timed(world, charger, clocks)
+
+    async def steps() -> None:
+        later = with_times(profile(unit="A", limit=10.0), start_schedule=clocks.stamp(60))
+        assert (await relay.set_charging_profile(1, later))[0] == "Accepted"
+        charger.refuse = 2
+        clocks.advance(60)
+        relay._due()
+        await asyncio.gather(*relay._tasks)
+        assert charger.limits.csms_a is None and relay._timer is not None, "armed again"
+        loop = asyncio.get_running_loop()
+        assert relay._timer.when() - loop.time() == pytest.approx(RETRY_S, abs=0.5)
+        relay._due()
+        await asyncio.gather(*relay._tasks)
+        relay._due()
+        await asyncio.gather(*relay._tasks)
+        assert charger.limits.csms_a == 10.0, "followed once the charger took it"
+        assert relay._timer is None
+
+    with caplog.at_level(logging.ERROR, logger="firmware.ocpp.relay"):
+        run(steps())
+    assert sum("ocpp.dispatch_follow_failed" in r.getMessage() for r in caplog.records) == 1
