@@ -128,36 +128,58 @@ class DispatchRelay:
                                   f"({snapshot['state']}: {why}); the CSMS cannot authorize "
                                   "discharge")  # fmt: skip
         await self._forget_other_session(bound.lfdi)
-        record = sep2.store.get(bound.lfdi)
-        settings = record.der_settings if record is not None else None
-        base_w = watts(settings.set_max_w) if settings is not None else sep2.site.config.max_w
+        base_w = self._base_w() or sep2.site.config.max_w
         site = sep2.site.config
         dispatch = read_profile(profile, base_w, site.v_ref_v, self._rating_a,
                                 self._upstream.transaction_id)  # fmt: skip
-        self._check_setpoint(dispatch, base_w)
         wall, mono = self._wall(), self._mono()
         start, end = dispatch.window.span(wall, self._upstream.tx_started_s)
         if end is not None and end <= wall:
             raise DispatchRefused("Expired", "its validTo or the end of its schedule's "
                                   "duration has passed")  # fmt: skip
-        return dispatch, mono + start - wall, (mono + end - wall) if end is not None else None
+        start_s, end_s = mono + start - wall, (mono + end - wall) if end is not None else None
+        self._check_setpoint(dispatch, start_s, end_s, base_w)
+        return dispatch, start_s, end_s
 
-    def _check_setpoint(self, dispatch: Dispatch, base_w: float) -> None:
-        """A discharge setpoint above the gate's limit (the approval list's cap, setMaxW, the
-        session's opModMaxLimW, this profile's own dischargeLimit) is refused: the vehicle
-        would follow it and then be revoked for exceeding the limit."""
+    def _check_setpoint(self, dispatch: Dispatch, start_s: float, end_s: float | None,
+                        base_w: float) -> None:  # fmt: skip
+        """A discharge setpoint above the discharge limit that will be in force with it (the
+        gate's grant, the site owner's opModMaxLimW, the CSMS's that will prevail once this
+        profile replaces its id) is refused: the vehicle would follow it and then be revoked
+        for exceeding the limit. ``follow`` clamps one that a later change puts above."""
         if dispatch.fixed_w_pct is None or dispatch.fixed_w_pct <= 0:
             return
-        ceilings = [self._gate.dispatch_ceiling_w()]
-        for percent in (dispatch.max_lim_w_pct, self._owner_percent(Mode.MAX_LIM_W)):
-            if percent is not None:
-                ceilings.append(int(percent * base_w / 100))
-        ceiling = min((c for c in ceilings if c is not None), default=None)
+        held = dict(self._held)
+        held[dispatch.profile_id] = Held(dispatch, start_s, end_s, self._received + 1)
+        at_s = max(start_s, self._mono())
+        chosen = in_effect(held.values(), at_s)
+        cap = chosen.get(Mode.MAX_LIM_W)
+        cap_pct = cap.dispatch.max_lim_w_pct if cap is not None else None
+        ceiling = self._ceiling_w(cap_pct, base_w)
         wanted_w = dispatch.fixed_w_pct * base_w / 100
         if ceiling is not None and wanted_w > ceiling:
             raise DispatchRefused("OutOfRange", f"a discharge setpoint of {wanted_w:g} W is "
                                   f"above the discharge limit in effect, {ceiling:g} W "
                                   "(approval list, site owner, setMaxW)")  # fmt: skip
+
+    def _ceiling_w(self, csms_pct: float | None, base_w: float) -> float | None:
+        """The most the vehicle may be asked to discharge: the lowest of the gate's grant,
+        the site owner's opModMaxLimW and the CSMS's (``csms_pct``)."""
+        ceilings = [self._gate.granted_limit_w()]
+        for percent in (csms_pct, self._owner_percent(Mode.MAX_LIM_W)):
+            if percent is not None:
+                ceilings.append(int(percent * base_w / 100))
+        return min((c for c in ceilings if c is not None), default=None)
+
+    def _base_w(self) -> float | None:
+        """The bound vehicle's setMaxW (the site's when it gave none): what percentages of
+        its controls are of."""
+        bound, sep2 = self._gate.bound, self._sep2
+        if sep2 is None or bound is None:
+            return None
+        record = sep2.store.get(bound.lfdi)
+        settings = record.der_settings if record is not None else None
+        return watts(settings.set_max_w) if settings is not None else sep2.site.config.max_w
 
     async def clear_charging_profile(self, profile_id: int | None) -> str:
         """The profile (every profile: None) withdrawn: what it set goes back to the site
@@ -200,14 +222,37 @@ class DispatchRelay:
                 del self._held[i]
                 log_event(logger, "ocpp.dispatch_ended", profile=i)
         chosen = in_effect(self._held.values(), now)
-        wanted = {k: (h.dispatch.profile_id, values(h.dispatch)[k]) for k, h in chosen.items()}
+        wanted = self._effective(chosen)
         for key in [*wanted, *(k for k in self._applied if k not in wanted)]:
             if wanted.get(key) != self._applied.get(key):
-                await self._put(key, chosen[key].dispatch if key in chosen else None)
+                value = wanted[key][1] if key in wanted else None
+                await self._put(key, chosen[key].dispatch if key in chosen else None, value)
                 if key in wanted:  # recorded as it goes: a failure leaves the rest to redo
                     self._applied[key] = wanted[key]
                 else:
                     self._applied.pop(key, None)
+
+    def _effective(self, chosen: dict[Key, Held]) -> dict[Key, tuple[int, float]]:
+        """What each prevailing profile's value puts in effect: a discharge cap no higher
+        than the site owner's, a discharge setpoint no higher than the cap in effect (the
+        gate's grant, the owner's, the CSMS's: docs/ocpp.md "Dispatch"), so whatever changed
+        since it arrived, the vehicle is never dispatched above what it is held to."""
+        wanted = {k: (h.dispatch.profile_id, values(h.dispatch)[k]) for k, h in chosen.items()}
+        if Mode.MAX_LIM_W in wanted:
+            profile_id, percent = wanted[Mode.MAX_LIM_W]
+            owner = self._owner_percent(Mode.MAX_LIM_W)
+            wanted[Mode.MAX_LIM_W] = (
+                profile_id,
+                min(percent, owner) if owner is not None else percent,
+            )
+        base_w = self._base_w()
+        if Mode.FIXED_W in wanted and wanted[Mode.FIXED_W][1] > 0 and base_w:
+            profile_id, percent = wanted[Mode.FIXED_W]
+            cap = wanted.get(Mode.MAX_LIM_W)
+            ceiling = self._ceiling_w(cap[1] if cap is not None else None, base_w)
+            if ceiling is not None and percent * base_w / 100 > ceiling:
+                wanted[Mode.FIXED_W] = (profile_id, round(ceiling / base_w * 100, 2))
+        return wanted
 
     def _follow_failed(self, err: Exception) -> None:
         """Logged once per kind; the whole choice is tried again in ``RETRY_S`` (or when the
@@ -221,8 +266,8 @@ class DispatchRelay:
         due = next_change_s(self._held.values(), now)
         self._arm(min(due, now + RETRY_S) if due is not None else now + RETRY_S, now)
 
-    async def _put(self, key: Key, dispatch: Dispatch | None) -> None:
-        """``key`` as ``dispatch`` sets it (None: back to the site owner's)."""
+    async def _put(self, key: Key, dispatch: Dispatch | None, value: float | None) -> None:
+        """``key`` as ``dispatch`` sets it, at ``value`` (None: back to the site owner's)."""
         if key == LIMIT:
             amps = dispatch.charge_limit_a if dispatch is not None else None
             current = await self._set_limit(amps)
@@ -236,17 +281,29 @@ class DispatchRelay:
         if sep2 is None or bound is None or bound.lfdi != self._session:
             return  # its vehicle is gone: its session's controls went with it
         assert isinstance(key, Mode)
-        if dispatch is None:
+        if dispatch is None or value is None:
             issued = sep2.restore(bound.lfdi, key)
             what = describe(issued.function) if issued else f"{key.value} withdrawn"
             self._record(what, issued.set_by if issued else "site owner (config)",
                          issued.mrid if issued else None)  # fmt: skip
             return
-        percent = values(dispatch)[key]
-        owner = self._owner_percent(key) if key is Mode.MAX_LIM_W else None
-        function = SiteFunction(key, value=min(percent, owner) if owner is not None else percent)
+        function = SiteFunction(key, value=value)
         issued = sep2.dispatch(bound.lfdi, function, dispatch.set_by)
         self._record(describe(function), dispatch.set_by, issued.mrid)
+        asked = values(dispatch)[key]
+        if value != asked:
+            self._upstream.limited(f"charging profile {dispatch.profile_id}",
+                                   f"{key.value} {asked:g} % held to {value:g} %: the "
+                                   "discharge limit in effect is lower")  # fmt: skip
+
+    def owner_changed(self) -> None:
+        """The site owner changed a function at run time (it superseded every session's):
+        the CSMS's controls are put again over it, each held to the new limits."""
+        for key in (Mode.MAX_LIM_W, Mode.FIXED_W):
+            self._applied.pop(key, None)
+        task = asyncio.get_running_loop().create_task(self.follow())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _arm(self, at_s: float | None, now_s: float) -> None:
         if self._timer is not None:

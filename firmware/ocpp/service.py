@@ -100,6 +100,11 @@ class OcppService:
             self._ending.add(task)
             task.add_done_callback(self._ending.discard)
 
+    def owner_changed(self) -> None:
+        """The site owner changed a function: the CSMS's dispatch is put again under it."""
+        if self.relay is not None:
+            self.guard.run("owner_changed", self.relay.owner_changed)
+
     def status(self) -> dict[str, Any]:
         shown = self.upstream.status()
         shown["errors"] = self.guard.errors

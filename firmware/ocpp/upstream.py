@@ -116,6 +116,10 @@ class Upstream:
     def refused(self, what: str, why: str) -> None:
         self._notify(m.DER_COMPONENT, "DispatchRefused", what, None, why)
 
+    def limited(self, what: str, why: str) -> None:
+        """A CSMS's value put in effect lower than it asked (held to a lower limit)."""
+        self._notify(m.DER_COMPONENT, "DispatchLimited", what, None, why)
+
     def status(self) -> dict[str, Any]:
         return {"online": self.online, "station_id": self.config.station_id,
                 "version": self.config.version, "transaction_id": self.transaction_id,

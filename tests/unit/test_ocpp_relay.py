@@ -389,3 +389,60 @@ def test_a_timer_follow_that_fails_is_logged_once_and_tried_again(
     with caplog.at_level(logging.ERROR, logger="firmware.ocpp.relay"):
         run(steps())
     assert sum("ocpp.dispatch_follow_failed" in r.getMessage() for r in caplog.records) == 1
+
+
+def notified(relay: DispatchRelay, variable: str) -> list[str]:
+    """The NotifyEvents of ``variable`` queued for the CSMS: their techInfo."""
+    outbox = relay._upstream.outbox
+    found = []
+    while (queued := outbox.next()) is not None:
+        outbox.sent(queued.seq, "accepted")
+        for event in queued.payload.get("eventData", []):
+            if event["variable"]["name"] == variable:
+                found.append(str(event.get("techInfo")))
+    return found
+
+
+def test_a_profile_re_sent_with_its_cap_raised_is_checked_against_its_new_cap() -> None:
+    world = authorized()  # setMaxW 7200 W, the approval list's cap 5000 W
+    relay = relay_for(world, Charger())
+    assert run(relay.set_charging_profile(1, profile(5, discharge_limit=-2160.0)))[0] == (
+        "Accepted"
+    )  # 30 %
+    status, code, _ = run(
+        relay.set_charging_profile(1, profile(5, setpoint=-3600.0, discharge_limit=-4320.0))
+    )  # 50 % under its own new 60 %
+    assert (status, code) == ("Accepted", None), "the 30 % it replaces is no longer in force"
+    assert in_effect(world, Mode.FIXED_W) == 50.0 and in_effect(world, Mode.MAX_LIM_W) == 60.0
+
+
+def test_a_cap_arriving_below_a_setpoint_in_force_holds_the_setpoint_to_it() -> None:
+    world = authorized()
+    relay = relay_for(world, Charger())
+    assert run(relay.set_charging_profile(1, profile(1, setpoint=-3600.0)))[0] == "Accepted"
+    assert in_effect(world, Mode.FIXED_W) == 50.0
+    cap = profile(2, discharge_limit=-1440.0)  # 20 %, its own profile: it prevails for the cap
+    cap["stack_level"] = 1
+    assert run(relay.set_charging_profile(1, cap))[0] == "Accepted"
+    assert in_effect(world, Mode.MAX_LIM_W) == 20.0
+    assert in_effect(world, Mode.FIXED_W) == 20.0, "never dispatched above the cap"
+    told = notified(relay, "DispatchLimited")
+    assert len(told) == 1 and "50 % held to 20 %" in told[0]
+    assert run(relay.clear_charging_profile(2)) == "Accepted"
+    assert in_effect(world, Mode.FIXED_W) == 50.0, "back to what it asked once the cap goes"
+
+
+def test_the_site_owner_lowering_the_cap_holds_the_csmss_setpoint_to_it() -> None:
+    owner = replace(SITE, functions=(SiteFunction(Mode.MAX_LIM_W, value=60.0),))
+    world = authorized(owner)
+    relay = relay_for(world, Charger())
+
+    async def steps() -> None:
+        assert (await relay.set_charging_profile(1, profile(setpoint=-3600.0)))[0] == "Accepted"
+        world.sep2.site.change(SiteFunction(Mode.MAX_LIM_W, value=30.0), world.store.records())
+        relay.owner_changed()
+        await asyncio.gather(*relay._tasks)
+
+    run(steps())
+    assert in_effect(world, Mode.FIXED_W) == 30.0
+    assert in_effect(world, Mode.MAX_LIM_W) == 30.0
