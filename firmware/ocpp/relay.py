@@ -47,13 +47,15 @@ Read = tuple[Dispatch, float, float | None]  # the dispatch, in force from, unti
 class DispatchRelay:
     def __init__(self, gate: Gate, sep2: Sep2Service | None, recorder: Recorder,
                  upstream: Upstream, set_limit: Callable[[float | None], Awaitable[Any]],
-                 rating_a: float, mono: Callable[[], float] = time.monotonic,
+                 rating_a: float, clock_synced: Callable[[], bool],
+                 mono: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> None:  # fmt: skip
         """``set_limit``: the CSMS's charging limit, None to withdraw it (the daemon offers the
-        lower of it and the site owner's)."""
+        lower of it and the site owner's); ``clock_synced``: whether the wall clock has been
+        synchronized since boot (``ClockWatch.since_boot``)."""
         self._gate, self._sep2, self._recorder = gate, sep2, recorder
         self._upstream, self._set_limit, self._rating_a = upstream, set_limit, rating_a
-        self._mono, self._wall = mono, wall
+        self._mono, self._wall, self._clock_synced = mono, wall, clock_synced
         self._held: dict[int, Held] = {}  # the accepted profiles, by id
         self._applied: dict[Key, tuple[int, float]] = {}  # in effect: key -> (profile, value)
         self._offered_a: float | None = None  # the pilot's offer after our last limit
@@ -133,7 +135,13 @@ class DispatchRelay:
         dispatch = read_profile(profile, base_w, site.v_ref_v, self._rating_a,
                                 self._upstream.transaction_id)  # fmt: skip
         wall, mono = self._wall(), self._mono()
-        start, end = dispatch.window.span(wall, self._upstream.tx_started_s)
+        if dispatch.window.dated and not self._clock_synced():
+            raise DispatchRefused("ClockNotSynced", "the clock has not been synchronized "
+                                  "since boot: its validFrom, validTo or startSchedule "
+                                  "cannot be placed in time")  # fmt: skip
+        tx_mono = self._upstream.tx_started_s  # the transaction's start, on the wall clock now
+        tx_wall = wall - (mono - tx_mono) if tx_mono is not None else None
+        start, end = dispatch.window.span(wall, tx_wall)
         if end is not None and end <= wall:
             raise DispatchRefused("Expired", "its validTo or the end of its schedule's "
                                   "duration has passed")  # fmt: skip

@@ -83,8 +83,9 @@ class OcppService:
 
     def start(self, gate: Gate, sep2: Sep2Service | None,
               set_limit: Callable[[float | None], Awaitable[Any]], rating_a: float,
-              firmware: str) -> None:  # fmt: skip
-        self.relay = DispatchRelay(gate, sep2, self.recorder, self.upstream, set_limit, rating_a)
+              firmware: str, clock_synced: Callable[[], bool]) -> None:  # fmt: skip
+        self.relay = DispatchRelay(gate, sep2, self.recorder, self.upstream, set_limit, rating_a,
+                                   clock_synced)  # fmt: skip
         self.station = Station(self.config, self.upstream, self.relay, firmware)
         self.station.start()
 

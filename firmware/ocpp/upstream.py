@@ -58,7 +58,7 @@ class Upstream:
         self.online = False  # the sender says so
         self.heartbeat_s = float(config.heartbeat_s)  # the interval in effect (the CSMS's)
         self.transaction_id: str | None = None
-        self.tx_started_s: float | None = None  # wall: a Relative profile starts here
+        self.tx_started_s: float | None = None  # monotonic: a Relative profile starts here
         self._connector: str | None = None
         self._tx_seq = 0
         self._charging_state: str | None = None
@@ -152,7 +152,7 @@ class Upstream:
     def _start(self, view: StationView) -> None:
         tx = f"S{view.session_id}" if view.session_id is not None else f"T{int(self._wall())}"
         self.transaction_id, self._tx_seq, self._charging_state = tx, 0, "EVConnected"
-        self.tx_started_s = self._wall()
+        self.tx_started_s = self._mono()  # a step of the wall clock cannot move it
         self._tracked.clear()
         self._reported.clear()
         self._needs = self._soc_pct = None

@@ -18,7 +18,7 @@ from firmware.journal.outbox import Outbox
 from firmware.journal.recorder import Recorder
 from firmware.ocpp.config import OcppConfig
 from firmware.ocpp.relay import MAX_PROFILES, RETRY_S, DispatchRelay
-from firmware.ocpp.upstream import Upstream
+from firmware.ocpp.upstream import StationView, Upstream
 from firmware.sep2.functions import Mode, SiteFunction
 from firmware.sep2.site import IssuedControl
 from hil.pev.profiles import PROFILES
@@ -54,12 +54,12 @@ class Charger:
         return {"limit_a": self.offered[-1]}
 
 
-def relay_for(world: Sep2, charger: Charger) -> DispatchRelay:
+def relay_for(world: Sep2, charger: Charger, synced: bool = True) -> DispatchRelay:
     world.sep2.dispatch = world.dispatch  # type: ignore[attr-defined]
     world.sep2.restore = world.restore  # type: ignore[attr-defined]
     upstream = Upstream(OcppConfig(url="wss://csms/ocpp"), Outbox(None, 100), 240)
     return DispatchRelay(world.gate, world.sep2, Recorder(None), upstream,  # type: ignore[arg-type]
-                         charger.set_csms_limit, RATING_A)  # fmt: skip
+                         charger.set_csms_limit, RATING_A, lambda: synced)  # fmt: skip
 
 
 def authorized(site: Any = SITE) -> Sep2:
@@ -186,9 +186,10 @@ class Clocks:
         return datetime.fromtimestamp(self.wall_s + offset_s, UTC).isoformat()
 
 
-def timed(world: Sep2, charger: Charger, clocks: Clocks) -> DispatchRelay:
-    relay = relay_for(world, charger)
+def timed(world: Sep2, charger: Charger, clocks: Clocks, synced: bool = True) -> DispatchRelay:
+    relay = relay_for(world, charger, synced)
     relay._mono, relay._wall = clocks.mono, clocks.wall
+    relay._upstream._mono, relay._upstream._wall = clocks.mono, clocks.wall
     return relay
 
 
@@ -446,3 +447,33 @@ def test_the_site_owner_lowering_the_cap_holds_the_csmss_setpoint_to_it() -> Non
     run(steps())
     assert in_effect(world, Mode.FIXED_W) == 30.0
     assert in_effect(world, Mode.MAX_LIM_W) == 30.0
+
+
+def test_a_relative_profile_is_anchored_on_the_monotonic_clock_not_the_stepped_wall() -> None:
+    world, clocks = authorized(), Clocks()
+    relay = timed(world, Charger(), clocks)
+    relay._upstream.observe(StationView(True, 1, "Occupied", False, 0.0, None))
+    started = clocks.mono_s
+    clocks.advance(10)
+    clocks.wall_s += 3600  # NTP steps a clock that had no RTC, mid-transaction
+    relative = with_times(profile(setpoint=-2000.0), duration=60)
+    relative["charging_profile_kind"] = "Relative"
+
+    async def steps() -> None:
+        assert (await relay.set_charging_profile(1, relative))[0] == "Accepted"
+        assert in_effect(world, Mode.FIXED_W) is not None, "in force, not Expired by the step"
+        held = relay._held[7]
+        assert (held.start_s, held.end_s) == (started, started + 60)
+
+    run(steps())
+
+
+def test_dates_are_refused_while_the_clock_has_never_been_synchronized() -> None:
+    world, clocks = authorized(), Clocks()
+    relay = timed(world, Charger(), clocks, synced=False)
+    dated = with_times(profile(setpoint=-2000.0), start_schedule=clocks.stamp(0), duration=60)
+    status, code, text = run(relay.set_charging_profile(1, dated))
+    assert (status, code) == ("Rejected", "ClockNotSynced") and "synchronized" in str(text)
+    assert in_effect(world, Mode.FIXED_W) is None
+    undated = with_times(profile(setpoint=-2000.0), duration=60)  # from now: no date needed
+    assert run(relay.set_charging_profile(1, undated))[0] == "Accepted"
