@@ -65,6 +65,7 @@ class DispatchRelay:
         self._tasks: set[asyncio.Task[None]] = set()
         self._following = asyncio.Lock()  # one follow at a time: each awaits the charger
         self._failed: set[str] = set()  # the kinds of failed follow already logged
+        self._skipped = False  # a control not put: the vehicle was away
 
     async def set_charging_profile(self, evse_id: int, profile: dict[str, Any]) -> Verdict:
         try:
@@ -205,7 +206,13 @@ class DispatchRelay:
         """The transaction is over: the profiles go with it."""
         self._held.clear()
         await self.follow()
-        self._session = None
+        self._new_session(None)
+
+    def _new_session(self, lfdi: str | None) -> None:
+        """The controls put in the last vehicle's session went with it (a charging limit
+        does not: ``follow`` withdrew it)."""
+        self._session, self._skipped = lfdi, False
+        self._applied = {k: v for k, v in self._applied.items() if k == LIMIT}
 
     async def follow(self) -> None:
         """Put in effect what the prevailing profiles set, withdraw what none sets any
@@ -234,7 +241,10 @@ class DispatchRelay:
         for key in [*wanted, *(k for k in self._applied if k not in wanted)]:
             if wanted.get(key) != self._applied.get(key):
                 value = wanted[key][1] if key in wanted else None
-                await self._put(key, chosen[key].dispatch if key in chosen else None, value)
+                if not await self._put(key, chosen[key].dispatch if key in chosen else None,
+                                       value):  # fmt: skip
+                    self._skipped = True  # its vehicle is away: put again when it is back
+                    continue
                 if key in wanted:  # recorded as it goes: a failure leaves the rest to redo
                     self._applied[key] = wanted[key]
                 else:
@@ -274,8 +284,9 @@ class DispatchRelay:
         due = next_change_s(self._held.values(), now)
         self._arm(min(due, now + RETRY_S) if due is not None else now + RETRY_S, now)
 
-    async def _put(self, key: Key, dispatch: Dispatch | None, value: float | None) -> None:
-        """``key`` as ``dispatch`` sets it, at ``value`` (None: back to the site owner's)."""
+    async def _put(self, key: Key, dispatch: Dispatch | None, value: float | None) -> bool:
+        """``key`` as ``dispatch`` sets it, at ``value`` (None: back to the site owner's);
+        False if it could not be (the vehicle is not bound)."""
         if key == LIMIT:
             amps = dispatch.charge_limit_a if dispatch is not None else None
             current = await self._set_limit(amps)
@@ -284,17 +295,17 @@ class DispatchRelay:
             shown = f"{offered:g}" if self._offered_a is not None else f"{amps}"
             self._record(f"charge limit {shown} A", dispatch.set_by if dispatch else
                          "site owner", None)  # fmt: skip
-            return
+            return True
         bound, sep2 = self._gate.bound, self._sep2
         if sep2 is None or bound is None or bound.lfdi != self._session:
-            return  # its vehicle is gone: its session's controls went with it
+            return False  # its vehicle is away: its session's controls went with it
         assert isinstance(key, Mode)
         if dispatch is None or value is None:
             issued = sep2.restore(bound.lfdi, key)
             what = describe(issued.function) if issued else f"{key.value} withdrawn"
             self._record(what, issued.set_by if issued else "site owner (config)",
                          issued.mrid if issued else None)  # fmt: skip
-            return
+            return True
         function = SiteFunction(key, value=value)
         issued = sep2.dispatch(bound.lfdi, function, dispatch.set_by)
         self._record(describe(function), dispatch.set_by, issued.mrid)
@@ -303,15 +314,27 @@ class DispatchRelay:
             self._upstream.limited(f"charging profile {dispatch.profile_id}",
                                    f"{key.value} {asked:g} % held to {value:g} %: the "
                                    "discharge limit in effect is lower")  # fmt: skip
+        return True
+
+    def observe(self) -> None:
+        """After each turn of the loop: the session's vehicle bound again (its link lost and
+        back, the same plug-in) gets what was not put while it was away."""
+        bound = self._gate.bound
+        if self._skipped and bound is not None and bound.lfdi == self._session:
+            self._skipped = False
+            self._soon()
+
+    def _soon(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.follow())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def owner_changed(self) -> None:
         """The site owner changed a function at run time (it superseded every session's):
         the CSMS's controls are put again over it, each held to the new limits."""
         for key in (Mode.MAX_LIM_W, Mode.FIXED_W):
             self._applied.pop(key, None)
-        task = asyncio.get_running_loop().create_task(self.follow())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._soon()
 
     def _arm(self, at_s: float | None, now_s: float) -> None:
         if self._timer is not None:
@@ -324,9 +347,7 @@ class DispatchRelay:
 
     def _due(self) -> None:
         self._timer = None
-        task = asyncio.get_running_loop().create_task(self.follow())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._soon()
 
     def variable(self, component: str, variable: str) -> str | None:
         config = self._upstream.config
@@ -351,4 +372,4 @@ class DispatchRelay:
         if self._session != lfdi:
             self._held.clear()
             await self.follow()
-            self._session = lfdi
+            self._new_session(lfdi)

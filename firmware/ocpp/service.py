@@ -96,6 +96,8 @@ class OcppService:
     def _observe(self, view: StationView) -> None:
         had = self.upstream.transaction_id
         self.upstream.observe(view)
+        if self.relay is not None:
+            self.relay.observe()
         if had is not None and self.upstream.transaction_id is None and self.relay is not None:
             task = asyncio.get_running_loop().create_task(self.relay.session_ended())
             self._ending.add(task)

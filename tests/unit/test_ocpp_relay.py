@@ -477,3 +477,26 @@ def test_dates_are_refused_while_the_clock_has_never_been_synchronized() -> None
     assert in_effect(world, Mode.FIXED_W) is None
     undated = with_times(profile(setpoint=-2000.0), duration=60)  # from now: no date needed
     assert run(relay.set_charging_profile(1, undated))[0] == "Accepted"
+
+
+def test_what_came_due_while_the_vehicle_was_away_is_put_when_it_binds_again() -> None:
+    world, clocks = authorized(), Clocks()
+    relay = timed(world, Charger(), clocks)
+
+    async def steps() -> None:
+        later = with_times(profile(setpoint=-2000.0, discharge_limit=-3600.0),
+                           start_schedule=clocks.stamp(60))  # fmt: skip
+        assert (await relay.set_charging_profile(1, later))[0] == "Accepted"
+        bound, world.gate.bound = world.gate.bound, None  # the link lost, still plugged in
+        clocks.advance(60)
+        await relay.follow()
+        assert in_effect(world, Mode.FIXED_W) is None and not relay._applied
+        relay.observe()
+        assert not relay._tasks, "nothing to do while it is away"
+        world.gate.bound = bound  # the same vehicle, the same plug-in
+        relay.observe()
+        await asyncio.gather(*relay._tasks)
+        assert in_effect(world, Mode.FIXED_W) is not None
+        assert in_effect(world, Mode.MAX_LIM_W) == 50.0
+
+    run(steps())
