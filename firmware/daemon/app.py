@@ -177,8 +177,9 @@ class Gatekeeper:
                           meter=self.meter)  # fmt: skip
         if ocpp is not None:  # its own task: the loop never waits for the CSMS
             running.upstream = ocpp
+            watch = self.clock_watch
             ocpp.start(gate, self.services.sep2, running.set_csms_limit, charger.rating_a,
-                       firmware_version())  # fmt: skip
+                       firmware_version(), lambda: watch.since_boot)  # fmt: skip
         self._control = ControlServer(config.control_socket, running.status, running.set_limit,
                                       running.set_function)  # fmt: skip
         await self._control.start()

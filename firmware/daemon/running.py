@@ -406,6 +406,8 @@ class Running:
         except FunctionRefused as err:
             raise RequestRefused(str(err)) from None
         self.recorder.control(describe(function), SET_BY_SOCKET)
+        if self.upstream is not None:
+            self.upstream.owner_changed()
         sessions = [r.lfdi for r in sep2.store.records() if r.program is not None]
         return {"mode": function.mode.value, "replaced": old.mode.value if old else None,
                 "sessions": len(sessions)}  # fmt: skip

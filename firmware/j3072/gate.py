@@ -182,6 +182,11 @@ class Gate:
         lowered by the session's opModMaxLimW (not by the setpoint it would replace)."""
         return self._limit_w((Mode.MAX_LIM_W,))
 
+    def granted_limit_w(self) -> int | None:
+        """The decision's own discharge limit (the approval list's cap, setMaxW), before any
+        2030.5 control lowers it; None without a grant or a limit."""
+        return self._limit_w(())
+
     def _limit_w(self, modes: tuple[Mode, ...]) -> int | None:
         bound = self.bound
         decision = bound.session.decision if bound is not None else None

@@ -53,6 +53,12 @@ class Window:
     start_schedule_s: float | None = None
     duration_s: float | None = None
 
+    @property
+    def dated(self) -> bool:
+        """It gives a date and time (placed on the wall clock)."""
+        return any(t is not None for t in (self.valid_from_s, self.valid_to_s,
+                                           self.start_schedule_s))  # fmt: skip
+
     def span(self, now_s: float, tx_start_s: float | None) -> tuple[float, float | None]:
         """From when until when (None: until cleared) it is in force, in wall seconds:
         the schedule starts at startSchedule (Relative: the transaction's start; neither:

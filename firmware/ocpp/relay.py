@@ -40,19 +40,22 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 Verdict = tuple[str, str | None, str | None]  # status, reasonCode, additionalInfo
 MAX_PROFILES = 32  # held at once (OCPP's SmartChargingCtrlr.Entries): a CSMS cannot grow it
+RETRY_S = 5.0  # a follow that failed (the charger did not take a limit in time) is tried again
 Read = tuple[Dispatch, float, float | None]  # the dispatch, in force from, until (monotonic)
 
 
 class DispatchRelay:
     def __init__(self, gate: Gate, sep2: Sep2Service | None, recorder: Recorder,
                  upstream: Upstream, set_limit: Callable[[float | None], Awaitable[Any]],
-                 rating_a: float, mono: Callable[[], float] = time.monotonic,
+                 rating_a: float, clock_synced: Callable[[], bool],
+                 mono: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> None:  # fmt: skip
         """``set_limit``: the CSMS's charging limit, None to withdraw it (the daemon offers the
-        lower of it and the site owner's)."""
+        lower of it and the site owner's); ``clock_synced``: whether the wall clock has been
+        synchronized since boot (``ClockWatch.since_boot``)."""
         self._gate, self._sep2, self._recorder = gate, sep2, recorder
         self._upstream, self._set_limit, self._rating_a = upstream, set_limit, rating_a
-        self._mono, self._wall = mono, wall
+        self._mono, self._wall, self._clock_synced = mono, wall, clock_synced
         self._held: dict[int, Held] = {}  # the accepted profiles, by id
         self._applied: dict[Key, tuple[int, float]] = {}  # in effect: key -> (profile, value)
         self._offered_a: float | None = None  # the pilot's offer after our last limit
@@ -60,6 +63,9 @@ class DispatchRelay:
         self._session: str | None = None  # the vehicle the profiles were set for
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._following = asyncio.Lock()  # one follow at a time: each awaits the charger
+        self._failed: set[str] = set()  # the kinds of failed follow already logged
+        self._skipped = False  # a control not put: the vehicle was away
 
     async def set_charging_profile(self, evse_id: int, profile: dict[str, Any]) -> Verdict:
         try:
@@ -73,6 +79,11 @@ class DispatchRelay:
             why = f"{MAX_PROFILES} profiles are held for this session: clear one, or re-use an id"
             self._upstream.refused(f"charging profile {dispatch.profile_id}", why)
             return "Rejected", "TooManyProfiles", why
+        bound = self._gate.bound
+        if bound is None or bound.lfdi != self._session:  # it left while this was read
+            why = "the vehicle left while the profile was read"
+            self._upstream.refused(f"charging profile {dispatch.profile_id}", why)
+            return "Rejected", "NotAuthorized", why
         self._received += 1
         self._held[dispatch.profile_id] = Held(dispatch, start_s, end_s, self._received)
         await self.follow()
@@ -120,36 +131,64 @@ class DispatchRelay:
                                   f"({snapshot['state']}: {why}); the CSMS cannot authorize "
                                   "discharge")  # fmt: skip
         await self._forget_other_session(bound.lfdi)
-        record = sep2.store.get(bound.lfdi)
-        settings = record.der_settings if record is not None else None
-        base_w = watts(settings.set_max_w) if settings is not None else sep2.site.config.max_w
+        base_w = self._base_w() or sep2.site.config.max_w
         site = sep2.site.config
         dispatch = read_profile(profile, base_w, site.v_ref_v, self._rating_a,
                                 self._upstream.transaction_id)  # fmt: skip
-        self._check_setpoint(dispatch, base_w)
         wall, mono = self._wall(), self._mono()
-        start, end = dispatch.window.span(wall, self._upstream.tx_started_s)
+        if dispatch.window.dated and not self._clock_synced():
+            raise DispatchRefused("ClockNotSynced", "the clock has not been synchronized "
+                                  "since boot: its validFrom, validTo or startSchedule "
+                                  "cannot be placed in time")  # fmt: skip
+        tx_mono = self._upstream.tx_started_s  # the transaction's start, on the wall clock now
+        tx_wall = wall - (mono - tx_mono) if tx_mono is not None else None
+        start, end = dispatch.window.span(wall, tx_wall)
         if end is not None and end <= wall:
             raise DispatchRefused("Expired", "its validTo or the end of its schedule's "
                                   "duration has passed")  # fmt: skip
-        return dispatch, mono + start - wall, (mono + end - wall) if end is not None else None
+        start_s, end_s = mono + start - wall, (mono + end - wall) if end is not None else None
+        self._check_setpoint(dispatch, start_s, end_s, base_w)
+        return dispatch, start_s, end_s
 
-    def _check_setpoint(self, dispatch: Dispatch, base_w: float) -> None:
-        """A discharge setpoint above the gate's limit (the approval list's cap, setMaxW, the
-        session's opModMaxLimW, this profile's own dischargeLimit) is refused: the vehicle
-        would follow it and then be revoked for exceeding the limit."""
+    def _check_setpoint(self, dispatch: Dispatch, start_s: float, end_s: float | None,
+                        base_w: float) -> None:  # fmt: skip
+        """A discharge setpoint above the discharge limit that will be in force with it (the
+        gate's grant, the site owner's opModMaxLimW, the CSMS's that will prevail once this
+        profile replaces its id) is refused: the vehicle would follow it and then be revoked
+        for exceeding the limit. ``follow`` clamps one that a later change puts above."""
         if dispatch.fixed_w_pct is None or dispatch.fixed_w_pct <= 0:
             return
-        ceilings = [self._gate.dispatch_ceiling_w()]
-        for percent in (dispatch.max_lim_w_pct, self._owner_percent(Mode.MAX_LIM_W)):
-            if percent is not None:
-                ceilings.append(int(percent * base_w / 100))
-        ceiling = min((c for c in ceilings if c is not None), default=None)
+        held = dict(self._held)
+        held[dispatch.profile_id] = Held(dispatch, start_s, end_s, self._received + 1)
+        at_s = max(start_s, self._mono())
+        chosen = in_effect(held.values(), at_s)
+        cap = chosen.get(Mode.MAX_LIM_W)
+        cap_pct = cap.dispatch.max_lim_w_pct if cap is not None else None
+        ceiling = self._ceiling_w(cap_pct, base_w)
         wanted_w = dispatch.fixed_w_pct * base_w / 100
         if ceiling is not None and wanted_w > ceiling:
             raise DispatchRefused("OutOfRange", f"a discharge setpoint of {wanted_w:g} W is "
                                   f"above the discharge limit in effect, {ceiling:g} W "
                                   "(approval list, site owner, setMaxW)")  # fmt: skip
+
+    def _ceiling_w(self, csms_pct: float | None, base_w: float) -> float | None:
+        """The most the vehicle may be asked to discharge: the lowest of the gate's grant,
+        the site owner's opModMaxLimW and the CSMS's (``csms_pct``)."""
+        ceilings = [self._gate.granted_limit_w()]
+        for percent in (csms_pct, self._owner_percent(Mode.MAX_LIM_W)):
+            if percent is not None:
+                ceilings.append(int(percent * base_w / 100))
+        return min((c for c in ceilings if c is not None), default=None)
+
+    def _base_w(self) -> float | None:
+        """The bound vehicle's setMaxW (the site's when it gave none): what percentages of
+        its controls are of."""
+        bound, sep2 = self._gate.bound, self._sep2
+        if sep2 is None or bound is None:
+            return None
+        record = sep2.store.get(bound.lfdi)
+        settings = record.der_settings if record is not None else None
+        return watts(settings.set_max_w) if settings is not None else sep2.site.config.max_w
 
     async def clear_charging_profile(self, profile_id: int | None) -> str:
         """The profile (every profile: None) withdrawn: what it set goes back to the site
@@ -167,26 +206,87 @@ class DispatchRelay:
         """The transaction is over: the profiles go with it."""
         self._held.clear()
         await self.follow()
-        self._session = None
+        self._new_session(None)
+
+    def _new_session(self, lfdi: str | None) -> None:
+        """The controls put in the last vehicle's session went with it (a charging limit
+        does not: ``follow`` withdrew it)."""
+        self._session, self._skipped = lfdi, False
+        self._applied = {k: v for k, v in self._applied.items() if k == LIMIT}
 
     async def follow(self) -> None:
         """Put in effect what the prevailing profiles set, withdraw what none sets any
-        longer, and wake again when the next profile starts or ends."""
+        longer, and wake again when the next profile starts or ends.
+
+        One at a time (``_following``): a follow awaits the charger taking a limit, and one
+        started meanwhile (a profile arrived, the vehicle left, a profile came due) chooses
+        only once the first is done, from the profiles held then, so the last choice is the
+        one in effect. It never raises: a failure is logged once and tried again."""
+        async with self._following:
+            try:
+                await self._follow_held()
+            except Exception as err:  # the charger's, the site's: whoever called goes on
+                self._follow_failed(err)
+            else:
+                self._arm(next_change_s(self._held.values(), self._mono()), self._mono())
+
+    async def _follow_held(self) -> None:
         now = self._mono()
         for i, held in list(self._held.items()):
             if held.end_s is not None and held.end_s <= now:
                 del self._held[i]
                 log_event(logger, "ocpp.dispatch_ended", profile=i)
         chosen = in_effect(self._held.values(), now)
-        wanted = {k: (h.dispatch.profile_id, values(h.dispatch)[k]) for k, h in chosen.items()}
+        wanted = self._effective(chosen)
         for key in [*wanted, *(k for k in self._applied if k not in wanted)]:
             if wanted.get(key) != self._applied.get(key):
-                await self._put(key, chosen[key].dispatch if key in chosen else None)
-        self._applied = wanted
-        self._arm(next_change_s(self._held.values(), now), now)
+                value = wanted[key][1] if key in wanted else None
+                if not await self._put(key, chosen[key].dispatch if key in chosen else None,
+                                       value):  # fmt: skip
+                    self._skipped = True  # its vehicle is away: put again when it is back
+                    continue
+                if key in wanted:  # recorded as it goes: a failure leaves the rest to redo
+                    self._applied[key] = wanted[key]
+                else:
+                    self._applied.pop(key, None)
 
-    async def _put(self, key: Key, dispatch: Dispatch | None) -> None:
-        """``key`` as ``dispatch`` sets it (None: back to the site owner's)."""
+    def _effective(self, chosen: dict[Key, Held]) -> dict[Key, tuple[int, float]]:
+        """What each prevailing profile's value puts in effect: a discharge cap no higher
+        than the site owner's, a discharge setpoint no higher than the cap in effect (the
+        gate's grant, the owner's, the CSMS's: docs/ocpp.md "Dispatch"), so whatever changed
+        since it arrived, the vehicle is never dispatched above what it is held to."""
+        wanted = {k: (h.dispatch.profile_id, values(h.dispatch)[k]) for k, h in chosen.items()}
+        if Mode.MAX_LIM_W in wanted:
+            profile_id, percent = wanted[Mode.MAX_LIM_W]
+            owner = self._owner_percent(Mode.MAX_LIM_W)
+            wanted[Mode.MAX_LIM_W] = (
+                profile_id,
+                min(percent, owner) if owner is not None else percent,
+            )
+        base_w = self._base_w()
+        if Mode.FIXED_W in wanted and wanted[Mode.FIXED_W][1] > 0 and base_w:
+            profile_id, percent = wanted[Mode.FIXED_W]
+            cap = wanted.get(Mode.MAX_LIM_W)
+            ceiling = self._ceiling_w(cap[1] if cap is not None else None, base_w)
+            if ceiling is not None and percent * base_w / 100 > ceiling:
+                wanted[Mode.FIXED_W] = (profile_id, round(ceiling / base_w * 100, 2))
+        return wanted
+
+    def _follow_failed(self, err: Exception) -> None:
+        """Logged once per kind; the whole choice is tried again in ``RETRY_S`` (or when the
+        next profile starts or ends, if sooner)."""
+        kind = type(err).__name__
+        if kind not in self._failed:
+            self._failed.add(kind)
+            log_event(logger, "ocpp.dispatch_follow_failed", logging.ERROR, error=kind,
+                      reason=str(err), retry_s=RETRY_S)  # fmt: skip
+        now = self._mono()
+        due = next_change_s(self._held.values(), now)
+        self._arm(min(due, now + RETRY_S) if due is not None else now + RETRY_S, now)
+
+    async def _put(self, key: Key, dispatch: Dispatch | None, value: float | None) -> bool:
+        """``key`` as ``dispatch`` sets it, at ``value`` (None: back to the site owner's);
+        False if it could not be (the vehicle is not bound)."""
         if key == LIMIT:
             amps = dispatch.charge_limit_a if dispatch is not None else None
             current = await self._set_limit(amps)
@@ -195,22 +295,46 @@ class DispatchRelay:
             shown = f"{offered:g}" if self._offered_a is not None else f"{amps}"
             self._record(f"charge limit {shown} A", dispatch.set_by if dispatch else
                          "site owner", None)  # fmt: skip
-            return
+            return True
         bound, sep2 = self._gate.bound, self._sep2
         if sep2 is None or bound is None or bound.lfdi != self._session:
-            return  # its vehicle is gone: its session's controls went with it
+            return False  # its vehicle is away: its session's controls went with it
         assert isinstance(key, Mode)
-        if dispatch is None:
+        if dispatch is None or value is None:
             issued = sep2.restore(bound.lfdi, key)
             what = describe(issued.function) if issued else f"{key.value} withdrawn"
             self._record(what, issued.set_by if issued else "site owner (config)",
                          issued.mrid if issued else None)  # fmt: skip
-            return
-        percent = values(dispatch)[key]
-        owner = self._owner_percent(key) if key is Mode.MAX_LIM_W else None
-        function = SiteFunction(key, value=min(percent, owner) if owner is not None else percent)
+            return True
+        function = SiteFunction(key, value=value)
         issued = sep2.dispatch(bound.lfdi, function, dispatch.set_by)
         self._record(describe(function), dispatch.set_by, issued.mrid)
+        asked = values(dispatch)[key]
+        if value != asked:
+            self._upstream.limited(f"charging profile {dispatch.profile_id}",
+                                   f"{key.value} {asked:g} % held to {value:g} %: the "
+                                   "discharge limit in effect is lower")  # fmt: skip
+        return True
+
+    def observe(self) -> None:
+        """After each turn of the loop: the session's vehicle bound again (its link lost and
+        back, the same plug-in) gets what was not put while it was away."""
+        bound = self._gate.bound
+        if self._skipped and bound is not None and bound.lfdi == self._session:
+            self._skipped = False
+            self._soon()
+
+    def _soon(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.follow())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def owner_changed(self) -> None:
+        """The site owner changed a function at run time (it superseded every session's):
+        the CSMS's controls are put again over it, each held to the new limits."""
+        for key in (Mode.MAX_LIM_W, Mode.FIXED_W):
+            self._applied.pop(key, None)
+        self._soon()
 
     def _arm(self, at_s: float | None, now_s: float) -> None:
         if self._timer is not None:
@@ -223,9 +347,7 @@ class DispatchRelay:
 
     def _due(self) -> None:
         self._timer = None
-        task = asyncio.get_running_loop().create_task(self.follow())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._soon()
 
     def variable(self, component: str, variable: str) -> str | None:
         config = self._upstream.config
@@ -250,4 +372,4 @@ class DispatchRelay:
         if self._session != lfdi:
             self._held.clear()
             await self.follow()
-            self._session = lfdi
+            self._new_session(lfdi)

@@ -83,8 +83,9 @@ class OcppService:
 
     def start(self, gate: Gate, sep2: Sep2Service | None,
               set_limit: Callable[[float | None], Awaitable[Any]], rating_a: float,
-              firmware: str) -> None:  # fmt: skip
-        self.relay = DispatchRelay(gate, sep2, self.recorder, self.upstream, set_limit, rating_a)
+              firmware: str, clock_synced: Callable[[], bool]) -> None:  # fmt: skip
+        self.relay = DispatchRelay(gate, sep2, self.recorder, self.upstream, set_limit, rating_a,
+                                   clock_synced)  # fmt: skip
         self.station = Station(self.config, self.upstream, self.relay, firmware)
         self.station.start()
 
@@ -95,10 +96,17 @@ class OcppService:
     def _observe(self, view: StationView) -> None:
         had = self.upstream.transaction_id
         self.upstream.observe(view)
+        if self.relay is not None:
+            self.relay.observe()
         if had is not None and self.upstream.transaction_id is None and self.relay is not None:
             task = asyncio.get_running_loop().create_task(self.relay.session_ended())
             self._ending.add(task)
             task.add_done_callback(self._ending.discard)
+
+    def owner_changed(self) -> None:
+        """The site owner changed a function: the CSMS's dispatch is put again under it."""
+        if self.relay is not None:
+            self.guard.run("owner_changed", self.relay.owner_changed)
 
     def status(self) -> dict[str, Any]:
         shown = self.upstream.status()

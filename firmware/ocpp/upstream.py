@@ -58,7 +58,7 @@ class Upstream:
         self.online = False  # the sender says so
         self.heartbeat_s = float(config.heartbeat_s)  # the interval in effect (the CSMS's)
         self.transaction_id: str | None = None
-        self.tx_started_s: float | None = None  # wall: a Relative profile starts here
+        self.tx_started_s: float | None = None  # monotonic: a Relative profile starts here
         self._connector: str | None = None
         self._tx_seq = 0
         self._charging_state: str | None = None
@@ -116,6 +116,10 @@ class Upstream:
     def refused(self, what: str, why: str) -> None:
         self._notify(m.DER_COMPONENT, "DispatchRefused", what, None, why)
 
+    def limited(self, what: str, why: str) -> None:
+        """A CSMS's value put in effect lower than it asked (held to a lower limit)."""
+        self._notify(m.DER_COMPONENT, "DispatchLimited", what, None, why)
+
     def status(self) -> dict[str, Any]:
         return {"online": self.online, "station_id": self.config.station_id,
                 "version": self.config.version, "transaction_id": self.transaction_id,
@@ -148,7 +152,7 @@ class Upstream:
     def _start(self, view: StationView) -> None:
         tx = f"S{view.session_id}" if view.session_id is not None else f"T{int(self._wall())}"
         self.transaction_id, self._tx_seq, self._charging_state = tx, 0, "EVConnected"
-        self.tx_started_s = self._wall()
+        self.tx_started_s = self._mono()  # a step of the wall clock cannot move it
         self._tracked.clear()
         self._reported.clear()
         self._needs = self._soc_pct = None

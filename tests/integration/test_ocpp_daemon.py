@@ -160,11 +160,14 @@ def test_a_dispatch_is_relayed_followed_capped_and_reported(
         rows = db.execute("SELECT function, set_by FROM control_changes ORDER BY id").fetchall()
     assert rows == [("max-lim-w 80 %", "site owner (control socket)"),
                     ("fixed-w 50 %", "csms (charging profile 7)"),
+                    ("fixed-w 20 %", "csms (charging profile 7)"),  # held to the new cap
                     ("max-lim-w 20 %", "csms (charging profile 8)")]  # fmt: skip
+    assert eventually(lambda: gate_events(csms, "DispatchLimited"), 5), "the CSMS is told"
 
     answer = csms.call("ClearChargingProfile", {"chargingProfileId": 8})
     assert answer["result"]["status"] == "Accepted"
     assert eventually(lambda: pev.client.max_lim_w_pct == 80.0, 5), "back to the site's"
+    assert eventually(lambda: pev.client.fixed_w_pct == 50.0, 5), "the setpoint asked for"
     assert site.status()["set_by"]["max-lim-w 80 %"] == "site owner (control socket)"
     assert site.status()["authorization"]["state"] == "authorized"
     pev.stop()

@@ -5,16 +5,20 @@ never outlives what it was set for."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
+from firmware.daemon.control_socket import RequestRefused
 from firmware.daemon.running import CurrentLimits
 from firmware.journal.outbox import Outbox
 from firmware.journal.recorder import Recorder
 from firmware.ocpp.config import OcppConfig
-from firmware.ocpp.relay import MAX_PROFILES, DispatchRelay
-from firmware.ocpp.upstream import Upstream
+from firmware.ocpp.relay import MAX_PROFILES, RETRY_S, DispatchRelay
+from firmware.ocpp.upstream import StationView, Upstream
 from firmware.sep2.functions import Mode, SiteFunction
 from firmware.sep2.site import IssuedControl
 from hil.pev.profiles import PROFILES
@@ -50,12 +54,12 @@ class Charger:
         return {"limit_a": self.offered[-1]}
 
 
-def relay_for(world: Sep2, charger: Charger) -> DispatchRelay:
+def relay_for(world: Sep2, charger: Charger, synced: bool = True) -> DispatchRelay:
     world.sep2.dispatch = world.dispatch  # type: ignore[attr-defined]
     world.sep2.restore = world.restore  # type: ignore[attr-defined]
     upstream = Upstream(OcppConfig(url="wss://csms/ocpp"), Outbox(None, 100), 240)
     return DispatchRelay(world.gate, world.sep2, Recorder(None), upstream,  # type: ignore[arg-type]
-                         charger.set_csms_limit, RATING_A)  # fmt: skip
+                         charger.set_csms_limit, RATING_A, lambda: synced)  # fmt: skip
 
 
 def authorized(site: Any = SITE) -> Sep2:
@@ -182,9 +186,10 @@ class Clocks:
         return datetime.fromtimestamp(self.wall_s + offset_s, UTC).isoformat()
 
 
-def timed(world: Sep2, charger: Charger, clocks: Clocks) -> DispatchRelay:
-    relay = relay_for(world, charger)
+def timed(world: Sep2, charger: Charger, clocks: Clocks, synced: bool = True) -> DispatchRelay:
+    relay = relay_for(world, charger, synced)
     relay._mono, relay._wall = clocks.mono, clocks.wall
+    relay._upstream._mono, relay._upstream._wall = clocks.mono, clocks.wall
     return relay
 
 
@@ -282,3 +287,216 @@ def test_the_profiles_held_are_bounded() -> None:
     assert run(relay.set_charging_profile(1, profile(3, setpoint=-50.0)))[0] == "Accepted", (
         "an id already held is replaced"
     )
+
+
+class SlowCharger(Charger):
+    """A charger that takes a limit only when the test lets it (``hold``), or refuses it
+    (``refuse``) as the daemon does when its loop does not take it in time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold: asyncio.Event | None = None
+        self.waiting = asyncio.Event()
+        self.refuse = 0
+
+    async def set_csms_limit(self, amps: float | None) -> dict[str, Any]:
+        if self.refuse:
+            self.refuse -= 1
+            raise RequestRefused("the charger did not take it in time")
+        if self.hold is not None:
+            self.waiting.set()
+            await self.hold.wait()
+        return await super().set_csms_limit(amps)
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def test_a_vehicle_leaving_while_a_profile_waits_for_the_charger_takes_the_limit_with_it(
+) -> None:  # fmt: skip
+    world = authorized()
+    charger = SlowCharger()
+    relay = relay_for(world, charger)
+
+    async def steps() -> None:
+        charger.hold = asyncio.Event()
+        setting = asyncio.create_task(
+            relay.set_charging_profile(1, profile(setpoint=-1000.0, limit=0.0))
+        )
+        await asyncio.wait_for(
+            charger.waiting.wait(), 5
+        )  # the setpoint is out, the pause waits for the charger
+        world.gate.plugged(False)
+        ending = asyncio.create_task(relay.session_ended())
+        await settle()
+        charger.hold.set()
+        await asyncio.gather(setting, ending)
+
+    run(steps())
+    assert charger.limits.csms_a is None, "the pause did not carry over to the next plug-in"
+    assert charger.offered[-1] == RATING_A and not relay._applied
+
+
+def test_profiles_arriving_while_one_waits_for_the_charger_end_as_the_last_choice() -> None:
+    world = authorized()
+    charger = SlowCharger()
+    relay = relay_for(world, charger)
+
+    async def steps() -> None:
+        charger.hold = asyncio.Event()
+        first = asyncio.create_task(
+            relay.set_charging_profile(1, profile(1, setpoint=-1000.0, limit=2400.0))  # 10 A
+        )
+        await asyncio.wait_for(charger.waiting.wait(), 5)
+        clearing = asyncio.create_task(relay.clear_charging_profile(1))
+        second = asyncio.create_task(relay.set_charging_profile(1, profile(2, setpoint=-2000.0)))
+        await settle()
+        charger.hold.set()
+        await asyncio.gather(first, clearing, second)
+
+    run(steps())
+    fixed = in_effect(world, Mode.FIXED_W)
+    assert fixed is not None and fixed > 20, "profile 2's 2000 W, not profile 1's 1000 W"
+    assert charger.limits.csms_a is None, "profile 1's cleared limit is not in force"
+    assert set(relay._applied) == {Mode.FIXED_W} and relay._applied[Mode.FIXED_W][0] == 2
+
+
+def test_a_timer_follow_that_fails_is_logged_once_and_tried_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world, clocks = authorized(), Clocks()
+    charger = SlowCharger()
+    relay = timed(world, charger, clocks)
+
+    async def steps() -> None:
+        later = with_times(profile(unit="A", limit=10.0), start_schedule=clocks.stamp(60))
+        assert (await relay.set_charging_profile(1, later))[0] == "Accepted"
+        charger.refuse = 2
+        clocks.advance(60)
+        relay._due()
+        await asyncio.gather(*relay._tasks)
+        assert charger.limits.csms_a is None and relay._timer is not None, "armed again"
+        loop = asyncio.get_running_loop()
+        assert relay._timer.when() - loop.time() == pytest.approx(RETRY_S, abs=0.5)
+        relay._due()
+        await asyncio.gather(*relay._tasks)
+        relay._due()
+        await asyncio.gather(*relay._tasks)
+        assert charger.limits.csms_a == 10.0, "followed once the charger took it"
+        assert relay._timer is None
+
+    with caplog.at_level(logging.ERROR, logger="firmware.ocpp.relay"):
+        run(steps())
+    assert sum("ocpp.dispatch_follow_failed" in r.getMessage() for r in caplog.records) == 1
+
+
+def notified(relay: DispatchRelay, variable: str) -> list[str]:
+    """The NotifyEvents of ``variable`` queued for the CSMS: their techInfo."""
+    outbox = relay._upstream.outbox
+    found = []
+    while (queued := outbox.next()) is not None:
+        outbox.sent(queued.seq, "accepted")
+        for event in queued.payload.get("eventData", []):
+            if event["variable"]["name"] == variable:
+                found.append(str(event.get("techInfo")))
+    return found
+
+
+def test_a_profile_re_sent_with_its_cap_raised_is_checked_against_its_new_cap() -> None:
+    world = authorized()  # setMaxW 7200 W, the approval list's cap 5000 W
+    relay = relay_for(world, Charger())
+    assert run(relay.set_charging_profile(1, profile(5, discharge_limit=-2160.0)))[0] == (
+        "Accepted"
+    )  # 30 %
+    status, code, _ = run(
+        relay.set_charging_profile(1, profile(5, setpoint=-3600.0, discharge_limit=-4320.0))
+    )  # 50 % under its own new 60 %
+    assert (status, code) == ("Accepted", None), "the 30 % it replaces is no longer in force"
+    assert in_effect(world, Mode.FIXED_W) == 50.0 and in_effect(world, Mode.MAX_LIM_W) == 60.0
+
+
+def test_a_cap_arriving_below_a_setpoint_in_force_holds_the_setpoint_to_it() -> None:
+    world = authorized()
+    relay = relay_for(world, Charger())
+    assert run(relay.set_charging_profile(1, profile(1, setpoint=-3600.0)))[0] == "Accepted"
+    assert in_effect(world, Mode.FIXED_W) == 50.0
+    cap = profile(2, discharge_limit=-1440.0)  # 20 %, its own profile: it prevails for the cap
+    cap["stack_level"] = 1
+    assert run(relay.set_charging_profile(1, cap))[0] == "Accepted"
+    assert in_effect(world, Mode.MAX_LIM_W) == 20.0
+    assert in_effect(world, Mode.FIXED_W) == 20.0, "never dispatched above the cap"
+    told = notified(relay, "DispatchLimited")
+    assert len(told) == 1 and "50 % held to 20 %" in told[0]
+    assert run(relay.clear_charging_profile(2)) == "Accepted"
+    assert in_effect(world, Mode.FIXED_W) == 50.0, "back to what it asked once the cap goes"
+
+
+def test_the_site_owner_lowering_the_cap_holds_the_csmss_setpoint_to_it() -> None:
+    owner = replace(SITE, functions=(SiteFunction(Mode.MAX_LIM_W, value=60.0),))
+    world = authorized(owner)
+    relay = relay_for(world, Charger())
+
+    async def steps() -> None:
+        assert (await relay.set_charging_profile(1, profile(setpoint=-3600.0)))[0] == "Accepted"
+        world.sep2.site.change(SiteFunction(Mode.MAX_LIM_W, value=30.0), world.store.records())
+        relay.owner_changed()
+        await asyncio.gather(*relay._tasks)
+
+    run(steps())
+    assert in_effect(world, Mode.FIXED_W) == 30.0
+    assert in_effect(world, Mode.MAX_LIM_W) == 30.0
+
+
+def test_a_relative_profile_is_anchored_on_the_monotonic_clock_not_the_stepped_wall() -> None:
+    world, clocks = authorized(), Clocks()
+    relay = timed(world, Charger(), clocks)
+    relay._upstream.observe(StationView(True, 1, "Occupied", False, 0.0, None))
+    started = clocks.mono_s
+    clocks.advance(10)
+    clocks.wall_s += 3600  # NTP steps a clock that had no RTC, mid-transaction
+    relative = with_times(profile(setpoint=-2000.0), duration=60)
+    relative["charging_profile_kind"] = "Relative"
+
+    async def steps() -> None:
+        assert (await relay.set_charging_profile(1, relative))[0] == "Accepted"
+        assert in_effect(world, Mode.FIXED_W) is not None, "in force, not Expired by the step"
+        held = relay._held[7]
+        assert (held.start_s, held.end_s) == (started, started + 60)
+
+    run(steps())
+
+
+def test_dates_are_refused_while_the_clock_has_never_been_synchronized() -> None:
+    world, clocks = authorized(), Clocks()
+    relay = timed(world, Charger(), clocks, synced=False)
+    dated = with_times(profile(setpoint=-2000.0), start_schedule=clocks.stamp(0), duration=60)
+    status, code, text = run(relay.set_charging_profile(1, dated))
+    assert (status, code) == ("Rejected", "ClockNotSynced") and "synchronized" in str(text)
+    assert in_effect(world, Mode.FIXED_W) is None
+    undated = with_times(profile(setpoint=-2000.0), duration=60)  # from now: no date needed
+    assert run(relay.set_charging_profile(1, undated))[0] == "Accepted"
+
+
+def test_what_came_due_while_the_vehicle_was_away_is_put_when_it_binds_again() -> None:
+    world, clocks = authorized(), Clocks()
+    relay = timed(world, Charger(), clocks)
+
+    async def steps() -> None:
+        later = with_times(profile(setpoint=-2000.0, discharge_limit=-3600.0),
+                           start_schedule=clocks.stamp(60))  # fmt: skip
+        assert (await relay.set_charging_profile(1, later))[0] == "Accepted"
+        bound, world.gate.bound = world.gate.bound, None  # the link lost, still plugged in
+        clocks.advance(60)
+        await relay.follow()
+        assert in_effect(world, Mode.FIXED_W) is None and not relay._applied
+        relay.observe()
+        assert not relay._tasks, "nothing to do while it is away"
+        world.gate.bound = bound  # the same vehicle, the same plug-in
+        relay.observe()
+        await asyncio.gather(*relay._tasks)
+        assert in_effect(world, Mode.FIXED_W) is not None
+        assert in_effect(world, Mode.MAX_LIM_W) == 50.0
+
+    run(steps())
