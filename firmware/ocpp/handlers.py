@@ -22,11 +22,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, cast
 
 from ocpp import routing
-from ocpp.exceptions import GenericError, OccurrenceConstraintViolationError, OCPPError
+from ocpp.exceptions import OccurrenceConstraintViolationError, OCPPError
 from ocpp.messages import Call, CallError, unpack
 from ocpp.v21 import ChargePoint as ChargePoint21
 from ocpp.v201 import ChargePoint as ChargePoint201
@@ -34,6 +35,7 @@ from ocpp.v201 import ChargePoint as ChargePoint201
 from firmware.logs import log_event
 from firmware.ocpp.limits import (
     EXCESS_BEFORE_CLOSE,
+    EXCESS_WINDOW_S,
     ITEMS_PER_MESSAGE,
     MAX_CONTAINERS,
     TokenBucket,
@@ -118,7 +120,7 @@ def charge_point_class(version: str) -> Any:
             self.requests, self.bucket = requests, bucket
             self._awaiting: str | None = None  # the unique id of our call in flight
             self._unique_id_generator = self._new_id
-            self._excess = 0  # requests over the rate, in a row
+            self._over_rate: deque[float] = deque()  # when requests over the rate came
             self._said: set[str] = set()
             self.refused = 0  # messages dropped or refused unread (this connection)
 
@@ -139,8 +141,13 @@ def charge_point_class(version: str) -> Any:
                 await asyncio.sleep(0)  # a flood of small messages cannot hold the loop
 
         async def route_message(self, raw_msg: str | bytes) -> None:
+            # a request's token is taken before anything is parsed: over the rate, only the
+            # front of the message is read, for its id
+            unique_id = request_id(raw_msg)
+            if unique_id is not None and not await self._token(unique_id):
+                return
             if too_complex(raw_msg):
-                await self._too_complex(raw_msg)
+                await self._too_complex(raw_msg, unique_id)
                 return
             try:
                 msg = unpack(raw_msg)
@@ -148,22 +155,35 @@ def charge_point_class(version: str) -> Any:
                 self._refuse("unparsable", f"{type(err).__name__}")
                 return
             if isinstance(msg, Call):
+                if unique_id is None and not await self._token(msg.unique_id):
+                    return  # an id the front could not read: the token is taken now
                 await self._request(msg)
             elif msg.unique_id == self._awaiting and self._response_queue.empty():
                 self._response_queue.put_nowait(msg)
             else:  # answers nothing we asked (or a second answer): the package would keep it
                 self._refuse("unsolicited", f"{type(msg).__name__} {str(msg.unique_id)[:40]}")
 
+        async def _token(self, unique_id: str) -> bool:
+            """One request's token; without one it is answered with a CallError (OCPP-J has
+            no busy code: GenericError saying so), and ``EXCESS_BEFORE_CLOSE`` of those
+            within ``EXCESS_WINDOW_S`` close the connection, however fast the loop reads."""
+            now = asyncio.get_running_loop().time()
+            if self.bucket.take(now):
+                return True
+            over = self._over_rate
+            over.append(now)
+            while over and now - over[0] > EXCESS_WINDOW_S:
+                over.popleft()
+            self._refuse("rate", f"request {unique_id[:40]} over {self.bucket.rate_per_s:g}/s")
+            if len(over) >= EXCESS_BEFORE_CLOSE:
+                raise CsmsMisbehaved(
+                    f"{len(over)} requests over the rate within {EXCESS_WINDOW_S:g} s"
+                )
+            error = CallError(unique_id, "GenericError", "rate limit: request not handled", {})
+            await self._send(error.to_json())
+            return False
+
         async def _request(self, msg: Call) -> None:
-            if not self.bucket.take(asyncio.get_running_loop().time()):
-                self._excess += 1
-                self._refuse("rate", f"{msg.action} over {self.bucket.rate_per_s:g}/s")
-                if self._excess >= EXCESS_BEFORE_CLOSE:
-                    raise CsmsMisbehaved(f"{self._excess} requests in a row over the rate")
-                error = GenericError(description="rate limit: request not handled")
-                await self._send(msg.create_call_error(error).to_json())
-                return
-            self._excess = 0
             try:
                 _items_per_message(msg)
                 await self._handle_call(msg)
@@ -173,19 +193,12 @@ def charge_point_class(version: str) -> Any:
                 self._refuse("unparsable", f"{msg.action}: {type(error).__name__}")
                 await self._send(msg.create_call_error(error).to_json())
 
-        async def _too_complex(self, raw_msg: str | bytes) -> None:
-            """Refused unparsed: a request is answered (its id read from the front), anything
-            else dropped; either way it takes a token (a flood of them closes too)."""
-            unique_id = request_id(raw_msg)
+        async def _too_complex(self, raw_msg: str | bytes, unique_id: str | None) -> None:
+            """Refused unparsed: a request is answered (its id read from the front, its token
+            taken already), anything else dropped."""
             self._refuse("complex", f"{'request ' + unique_id if unique_id else 'a message'}")
             if unique_id is None:
                 return
-            if not self.bucket.take(asyncio.get_running_loop().time()):
-                self._excess += 1
-                if self._excess >= EXCESS_BEFORE_CLOSE:
-                    raise CsmsMisbehaved(f"{self._excess} requests in a row over the rate")
-                return
-            self._excess = 0
             why = f"more than {MAX_CONTAINERS} JSON objects and arrays in one message"
             error = CallError(unique_id, "OccurrenceConstraintViolation", why, {})
             await self._send(error.to_json())

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 MAX_MESSAGE_BYTES = 65_536  # the default; OCPP-J leaves it to the station (BytesPerMessage)
 ITEMS_PER_MESSAGE = 32  # DeviceDataCtrlr.ItemsPerMessage for GetVariables
 MAX_CONTAINERS = 1024  # JSON objects and arrays in one message (a 1-period profile has ~10)
-EXCESS_BEFORE_CLOSE = 100  # requests over the rate in a row before the connection is closed
+EXCESS_BEFORE_CLOSE = 100  # requests over the rate within EXCESS_WINDOW_S: the connection closes
+EXCESS_WINDOW_S = 10.0
 
 
 REQUEST_ID = re.compile(r'^\s*\[\s*2\s*,\s*"([^"\\]{1,36})"')  # [2, "<uniqueId>", ...
