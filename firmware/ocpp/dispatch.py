@@ -10,9 +10,11 @@ mapped onto the 2030.5 controls the J3072 vehicle follows (V2G-AC profile §4.8.
 - a charging limit (``limit``, both versions: 2.0.1 has nothing else, and no negative
   values) becomes the current the pilot's PWM offers, as ``evse-gatekeeper limit`` does.
 
-One period starting at 0 is followed, from when the profile comes into force (validFrom, the
-schedule's startSchedule, or the transaction's start for a Relative one) until it ends
-(validTo, the schedule's duration): ``Window``. A schedule of several periods, a Recurring
+Each period is followed in its turn, from when the profile comes into force (validFrom, the
+schedule's startSchedule, or the transaction's start for a Relative one) plus its
+startPeriod until the next period's start, the last one until the profile ends (validTo,
+the schedule's duration): ``Window``, one per period (``read_schedule``; a day-ahead plan of
+up to ``MAX_PERIODS``). A schedule whose periods are not in order from 0, a Recurring
 profile, a profile for another transaction, a unit or an operation mode this EVSE cannot
 honour is refused with a reason (StatusInfo: a reason code of at most 20 characters and a
 sentence), rather than misapplied. Nothing here, nor
@@ -21,7 +23,8 @@ anywhere the CSMS reaches, grants discharge: that is the J3072 gate's alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import itertools
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +32,7 @@ from firmware.errors import GatekeeperError
 from firmware.pilot.duty import MIN_CURRENT_A
 
 PURPOSES = ("TxProfile", "TxDefaultProfile")
+MAX_PERIODS = 96  # a day of quarter hours (SmartChargingCtrlr.PeriodsPerSchedule)
 FOLLOWED_MODES = (None, "ChargingOnly", "CentralSetpoint", "ExternalSetpoint", "ExternalLimits")
 
 
@@ -52,6 +56,8 @@ class Window:
     valid_to_s: float | None = None
     start_schedule_s: float | None = None
     duration_s: float | None = None
+    offset_s: float = 0.0  # the period's startPeriod, from the schedule's start
+    length_s: float | None = None  # until the next period's start (None: the last period)
 
     @property
     def dated(self) -> bool:
@@ -68,7 +74,9 @@ class Window:
             begin = tx_start_s if self.relative and tx_start_s is not None else now_s
         ends = [begin + self.duration_s] if self.duration_s is not None else []
         ends += [self.valid_to_s] if self.valid_to_s is not None else []
-        start = max(begin, self.valid_from_s) if self.valid_from_s is not None else begin
+        ends += [begin + self.offset_s + self.length_s] if self.length_s is not None else []
+        start = begin + self.offset_s
+        start = max(start, self.valid_from_s) if self.valid_from_s is not None else start
         return start, min(ends) if ends else None
 
 
@@ -87,8 +95,15 @@ class Dispatch:
 
 def read_profile(profile: dict[str, Any], base_w: float, v_ref_v: int, rating_a: float,
                  transaction_id: str | None) -> Dispatch:  # fmt: skip
-    """``profile``: the ChargingProfile as the ocpp package hands it (snake_case keys);
-    ``base_w``: the vehicle's setMaxW (the site's when it gave none)."""
+    """The first period of ``read_schedule``."""
+    return read_schedule(profile, base_w, v_ref_v, rating_a, transaction_id)[0]
+
+
+def read_schedule(profile: dict[str, Any], base_w: float, v_ref_v: int, rating_a: float,
+                  transaction_id: str | None) -> list[Dispatch]:  # fmt: skip
+    """Each period of ``profile`` as a dispatch with its own window. ``profile``: the
+    ChargingProfile as the ocpp package hands it (snake_case keys); ``base_w``: the
+    vehicle's setMaxW (the site's when it gave none)."""
     profile_id = int(profile["id"])
     purpose = profile["charging_profile_purpose"]
     if purpose not in PURPOSES:
@@ -103,16 +118,26 @@ def read_profile(profile: dict[str, Any], base_w: float, v_ref_v: int, rating_a:
     schedule = schedules[0] if isinstance(schedules, list) else schedules
     window = _window(profile, schedule)
     periods = schedule["charging_schedule_period"]
-    if len(periods) != 1 or periods[0]["start_period"] != 0:
-        raise DispatchRefused("UnsupportedSchedule", "one period, starting at 0, is followed")
-    period = periods[0]
-    mode = period.get("operation_mode")
-    if mode not in FOLLOWED_MODES:
-        raise DispatchRefused("UnsupportedMode", f"operation mode {mode} is not followed here")
+    starts = [int(period["start_period"]) for period in periods]
+    if not periods or starts[0] != 0 or any(b <= a for a, b in itertools.pairwise(starts)):
+        raise DispatchRefused("UnsupportedSchedule", "periods must start at 0 and follow "
+                              "each other in order")  # fmt: skip
+    if len(periods) > MAX_PERIODS:
+        raise DispatchRefused("UnsupportedSchedule", f"at most {MAX_PERIODS} periods")
     per_unit = 1.0 if schedule["charging_rate_unit"] == "W" else float(v_ref_v)
-    dispatch = _dispatch(profile_id, period, per_unit, base_w, v_ref_v, rating_a)
-    return Dispatch(dispatch.profile_id, dispatch.fixed_w_pct, dispatch.max_lim_w_pct,
-                    dispatch.charge_limit_a, window)  # fmt: skip
+    dispatches = []
+    for n, period in enumerate(periods):
+        mode = period.get("operation_mode")
+        if mode not in FOLLOWED_MODES:
+            raise DispatchRefused("UnsupportedMode", f"operation mode {mode} is not followed "
+                                  "here")  # fmt: skip
+        read = _dispatch(profile_id, period, per_unit, base_w, v_ref_v, rating_a)
+        length = starts[n + 1] - starts[n] if n + 1 < len(starts) else None
+        span = replace(window, offset_s=float(starts[n]),
+                       length_s=float(length) if length is not None else None)  # fmt: skip
+        dispatches.append(Dispatch(read.profile_id, read.fixed_w_pct, read.max_lim_w_pct,
+                                   read.charge_limit_a, span))  # fmt: skip
+    return dispatches
 
 
 def _window(profile: dict[str, Any], schedule: dict[str, Any]) -> Window:

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from firmware.logs import log_event
-from firmware.ocpp.dispatch import Dispatch, DispatchRefused, read_profile
+from firmware.ocpp.dispatch import Dispatch, DispatchRefused, read_schedule
 from firmware.ocpp.limits import ITEMS_PER_MESSAGE
 from firmware.ocpp.messages import EVSE_ID
 from firmware.ocpp.profiles import LIMIT, Held, Key, in_effect, next_change_s, values
@@ -41,7 +41,8 @@ logger = logging.getLogger(__name__)
 Verdict = tuple[str, str | None, str | None]  # status, reasonCode, additionalInfo
 MAX_PROFILES = 32  # held at once (OCPP's SmartChargingCtrlr.Entries): a CSMS cannot grow it
 RETRY_S = 5.0  # a follow that failed (the charger did not take a limit in time) is tried again
-Read = tuple[Dispatch, float, float | None]  # the dispatch, in force from, until (monotonic)
+Read = tuple[Dispatch, float, float | None]  # a period's dispatch, in force from, until (mono)
+HeldKey = tuple[int, int]  # the profile's id, the period's startPeriod (s)
 
 
 class DispatchRelay:
@@ -56,7 +57,7 @@ class DispatchRelay:
         self._gate, self._sep2, self._recorder = gate, sep2, recorder
         self._upstream, self._set_limit, self._rating_a = upstream, set_limit, rating_a
         self._mono, self._wall, self._clock_synced = mono, wall, clock_synced
-        self._held: dict[int, Held] = {}  # the accepted profiles, by id
+        self._held: dict[HeldKey, Held] = {}  # the accepted profiles' periods
         self._applied: dict[Key, tuple[int, float]] = {}  # in effect: key -> (profile, value)
         self._offered_a: float | None = None  # the pilot's offer after our last limit
         self._received = 0
@@ -69,25 +70,28 @@ class DispatchRelay:
 
     async def set_charging_profile(self, evse_id: int, profile: dict[str, Any]) -> Verdict:
         try:
-            dispatch, start_s, end_s = await self._read(evse_id, profile)
+            periods = await self._read(evse_id, profile)
         except DispatchRefused as err:
             log_event(logger, "ocpp.dispatch_refused", logging.WARNING,
                       profile=profile.get("id"), code=err.code, reason=str(err))  # fmt: skip
             self._upstream.refused(f"charging profile {profile.get('id')}", str(err))
             return "Rejected", err.code, str(err)
-        if dispatch.profile_id not in self._held and len(self._held) >= MAX_PROFILES:
+        dispatch, start_s, _ = periods[0]
+        end_s = periods[-1][2]
+        profile_id = dispatch.profile_id
+        if profile_id not in self._profiles() and len(self._profiles()) >= MAX_PROFILES:
             why = f"{MAX_PROFILES} profiles are held for this session: clear one, or re-use an id"
-            self._upstream.refused(f"charging profile {dispatch.profile_id}", why)
+            self._upstream.refused(f"charging profile {profile_id}", why)
             return "Rejected", "TooManyProfiles", why
         bound = self._gate.bound
         if bound is None or bound.lfdi != self._session:  # it left while this was read
             why = "the vehicle left while the profile was read"
-            self._upstream.refused(f"charging profile {dispatch.profile_id}", why)
+            self._upstream.refused(f"charging profile {profile_id}", why)
             return "Rejected", "NotAuthorized", why
         self._received += 1
-        self._held[dispatch.profile_id] = Held(dispatch, start_s, end_s, self._received)
+        self._hold(periods, self._held, self._received)
         await self.follow()
-        log_event(logger, "ocpp.dispatch_accepted", profile=dispatch.profile_id,
+        log_event(logger, "ocpp.dispatch_accepted", profile=profile_id, periods=len(periods),
                   fixed_w_pct=dispatch.fixed_w_pct, max_lim_w_pct=dispatch.max_lim_w_pct,
                   charge_limit_a=dispatch.charge_limit_a,
                   starts_in_s=round(max(start_s - self._mono(), 0.0), 1),
@@ -96,6 +100,18 @@ class DispatchRelay:
         if capped:
             return "Accepted", "LimitedBySiteOwner", "in effect: " + "; ".join(capped)
         return "Accepted", None, None
+
+    def _profiles(self) -> set[int]:
+        return {profile_id for profile_id, _ in self._held}
+
+    @staticmethod
+    def _hold(periods: list[Read], held: dict[HeldKey, Held], order: int) -> None:
+        """``periods`` (one profile's) replace whatever that profile's id held."""
+        profile_id = periods[0][0].profile_id
+        for key in [k for k in held if k[0] == profile_id]:
+            del held[key]
+        for dispatch, start_s, end_s in periods:
+            held[profile_id, int(dispatch.window.offset_s)] = Held(dispatch, start_s, end_s, order)
 
     def _capped(self, dispatch: Dispatch) -> list[str]:
         """What the site owner's lower limits hold down (docs/ocpp.md "Dispatch": the CSMS
@@ -117,9 +133,10 @@ class DispatchRelay:
             return None
         return next((f.value for f in self._sep2.site.functions if f.mode is mode), None)
 
-    async def _read(self, evse_id: int, profile: dict[str, Any]) -> Read:
-        """The dispatch and its span in force (monotonic); DispatchRefused unless the gate has
-        authorized a vehicle on this EVSE (and only then is anything read)."""
+    async def _read(self, evse_id: int, profile: dict[str, Any]) -> list[Read]:
+        """Each period's dispatch and its span in force (monotonic), those not over yet;
+        DispatchRefused unless the gate has authorized a vehicle on this EVSE (and only then
+        is anything read)."""
         if evse_id != EVSE_ID:
             raise DispatchRefused("UnknownEvse", f"this station has EVSE {EVSE_ID} only")
         gate, sep2 = self._gate, self._sep2
@@ -133,24 +150,30 @@ class DispatchRelay:
         await self._forget_other_session(bound.lfdi)
         base_w = self._base_w() or sep2.site.config.max_w
         site = sep2.site.config
-        dispatch = read_profile(profile, base_w, site.v_ref_v, self._rating_a,
-                                self._upstream.transaction_id)  # fmt: skip
+        dispatches = read_schedule(profile, base_w, site.v_ref_v, self._rating_a,
+                                   self._upstream.transaction_id)  # fmt: skip
         wall, mono = self._wall(), self._mono()
-        if dispatch.window.dated and not self._clock_synced():
+        if dispatches[0].window.dated and not self._clock_synced():
             raise DispatchRefused("ClockNotSynced", "the clock has not been synchronized "
                                   "since boot: its validFrom, validTo or startSchedule "
                                   "cannot be placed in time")  # fmt: skip
         tx_mono = self._upstream.tx_started_s  # the transaction's start, on the wall clock now
         tx_wall = wall - (mono - tx_mono) if tx_mono is not None else None
-        start, end = dispatch.window.span(wall, tx_wall)
-        if end is not None and end <= wall:
+        periods: list[Read] = []
+        for dispatch in dispatches:
+            start, end = dispatch.window.span(wall, tx_wall)
+            if end is not None and (end <= wall or end <= start):
+                continue  # over already (or cut off by validTo before it starts)
+            periods.append((dispatch, mono + start - wall,
+                            (mono + end - wall) if end is not None else None))  # fmt: skip
+        if not periods:
             raise DispatchRefused("Expired", "its validTo or the end of its schedule's "
                                   "duration has passed")  # fmt: skip
-        start_s, end_s = mono + start - wall, (mono + end - wall) if end is not None else None
-        self._check_setpoint(dispatch, start_s, end_s, base_w)
-        return dispatch, start_s, end_s
+        for dispatch, start_s, _ in periods:
+            self._check_setpoint(periods, dispatch, start_s, base_w)
+        return periods
 
-    def _check_setpoint(self, dispatch: Dispatch, start_s: float, end_s: float | None,
+    def _check_setpoint(self, periods: list[Read], dispatch: Dispatch, start_s: float,
                         base_w: float) -> None:  # fmt: skip
         """A discharge setpoint above the discharge limit that will be in force with it (the
         gate's grant, the site owner's opModMaxLimW, the CSMS's that will prevail once this
@@ -159,7 +182,7 @@ class DispatchRelay:
         if dispatch.fixed_w_pct is None or dispatch.fixed_w_pct <= 0:
             return
         held = dict(self._held)
-        held[dispatch.profile_id] = Held(dispatch, start_s, end_s, self._received + 1)
+        self._hold(periods, held, self._received + 1)
         at_s = max(start_s, self._mono())
         chosen = in_effect(held.values(), at_s)
         cap = chosen.get(Mode.MAX_LIM_W)
@@ -194,9 +217,9 @@ class DispatchRelay:
         """The profile (every profile: None) withdrawn: what it set goes back to the site
         owner's, or to the profile that prevails for it without it. A charging limit is the
         charger's, not the vehicle's: it goes whether or not a vehicle is still bound."""
-        cleared = [i for i in self._held if profile_id in (None, i)]
-        for i in cleared:
-            del self._held[i]
+        cleared = sorted({i for i, _ in self._held if profile_id in (None, i)})
+        for key in [k for k in self._held if k[0] in cleared]:
+            del self._held[key]
         await self.follow()
         log_event(logger, "ocpp.dispatch_cleared", profile=profile_id,
                   cleared=",".join(map(str, cleared)) or "none")  # fmt: skip
@@ -232,10 +255,10 @@ class DispatchRelay:
 
     async def _follow_held(self) -> None:
         now = self._mono()
-        for i, held in list(self._held.items()):
+        for (i, n), held in list(self._held.items()):
             if held.end_s is not None and held.end_s <= now:
-                del self._held[i]
-                log_event(logger, "ocpp.dispatch_ended", profile=i)
+                del self._held[i, n]
+                log_event(logger, "ocpp.dispatch_ended", profile=i, start_period_s=n)
         chosen = in_effect(self._held.values(), now)
         wanted = self._effective(chosen)
         for key in [*wanted, *(k for k in self._applied if k not in wanted)]:

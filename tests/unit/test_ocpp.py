@@ -20,7 +20,7 @@ from firmware.journal.outbox import Outbox
 from firmware.journal.store import Journal
 from firmware.ocpp import messages as m
 from firmware.ocpp.config import OcppConfig, read_ocpp
-from firmware.ocpp.dispatch import DispatchRefused, read_profile
+from firmware.ocpp.dispatch import MAX_PERIODS, DispatchRefused, read_profile, read_schedule
 from firmware.ocpp.upstream import StationView, Upstream
 
 
@@ -87,12 +87,25 @@ def test_what_cannot_be_followed_is_refused_with_a_reason(change: dict[str, Any]
     assert info.value.code == code and str(info.value)
 
 
-def test_several_periods_are_refused() -> None:
-    given = profile(setpoint=-10.0)
+def test_several_periods_are_read_each_with_its_window_and_out_of_order_ones_refused() -> None:
+    given = profile(setpoint=-720.0)
     periods = given["charging_schedule"][0]["charging_schedule_period"]
-    periods.append({"start_period": 60, "setpoint": -20.0})
-    with pytest.raises(DispatchRefused, match="one period"):
-        read_profile(given, 7200, 240, 32, None)
+    periods.append({"start_period": 60, "setpoint": -1440.0})
+    first, second = read_schedule(given, 7200, 240, 32, None)
+    assert (first.fixed_w_pct, first.window.offset_s, first.window.length_s) == (10.0, 0.0, 60.0)
+    assert (second.fixed_w_pct, second.window.offset_s, second.window.length_s) == (
+        20.0,
+        60.0,
+        None,
+    )
+    assert first.window.span(1000.0, None) == (1000.0, 1060.0)
+    assert second.window.span(1000.0, None) == (1060.0, None)
+    periods.append({"start_period": 30, "setpoint": -10.0})
+    with pytest.raises(DispatchRefused, match="in order"):
+        read_schedule(given, 7200, 240, 32, None)
+    periods[:] = [{"start_period": n * 60, "setpoint": -10.0} for n in range(MAX_PERIODS + 1)]
+    with pytest.raises(DispatchRefused, match=f"at most {MAX_PERIODS} periods"):
+        read_schedule(given, 7200, 240, 32, None)
 
 
 READING = m.Reading(1_800_000_000.25, 1234.5, 67.8, 3600.0, 55.5)

@@ -223,6 +223,48 @@ def test_a_profile_starts_when_due_and_ends_when_over() -> None:
     run(steps())
 
 
+def test_a_day_ahead_plan_is_followed_period_by_period() -> None:
+    """Three periods from a schedule starting now: each in its turn, the last until the
+    schedule's duration; re-sent under its id, the plan replaces the old one whole."""
+    world, clocks = authorized(), Clocks()
+    relay = timed(world, Charger(), clocks)
+    plan = with_times(profile(setpoint=-1440.0), start_schedule=clocks.stamp(0), duration=3600)
+    periods = plan["charging_schedule"][0]["charging_schedule_period"]
+    periods += [{"start_period": 900, "setpoint": -2880.0},
+                {"start_period": 1800, "setpoint": 0.0}]  # fmt: skip
+
+    async def steps() -> None:
+        assert (await relay.set_charging_profile(1, plan))[0] == "Accepted"
+        assert in_effect(world, Mode.FIXED_W) == 20.0  # 1440 W of the vehicle's 7200
+        timer = relay._timer
+        assert timer is not None
+        assert 899 < timer.when() - asyncio.get_running_loop().time() <= 900, "the next period"
+        clocks.advance(900)
+        await relay.follow()
+        assert in_effect(world, Mode.FIXED_W) == 40.0
+        clocks.advance(900)
+        await relay.follow()
+        assert in_effect(world, Mode.FIXED_W) == 0.0
+        clocks.advance(1800)
+        await relay.follow()
+        assert in_effect(world, Mode.FIXED_W) is None, "the schedule's duration is over"
+        assert not relay._held
+
+    run(steps())
+
+
+def test_a_plan_whose_first_periods_are_over_is_taken_from_the_one_in_force() -> None:
+    world, clocks = authorized(), Clocks()
+    relay = timed(world, Charger(), clocks)
+    plan = with_times(profile(setpoint=-1440.0), start_schedule=clocks.stamp(-1000))
+    plan["charging_schedule"][0]["charging_schedule_period"].append(
+        {"start_period": 900, "setpoint": -2880.0}
+    )
+    assert run(relay.set_charging_profile(1, plan))[0] == "Accepted"
+    assert in_effect(world, Mode.FIXED_W) == 40.0
+    assert list(relay._held) == [(7, 900)], "the period that is over is not held"
+
+
 def test_valid_to_ends_a_profile_and_a_past_one_is_refused() -> None:
     world, clocks = authorized(), Clocks()
     relay = timed(world, Charger(), clocks)
@@ -462,7 +504,7 @@ def test_a_relative_profile_is_anchored_on_the_monotonic_clock_not_the_stepped_w
     async def steps() -> None:
         assert (await relay.set_charging_profile(1, relative))[0] == "Accepted"
         assert in_effect(world, Mode.FIXED_W) is not None, "in force, not Expired by the step"
-        held = relay._held[7]
+        held = relay._held[7, 0]
         assert (held.start_s, held.end_s) == (started, started + 60)
 
     run(steps())
