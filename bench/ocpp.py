@@ -26,7 +26,7 @@ from bench.interlock import percentile
 from firmware.sep2.pki import init_pki
 from hil.csms import Csms, CsmsPki, make_csms_pki, node_available
 from hil.firmware_process import Daemon, toml_dumps
-from hil.pev.background import BackgroundPev
+from hil.pev.background import BackgroundPev, plug_in_authorized
 from hil.pev.profiles import APPROVED_ISM, PROFILES
 from hil.rig import wait_for_rig
 from hil.utility import UtilityAuthority
@@ -124,17 +124,8 @@ def main(argv: list[str] | None = None) -> int:
 def _measure(daemon: Daemon, csms: Csms, pki: Path, work: Path, runs: int) -> int:
     daemon.wait_for("gatekeeper.ready", timeout_s=20)
     csms.wait_for("connected", timeout_s=15)
-    listening = next(line for line in daemon.lines if "sep2.listening" in line)
-    url = f"https://[::1]:{int(listening.rsplit('port=', 1)[1])}"
     with wait_for_rig(str(work / "rig")) as rig:
-        rig.command("EV:STATE B")
-        rig.wait_duty(1, 99, 1000)
-        rig.command("EV:PLC ON")
-        daemon.wait_for("plc.link state=up", timeout_s=10)
-        pev = BackgroundPev(url, pki, PROFILES["certified-4q"]).start()
-        daemon.wait_for("j3072.authorized", timeout_s=15)
-        rig.command("EV:STATE C")
-        rig.wait_relay("DISCHARGE", "CLOSED", 3000)
+        pev = plug_in_authorized(daemon, rig, pki, PROFILES["certified-4q"])
         samples = [_one(csms, pev, run) for run in range(runs)]
         pev.stop()
     print(f"bench-ocpp: {runs} setpoints, CSMS -> station -> vehicle -> CSMS over loopback")

@@ -36,20 +36,10 @@ from firmware.ocpp.handlers import CsmsMisbehaved, charge_point_class
 from firmware.ocpp.limits import TokenBucket
 from firmware.ocpp.station import Station
 from firmware.ocpp.upstream import Upstream
+from hil.csms import NoVehicle
 
 CONFIG = OcppConfig(url="wss://csms/ocpp", security_profile=3)
 PAD_KB = 60
-
-
-class Refusing:
-    async def set_charging_profile(self, evse_id: int, profile: dict[str, Any]) -> Any:
-        return "Rejected", "NotAuthorized", "no vehicle"
-
-    async def clear_charging_profile(self, profile_id: int | None) -> str:
-        return "Unknown"
-
-    def variable(self, component: str, variable: str) -> str | None:
-        return None
 
 
 def unsolicited(n: int) -> str:
@@ -85,7 +75,7 @@ COUNTS = {"unsolicited": 300, "padded": 400, "padded-string": 400, "getvariables
 async def flood(name: str) -> tuple[list[float], int, str]:
     messages = [FLOODS[name](n) for n in range(COUNTS[name])]
     upstream = Upstream(CONFIG, Outbox(None, 100), 240)
-    options = Station(CONFIG, upstream, Refusing(), "bench")._options()
+    options = Station(CONFIG, upstream, NoVehicle(), "bench")._options()
 
     async def csms(ws: ServerConnection) -> None:
         try:
@@ -109,7 +99,7 @@ async def flood(name: str) -> tuple[list[float], int, str]:
         port = server.sockets[0].getsockname()[1]
         async with connect(f"ws://127.0.0.1:{port}", close_timeout=0.5, **options) as ws:
             rate = float(CONFIG.max_requests_per_s)
-            cp = charge_point_class("2.1")("s", ws, Refusing(), 5, TokenBucket(rate, 4 * rate))
+            cp = charge_point_class("2.1")("s", ws, NoVehicle(), 5, TokenBucket(rate, 4 * rate))
             tick = asyncio.create_task(ticker())
             queued = 0
 

@@ -196,3 +196,18 @@ class Csms:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+class NoVehicle:
+    """The daemon's side of a station's requests when no vehicle is authorized: what the
+    tests and benches that aim a CSMS at the station alone (its limits, its validation) need
+    behind it."""
+
+    async def set_charging_profile(self, evse_id: int, profile: dict[str, Any]) -> Any:
+        return "Rejected", "NotAuthorized", "no vehicle"
+
+    async def clear_charging_profile(self, profile_id: int | None) -> str:
+        return "Unknown"
+
+    def variable(self, component: str, variable: str) -> str | None:
+        return None

@@ -15,9 +15,11 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from hil.firmware_process import Daemon
 from hil.pev.client import PevClient
 from hil.pev.profiles import Profile
 from hil.pev.report import PevReport
+from hil.rig import Rig
 
 
 class BackgroundPev:
@@ -83,3 +85,25 @@ class BackgroundPev:
             asyncio.run(main())
         finally:
             self._ready.set()
+
+
+def sep2_url(daemon: Daemon) -> str:
+    """The 2030.5 server's URL as the daemon announced it (``sep2.listening ... port=N``)."""
+    listening = next(line for line in daemon.lines if "sep2.listening" in line)
+    return f"https://[::1]:{int(listening.rsplit('port=', 1)[1])}"
+
+
+def plug_in_authorized(daemon: Daemon, rig: Rig, pki_dir: Path, profile: Profile) -> BackgroundPev:
+    """The simulated vehicle plugged in on the rig (state B, the PLC link matched), its
+    J3072 exchange run until the gate authorizes it, then charging (state C) with the
+    discharge path closed: the vehicle's session, running on."""
+    rig.command("EV:STATE B")
+    rig.wait_duty(1, 99, 1000)
+    rig.command("EV:PLC ON")
+    daemon.wait_for("plc.link state=up", timeout_s=10)
+    pev = BackgroundPev(sep2_url(daemon), pki_dir, profile).start()
+    daemon.wait_for("j3072.authorized", timeout_s=15)
+    rig.command("EV:STATE C")
+    rig.wait_relay("MAIN", "CLOSED", 3000)
+    rig.wait_relay("DISCHARGE", "CLOSED", 3000)
+    return pev

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.sep2.pki import init_pki
-from hil.pev.background import BackgroundPev
+from hil.pev.background import BackgroundPev, plug_in_authorized, sep2_url
 from hil.pev.profiles import APPROVED_ISM, PROFILES
 from hil.utility import UtilityAuthority
 from tests.integration.conftest import Running, StartDaemon
@@ -59,16 +59,6 @@ def start_discharging(start_daemon: StartDaemon, tmp_path: Path) -> Discharging:
         paths={"state_dir": str(state)},
     )  # fmt: skip
     daemon, rig = running.daemon, running.rig
-    listening = next(ln for ln in daemon.lines if "sep2.listening" in ln)
-    url = f"https://[::1]:{int(listening.rsplit('port=', 1)[1])}"
-    rig.command("EV:STATE B")
-    rig.wait_duty(1, 99, 1000)
-    rig.command("EV:PLC ON")
-    daemon.wait_for("plc.link state=up", timeout_s=10)
-    pev = BackgroundPev(url, pki, PROFILES["certified-4q"]).start()
-    daemon.wait_for("j3072.authorized", timeout_s=15)
-    rig.command("EV:STATE C")
-    rig.wait_relay("MAIN", "CLOSED", 3000)
-    rig.wait_relay("DISCHARGE", "CLOSED", 1000)
+    pev = plug_in_authorized(daemon, rig, pki, PROFILES["certified-4q"])
     rig.command("METER:W 3000")
-    return Discharging(running, pki, utility, daemon.config_path, url, pev)
+    return Discharging(running, pki, utility, daemon.config_path, sep2_url(daemon), pev)

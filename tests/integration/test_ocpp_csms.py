@@ -17,7 +17,7 @@ from firmware.ocpp.config import OcppConfig
 from firmware.ocpp.station import MESSAGE_ATTEMPTS, Station
 from firmware.ocpp.upstream import Upstream
 from firmware.sep2.pki import PkiLayout
-from hil.csms import Csms, CsmsPki
+from hil.csms import Csms, CsmsPki, NoVehicle
 from hil.pev.profiles import PROFILES
 from tests.integration.conftest import StartDaemon
 from tests.integration.test_j3072_daemon import LIST_LIMIT_W, authorized_and_discharging
@@ -34,17 +34,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.parallel]
 OPEN_LIMIT_US = 100_000  # IEC 61851-1 Table A.6 seq 8.1
 
 
-class NoRequests:
-    async def set_charging_profile(self, evse_id: int, profile: dict[str, Any]) -> Any:
-        return "Rejected", "NotAuthorized", "no vehicle"
-
-    async def clear_charging_profile(self, profile_id: int | None) -> str:
-        return "Unknown"
-
-    def variable(self, component: str, variable: str) -> str | None:
-        return None
-
-
 def test_an_invalid_message_is_reported_by_the_csms_and_not_counted_delivered(
     csms: Csms, csms_pki: CsmsPki, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
     caplog: pytest.LogCaptureFixture,
@@ -56,7 +45,7 @@ def test_an_invalid_message_is_reported_by_the_csms_and_not_counted_delivered(
     config = OcppConfig(url=csms.url, station_id=STATION, version="2.1", security_profile=2,
                         password_file=csms_pki.password_file, ca_file=csms_pki.ca)  # fmt: skip
     upstream = Upstream(config, Outbox(None, 100), 240)
-    station = Station(config, upstream, NoRequests(), "test")
+    station = Station(config, upstream, NoVehicle(), "test")
     station.attempt_interval_s = 0.05
 
     async def run() -> None:
