@@ -251,9 +251,9 @@ class Gate:
             if self._peer is not None:
                 self._peer.matched(None)
             if self.violation is not None:
-                log_event(logger, "j3072.violation_cleared", reason="the vehicle unplugged")
                 if self._held is not None:
-                    self._held.clear()
+                    self._held.clear()  # off the disk before it is said to be cleared
+                log_event(logger, "j3072.violation_cleared", reason="the vehicle unplugged")
             self.violation = None
             self._energized = self._blind_opened = False
             self._blind_since_ns = None
