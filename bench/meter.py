@@ -24,16 +24,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from bench.interlock import EVENTS, _charge, percentile
-from hal.meter import MeterSettings, load_map, open_meter
+from hal.meter import Meter, MeterSettings, load_map, open_meter
 from hil.firmware_process import Daemon, toml_dumps
 from hil.meter.line import SerialLine
 from hil.meter.server import SimulatedMeter
@@ -43,40 +45,40 @@ BAUDRATES = (9600, 19200)
 POLL_MS = 100.0
 
 
-def poll_loop(baudrate: int, seconds: float) -> dict[str, Any]:
-    """The fast poll over the line for ``seconds``; its stats at the end."""
+@contextlib.contextmanager
+def polling_meter(baudrate: int) -> Iterator[Meter]:
+    """The Modbus RTU meter polling at the fast rate, against pymodbus's server playing an
+    SDM630 across the line at ``baudrate``; all three closed on the way out."""
     line = SerialLine(baudrate)
     sim = SimulatedMeter(load_map("sdm630"))
-    sim.serve_rtu(line.server_device, baudrate)
-    settings = MeterSettings(backend="modbus-rtu", map="sdm630", port=line.client_device,
-                             baudrate=baudrate, poll_ms=POLL_MS, max_current_a=32)  # fmt: skip
-    meter = open_meter(settings, "mock", lambda: None)
     try:
-        meter.start()
-        meter.watch_closely(True)
+        sim.serve_rtu(line.server_device, baudrate)
+        settings = MeterSettings(backend="modbus-rtu", map="sdm630", port=line.client_device,
+                                 baudrate=baudrate, poll_ms=POLL_MS, max_current_a=32)  # fmt: skip
+        meter = open_meter(settings, "mock", lambda: None)
+        try:
+            meter.start()
+            meter.watch_closely(True)
+            yield meter
+        finally:
+            meter.close()
+    finally:
+        sim.stop()
+        line.close()
+
+
+def poll_loop(baudrate: int, seconds: float) -> dict[str, Any]:
+    """The fast poll over the line for ``seconds``; its stats at the end."""
+    with polling_meter(baudrate) as meter:
         time.sleep(seconds)
         stats = meter.stats()
         stats["healthy"] = meter.health(time.monotonic_ns()).healthy
         return stats
-    finally:
-        meter.close()
-        sim.stop()
-        line.close()
 
 
 def loop_lag(seconds: float, baudrate: int | None) -> list[float]:
     """The asyncio loop's lag (ms a 10 ms sleep overshoots) for ``seconds``, with a meter
     polling at the fast rate over the line at ``baudrate`` beside it (None: no meter)."""
-    line = sim = meter = None
-    if baudrate is not None:
-        line = SerialLine(baudrate)
-        sim = SimulatedMeter(load_map("sdm630"))
-        sim.serve_rtu(line.server_device, baudrate)
-        settings = MeterSettings(backend="modbus-rtu", map="sdm630", port=line.client_device,
-                                 baudrate=baudrate, poll_ms=POLL_MS, max_current_a=32)  # fmt: skip
-        meter = open_meter(settings, "mock", lambda: None)
-        meter.start()
-        meter.watch_closely(True)
 
     async def measure() -> list[float]:
         lags, end = [], time.monotonic() + seconds
@@ -86,18 +88,13 @@ def loop_lag(seconds: float, baudrate: int | None) -> list[float]:
             lags.append((time.monotonic() - start - 0.01) * 1000)
         return lags
 
-    try:
+    if baudrate is None:
+        return asyncio.run(measure())
+    with polling_meter(baudrate) as meter:
         lags = asyncio.run(measure())
-        if meter is not None and not meter.health(time.monotonic_ns()).healthy:
+        if not meter.health(time.monotonic_ns()).healthy:
             raise SystemExit("bench-meter: the meter was not healthy during the loop-lag run")
         return lags
-    finally:
-        if meter is not None:
-            meter.close()
-        if sim is not None:
-            sim.stop()
-        if line is not None:
-            line.close()
 
 
 def daemon_status(config: Path) -> dict[str, Any]:
