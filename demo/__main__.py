@@ -412,21 +412,28 @@ def _policy_phase(daemon_config: str, state_dir: Path, timeline: Timeline) -> No
     derived.write_text(
         text.replace("[approvals]\n", '[approvals]\npolicy = "certification-only"\n', 1)
     )
+    timeline.failures += run_phase(derived, state_dir / "demo-daemon-policy.log", "policy",
+                                   _certification_only)  # fmt: skip
+
+
+def run_phase(derived: Path, log_file: Path, name: str, play: Callable[[Story], None]) -> list[str]:
+    """A daemon of its own under the config ``derived`` (logging to ``log_file``), with one
+    story played against it on its rig; what failed, the daemon's exit included."""
     config = load_config(derived)
-    daemon = Daemon(derived, log_file=state_dir / "demo-daemon-policy.log")
+    daemon = Daemon(derived, log_file=log_file)
     phase = Timeline(daemon)
     try:
         daemon.wait_for("gatekeeper.ready", timeout_s=15)
         with wait_for_rig(config.board.mock.rig_link or "") as rig:
             duty = current_to_duty_permille(config.charger.max_current_a)
             assert duty is not None
-            _certification_only(Story(rig, phase, config, duty / 10))
+            play(Story(rig, phase, config, duty / 10))
     except (TimeoutError, RuntimeError, RigError) as err:
         phase.failures.append(str(err))
     finally:
         if daemon.stop() != 0:
-            phase.failures.append("the policy phase's daemon did not exit 0 on SIGTERM")
-    timeline.failures += phase.failures
+            phase.failures.append(f"the {name} phase's daemon did not exit 0 on SIGTERM")
+    return phase.failures
 
 
 def _play(story: Story) -> None:
@@ -583,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
         if not timeline.failures and not config.ocpp.enabled:
             from demo.ocpp_phase import ocpp_phase
 
-            ocpp_phase(daemon_config, state_dir, timeline.failures, Story)
+            ocpp_phase(daemon_config, state_dir, timeline.failures)
     print(f"\n  daemon stopped (exit {code}); its log: {log_path}")
     if report is not None:
         print(f"  report: {report} (open it in a browser)")

@@ -9,11 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from firmware.daemon.config import load_config
-from firmware.pilot.duty import current_to_duty_permille
 from hil.csms import Csms, make_csms_pki, node_available
-from hil.firmware_process import Daemon
-from hil.rig import RigError, wait_for_rig
 
 STATION = "EVSE-DEMO-1"
 
@@ -40,10 +36,10 @@ def _until(check: Callable[[], Any], within_s: float) -> Any:
     return found
 
 
-def ocpp_phase(daemon_config: str, state_dir: Path, failures: list[str],
-               story: Callable[..., Any]) -> None:  # fmt: skip
-    """``story(rig, timeline, config, duty_pct)``: the demo's Story class."""
-    from demo.__main__ import Timeline  # the demo's own printing
+def ocpp_phase(daemon_config: str, state_dir: Path, failures: list[str]) -> None:
+    """The daemon again with ``[ocpp]`` aimed at the test CSMS; its failures added to
+    ``failures``."""
+    from demo.__main__ import run_phase  # the demo's own phases and printing
 
     missing = node_available()
     if missing is not None:
@@ -56,22 +52,11 @@ def ocpp_phase(daemon_config: str, state_dir: Path, failures: list[str],
                f'password_file = "{pki.password_file}"\nca_file = "{pki.ca}"\n'
                "meter_interval_s = 1\n")  # fmt: skip
     derived.write_text(Path(daemon_config).read_text() + section)
-    config = load_config(derived)
-    daemon = Daemon(derived, log_file=state_dir / "demo-daemon-ocpp.log")
-    phase = Timeline(daemon)
     try:
-        daemon.wait_for("gatekeeper.ready", timeout_s=15)
-        with wait_for_rig(config.board.mock.rig_link or "") as rig:
-            duty = current_to_duty_permille(config.charger.max_current_a)
-            assert duty is not None
-            _play(story(rig, phase, config, duty / 10), csms)
-    except (TimeoutError, RuntimeError, RigError) as err:
-        phase.failures.append(str(err))
+        failures += run_phase(derived, state_dir / "demo-daemon-ocpp.log", "OCPP",
+                              lambda story: _play(story, csms))  # fmt: skip
     finally:
-        if daemon.stop() != 0:
-            phase.failures.append("the OCPP phase's daemon did not exit 0 on SIGTERM")
         csms.stop()
-    failures += phase.failures
 
 
 def _play(story: Any, csms: Csms) -> None:
