@@ -157,7 +157,7 @@ def build_temporary(
     final = index_path(state_dir, jws_sha256)
     temporary, fd = state_dir / "?", None
     try:
-        temporary, fd = _new_temporary(state_dir)
+        temporary, fd = claim_temporary(state_dir, _temporary_name)
         hand_over(fd, state_dir)  # the service's user must be able to remove it
         meta = _meta(source, jws_sha256, payload_sha256, binding)
         _fill(temporary, meta, _batches(source))
@@ -178,37 +178,32 @@ def _abandon(temporary: Path, fd: int | None) -> None:
         os.close(fd)
 
 
-def _new_temporary(state_dir: Path) -> tuple[Path, int]:
-    """A temporary of our own, locked (``_claim``); another name if a clean-up removed one
-    between its creation and its lock (OSError after a few)."""
+def _temporary_name() -> str:
+    return f"{TEMPORARY_PREFIX}{secrets.token_hex(8)}{TEMPORARY_SUFFIX}"
+
+
+def claim_temporary(state_dir: Path, name: Callable[[], str]) -> tuple[Path, int]:
+    """A new file ``state_dir / name()``, open and locked by us until its descriptor closes:
+    ``remove_abandoned`` leaves it alone meanwhile, and removes an abandoned one only while
+    holding its lock, so a clean-up between the creation and the lock shows here as the
+    file gone; then another name is tried. OSError as creating raises it, FileNotFoundError
+    if the file keeps disappearing."""
     for attempt in range(CLAIM_ATTEMPTS):
-        temporary = state_dir / f"{TEMPORARY_PREFIX}{secrets.token_hex(8)}{TEMPORARY_SUFFIX}"
+        temporary = state_dir / name()
         fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            _claim(fd, temporary)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.stat(temporary).st_ino == os.fstat(fd).st_ino:
+                return temporary, fd
         except FileNotFoundError:
-            os.close(fd)
-            if attempt == CLAIM_ATTEMPTS - 1:
-                raise
-            continue
+            pass
         except BaseException:
             os.close(fd)
             raise
-        return temporary, fd
+        os.close(fd)
+        if attempt == CLAIM_ATTEMPTS - 1:
+            raise FileNotFoundError(errno.ENOENT, "removed while it was being built")
     raise AssertionError("unreachable")
-
-
-def _claim(fd: int, temporary: Path) -> None:
-    # held until the descriptor closes: remove_stale leaves a temporary alone while its build
-    # lives, and removes an abandoned one while holding the lock, so a build that had not
-    # locked yet finds its file gone here rather than building into an unlinked file
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    try:
-        ours = os.stat(temporary).st_ino == os.fstat(fd).st_ino
-    except FileNotFoundError:
-        ours = False
-    if not ours:
-        raise FileNotFoundError(errno.ENOENT, "removed while it was being built")
 
 
 def _fill(path: Path, meta: dict[str, str], batches: Iterable[list[IndexRow]]) -> None:

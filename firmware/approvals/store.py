@@ -35,7 +35,6 @@ nothing vouches for any more cannot hold the site back.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import secrets
@@ -55,6 +54,7 @@ from firmware.approvals.index import (
     BuiltIndex,
     IndexedList,
     build_from_payload,
+    claim_temporary,
     file_id,
     open_by_file_id,
     open_index,
@@ -78,7 +78,6 @@ from firmware.state_owner import hand_over
 logger = logging.getLogger(__name__)
 
 TEMPORARY_NAME = FILE_NAME + ".tmp"  # what installs before the lock left behind
-CLAIM_ATTEMPTS = 5
 
 Clock = Callable[[], datetime]
 
@@ -543,27 +542,17 @@ def _claimed(state_dir: Path) -> Iterator[tuple[Path, int]]:
 
 
 def _claim(state_dir: Path) -> tuple[Path, int]:
-    # another install's clean-up may remove the file between its creation and its lock: it
-    # then takes another name (after the lock, nobody removes it: install_lock)
-    for _ in range(CLAIM_ATTEMPTS):
-        temporary = state_dir / temporary_name(secrets.token_hex(8))
-        try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except OSError as err:
-            raise ApprovalStoreError(f"{temporary}: cannot write: {err.strerror}") from err
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            if os.stat(temporary).st_ino == os.fstat(fd).st_ino:
-                hand_over(fd, state_dir)
-                return temporary, fd
-        except FileNotFoundError:
-            pass
-        except OSError as err:
-            discard(temporary)
-            os.close(fd)
-            raise ApprovalStoreError(f"{temporary}: cannot write: {err.strerror}") from err
+    try:
+        temporary, fd = claim_temporary(state_dir, lambda: temporary_name(secrets.token_hex(8)))
+    except OSError as err:
+        raise ApprovalStoreError(f"{state_dir}: cannot write: {err.strerror}") from err
+    try:
+        hand_over(fd, state_dir)
+    except OSError as err:
+        discard(temporary)
         os.close(fd)
-    raise ApprovalStoreError(f"{state_dir}: cannot write: temporary files keep disappearing")
+        raise ApprovalStoreError(f"{temporary}: cannot write: {err.strerror}") from err
+    return temporary, fd
 
 
 def _fields(approval_list: ListHeader | ListView) -> str:
