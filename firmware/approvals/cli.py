@@ -230,9 +230,7 @@ def _store(config: ApprovalsSettings) -> ApprovalStore:
 def _load(config: ApprovalsSettings) -> ListView | None:
     """The installed list if it is in force; otherwise None, and the reason on stderr."""
     store = _store(config)
-    installed = store.load_installed()
-    if installed is not None and not store.confirm_installed():
-        installed = store.in_force()
+    installed = store.load_confirmed()
     if store.problem:
         _say(store.problem)
     return installed

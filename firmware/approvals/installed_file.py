@@ -24,13 +24,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from firmware.approvals import ApprovalError
 from firmware.approvals.durable import write_all
-from firmware.approvals.jws import JwsError, b64url_decode
+from firmware.approvals.jws import JwsError, UtilityKey, b64url_decode, verify_es256_prehashed
 
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 
@@ -54,6 +54,10 @@ class ScannedJws:
     signing_sha256: bytes  # of the JWS Signing Input (RFC 7515 §5.2 step 8)
     header: bytes  # the first part, base64url
     signature: bytes  # the last part, base64url
+
+    def verify(self, keys: Sequence[UtilityKey]) -> None:
+        """ES256 over the digest, by ``jws.verify_es256``'s rules; JwsError otherwise."""
+        verify_es256_prehashed(self.header, self.signature, self.signing_sha256, keys)
 
 
 def check_size(size: int) -> None:

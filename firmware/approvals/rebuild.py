@@ -34,7 +34,7 @@ from firmware.approvals.index import (
 )
 from firmware.approvals.install_lock import LOCK_NAME, install_lock
 from firmware.approvals.installed_file import FILE_NAME, decode
-from firmware.approvals.jws import UtilityKey, load_utility_keys, verify_es256_prehashed
+from firmware.approvals.jws import UtilityKey, load_utility_keys
 from firmware.approvals.view import service_area_problem
 
 # far above the 2,000,000-entry bench (bench/approvals.py, seconds on a laptop core):
@@ -135,7 +135,7 @@ def rebuild_locked(state_dir: Path, keys: Sequence[UtilityKey], service_area: st
     except OSError as err:
         raise ApprovalIndexError(f"{path}: cannot read: {err.strerror}") from err
     scanned = decoded.scanned
-    verify_es256_prehashed(scanned.header, scanned.signature, scanned.signing_sha256, keys)
+    scanned.verify(keys)
 
     def here(header: ListHeader) -> None:
         problem = service_area_problem(header.service_area, service_area)

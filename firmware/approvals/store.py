@@ -187,6 +187,13 @@ class ApprovalStore:
         names it (``confirm_installed`` then checks the file's hash), else by its hash."""
         return self._load(by_identity=True)
 
+    def load_confirmed(self) -> ListView | None:
+        """``load_installed``, then ``confirm_installed`` (the file's hash, a fraction of a
+        second in chunks): the list loaded, or, after a disagreement, what is in force once
+        the file was read the full way. For whoever has no use for the switch alone."""
+        loaded = self.load_installed()
+        return loaded if self.confirm_installed() else self.in_force()
+
     def _load(self, by_identity: bool) -> ListView | None:
         try:
             loaded = self._load_indexed(by_identity)
@@ -261,8 +268,7 @@ class ApprovalStore:
             source = jws if isinstance(jws, Path) else "the list"
             raise ApprovalStoreError(f"{source}: cannot read: {err.strerror}") from err
         scanned = decoded.scanned
-        verify_es256_prehashed(scanned.header, scanned.signature, scanned.signing_sha256,
-                               self._keys)  # fmt: skip
+        scanned.verify(self._keys)
         try:
             os.fsync(fd)
             binding = Binding(file_id(os.fstat(fd)), scanned.signing_sha256, scanned.header,
@@ -338,9 +344,7 @@ class ApprovalStore:
             return None
         except OSError as err:
             raise ApprovalStoreError(f"{self.path}: cannot read: {err.strerror}") from err
-        verify_es256_prehashed(
-            scanned.header, scanned.signature, scanned.signing_sha256, self._keys
-        )
+        scanned.verify(self._keys)
         return scanned
 
     def _load_indexed(self, by_identity: bool) -> IndexedList | None:
@@ -446,8 +450,7 @@ class ApprovalStore:
         except OSError as err:
             raise ApprovalStoreError(f"{self.path}: cannot read: {err.strerror}") from err
         scanned = decoded.scanned
-        verify_es256_prehashed(scanned.header, scanned.signature, scanned.signing_sha256,
-                               self._keys)  # fmt: skip
+        scanned.verify(self._keys)
         return _Verified(header_of(decoded.payload), decoded.payload_sha256,
                          scanned.file_sha256)  # fmt: skip
 

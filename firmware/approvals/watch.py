@@ -46,12 +46,8 @@ class ApprovalWatch:
             return False
         self._seen = signature
         self.reloads += 1
-        loaded = self.store.load_installed()
-        # found by the file's identity, in force already: now the file's hash (a fraction
-        # of a second, in chunks); a disagreement rebuilds the index from the file
-        if not self.store.confirm_installed():
-            loaded = self.store.in_force()
-        if loaded is None:
+        # found by the file's identity, in force at once; then confirmed by the file's hash
+        if self.store.load_confirmed() is None:
             kept = self.store.current
             if kept is None:
                 log_event(logger, "approvals.none", logging.WARNING,
